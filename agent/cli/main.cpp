@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: Apache-2.0
+// hubprobe: the command-line tool (ping, reflect).
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <string>
+
+#include "hubprobe/ping.h"
+#include "hubprobe/reflect.h"
+#include "hubprobe/stamp.h"
+#include "hubprobe_version.h"
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void on_signal(int) { g_stop.store(true); }
+
+void install_signal_handlers() {
+  struct sigaction action {};
+  action.sa_handler = on_signal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = 0;  // no SA_RESTART: poll returns at once
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+// Exit status for usage errors, as ping(8) does.
+constexpr int kUsageError = 2;
+
+[[noreturn]] void usage_error(const std::string& message) {
+  std::cerr << "hubprobe: " << message << "\n";
+  std::exit(kUsageError);
+}
+
+// DSCP as a number (0..63) or a PHB name (ef, cs0..cs7, af11..af43, le, va).
+int parse_dscp(const std::string& text) {
+  static const std::map<std::string, int> names = {
+      {"be", 0},   {"cs0", 0},  {"cs1", 8},  {"cs2", 16}, {"cs3", 24}, {"cs4", 32}, {"cs5", 40}, {"cs6", 48},
+      {"cs7", 56}, {"af11", 10}, {"af12", 12}, {"af13", 14}, {"af21", 18}, {"af22", 20}, {"af23", 22},
+      {"af31", 26}, {"af32", 28}, {"af33", 30}, {"af41", 34}, {"af42", 36}, {"af43", 38}, {"ef", 46},
+      {"va", 44},  {"le", 1}};
+  std::string lower;
+  for (char ch : text) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (auto it = names.find(lower); it != names.end()) return it->second;
+  int value = -1;
+  try {
+    size_t used = 0;
+    value = std::stoi(text, &used, 0);
+    if (used != text.size()) value = -1;
+  } catch (const std::exception&) {
+    value = -1;
+  }
+  if (value < 0 || value > 63) usage_error("-Q: DSCP must be 0..63 or a PHB name such as ef or af41, got \"" + text + "\"");
+  return value;
+}
+
+std::shared_ptr<const hubprobe::stamp::HmacKey> load_key(const std::string& path) {
+  if (path.empty()) return nullptr;
+  auto key = hubprobe::stamp::load_key_file(path);
+  if (!key) usage_error("--auth-key-file: " + key.error().message);
+  return std::make_shared<const hubprobe::stamp::HmacKey>(std::move(key.value()));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"hubprobe: STAMP (RFC 8762) latency probe for hub-to-hub paths", "hubprobe"};
+  app.set_version_flag("--version", std::string(HUBPROBE_VERSION));
+  app.require_subcommand(1);
+
+  // hubprobe ping
+  auto* ping = app.add_subcommand("ping", "one-shot STAMP measurement, like ping(8)");
+  std::string host;
+  uint64_t count = 0;
+  double interval_s = 1.0;
+  uint32_t size = 0;
+  std::string dscp;
+  std::string interface;
+  std::string source;
+  uint16_t source_port = 0;
+  uint32_t fwmark = 0;
+  std::string ping_key_file;
+  double timeout_s = 2.0;
+  bool json = false;
+  bool quiet = false;
+  bool ptp = false;
+  ping->add_option("host", host, "reflector: HOST, HOST:PORT or [IPv6]:PORT (default port 862)")->required();
+  ping->add_option("-c,--count", count, "stop after COUNT probes (default: until interrupted)");
+  ping->add_option("-i,--interval", interval_s, "seconds between probes, fractions allowed, >= 0.001 (default 1)");
+  ping->add_option("-s,--size", size, "STAMP packet size in octets (default: 44, or 112 authenticated)");
+  ping->add_option("-Q,--dscp", dscp, "DSCP: 0..63 or a PHB name (ef, af41, cs5, ...)");
+  ping->add_option("-I,--interface", interface, "send through this interface (SO_BINDTODEVICE)");
+  ping->add_option("-S,--source", source, "local source address");
+  ping->add_option("--source-port", source_port, "local UDP source port (default: ephemeral)");
+  ping->add_option("-m,--mark", fwmark, "fwmark for policy routing (SO_MARK)");
+  ping->add_option("--auth-key-file", ping_key_file, "authenticated mode with the hex HMAC key in this file");
+  ping->add_option("-W,--timeout", timeout_s, "seconds to wait for each reply (default 2)");
+  ping->add_flag("--json", json, "print one JSON object instead of text");
+  ping->add_flag("-q,--quiet", quiet, "only the summary");
+  ping->add_flag("--ptp", ptp, "PTPv2 truncated timestamps instead of NTP");
+
+  // hubprobe reflect
+  auto* reflect = app.add_subcommand("reflect", "standalone STAMP session-reflector");
+  std::vector<std::string> listen;
+  bool stateful = false;
+  std::string reflect_key_file;
+  std::string reflect_interface;
+  bool reflect_ptp = false;
+  reflect->add_option("-l,--listen", listen, "ADDR[:PORT] to listen on, may repeat (default 0.0.0.0:862 and [::]:862)");
+  reflect->add_flag("--stateful", stateful, "stateful reflector: own sequence numbers per session");
+  reflect->add_option("--auth-key-file", reflect_key_file, "authenticated mode with the hex HMAC key in this file");
+  reflect->add_option("-I,--interface", reflect_interface, "only on this interface (SO_BINDTODEVICE)");
+  reflect->add_flag("--ptp", reflect_ptp, "PTPv2 truncated timestamps instead of NTP");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // One line, like ping(8): the full help is one --help away.
+    usage_error(e.what());
+  }
+
+  install_signal_handlers();
+  std::ios::sync_with_stdio(false);
+
+  if (*ping) {
+    hubprobe::PingOptions options;
+    auto target = hubprobe::SocketAddress::resolve(host, 862);
+    if (!target) usage_error(host + ": " + target.error().message);
+    options.target = *target;
+    options.target_text = host;
+    options.count = count;
+    if (!(interval_s >= 0.001)) usage_error("-i: the interval must be at least 0.001 s");
+    options.interval_ns = static_cast<int64_t>(interval_s * 1e9);
+    options.key = load_key(ping_key_file);
+    const uint32_t base = options.key ? 112 : 44;
+    if (size != 0 && (size < base || size > 9000)) {
+      usage_error("-s: size must be between " + std::to_string(base) + " and 9000 octets");
+    }
+    options.size = size;
+    if (!dscp.empty()) options.dscp = parse_dscp(dscp);
+    options.interface = interface;
+    options.source = source;
+    options.source_port = source_port;
+    options.fwmark = fwmark;
+    if (!(timeout_s > 0 && timeout_s <= 3600)) usage_error("--timeout: must be between 0 and 3600 seconds");
+    options.timeout_ns = static_cast<int64_t>(timeout_s * 1e9);
+    options.json = json;
+    options.quiet = quiet;
+    options.format = ptp ? hubprobe::TimestampFormat::kPtp : hubprobe::TimestampFormat::kNtp;
+    return hubprobe::run_ping(options, std::cout, std::cerr, g_stop);
+  }
+
+  hubprobe::ReflectOptions options;
+  for (const auto& text : listen) {
+    auto address = hubprobe::SocketAddress::parse(text, 862);
+    if (!address) usage_error("--listen " + text + ": " + address.error().message);
+    options.listen.push_back(*address);
+  }
+  options.reflector.key = load_key(reflect_key_file);
+  options.reflector.mode = options.reflector.key ? hubprobe::stamp::Mode::kAuthenticated
+                                                 : hubprobe::stamp::Mode::kUnauthenticated;
+  options.reflector.stateful = stateful;
+  options.reflector.format = reflect_ptp ? hubprobe::TimestampFormat::kPtp : hubprobe::TimestampFormat::kNtp;
+  options.interface = reflect_interface;
+  return hubprobe::run_reflector(options, std::cout, std::cerr, g_stop);
+}

@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: Apache-2.0
+// `hubprobe ping`: a one-shot STAMP measurement that behaves like ping(8).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <iosfwd>
+#include <memory>
+#include <string>
+
+#include "hubprobe/clock.h"
+#include "hubprobe/net.h"
+#include "hubprobe/stamp.h"
+
+namespace hubprobe {
+
+struct PingOptions {
+  SocketAddress target;
+  std::string target_text;           ///< as the user wrote it, for messages
+  uint64_t count = 0;                ///< 0 = until interrupted
+  WallNs interval_ns = 1'000'000'000;
+  uint32_t size = 0;                 ///< STAMP packet size, 0 = base length
+  int dscp = -1;
+  std::string interface;
+  std::string source;                ///< local address, empty = any
+  uint16_t source_port = 0;
+  uint32_t fwmark = 0;
+  std::shared_ptr<const stamp::HmacKey> key;  ///< set = authenticated mode
+  TimestampFormat format = TimestampFormat::kNtp;
+  WallNs timeout_ns = 2'000'000'000;
+  bool json = false;
+  bool quiet = false;
+  std::string backend = "kernel";
+};
+
+/// Runs the measurement, prints reply lines and the summary (or JSON) to `out`, errors to `err`.
+/// Returns the process exit status: 0 when replies came, 1 when none did, 3 when the dataplane could not
+/// start. Stops early when `stop` becomes true (SIGINT), and still prints the summary.
+int run_ping(const PingOptions& options, std::ostream& out, std::ostream& err, const std::atomic<bool>& stop);
+
+}  // namespace hubprobe

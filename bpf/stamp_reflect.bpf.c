@@ -1,0 +1,387 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * XDP STAMP session-reflector (RFC 8762 stateless mode, unauthenticated, RFC 8972 SSID).
+ *
+ * Unicast UDP to the configured port over Ethernet (+ at most one 802.1Q/802.1ad tag) and IPv4
+ * without options or IPv6 without extension headers, carrying a base packet of at least 44 octets
+ * followed only by zero padding, is answered in place with XDP_TX: MACs, addresses and ports swapped,
+ * the reflector fields written over the sender packet, checksums fixed. The frame keeps its length and
+ * VLAN tag, so the reply follows the request's L2 path back (the previous hop's MAC becomes the
+ * destination). Everything else is passed to the stack, where the user-space reflector answers what
+ * XDP does not: authenticated mode, TLVs, IPv4 options, fragments, bad checksums.
+ *
+ * T2 is taken once the packet is known to be for the port (so other traffic never pays for a clock
+ * read), T3 after all rewriting, just before the last 8 octets of checksum arithmetic and XDP_TX.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "hubprobe/stamp_wire.h"
+#include "stamp_reflect.h"
+
+/* UAPI macros that vmlinux.h (types only) does not carry. */
+#define ETH_ALEN 6
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define ETH_P_8021Q 0x8100
+#define ETH_P_8021AD 0x88A8
+#define IP_MF 0x2000
+#define IP_OFFSET 0x1FFF
+
+#define NSEC_PER_SEC 1000000000ULL
+/* Seconds from 1900-01-01 (NTP era 0) to 1970-01-01. */
+#define NTP_UNIX_EPOCH_DELTA 2208988800ULL
+
+/* UDP header + base packet: the part of the datagram that is summed and rewritten. */
+#define STAMP_UDP_BASE_LEN (sizeof(struct udphdr) + STAMP_UNAUTH_BASE_LEN)
+
+const volatile struct stamp_reflect_config stamp_reflect_config = {
+	.port = STAMP_DEFAULT_PORT,
+	.reflect_unauth = 0,
+	.reply_ttl = STAMP_REFLECT_DEFAULT_REPLY_TTL,
+	.timestamp_format = STAMP_REFLECT_TS_NTP,
+};
+
+/* Written by user space through the mmap()ed .bss; see stamp_reflect.h. */
+struct stamp_reflect_clock stamp_reflect_clock;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, STAMP_REFLECT_COUNTER_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+struct vlan_tag {
+	__be16 tci;
+	__be16 encapsulated_proto;
+};
+
+/* Where the UDP datagram sits and what the IP layer around it says. */
+struct udp_in_ip {
+	struct udphdr *udp;
+	__u32 ip_payload_len; /* what the IP header claims follows it */
+	__u32 pseudo_sum;     /* pseudo-header sum, 32-bit (unchanged by the address swap) */
+	__u8 ttl;             /* TTL / hop limit as received */
+	bool checksum_required; /* IPv6; IPv4 allows "no checksum" (0) */
+};
+
+static __always_inline int count(__u32 index, int action)
+{
+	__u64 *value = bpf_map_lookup_elem(&counters, &index);
+
+	if (value)
+		*value += 1; /* per-CPU: no atomics needed */
+	return action;
+}
+
+/* Folds a sum of 16/32-bit memory images to 32 bits (a bpf_csum_diff() seed). */
+static __always_inline __u32 csum_fold32(__u64 sum)
+{
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	return (__u32)sum;
+}
+
+/* The 16-bit one's complement checksum of a sum: 0 when the summed data held a valid checksum. */
+static __always_inline __u16 csum_fold(__u64 sum)
+{
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)~sum;
+}
+
+/* Clock time on the STAMP time scale; see struct stamp_reflect_clock for the offset. */
+static __always_inline void to_wire_timestamp(__u64 tai_ns, __s64 offset_ns, __be32 *seconds,
+					      __be32 *fraction)
+{
+	__u64 ns = tai_ns + (__u64)offset_ns;
+	/* Division by constants: the verifier accepts BPF_DIV with a non-zero immediate. */
+	__u64 sec = ns / NSEC_PER_SEC;
+	__u64 rem = ns - sec * NSEC_PER_SEC;
+
+	if (stamp_reflect_config.timestamp_format == STAMP_REFLECT_TS_PTP) {
+		*seconds = bpf_htonl((__u32)sec);
+		*fraction = bpf_htonl((__u32)rem);
+	} else {
+		/* rem < 2^30, so rem << 32 cannot overflow. NTP seconds wrap in 2036 by design. */
+		*seconds = bpf_htonl((__u32)(sec + NTP_UNIX_EPOCH_DELTA));
+		*fraction = bpf_htonl((__u32)((rem << 32) / NSEC_PER_SEC));
+	}
+}
+
+/*
+ * Checks that the octets between the base packet and the end of the UDP datagram are all zero:
+ * plain padding that an RFC 8972 reflector copies unchanged. Anything else (TLVs, an authenticated
+ * packet's fields and HMAC) is left to user space. The loop is bounded for the verifier; padding past
+ * STAMP_REFLECT_MAX_ZERO_PADDING counts as "not checked" and goes to user space as well.
+ */
+static __always_inline bool padding_is_zero(void *padding, __u32 len, void *data_end)
+{
+	__u32 i;
+
+	if (len > STAMP_REFLECT_MAX_ZERO_PADDING)
+		return false;
+
+	for (i = 0; i < STAMP_REFLECT_MAX_ZERO_PADDING / 8; i++) {
+		__u64 *word = padding + i * 8;
+
+		if (i * 8 + 8 > len)
+			break;
+		if ((void *)(word + 1) > data_end)
+			return false;
+		if (*word)
+			return false;
+	}
+	for (i = i * 8; i < len && i < STAMP_REFLECT_MAX_ZERO_PADDING; i++) {
+		__u8 *byte = padding + i;
+
+		if ((void *)(byte + 1) > data_end)
+			return false;
+		if (*byte)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * The part shared by IPv4 and IPv6: UDP and STAMP. Returns the XDP action; on XDP_TX the UDP datagram
+ * is rewritten and the caller only swaps the L2 and L3 addresses and sets the TTL.
+ */
+static __always_inline int reflect_udp(struct udp_in_ip *in, void *data_end)
+{
+	struct udphdr *udp = in->udp;
+	struct stamp_reflector_unauth *reply;
+	struct stamp_sender_unauth *request;
+	__be32 seq, t1_seconds, t1_fraction;
+	__be32 t2_seconds, t2_fraction, t3_seconds, t3_fraction;
+	__be16 t1_error_estimate, ssid, port;
+	__u16 error_estimate;
+	__s64 offset_ns;
+	__u32 udp_len;
+	__u64 t2_ns, sum;
+
+	if ((void *)(udp + 1) > data_end)
+		return count(STAMP_REFLECT_PASSED_NOT_STAMP, XDP_PASS);
+	if (udp->dest != bpf_htons(stamp_reflect_config.port))
+		return count(STAMP_REFLECT_PASSED_NOT_STAMP, XDP_PASS);
+
+	t2_ns = bpf_ktime_get_tai_ns();
+
+	if (!stamp_reflect_config.reflect_unauth)
+		return count(STAMP_REFLECT_PASSED_AUTH, XDP_PASS);
+
+	udp_len = bpf_ntohs(udp->len);
+	if (udp_len < sizeof(*udp) || udp_len > in->ip_payload_len ||
+	    (void *)udp + udp_len > data_end || udp->source == 0)
+		return count(STAMP_REFLECT_DROPPED_MALFORMED, XDP_DROP);
+	if (udp_len < STAMP_UDP_BASE_LEN)
+		return count(STAMP_REFLECT_PASSED_SHORT, XDP_PASS);
+
+	request = (void *)(udp + 1);
+	if ((void *)(request + 1) > data_end) /* implied by udp_len; the verifier needs it */
+		return count(STAMP_REFLECT_DROPPED_MALFORMED, XDP_DROP);
+	if (!padding_is_zero(request + 1, udp_len - STAMP_UDP_BASE_LEN, data_end))
+		return count(STAMP_REFLECT_PASSED_TLV, XDP_PASS);
+
+	/*
+	 * Verify the request's checksum before writing a fresh one: a corrupted request must not become
+	 * a well-formed reply. Zero padding adds nothing to the sum. IPv4 may carry no checksum (0); an
+	 * IPv6 datagram without one is invalid and the stack drops it. A partial checksum (a local sender
+	 * with TX offload, e.g. over veth) also fails here and is answered by user space instead.
+	 */
+	if (udp->check || in->checksum_required) {
+		sum = bpf_csum_diff(NULL, 0, (__be32 *)udp, STAMP_UDP_BASE_LEN, in->pseudo_sum);
+		if (csum_fold(sum) != 0)
+			return count(STAMP_REFLECT_PASSED_BAD_CSUM, XDP_PASS);
+	}
+
+	error_estimate = *(volatile __u16 *)&stamp_reflect_clock.error_estimate;
+	if ((error_estimate & STAMP_EE_MULT_MASK) == 0)
+		return count(STAMP_REFLECT_PASSED_NO_CLOCK, XDP_PASS);
+	offset_ns = *(volatile __s64 *)&stamp_reflect_clock.offset_ns;
+
+	seq = request->seq;
+	t1_seconds = request->timestamp.seconds;
+	t1_fraction = request->timestamp.fraction;
+	t1_error_estimate = request->error_estimate;
+	ssid = request->ssid;
+
+	port = udp->source;
+	udp->source = udp->dest;
+	udp->dest = port;
+	udp->check = 0;
+
+	to_wire_timestamp(t2_ns, offset_ns, &t2_seconds, &t2_fraction);
+
+	reply = (void *)request;
+	__builtin_memset(reply, 0, sizeof(*reply));
+	reply->seq = seq; /* stateless: the sender's own sequence number */
+	reply->error_estimate = bpf_htons(error_estimate);
+	reply->ssid = ssid;
+	reply->receive_timestamp.seconds = t2_seconds;
+	reply->receive_timestamp.fraction = t2_fraction;
+	reply->sender_seq = seq;
+	reply->sender_timestamp.seconds = t1_seconds;
+	reply->sender_timestamp.fraction = t1_fraction;
+	reply->sender_error_estimate = t1_error_estimate;
+	reply->sender_ttl = in->ttl;
+
+	/* Sum everything but T3 (still zero), then add T3 last so it is taken as late as possible. */
+	sum = bpf_csum_diff(NULL, 0, (__be32 *)udp, STAMP_UDP_BASE_LEN, in->pseudo_sum);
+
+	to_wire_timestamp(bpf_ktime_get_tai_ns(), offset_ns, &t3_seconds, &t3_fraction);
+	reply->timestamp.seconds = t3_seconds;
+	reply->timestamp.fraction = t3_fraction;
+	sum += (__u32)t3_seconds;
+	sum += (__u32)t3_fraction;
+	udp->check = csum_fold(sum) ?: 0xffff; /* RFC 768: a computed 0 is sent as all ones */
+	return XDP_TX;
+}
+
+static __always_inline void swap_macs(struct ethhdr *eth)
+{
+	__u8 mac[ETH_ALEN];
+
+	__builtin_memcpy(mac, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, mac, ETH_ALEN);
+}
+
+static __always_inline int reflect_ipv4(struct ethhdr *eth, struct iphdr *ip, void *data_end)
+{
+	struct udp_in_ip in;
+	__u32 ihl_len, tot_len;
+	__u16 old_ttl_word, new_ttl_word;
+	__be32 addr;
+	__u32 sum;
+	int action;
+
+	if ((void *)(ip + 1) > data_end || ip->version != 4 || ip->ihl < 5)
+		return count(STAMP_REFLECT_PASSED_NOT_STAMP, XDP_PASS);
+	if (ip->protocol != IPPROTO_UDP || (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)))
+		return count(STAMP_REFLECT_PASSED_NOT_STAMP, XDP_PASS);
+	/* Multicast and limited broadcast: a reply would come from that address. */
+	if ((ip->daddr & bpf_htonl(0xf0000000)) == bpf_htonl(0xe0000000) ||
+	    ip->daddr == 0xffffffff)
+		return count(STAMP_REFLECT_PASSED_NOT_STAMP, XDP_PASS);
+
+	ihl_len = ip->ihl * 4;
+	tot_len = bpf_ntohs(ip->tot_len);
+	in.udp = (void *)ip + ihl_len;
+	in.ttl = ip->ttl;
+	in.ip_payload_len = tot_len > ihl_len ? tot_len - ihl_len : 0;
+	if ((void *)(in.udp + 1) > data_end)
+		return count(STAMP_REFLECT_PASSED_NOT_STAMP, XDP_PASS);
+	/* IHL is respected to find the port; options themselves stay the stack's business. */
+	if (ihl_len > sizeof(*ip)) {
+		if (in.udp->dest == bpf_htons(stamp_reflect_config.port))
+			return count(STAMP_REFLECT_PASSED_IP_OPTIONS, XDP_PASS);
+		return count(STAMP_REFLECT_PASSED_NOT_STAMP, XDP_PASS);
+	}
+
+	/*
+	 * Pseudo-header: saddr, daddr, zero, protocol, UDP length. One's complement sums do not care
+	 * where a 16-bit word sits, so the memory images are simply added.
+	 */
+	in.checksum_required = false;
+	in.pseudo_sum = csum_fold32((__u64)ip->saddr + ip->daddr + bpf_htons(IPPROTO_UDP) +
+				    in.udp->len);
+
+	action = reflect_udp(&in, data_end);
+	if (action != XDP_TX)
+		return action;
+
+	addr = ip->saddr;
+	ip->saddr = ip->daddr;
+	ip->daddr = addr;
+
+	/* RFC 1624 incremental update for the TTL; the address swap leaves the sum unchanged. */
+	old_ttl_word = *(__u16 *)&ip->ttl;
+	ip->ttl = stamp_reflect_config.reply_ttl;
+	new_ttl_word = *(__u16 *)&ip->ttl;
+	sum = (__u16)~ip->check + (__u16)~old_ttl_word + new_ttl_word;
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	ip->check = (__u16)~sum;
+
+	swap_macs(eth);
+	return count(STAMP_REFLECT_REFLECTED, XDP_TX);
+}
+
+static __always_inline int reflect_ipv6(struct ethhdr *eth, struct ipv6hdr *ip6, void *data_end)
+{
+	struct udp_in_ip in;
+	struct in6_addr addr;
+	int action, i;
+	__u64 sum;
+
+	if ((void *)(ip6 + 1) > data_end || ip6->version != 6)
+		return count(STAMP_REFLECT_PASSED_NOT_STAMP, XDP_PASS);
+	/* No extension headers; a zero payload length is a jumbogram. */
+	if (ip6->nexthdr != IPPROTO_UDP || ip6->payload_len == 0)
+		return count(STAMP_REFLECT_PASSED_NOT_STAMP, XDP_PASS);
+	if (ip6->daddr.in6_u.u6_addr8[0] == 0xff)
+		return count(STAMP_REFLECT_PASSED_NOT_STAMP, XDP_PASS);
+
+	in.udp = (void *)(ip6 + 1);
+	in.ttl = ip6->hop_limit;
+	in.ip_payload_len = bpf_ntohs(ip6->payload_len);
+	in.checksum_required = true;
+	if ((void *)(in.udp + 1) > data_end)
+		return count(STAMP_REFLECT_PASSED_NOT_STAMP, XDP_PASS);
+	/* Pseudo-header: saddr, daddr, upper-layer length (the UDP length), zero, next header. */
+	sum = bpf_htons(IPPROTO_UDP) + in.udp->len;
+	for (i = 0; i < 4; i++)
+		sum += (__u64)ip6->saddr.in6_u.u6_addr32[i] + ip6->daddr.in6_u.u6_addr32[i];
+	in.pseudo_sum = csum_fold32(sum);
+
+	action = reflect_udp(&in, data_end);
+	if (action != XDP_TX)
+		return action;
+
+	addr = ip6->saddr;
+	ip6->saddr = ip6->daddr;
+	ip6->daddr = addr;
+	ip6->hop_limit = stamp_reflect_config.reply_ttl;
+
+	swap_macs(eth);
+	return count(STAMP_REFLECT_REFLECTED, XDP_TX);
+}
+
+SEC("xdp")
+int stamp_reflect_xdp(struct xdp_md *ctx)
+{
+	void *data_end = (void *)(long)ctx->data_end;
+	void *data = (void *)(long)ctx->data;
+	struct ethhdr *eth = data;
+	void *l3 = eth + 1;
+	__be16 proto;
+
+	if (l3 > data_end)
+		return count(STAMP_REFLECT_PASSED_NOT_STAMP, XDP_PASS);
+	/* A multicast/broadcast source MAC is invalid; never answer to it. */
+	if (eth->h_source[0] & 1)
+		return count(STAMP_REFLECT_PASSED_NOT_STAMP, XDP_PASS);
+
+	proto = eth->h_proto;
+	if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) {
+		struct vlan_tag *tag = l3;
+
+		if ((void *)(tag + 1) > data_end)
+			return count(STAMP_REFLECT_PASSED_NOT_STAMP, XDP_PASS);
+		proto = tag->encapsulated_proto;
+		l3 = tag + 1;
+	}
+
+	if (proto == bpf_htons(ETH_P_IP))
+		return reflect_ipv4(eth, l3, data_end);
+	if (proto == bpf_htons(ETH_P_IPV6))
+		return reflect_ipv6(eth, l3, data_end);
+	return count(STAMP_REFLECT_PASSED_NOT_STAMP, XDP_PASS);
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

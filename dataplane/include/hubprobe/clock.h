@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: Apache-2.0
+// The host clock as STAMP needs it: wall time, sync state and error bound from adjtimex(2),
+// and conversion between wall time and the two STAMP timestamp formats.
+#pragma once
+
+#include <cstdint>
+
+namespace hubprobe {
+
+/// Nanoseconds since the Unix epoch (UTC, CLOCK_REALTIME): the one time base of the agent.
+using WallNs = int64_t;
+
+/// Reads CLOCK_REALTIME. Thread-safe.
+WallNs wall_now();
+
+enum class TimestampFormat : uint8_t {
+  kNtp,  ///< NTP 64-bit: seconds since 1900 (UTC) and 2^-32 s fraction (Z = 0)
+  kPtp,  ///< PTPv2 truncated: seconds since 1970 on the TAI scale and nanoseconds (Z = 1)
+};
+
+/// What the kernel says about the clock (adjtimex), captured at one moment.
+struct ClockState {
+  bool synchronized = false;     ///< kernel not in TIME_ERROR and STA_UNSYNC clear
+  double error_bound_s = 0;      ///< estimated error (timex.esterror), seconds; max error when unsynchronised
+  int32_t tai_offset_s = 37;     ///< TAI - UTC; kernel value when set, else 37 (IERS since 2017)
+};
+
+/// Reads the clock state with adjtimex(2). Thread-safe; a system call, so callers cache it.
+ClockState read_clock_state();
+
+/// RFC 4656 section 4.1.2 Error Estimate: S, Z, Scale, Multiplier.
+struct ErrorEstimate {
+  bool synchronized = false;  ///< S bit
+  TimestampFormat format = TimestampFormat::kNtp;  ///< Z bit
+  uint8_t scale = 0;       ///< 6 bits
+  uint8_t multiplier = 1;  ///< never 0 on the wire
+
+  /// Error in seconds: multiplier * 2^(scale - 32).
+  double seconds() const;
+  uint16_t encode() const;
+  static ErrorEstimate decode(uint16_t wire);
+  /// The smallest (scale, multiplier) whose value is >= error_s (rounded up, never understated).
+  static ErrorEstimate from_seconds(double error_s, bool synchronized, TimestampFormat format);
+  /// From the host's real clock state.
+  static ErrorEstimate from_clock(const ClockState& clock, TimestampFormat format);
+};
+
+/// A 64-bit STAMP timestamp as two host-order halves.
+struct RawTimestamp {
+  uint32_t seconds = 0;
+  uint32_t fraction = 0;  ///< NTP: 2^-32 s; PTP: nanoseconds
+  bool operator==(const RawTimestamp&) const = default;
+};
+
+/// Wall time to wire format. tai_offset_s applies to PTP only.
+RawTimestamp encode_timestamp(WallNs t, TimestampFormat format, int32_t tai_offset_s);
+
+/// Wire format to wall time. NTP seconds wrap every 136 years (eras); the era is chosen so the result
+/// lies closest to `reference` (normally now). A PTP fraction >= 1e9 is clamped to 999999999.
+WallNs decode_timestamp(RawTimestamp raw, TimestampFormat format, int32_t tai_offset_s, WallNs reference);
+
+}  // namespace hubprobe

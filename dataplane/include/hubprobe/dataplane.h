@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: Apache-2.0
+// The one dataplane interface. Every backend (kernel sockets now; XDP and DPDK later) moves STAMP
+// datagrams in batches and says where each timestamp was taken; the STAMP engines above it are shared.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "hubprobe/clock.h"
+#include "hubprobe/net.h"
+#include "hubprobe/result.h"
+
+namespace hubprobe::dp {
+
+/// Where a timestamp was taken, from farthest to closest to the wire.
+enum class TimestampSource : uint8_t {
+  kNone,            ///< not available
+  kUser,            ///< user-space clock read around the system call
+  kKernelSoftware,  ///< kernel software stamp (SO_TIMESTAMPING software RX/TX)
+  kXdp,             ///< taken by an XDP/TC program (bpf_ktime)
+  kHardware,        ///< NIC hardware clock
+};
+const char* to_string(TimestampSource source);
+
+struct Timestamp {
+  WallNs ns = 0;
+  TimestampSource source = TimestampSource::kNone;
+  bool valid() const { return source != TimestampSource::kNone; }
+};
+
+/// A received datagram. `data`/`capacity` are provided by the caller; the backend fills the rest.
+struct RxPacket {
+  uint8_t* data = nullptr;
+  uint32_t capacity = 0;
+  uint32_t length = 0;
+  bool truncated = false;     ///< the datagram was longer than capacity
+  SocketAddress source;       ///< remote endpoint
+  SocketAddress destination;  ///< local address the datagram was sent to (port = the port's)
+  int ifindex = 0;
+  int ttl = -1;               ///< IPv4 TTL / IPv6 hop limit, -1 when unknown
+  int tos = -1;               ///< IPv4 TOS / IPv6 traffic class, -1 when unknown
+  Timestamp rx;               ///< receive time, as close to the wire as the backend can
+};
+
+/// A datagram to send. The backend fills `tx_id` (to match a later TX timestamp) and `sent_at`
+/// (user clock right before the system call).
+struct TxPacket {
+  const uint8_t* data = nullptr;
+  uint32_t length = 0;
+  SocketAddress destination;
+  SocketAddress source;  ///< optional local address (a reflector answers from the address asked)
+  int tos = -1;          ///< per-packet TOS/traffic class, -1 = the port's setting
+  uint32_t tx_id = 0;
+  Timestamp sent_at;
+};
+
+/// A transmit timestamp delivered after the packet left (kernel error queue, NIC completion).
+struct TxTimestamp {
+  uint32_t tx_id = 0;
+  Timestamp ts;
+};
+
+/// How a port is pinned to a path (SPEC section 3).
+struct PortOptions {
+  SocketAddress local;      ///< bind address and port; port 0 = ephemeral
+  std::string device;       ///< SO_BINDTODEVICE, empty = any
+  uint32_t fwmark = 0;      ///< SO_MARK, 0 = none
+  int dscp = -1;            ///< DSCP 0..63 for every packet, -1 = leave the default
+  bool tx_timestamps = true;        ///< request TX timestamps (sender ports)
+  bool hardware_timestamps = false; ///< ask the NIC too (falls back to software)
+  bool reuse_port = false;
+  int receive_buffer = 1 << 20;
+};
+
+/// Per-port counters. Written by the owning thread only; read for metrics.
+struct PortCounters {
+  uint64_t rx_packets = 0;
+  uint64_t rx_truncated = 0;
+  uint64_t rx_errors = 0;
+  uint64_t tx_packets = 0;
+  uint64_t tx_errors = 0;
+  uint64_t tx_timestamps = 0;
+  uint64_t rx_without_timestamp = 0;
+};
+
+/// A bound endpoint. Not thread-safe: one owner thread drives it.
+class Port {
+ public:
+  virtual ~Port() = default;
+  Port() = default;
+  Port(const Port&) = delete;
+  Port& operator=(const Port&) = delete;
+
+  /// Sends a batch; returns how many left (a prefix of the batch). Never blocks.
+  virtual Result<size_t> send(std::span<TxPacket> batch) = 0;
+  /// Receives up to batch.size() datagrams without blocking; 0 when none are waiting.
+  virtual Result<size_t> receive(std::span<RxPacket> batch) = 0;
+  /// Collects TX timestamps that have arrived since the last call.
+  virtual size_t drain_tx_timestamps(std::span<TxTimestamp> out) = 0;
+  /// A file descriptor that becomes readable when receive() or drain_tx_timestamps() has work
+  /// (POLLIN for data, POLLERR for TX timestamps); -1 for busy-polled backends.
+  virtual int poll_fd() const = 0;
+  virtual SocketAddress local_address() const = 0;
+  virtual const PortCounters& counters() const = 0;
+};
+
+/// A backend. Opening ports is a start-up action; the ports then run without the backend object.
+class Dataplane {
+ public:
+  virtual ~Dataplane() = default;
+  virtual std::string_view name() const = 0;
+  virtual Result<std::unique_ptr<Port>> open_port(const PortOptions& options) = 0;
+};
+
+/// The backends this build knows: "kernel".
+Result<std::unique_ptr<Dataplane>> make_dataplane(std::string_view backend);
+
+}  // namespace hubprobe::dp

@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "hubprobe/session_reflector.h"
+
+namespace hubprobe::stamp {
+
+SessionReflector::SessionReflector(ReflectorOptions options) : options_(std::move(options)) {}
+
+bool SessionReflector::reflect_impl(const dp::RxPacket& request, std::span<uint8_t> out, const ClockState& clock,
+                                    WallNs t3, dp::TxPacket& reply) {
+  ++counters_.received;
+  if (request.truncated) {
+    ++counters_.dropped_truncated;
+    return false;
+  }
+  const std::span<const uint8_t> bytes(request.data, request.length);
+  const auto decoded = decode_test_packet(bytes, options_.mode, options_.key.get());
+  if (!decoded.ok) {
+    switch (decoded.error) {
+      case ParseError::kTooShort: ++counters_.dropped_too_short; break;
+      case ParseError::kTooLong: ++counters_.dropped_too_long; break;
+      case ParseError::kBadHmac: ++counters_.dropped_bad_hmac; break;
+      case ParseError::kMalformedTlv: ++counters_.dropped_too_short; break;
+    }
+    return false;
+  }
+  if (out.size() < request.length) {
+    ++counters_.dropped_too_long;
+    return false;
+  }
+  // T2 is the backend's receive timestamp; without one, T3's clock read is the closest we have.
+  const WallNs t2 = request.rx.valid() ? request.rx.ns : t3;
+
+  ReflectionFields fields;
+  fields.seq = options_.stateful ? next_reflector_seq(request, decoded.parsed.packet.ssid, t2)
+                                 : decoded.parsed.packet.seq;
+  fields.receive_timestamp = encode_timestamp(t2, options_.format, clock.tai_offset_s);
+  fields.timestamp = encode_timestamp(t3, options_.format, clock.tai_offset_s);
+  fields.error_estimate = ErrorEstimate::from_clock(clock, options_.format).encode();
+  fields.sender_ttl = request.ttl >= 0 ? static_cast<uint8_t>(request.ttl) : 0;
+
+  auto report = encode_reflection(decoded.parsed, bytes, fields, options_.mode, options_.key.get(),
+                                  out.first(request.length));
+  if (!report) {
+    ++counters_.dropped_too_long;
+    return false;
+  }
+  counters_.tlv_unrecognized += report->unrecognized;
+  counters_.tlv_malformed += report->malformed;
+
+  reply.data = out.data();
+  reply.length = request.length;
+  reply.destination = request.source;
+  reply.source = request.destination;
+  reply.tos = request.tos;
+  ++counters_.reflected;
+  return true;
+}
+
+uint32_t SessionReflector::next_reflector_seq(const dp::RxPacket& request, uint16_t ssid, WallNs now) {
+  SessionKey key{request.source, request.destination, ssid};
+  auto it = sessions_.find(key);
+  if (it == sessions_.end()) {
+    if (sessions_.size() >= options_.max_sessions) {
+      // Table full: forget the session seen least recently. O(n), but only when the bound is hit.
+      auto oldest = sessions_.begin();
+      for (auto s = sessions_.begin(); s != sessions_.end(); ++s) {
+        if (s->second.last_seen < oldest->second.last_seen) oldest = s;
+      }
+      sessions_.erase(oldest);
+      ++counters_.sessions_evicted;
+    }
+    it = sessions_.emplace(key, Session{}).first;
+  }
+  it->second.last_seen = now;
+  counters_.sessions_active = sessions_.size();
+  return it->second.next_seq++;
+}
+
+void SessionReflector::expire_sessions(WallNs now) {
+  std::erase_if(sessions_, [&](const auto& entry) { return now - entry.second.last_seen > options_.session_idle_ns; });
+  counters_.sessions_active = sessions_.size();
+}
+
+}  // namespace hubprobe::stamp

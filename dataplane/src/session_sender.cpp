@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "hubprobe/session_sender.h"
+
+#include <algorithm>
+
+namespace hubprobe::stamp {
+
+namespace {
+// A TX timestamp more than this far from the user-space send time belongs to another packet
+// (the OPT_ID counter slipped); it is dropped rather than trusted.
+constexpr WallNs kTxStampSanityNs = 1'000'000'000;
+}  // namespace
+
+SessionSender::SessionSender(SenderOptions options, SocketAddress reflector)
+    : options_(std::move(options)),
+      reflector_(reflector),
+      packet_size_(options_.packet_size != 0 ? options_.packet_size
+                                             : static_cast<uint32_t>(base_length(options_.mode))),
+      history_seq_(kHistory, 0),
+      history_state_(kHistory, SeqState::kUnknown) {}
+
+Result<dp::TxPacket> SessionSender::build_probe(std::span<uint8_t> buffer, WallNs now, const ClockState& clock) {
+  if (buffer.size() < packet_size_) return make_error("probe buffer smaller than the packet size");
+  const ErrorEstimate local_error = ErrorEstimate::from_clock(clock, options_.format);
+  tai_offset_s_ = clock.tai_offset_s;
+  TestPacket fields;
+  fields.seq = next_seq_;
+  fields.timestamp = encode_timestamp(now, options_.format, clock.tai_offset_s);
+  fields.error_estimate = local_error.encode();
+  fields.ssid = options_.ssid;
+  auto written = encode_test_packet(fields, options_.mode, options_.key.get(), buffer.first(packet_size_));
+  if (!written) return written.error();
+
+  InFlight probe;
+  probe.seq = next_seq_;
+  probe.deadline = now + options_.timeout_ns;
+  probe.t1 = dp::Timestamp{now, dp::TimestampSource::kUser};
+  probe.local_error = local_error;
+  pending_ = probe;
+
+  dp::TxPacket packet;
+  packet.data = buffer.data();
+  packet.length = packet_size_;
+  packet.destination = reflector_;
+  return packet;
+}
+
+void SessionSender::on_sent(const dp::TxPacket& sent) {
+  if (!pending_) return;
+  InFlight probe = *pending_;
+  pending_.reset();
+  probe.sent = true;
+  probe.tx_id = sent.tx_id;
+  if (sent.sent_at.valid()) {
+    // The deadline counts from when the probe really left.
+    probe.deadline += sent.sent_at.ns - probe.t1.ns;
+    probe.t1 = sent.sent_at;
+  }
+  seq_by_tx_id_[probe.tx_id] = probe.seq;
+  in_flight_[probe.seq] = probe;
+  ++next_seq_;
+  ++counters_.sent;
+}
+
+void SessionSender::on_send_failed() {
+  // The sequence number is consumed, as a sent-and-lost probe would; the reflector never saw it.
+  pending_.reset();
+  ++next_seq_;
+  ++counters_.send_errors;
+}
+
+void SessionSender::on_tx_timestamp(const dp::TxTimestamp& stamp) {
+  auto by_id = seq_by_tx_id_.find(stamp.tx_id);
+  if (by_id == seq_by_tx_id_.end()) return;
+  const uint32_t seq = by_id->second;
+  seq_by_tx_id_.erase(by_id);
+  auto it = in_flight_.find(seq);
+  if (it == in_flight_.end()) return;
+  InFlight& probe = it->second;
+  if (std::llabs(stamp.ts.ns - probe.t1.ns) > kTxStampSanityNs) {
+    ++counters_.tx_timestamp_mismatch;
+    return;
+  }
+  ++counters_.tx_timestamps;
+  probe.t1 = stamp.ts;
+  if (probe.reply) {
+    complete(probe, false);
+    in_flight_.erase(it);
+  }
+}
+
+void SessionSender::on_receive(const dp::RxPacket& packet, WallNs now) {
+  if (!(packet.source == reflector_)) {
+    ++counters_.invalid_source;
+    ++counters_.invalid;
+    return;
+  }
+  const auto decoded = decode_reflected_packet(std::span<const uint8_t>(packet.data, packet.length),
+                                               options_.mode, options_.key.get());
+  if (!decoded.ok || packet.truncated) {
+    ++counters_.invalid;
+    switch (packet.truncated ? ParseError::kTooLong : decoded.error) {
+      case ParseError::kTooShort: ++counters_.invalid_too_short; break;
+      case ParseError::kTooLong: ++counters_.invalid_too_long; break;
+      case ParseError::kBadHmac: ++counters_.invalid_bad_hmac; break;
+      case ParseError::kMalformedTlv: break;
+    }
+    return;
+  }
+  const ReflectedPacket& reply = decoded.parsed.packet;
+  if (packet.length != packet_size_) {
+    ++counters_.invalid;
+    ++counters_.invalid_size_mismatch;
+    return;
+  }
+  if (reply.ssid != options_.ssid) {
+    ++counters_.invalid;
+    ++counters_.invalid_wrong_session;
+    return;
+  }
+
+  auto it = in_flight_.find(reply.sender_seq);
+  if (it == in_flight_.end() || it->second.reply) {
+    const SeqState state = (it != in_flight_.end()) ? SeqState::kAnswered : recall(reply.sender_seq);
+    if (state == SeqState::kAnswered) {
+      ++counters_.duplicates;
+      events_.push_back({ProbeEvent::Kind::kDuplicate, reply.sender_seq, {}});
+    } else if (state == SeqState::kLost) {
+      ++counters_.late;
+      events_.push_back({ProbeEvent::Kind::kLate, reply.sender_seq, {}});
+    } else {
+      ++counters_.unexpected;
+    }
+    return;
+  }
+
+  InFlight& probe = it->second;
+  const ErrorEstimate reflector_error = ErrorEstimate::decode(reply.error_estimate);
+  // T2 and T3 are in the reflector's format (its Z bit); the TAI offset is ours, the best we know.
+  const int32_t tai = tai_offset_s_;
+  Sample sample;
+  sample.seq = reply.sender_seq;
+  sample.reflector_seq = reply.seq;
+  sample.length = packet.length;
+  sample.t2 = decode_timestamp(reply.receive_timestamp, reflector_error.format, tai, now);
+  sample.t3 = decode_timestamp(reply.timestamp, reflector_error.format, tai, now);
+  sample.t4 = packet.rx.valid() ? packet.rx : dp::Timestamp{now, dp::TimestampSource::kUser};
+  sample.local_error = probe.local_error;
+  sample.reflector_error = reflector_error;
+  sample.reflector_ttl = reply.sender_ttl;
+  sample.reply_ttl = packet.ttl;
+  probe.reply = sample;
+  probe.reply_deadline = now + options_.tx_timestamp_grace_ns;
+
+  if (!any_answered_ || reply.sender_seq > highest_answered_) {
+    highest_answered_ = reply.sender_seq;
+    any_answered_ = true;
+  } else {
+    ++counters_.reordered;
+  }
+  // With TX timestamps off (or already received) the sample is complete now.
+  if (!options_.tx_timestamp_grace_ns || probe.t1.source != dp::TimestampSource::kUser) {
+    complete(probe, probe.t1.source == dp::TimestampSource::kUser);
+    in_flight_.erase(it);
+  }
+}
+
+void SessionSender::complete(InFlight& probe, bool used_fallback) {
+  Sample sample = *probe.reply;
+  sample.t1 = probe.t1;
+  if (used_fallback) ++counters_.t1_user_fallback;
+  seq_by_tx_id_.erase(probe.tx_id);
+  remember(probe.seq, SeqState::kAnswered);
+  ++counters_.received;
+  events_.push_back({ProbeEvent::Kind::kReply, probe.seq, sample});
+}
+
+void SessionSender::advance(WallNs now) {
+  for (auto it = in_flight_.begin(); it != in_flight_.end();) {
+    InFlight& probe = it->second;
+    if (probe.reply && now >= probe.reply_deadline) {
+      complete(probe, probe.t1.source == dp::TimestampSource::kUser);
+      it = in_flight_.erase(it);
+    } else if (!probe.reply && now >= probe.deadline) {
+      seq_by_tx_id_.erase(probe.tx_id);
+      remember(probe.seq, SeqState::kLost);
+      ++counters_.lost;
+      events_.push_back({ProbeEvent::Kind::kLost, probe.seq, {}});
+      it = in_flight_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+std::vector<ProbeEvent> SessionSender::poll_events() {
+  std::vector<ProbeEvent> out;
+  out.swap(events_);
+  // Replies are completed in arrival order, losses in table order: report in sequence order.
+  std::stable_sort(out.begin(), out.end(), [](const ProbeEvent& a, const ProbeEvent& b) { return a.seq < b.seq; });
+  return out;
+}
+
+void SessionSender::remember(uint32_t seq, SeqState state) {
+  history_seq_[seq % kHistory] = seq;
+  history_state_[seq % kHistory] = state;
+}
+
+SessionSender::SeqState SessionSender::recall(uint32_t seq) const {
+  if (history_seq_[seq % kHistory] != seq) return SeqState::kUnknown;
+  return history_state_[seq % kHistory];
+}
+
+}  // namespace hubprobe::stamp

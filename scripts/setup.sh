@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Installs everything hubprobe needs to build, test and run its demo on Debian 12.
+# Safe to run twice: apt-get only installs what is missing.
+set -euo pipefail
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "setup.sh: run as root (apt-get, network namespaces)" >&2
+  exit 1
+fi
+
+packages=(
+  # toolchain
+  build-essential cmake pkg-config clang llvm clang-format git ca-certificates
+  # dataplanes
+  libdpdk-dev dpdk libbpf-dev bpftool libelf-dev zlib1g-dev libxdp-dev
+  # agent libraries
+  prometheus-cpp-dev libtomlplusplus-dev libcurl4-openssl-dev nlohmann-json3-dev libssl-dev
+  libcli11-dev libspdlog-dev libfmt-dev libsystemd-dev
+  # tests
+  libgtest-dev libgmock-dev iproute2 nftables ethtool tcpdump procps
+  # baselines for benchmarks and real servers for end-to-end tests
+  iputils-ping fping sockperf prometheus etcd-server etcd-client systemd
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "setup.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "setup.sh: all packages present"
+fi
+
+# Packaged services must not run on their own: tests start their own instances.
+for svc in prometheus etcd; do
+  if command -v systemctl >/dev/null && systemctl is-system-running >/dev/null 2>&1; then
+    systemctl disable --now "$svc" >/dev/null 2>&1 || true
+  fi
+done
