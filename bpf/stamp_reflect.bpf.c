@@ -107,9 +107,18 @@ static __always_inline void to_wire_timestamp(__u64 tai_ns, __s64 offset_ns, __b
 		*seconds = bpf_htonl((__u32)sec);
 		*fraction = bpf_htonl((__u32)rem);
 	} else {
-		/* rem < 2^30, so rem << 32 cannot overflow. NTP seconds wrap in 2036 by design. */
+		/*
+		 * Rounded like the user-space codec, so both paths write the same value for the same
+		 * instant. rem < 2^30, so rem << 32 cannot overflow. NTP seconds wrap in 2036 (era 1).
+		 */
+		__u64 frac = ((rem << 32) + NSEC_PER_SEC / 2) / NSEC_PER_SEC;
+
+		if (frac >> 32) {
+			frac = 0;
+			sec++;
+		}
 		*seconds = bpf_htonl((__u32)(sec + NTP_UNIX_EPOCH_DELTA));
-		*fraction = bpf_htonl((__u32)((rem << 32) / NSEC_PER_SEC));
+		*fraction = bpf_htonl((__u32)frac);
 	}
 }
 

@@ -31,6 +31,10 @@ if(NOT TARGET PkgConfig::LIBBPF)
 endif()
 
 set(HUBPROBE_BPF_INCLUDE_DIR ${CMAKE_BINARY_DIR}/bpf-include)
+# Headers shared with user space (hubprobe/stamp_wire.h); relative to this module, which is what
+# ${CMAKE_SOURCE_DIR}/dataplane/include is in the hubprobe tree, and also right when another project
+# includes the module.
+get_filename_component(HUBPROBE_BPF_SHARED_INCLUDE_DIR ${CMAKE_CURRENT_LIST_DIR}/../dataplane/include ABSOLUTE)
 set(HUBPROBE_VMLINUX_H ${HUBPROBE_BPF_INCLUDE_DIR}/vmlinux.h)
 
 if(NOT EXISTS ${HUBPROBE_BPF_VMLINUX_BTF})
@@ -96,11 +100,11 @@ function(hubprobe_bpf_object NAME SOURCE)
             -Wall -Wextra -Werror
             -I${HUBPROBE_BPF_INCLUDE_DIR}
             -I${_source_dir}
-            -I${CMAKE_SOURCE_DIR}/dataplane/include
+            -I${HUBPROBE_BPF_SHARED_INCLUDE_DIR}
             ${HUBPROBE_BPF_SYSTEM_INCLUDES}
             -MD -MF ${_tmp_object}.d
             -c ${_source} -o ${_tmp_object}
-    DEPENDS ${_source} ${HUBPROBE_VMLINUX_H}
+    DEPENDS ${_source} ${HUBPROBE_VMLINUX_H} ${CMAKE_CURRENT_FUNCTION_LIST_FILE}
     DEPFILE ${_tmp_object}.d
     COMMENT "BPF: compiling ${NAME} (${SOURCE})"
     VERBATIM)

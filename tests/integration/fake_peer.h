@@ -45,8 +45,9 @@ class FakeReflector {
   /// Whether the child still runs (false: it crashed, which is a harness bug).
   bool alive();
 
+  struct Shared;  ///< counters in shared memory (defined in the .cpp)
+
  private:
-  struct Shared;
   Shared* shared_ = nullptr;
   std::unique_ptr<ChildProcess> child_;
 };

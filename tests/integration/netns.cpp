@@ -115,6 +115,19 @@ void remove_stale_namespaces() {
   }
 }
 
+// On a normal exit: close our end (the janitor finds nothing left to do) and reap it, so it does not
+// linger as a zombie under a PID 1 that never reaps.
+void stop_janitor_at_exit() {
+  if (g_janitor.owner != getpid() || g_janitor.fd < 0) return;
+  close(g_janitor.fd);
+  g_janitor.fd = -1;
+  for (int i = 0; i < 2000; ++i) {
+    pid_t r = waitpid(g_janitor.pid, nullptr, WNOHANG);
+    if (r != 0) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
 void ensure_janitor() {
   if (g_janitor.owner == getpid() && g_janitor.fd >= 0) return;
   // In a forked child the inherited descriptor belongs to the parent's janitor: leave it alone (close
@@ -134,6 +147,11 @@ void ensure_janitor() {
   }
   close(sv[1]);
   g_janitor = {getpid(), sv[0], pid};
+  static bool exit_hook = false;
+  if (!exit_hook) {
+    exit_hook = true;
+    std::atexit(stop_janitor_at_exit);
+  }
 }
 
 void janitor_announce(const std::string& line) {
@@ -389,8 +407,10 @@ void Nft::drop_random(const std::string& chain, unsigned percent, uint16_t port,
   if (percent > 100) throw HarnessError("drop percentage above 100");
   add_counter(counter);
   const std::string match = chain == "input" ? "udp dport " : "udp sport ";
-  add_rule(chain, match + std::to_string(port) + " numgen random mod 100 < " + std::to_string(percent) +
-                      " counter name \"" + counter + "\" drop");
+  // numgen's range is 0..99, so 100 % is a plain drop.
+  const std::string sample =
+      percent >= 100 ? std::string() : " numgen random mod 100 < " + std::to_string(percent);
+  add_rule(chain, match + std::to_string(port) + sample + " counter name \"" + counter + "\" drop");
 }
 
 uint64_t Nft::packets(const std::string& counter) const {

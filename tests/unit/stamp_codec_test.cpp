@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -194,7 +195,9 @@ Bytes encode_sender(const TestPacket& fields, Mode mode, const HmacKey* key, siz
   Bytes out(size, 0xA5);  // junk, to prove the encoder zero-fills
   auto written = encode_test_packet(fields, mode, key, out);
   EXPECT_TRUE(written.ok()) << (written.ok() ? "" : written.error().message);
-  if (written.ok()) EXPECT_EQ(*written, size);
+  if (written.ok()) {
+    EXPECT_EQ(*written, size);
+  }
   return out;
 }
 
@@ -322,7 +325,7 @@ TEST(StampCodecTest, EveryLengthShorterThanTheBaseIsRefused) {
     for (size_t length = 0; length < base_length(mode); ++length) {
       // A heap copy of exactly `length` octets, so ASan catches any read past it.
       const auto exact = std::make_unique<uint8_t[]>(length + 1);
-      std::copy(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(length), exact.get());
+      if (length > 0) std::memcpy(exact.get(), full.data(), length);
       const std::span<const uint8_t> in(exact.get(), length);
       const auto test = decode_test_packet(in, mode, &key);
       EXPECT_FALSE(test.ok) << length;
@@ -547,7 +550,7 @@ TEST(StampCodecTest, OverlongTlvIsFlaggedMalformedWithoutReadingPastTheEnd) {
   ASSERT_TRUE(decoded.ok);
   // Exact-size heap buffers: ASan reports any access past either end.
   const auto request_copy = std::make_unique<uint8_t[]>(request.size());
-  std::copy(request.begin(), request.end(), request_copy.get());
+  std::memcpy(request_copy.get(), request.data(), request.size());
   const auto reply = std::make_unique<uint8_t[]>(request.size());
   const std::span<const uint8_t> request_span(request_copy.get(), request.size());
   auto report = encode_reflection(decoded.parsed, request_span, kReflection, Mode::kUnauthenticated, nullptr,

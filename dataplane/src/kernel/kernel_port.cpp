@@ -74,7 +74,7 @@ Result<std::unique_ptr<KernelPort>> KernelPort::open(const PortOptions& options)
   if (family == AF_INET6) {
     if (auto r = set_int_option(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1, "IPV6_V6ONLY"); !r) return r.error();
   }
-  if (auto r = set_int_option(fd, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR"); !r) return r.error();
+  // No SO_REUSEADDR: on UDP it would let a second reflector silently share the port.
   if (options.reuse_port) {
     if (auto r = set_int_option(fd, SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT"); !r) return r.error();
   }

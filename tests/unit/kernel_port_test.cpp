@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: Apache-2.0
+// The kernel-socket backend on the loopback interface (no privileges needed): batches, ancillary data
+// and the kernel timestamps that make T1 and T4 independent of process wake-ups.
+#include <gtest/gtest.h>
+#include <poll.h>
+
+#include <array>
+#include <cstring>
+
+#include "hubprobe/dataplane.h"
+
+namespace hubprobe::dp {
+namespace {
+
+std::unique_ptr<Port> open_loopback(bool tx_timestamps, int dscp = -1) {
+  auto dataplane = make_dataplane("kernel");
+  EXPECT_TRUE(dataplane.ok());
+  PortOptions options;
+  options.local = *SocketAddress::parse("127.0.0.1:0", 0);
+  options.tx_timestamps = tx_timestamps;
+  options.dscp = dscp;
+  auto port = (*dataplane)->open_port(options);
+  EXPECT_TRUE(port.ok()) << (port.ok() ? "" : port.error().message);
+  return port.ok() ? std::move(port.value()) : nullptr;
+}
+
+RxPacket rx_buffer(uint8_t* data, uint32_t capacity) {
+  RxPacket packet;
+  packet.data = data;
+  packet.capacity = capacity;
+  return packet;
+}
+
+TxPacket tx_to(const uint8_t* data, uint32_t length, const SocketAddress& destination) {
+  TxPacket packet;
+  packet.data = data;
+  packet.length = length;
+  packet.destination = destination;
+  return packet;
+}
+
+size_t receive_within(Port& port, std::span<RxPacket> rx, size_t want, int timeout_ms) {
+  size_t got = 0;
+  for (int waited = 0; got < want && waited < timeout_ms; waited += 10) {
+    pollfd fd{port.poll_fd(), POLLIN, 0};
+    poll(&fd, 1, 10);
+    auto n = port.receive(rx.subspan(got));
+    EXPECT_TRUE(n.ok());
+    if (n.ok()) got += *n;
+  }
+  return got;
+}
+
+TEST(KernelPort, UnknownBackendIsAnError) {
+  auto dataplane = make_dataplane("quantum");
+  ASSERT_FALSE(dataplane.ok());
+  EXPECT_NE(dataplane.error().message.find("quantum"), std::string::npos);
+}
+
+TEST(KernelPort, BatchWithKernelTimestampsAndAncillaryData) {
+  auto sender = open_loopback(true, 46);
+  auto receiver = open_loopback(false);
+  ASSERT_TRUE(sender && receiver);
+  EXPECT_NE(receiver->local_address().port(), 0);
+
+  std::array<std::array<uint8_t, 44>, 3> payloads{};
+  std::array<TxPacket, 3> batch{};
+  for (size_t i = 0; i < batch.size(); ++i) {
+    payloads[i].fill(static_cast<uint8_t>(i + 1));
+    batch[i].data = payloads[i].data();
+    batch[i].length = static_cast<uint32_t>(payloads[i].size());
+    batch[i].destination = receiver->local_address();
+  }
+  const WallNs before = wall_now();
+  auto sent = sender->send(batch);
+  ASSERT_TRUE(sent.ok());
+  ASSERT_EQ(*sent, 3u);
+  EXPECT_EQ(batch[0].tx_id + 1, batch[1].tx_id);
+  EXPECT_EQ(batch[1].tx_id + 1, batch[2].tx_id);
+  EXPECT_EQ(batch[0].sent_at.source, TimestampSource::kUser);
+
+  std::array<std::array<uint8_t, 2048>, 8> buffers{};
+  std::array<RxPacket, 8> rx{};
+  for (size_t i = 0; i < rx.size(); ++i) rx[i] = rx_buffer(buffers[i].data(), 2048);
+  ASSERT_EQ(receive_within(*receiver, rx, 3, 2000), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(rx[i].length, 44u);
+    EXPECT_EQ(rx[i].data[0], i + 1);
+    EXPECT_EQ(rx[i].source, sender->local_address());
+    EXPECT_EQ(rx[i].destination.host(), "127.0.0.1");
+    EXPECT_EQ(rx[i].destination.port(), receiver->local_address().port());
+    EXPECT_EQ(rx[i].ttl, 64);
+    EXPECT_EQ(rx[i].tos, 46 << 2);
+    EXPECT_EQ(rx[i].rx.source, TimestampSource::kKernelSoftware);
+    EXPECT_GE(rx[i].rx.ns, before);
+    EXPECT_LE(rx[i].rx.ns, wall_now());
+  }
+
+  // One TX timestamp per packet, matched by id, taken after the user-space clock read.
+  std::array<TxTimestamp, 8> stamps{};
+  size_t collected = 0;
+  for (int i = 0; i < 100 && collected < 3; ++i) {
+    pollfd fd{sender->poll_fd(), 0, 0};
+    poll(&fd, 1, 10);
+    collected += sender->drain_tx_timestamps(std::span(stamps).subspan(collected));
+  }
+  ASSERT_EQ(collected, 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(stamps[i].tx_id, batch[i].tx_id);
+    EXPECT_EQ(stamps[i].ts.source, TimestampSource::kKernelSoftware);
+    EXPECT_GE(stamps[i].ts.ns, batch[i].sent_at.ns);
+    EXPECT_LE(stamps[i].ts.ns, rx[i].rx.ns);
+  }
+  EXPECT_EQ(sender->counters().tx_timestamps, 3u);
+}
+
+TEST(KernelPort, TruncatedDatagramIsFlagged) {
+  auto sender = open_loopback(false);
+  auto receiver = open_loopback(false);
+  ASSERT_TRUE(sender && receiver);
+  std::array<uint8_t, 300> big{};
+  std::array<TxPacket, 1> batch{};
+  batch[0] = tx_to(big.data(), static_cast<uint32_t>(big.size()), receiver->local_address());
+  ASSERT_EQ(*sender->send(batch), 1u);
+  std::array<uint8_t, 100> small{};
+  std::array<RxPacket, 1> rx{rx_buffer(small.data(), static_cast<uint32_t>(small.size()))};
+  ASSERT_EQ(receive_within(*receiver, rx, 1, 2000), 1u);
+  EXPECT_TRUE(rx[0].truncated);
+  EXPECT_EQ(rx[0].length, 100u);
+  EXPECT_EQ(receiver->counters().rx_truncated, 1u);
+}
+
+TEST(KernelPort, ReplyFromTheAddressAskedAndPerPacketTos) {
+  auto a = open_loopback(false);
+  auto b = open_loopback(false);
+  ASSERT_TRUE(a && b);
+  std::array<uint8_t, 44> payload{};
+  std::array<TxPacket, 1> batch{};
+  batch[0] = tx_to(payload.data(), 44, a->local_address());
+  batch[0].source = *SocketAddress::parse("127.0.0.1:0", 0);
+  batch[0].tos = 0xb8;
+  ASSERT_EQ(*b->send(batch), 1u);
+  std::array<uint8_t, 128> buffer{};
+  std::array<RxPacket, 1> rx{rx_buffer(buffer.data(), 128)};
+  ASSERT_EQ(receive_within(*a, rx, 1, 2000), 1u);
+  EXPECT_EQ(rx[0].tos, 0xb8);
+  EXPECT_EQ(rx[0].source, b->local_address());
+}
+
+TEST(KernelPort, BindErrorsAreValuesWithAReason) {
+  auto first = open_loopback(false);
+  ASSERT_TRUE(first);
+  auto dataplane = make_dataplane("kernel");
+  PortOptions options;
+  options.local = first->local_address();
+  auto in_use = (*dataplane)->open_port(options);
+  ASSERT_FALSE(in_use.ok());
+  EXPECT_EQ(in_use.error().code, EADDRINUSE);
+  EXPECT_NE(in_use.error().message.find("another process holds the port"), std::string::npos);
+
+  options.local.set_port(0);
+  options.device = "hp-no-such-if";
+  auto port = (*dataplane)->open_port(options);
+  ASSERT_FALSE(port.ok());
+  EXPECT_NE(port.error().message.find("unknown interface"), std::string::npos);
+  PortOptions bad_dscp;
+  bad_dscp.local = *SocketAddress::parse("127.0.0.1:0", 0);
+  bad_dscp.dscp = 64;
+  EXPECT_FALSE((*dataplane)->open_port(bad_dscp).ok());
+}
+
+}  // namespace
+}  // namespace hubprobe::dp
