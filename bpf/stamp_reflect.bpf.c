@@ -123,44 +123,67 @@ static __always_inline void to_wire_timestamp(__u64 tai_ns, __s64 offset_ns, __b
 }
 
 /*
- * Checks that the octets between the base packet and the end of the UDP datagram are all zero:
- * plain padding that an RFC 8972 reflector copies unchanged. Anything else (TLVs, an authenticated
- * packet's fields and HMAC) is left to user space. The loop is bounded for the verifier; padding past
- * STAMP_REFLECT_MAX_ZERO_PADDING counts as "not checked" and goes to user space as well.
+ * Checks that the `len` octets at `offset` (the end of the base packet up to the end of the UDP
+ * datagram) are all zero: plain padding, which an RFC 8972 reflector copies unchanged. Anything else
+ * (TLVs, an authenticated packet's fields and HMAC) is left to user space, and so is padding longer
+ * than STAMP_REFLECT_MAX_ZERO_PADDING.
+ *
+ * A global function, so the verifier checks it once with unknown arguments instead of once per
+ * inlined call path (VLAN or not, IPv4 or IPv6), which multiplied by the loop exceeded its budget.
+ * Returns 1 when the padding is zero, 0 otherwise. The arguments are 64-bit on purpose: clang
+ * re-zero-extends 32-bit ones after the range checks, and the verifier then loses the bounds.
  */
-static __always_inline bool padding_is_zero(void *padding, __u32 len, void *data_end)
+__noinline int stamp_reflect_padding_is_zero(struct xdp_md *ctx, __u64 offset, __u64 len)
 {
-	__u32 i;
+	void *data_end = (void *)(long)ctx->data_end;
+	void *data = (void *)(long)ctx->data;
+	void *padding;
+	__u64 i;
 
-	if (len > STAMP_REFLECT_MAX_ZERO_PADDING)
-		return false;
+	if (len == 0)
+		return 1;
+	/*
+	 * The padding starts right after the headers and the base (at most 110 octets in). The explicit
+	 * bound keeps offset + len far below the verifier's 64 KiB packet-offset limit.
+	 */
+	if (len > STAMP_REFLECT_MAX_ZERO_PADDING || offset > 255)
+		return 0;
+	padding = data + offset;
 
+	if (len < 8) {
+		for (i = 0; i < 7; i++) {
+			__u8 *byte = padding + i;
+
+			if (i >= len)
+				break;
+			if ((void *)(byte + 1) > data_end || *byte)
+				return 0;
+		}
+		return 1;
+	}
+	/* Whole words, then the last 8 octets (overlapping the previous word when len % 8 != 0). */
 	for (i = 0; i < STAMP_REFLECT_MAX_ZERO_PADDING / 8; i++) {
 		__u64 *word = padding + i * 8;
 
 		if (i * 8 + 8 > len)
 			break;
-		if ((void *)(word + 1) > data_end)
-			return false;
-		if (*word)
-			return false;
+		if ((void *)(word + 1) > data_end || *word)
+			return 0;
 	}
-	for (i = i * 8; i < len && i < STAMP_REFLECT_MAX_ZERO_PADDING; i++) {
-		__u8 *byte = padding + i;
-
-		if ((void *)(byte + 1) > data_end)
-			return false;
-		if (*byte)
-			return false;
-	}
-	return true;
+	/* barrier_var: computed as one offset, or clang folds it into a negative pointer offset. */
+	i = offset + len - 8;
+	barrier_var(i);
+	padding = data + i;
+	if (padding + 8 > data_end || *(__u64 *)padding)
+		return 0;
+	return 1;
 }
 
 /*
  * The part shared by IPv4 and IPv6: UDP and STAMP. Returns the XDP action; on XDP_TX the UDP datagram
  * is rewritten and the caller only swaps the L2 and L3 addresses and sets the TTL.
  */
-static __always_inline int reflect_udp(struct udp_in_ip *in, void *data_end)
+static __always_inline int reflect_udp(struct xdp_md *ctx, struct udp_in_ip *in, void *data_end)
 {
 	struct udphdr *udp = in->udp;
 	struct stamp_reflector_unauth *reply;
@@ -193,7 +216,8 @@ static __always_inline int reflect_udp(struct udp_in_ip *in, void *data_end)
 	request = (void *)(udp + 1);
 	if ((void *)(request + 1) > data_end) /* implied by udp_len; the verifier needs it */
 		return count(STAMP_REFLECT_DROPPED_MALFORMED, XDP_DROP);
-	if (!padding_is_zero(request + 1, udp_len - STAMP_UDP_BASE_LEN, data_end))
+	if (!stamp_reflect_padding_is_zero(ctx, (void *)(request + 1) - (void *)(long)ctx->data,
+					   udp_len - STAMP_UDP_BASE_LEN))
 		return count(STAMP_REFLECT_PASSED_TLV, XDP_PASS);
 
 	/*
@@ -260,7 +284,7 @@ static __always_inline void swap_macs(struct ethhdr *eth)
 	__builtin_memcpy(eth->h_dest, mac, ETH_ALEN);
 }
 
-static __always_inline int reflect_ipv4(struct ethhdr *eth, struct iphdr *ip, void *data_end)
+static __always_inline int reflect_ipv4(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip, void *data_end)
 {
 	struct udp_in_ip in;
 	__u32 ihl_len, tot_len;
@@ -300,7 +324,7 @@ static __always_inline int reflect_ipv4(struct ethhdr *eth, struct iphdr *ip, vo
 	in.pseudo_sum = csum_fold32((__u64)ip->saddr + ip->daddr + bpf_htons(IPPROTO_UDP) +
 				    in.udp->len);
 
-	action = reflect_udp(&in, data_end);
+	action = reflect_udp(ctx, &in, data_end);
 	if (action != XDP_TX)
 		return action;
 
@@ -321,7 +345,7 @@ static __always_inline int reflect_ipv4(struct ethhdr *eth, struct iphdr *ip, vo
 	return count(STAMP_REFLECT_REFLECTED, XDP_TX);
 }
 
-static __always_inline int reflect_ipv6(struct ethhdr *eth, struct ipv6hdr *ip6, void *data_end)
+static __always_inline int reflect_ipv6(struct xdp_md *ctx, struct ethhdr *eth, struct ipv6hdr *ip6, void *data_end)
 {
 	struct udp_in_ip in;
 	struct in6_addr addr;
@@ -348,7 +372,7 @@ static __always_inline int reflect_ipv6(struct ethhdr *eth, struct ipv6hdr *ip6,
 		sum += (__u64)ip6->saddr.in6_u.u6_addr32[i] + ip6->daddr.in6_u.u6_addr32[i];
 	in.pseudo_sum = csum_fold32(sum);
 
-	action = reflect_udp(&in, data_end);
+	action = reflect_udp(ctx, &in, data_end);
 	if (action != XDP_TX)
 		return action;
 
@@ -387,9 +411,9 @@ int stamp_reflect_xdp(struct xdp_md *ctx)
 	}
 
 	if (proto == bpf_htons(ETH_P_IP))
-		return reflect_ipv4(eth, l3, data_end);
+		return reflect_ipv4(ctx, eth, l3, data_end);
 	if (proto == bpf_htons(ETH_P_IPV6))
-		return reflect_ipv6(eth, l3, data_end);
+		return reflect_ipv6(ctx, eth, l3, data_end);
 	return count(STAMP_REFLECT_PASSED_NOT_STAMP, XDP_PASS);
 }
 

@@ -20,7 +20,7 @@ packages=(
   # tests
   libgtest-dev libgmock-dev iproute2 nftables ethtool tcpdump procps
   # baselines for benchmarks and real servers for end-to-end tests
-  iputils-ping fping sockperf prometheus etcd-server etcd-client systemd
+  iputils-ping fping sockperf time prometheus etcd-server etcd-client systemd
 )
 
 missing=()

@@ -166,8 +166,8 @@ WallNs decode_timestamp(RawTimestamp raw, TimestampFormat format, int32_t tai_of
   }
   // ns = round(fraction * 1e9 / 2^32); fraction * 1e9 < 4.3e18 fits in 64 bits. A fraction just below
   // 2^32 rounds to 1e9 ns, i.e. the next second, which to_wall_ns carries naturally.
-  const auto nanoseconds = static_cast<int64_t>(
-      (static_cast<uint64_t>(raw.fraction) * kNsPerSecond + (uint64_t{1} << 31)) >> 32);
+  const auto nanoseconds =
+      static_cast<int64_t>((static_cast<uint64_t>(raw.fraction) * kNsPerSecond + (uint64_t{1} << 31)) >> 32);
   const __int128 ntp_seconds = unwrap_era(raw.seconds, reference_unix_seconds + kNtpToUnixSeconds);
   return to_wall_ns(ntp_seconds - kNtpToUnixSeconds, nanoseconds);
 }

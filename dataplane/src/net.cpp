@@ -16,16 +16,16 @@ namespace {
 constexpr std::string_view kExpectedForms = "expected ADDR, ADDR:PORT or [ADDR]:PORT";
 
 Error address_error(std::string_view text, std::string_view problem) {
-  return make_error("bad address '" + std::string(text) + "': " + std::string(problem) + " (" +
-                        std::string(kExpectedForms) + ")",
-                    EINVAL);
+  return make_error(
+      "bad address '" + std::string(text) + "': " + std::string(problem) + " (" + std::string(kExpectedForms) + ")",
+      EINVAL);
 }
 
 // The text split into its host part and its port, before anything is looked up.
 struct HostPort {
-  std::string_view host;            // without brackets, with any %scope
-  std::optional<uint16_t> port;     // absent: use the default port
-  bool bracketed = false;           // "[...]" form: must be IPv6
+  std::string_view host;         // without brackets, with any %scope
+  std::optional<uint16_t> port;  // absent: use the default port
+  bool bracketed = false;        // "[...]" form: must be IPv6
 };
 
 Result<uint16_t> parse_port(std::string_view text, std::string_view port_text) {
@@ -210,9 +210,8 @@ std::string SocketAddress::host() const {
     if (v6->sin6_scope_id != 0) {
       char interface_name[IF_NAMESIZE] = {};
       result += '%';
-      result += if_indextoname(v6->sin6_scope_id, interface_name) != nullptr
-                    ? std::string(interface_name)
-                    : std::to_string(v6->sin6_scope_id);
+      result += if_indextoname(v6->sin6_scope_id, interface_name) != nullptr ? std::string(interface_name)
+                                                                             : std::to_string(v6->sin6_scope_id);
     }
     return result;
   }

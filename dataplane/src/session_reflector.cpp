@@ -1,7 +1,19 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "hubprobe/session_reflector.h"
 
+#include <algorithm>
+#include <array>
+
+#include <linux/types.h>
+
+#include "hubprobe/stamp_wire.h"
+
 namespace hubprobe::stamp {
+
+namespace {
+// Sequence number, timestamp and error estimate: the smallest packet that can be reflected.
+constexpr uint32_t kTwampLightMinimum = 14;
+}  // namespace
 
 SessionReflector::SessionReflector(ReflectorOptions options) : options_(std::move(options)) {}
 
@@ -12,7 +24,16 @@ bool SessionReflector::reflect_impl(const dp::RxPacket& request, std::span<uint8
     ++counters_.dropped_truncated;
     return false;
   }
-  const std::span<const uint8_t> bytes(request.data, request.length);
+  std::span<const uint8_t> bytes(request.data, request.length);
+  // RFC 8762 section 4.6: a TWAMP-Light sender may send less than the STAMP base packet (at least its
+  // sequence number, timestamp and error estimate); it gets a base-size reply.
+  std::array<uint8_t, STAMP_UNAUTH_BASE_LEN> widened{};
+  if (options_.mode == Mode::kUnauthenticated && request.length >= kTwampLightMinimum &&
+      request.length < STAMP_UNAUTH_BASE_LEN) {
+    std::copy_n(request.data, request.length, widened.begin());
+    bytes = widened;
+    ++counters_.twamp_light_short;
+  }
   const auto decoded = decode_test_packet(bytes, options_.mode, options_.key.get());
   if (!decoded.ok) {
     switch (decoded.error) {
@@ -23,7 +44,7 @@ bool SessionReflector::reflect_impl(const dp::RxPacket& request, std::span<uint8
     }
     return false;
   }
-  if (out.size() < request.length) {
+  if (out.size() < bytes.size()) {
     ++counters_.dropped_too_long;
     return false;
   }
@@ -39,7 +60,7 @@ bool SessionReflector::reflect_impl(const dp::RxPacket& request, std::span<uint8
   fields.sender_ttl = request.ttl >= 0 ? static_cast<uint8_t>(request.ttl) : 0;
 
   auto report = encode_reflection(decoded.parsed, bytes, fields, options_.mode, options_.key.get(),
-                                  out.first(request.length));
+                                  out.first(bytes.size()));
   if (!report) {
     ++counters_.dropped_too_long;
     return false;
@@ -48,7 +69,7 @@ bool SessionReflector::reflect_impl(const dp::RxPacket& request, std::span<uint8
   counters_.tlv_malformed += report->malformed;
 
   reply.data = out.data();
-  reply.length = request.length;
+  reply.length = static_cast<uint32_t>(bytes.size());
   reply.destination = request.source;
   reply.source = request.destination;
   reply.tos = request.tos;

@@ -113,7 +113,8 @@ void SessionSender::on_receive(const dp::RxPacket& packet, WallNs now) {
     ++counters_.invalid_size_mismatch;
     return;
   }
-  if (reply.ssid != options_.ssid) {
+  // A reflector without RFC 8972 (RFC 8762 only, TWAMP-Light) leaves the SSID field zero (MBZ).
+  if (reply.ssid != options_.ssid && reply.ssid != 0) {
     ++counters_.invalid;
     ++counters_.invalid_wrong_session;
     return;

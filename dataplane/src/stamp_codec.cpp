@@ -41,24 +41,28 @@ struct ReflectedPacketLayout {
   size_t sender_ttl;
 };
 
-#define HUBPROBE_TEST_LAYOUT(wire)                                                                  \
-  TestPacketLayout {                                                                                \
-    offsetof(wire, seq), offsetof(wire, timestamp), offsetof(wire, error_estimate), offsetof(wire, ssid) \
-  }
-#define HUBPROBE_REFLECTED_LAYOUT(wire)                                                                   \
-  ReflectedPacketLayout {                                                                                 \
-    offsetof(wire, seq), offsetof(wire, timestamp), offsetof(wire, error_estimate), offsetof(wire, ssid), \
-        offsetof(wire, receive_timestamp), offsetof(wire, sender_seq), offsetof(wire, sender_timestamp),  \
-        offsetof(wire, sender_error_estimate), offsetof(wire, sender_ttl)                                 \
-  }
+template <class Wire>
+constexpr TestPacketLayout test_layout_of() {
+  return {offsetof(Wire, seq), offsetof(Wire, timestamp), offsetof(Wire, error_estimate), offsetof(Wire, ssid)};
+}
 
-constexpr TestPacketLayout kUnauthTestLayout = HUBPROBE_TEST_LAYOUT(stamp_sender_unauth);
-constexpr TestPacketLayout kAuthTestLayout = HUBPROBE_TEST_LAYOUT(stamp_sender_auth);
-constexpr ReflectedPacketLayout kUnauthReflectedLayout = HUBPROBE_REFLECTED_LAYOUT(stamp_reflector_unauth);
-constexpr ReflectedPacketLayout kAuthReflectedLayout = HUBPROBE_REFLECTED_LAYOUT(stamp_reflector_auth);
+template <class Wire>
+constexpr ReflectedPacketLayout reflected_layout_of() {
+  return {offsetof(Wire, seq),
+          offsetof(Wire, timestamp),
+          offsetof(Wire, error_estimate),
+          offsetof(Wire, ssid),
+          offsetof(Wire, receive_timestamp),
+          offsetof(Wire, sender_seq),
+          offsetof(Wire, sender_timestamp),
+          offsetof(Wire, sender_error_estimate),
+          offsetof(Wire, sender_ttl)};
+}
 
-#undef HUBPROBE_TEST_LAYOUT
-#undef HUBPROBE_REFLECTED_LAYOUT
+constexpr TestPacketLayout kUnauthTestLayout = test_layout_of<stamp_sender_unauth>();
+constexpr TestPacketLayout kAuthTestLayout = test_layout_of<stamp_sender_auth>();
+constexpr ReflectedPacketLayout kUnauthReflectedLayout = reflected_layout_of<stamp_reflector_unauth>();
+constexpr ReflectedPacketLayout kAuthReflectedLayout = reflected_layout_of<stamp_reflector_auth>();
 
 static_assert(offsetof(stamp_sender_unauth, ssid) == 14, "RFC 8972 section 3: SSID at octets 14-15");
 static_assert(offsetof(stamp_reflector_unauth, ssid) == 14, "RFC 8972 section 3: SSID at octets 14-15");
@@ -67,6 +71,14 @@ static_assert(offsetof(stamp_reflector_auth, ssid) == 26, "RFC 8972 section 3: S
 static_assert(offsetof(stamp_sender_auth, hmac) == STAMP_AUTH_HMAC_OFFSET, "RFC 8762 section 4.4");
 static_assert(offsetof(stamp_reflector_auth, hmac) == STAMP_AUTH_HMAC_OFFSET, "RFC 8762 section 4.4");
 static_assert(offsetof(stamp_timestamp, fraction) == 4);
+// RFC 8762 Figures 5 and 6: the reflector fields that follow the SSID.
+static_assert(kUnauthReflectedLayout.receive_timestamp == 16 && kUnauthReflectedLayout.sender_seq == 24 &&
+              kUnauthReflectedLayout.sender_timestamp == 28 && kUnauthReflectedLayout.sender_error_estimate == 36 &&
+              kUnauthReflectedLayout.sender_ttl == 40);
+static_assert(kAuthTestLayout.timestamp == 16 && kAuthTestLayout.error_estimate == 24);
+static_assert(kAuthReflectedLayout.timestamp == 16 && kAuthReflectedLayout.receive_timestamp == 32 &&
+              kAuthReflectedLayout.sender_seq == 48 && kAuthReflectedLayout.sender_timestamp == 64 &&
+              kAuthReflectedLayout.sender_error_estimate == 72 && kAuthReflectedLayout.sender_ttl == 80);
 
 const TestPacketLayout& test_layout(Mode mode) {
   return mode == Mode::kAuthenticated ? kAuthTestLayout : kUnauthTestLayout;
@@ -165,8 +177,7 @@ size_t for_each_tlv(std::span<const uint8_t> in, Visitor&& visit) {
     const size_t value_length = load_be16(in, offset + offsetof(stamp_tlv_hdr, length));
     if (value_length > remaining - STAMP_TLV_HDR_LEN) return offset;
     visit(offset, load_u8(in, offset + offsetof(stamp_tlv_hdr, flags)),
-          load_u8(in, offset + offsetof(stamp_tlv_hdr, type)),
-          in.subspan(offset + STAMP_TLV_HDR_LEN, value_length));
+          load_u8(in, offset + offsetof(stamp_tlv_hdr, type)), in.subspan(offset + STAMP_TLV_HDR_LEN, value_length));
     offset += STAMP_TLV_HDR_LEN + value_length;
   }
   return offset;
@@ -183,9 +194,7 @@ Error too_long_error(size_t length) {
 
 }  // namespace
 
-size_t base_length(Mode mode) {
-  return mode == Mode::kAuthenticated ? STAMP_AUTH_BASE_LEN : STAMP_UNAUTH_BASE_LEN;
-}
+size_t base_length(Mode mode) { return mode == Mode::kAuthenticated ? STAMP_AUTH_BASE_LEN : STAMP_UNAUTH_BASE_LEN; }
 
 Result<HmacKey> load_key_file(const std::string& path) {
   std::ifstream file(path, std::ios::binary);
@@ -205,9 +214,9 @@ Result<HmacKey> load_key_file(const std::string& path) {
     } else if (c >= 'A' && c <= 'F') {
       nibble = c - 'A' + 10;
     } else {
-      return make_error("key file '" + path + "': character at offset " + std::to_string(position) +
-                            " is not a hexadecimal digit",
-                        EINVAL);
+      return make_error(
+          "key file '" + path + "': character at offset " + std::to_string(position) + " is not a hexadecimal digit",
+          EINVAL);
     }
     if (high_nibble < 0) {
       high_nibble = nibble;
@@ -220,8 +229,8 @@ Result<HmacKey> load_key_file(const std::string& path) {
     return make_error("key file '" + path + "': odd number of hexadecimal digits", EINVAL);
   }
   if (key.bytes.size() < kMinKeyOctets) {
-    return make_error("key file '" + path + "': key has " + std::to_string(key.bytes.size()) +
-                          " octets, at least " + std::to_string(kMinKeyOctets) + " are required",
+    return make_error("key file '" + path + "': key has " + std::to_string(key.bytes.size()) + " octets, at least " +
+                          std::to_string(kMinKeyOctets) + " are required",
                       EINVAL);
   }
   return key;
@@ -243,8 +252,7 @@ std::array<uint8_t, 16> hmac16(const HmacKey& key, std::span<const uint8_t> data
   return mac;
 }
 
-Result<size_t> encode_test_packet(const TestPacket& fields, Mode mode, const HmacKey* key,
-                                  std::span<uint8_t> out) {
+Result<size_t> encode_test_packet(const TestPacket& fields, Mode mode, const HmacKey* key, std::span<uint8_t> out) {
   if (out.size() < base_length(mode)) {
     return make_error("buffer of " + std::to_string(out.size()) + " octets is shorter than the " +
                           std::to_string(base_length(mode)) + "-octet STAMP base packet",
@@ -370,8 +378,7 @@ Result<TlvReport> encode_reflection(const Parsed<TestPacket>& request, std::span
 
 TlvWalk walk_tlvs(std::span<const uint8_t> in) {
   TlvWalk walk;
-  const size_t end = for_each_tlv(in, [&](size_t offset, uint8_t flags, uint8_t type,
-                                          std::span<const uint8_t> value) {
+  const size_t end = for_each_tlv(in, [&](size_t offset, uint8_t flags, uint8_t type, std::span<const uint8_t> value) {
     walk.tlvs.push_back(Tlv{flags, type, offset, value});
   });
   if (end < in.size()) {

@@ -296,10 +296,12 @@ void send_datagrams(const Namespace& ns, const std::string& address, uint16_t po
   if (code != 0) throw HarnessError("send_datagrams failed in " + ns.name() + ": code " + std::to_string(code));
 }
 
-std::optional<std::vector<uint8_t>> udp_exchange(const Namespace& ns, const std::string& address, uint16_t port,
-                                                 const std::vector<uint8_t>& request, Seconds timeout) {
+std::vector<std::vector<uint8_t>> udp_exchange_many(const Namespace& ns, const std::string& address, uint16_t port,
+                                                    const std::vector<std::vector<uint8_t>>& requests,
+                                                    Seconds timeout) {
   const sockaddr_in6 to = parse_address(address, port);
-  // The child hands the reply back through a pipe: a length prefix then the octets.
+  // The child hands the replies back through a pipe: for each, a length prefix then the octets. The
+  // pipe is drained while the child runs, so large replies cannot block it.
   int p[2];
   if (pipe2(p, O_CLOEXEC) != 0) throw HarnessError("pipe2 failed");
   const int timeout_ms = static_cast<int>(timeout.count() * 1000);
@@ -307,41 +309,63 @@ std::optional<std::vector<uint8_t>> udp_exchange(const Namespace& ns, const std:
     close(p[0]);
     int fd = dual_stack_socket();
     if (fd < 0) return 2;
-    if (sendto(fd, request.data(), request.size(), 0, reinterpret_cast<const sockaddr*>(&to), sizeof to) < 0) {
-      return 3;
-    }
-    pollfd pf{fd, POLLIN, 0};
     std::vector<uint8_t> buf(65536);
-    uint32_t len = 0;
-    ssize_t got = -1;
-    if (poll(&pf, 1, timeout_ms) == 1) got = recv(fd, buf.data(), buf.size(), 0);
-    if (got < 0) return 1;
-    len = static_cast<uint32_t>(got);
-    (void)!write(p[1], &len, sizeof len);
-    (void)!write(p[1], buf.data(), len);
+    for (const auto& request : requests) {
+      uint32_t len = 0;
+      ssize_t got = -1;
+      if (sendto(fd, request.data(), request.size(), 0, reinterpret_cast<const sockaddr*>(&to), sizeof to) >= 0) {
+        pollfd pf{fd, POLLIN, 0};
+        if (poll(&pf, 1, timeout_ms) == 1) got = recv(fd, buf.data(), buf.size(), 0);
+      }
+      len = got > 0 ? static_cast<uint32_t>(got) : 0;
+      if (write(p[1], &len, sizeof len) != sizeof len) return 3;
+      size_t off = 0;
+      while (off < len) {
+        ssize_t n = write(p[1], buf.data() + off, len - off);
+        if (n <= 0) return 3;
+        off += static_cast<size_t>(n);
+      }
+    }
     return 0;
   }));
   close(p[1]);
-  ExitInfo info = child.wait(timeout + Seconds(5));
-  std::optional<std::vector<uint8_t>> reply;
-  if (info.exited() && info.exit_code() == 0) {
-    uint32_t len = 0;
-    if (read(p[0], &len, sizeof len) == sizeof len) {
-      std::vector<uint8_t> bytes(len);
-      size_t off = 0;
-      while (off < len) {
-        ssize_t n = read(p[0], bytes.data() + off, len - off);
-        if (n <= 0) break;
-        off += static_cast<size_t>(n);
-      }
-      if (off == len) reply = std::move(bytes);
+  std::vector<std::vector<uint8_t>> replies;
+  const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                           timeout * static_cast<double>(requests.size()) + Seconds(5));
+  auto read_all = [&](void* dst, size_t n) {
+    size_t off = 0;
+    while (off < n) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      pollfd pf{p[0], POLLIN, 0};
+      if (left <= 0 || poll(&pf, 1, static_cast<int>(left)) != 1) return false;
+      ssize_t got = read(p[0], static_cast<uint8_t*>(dst) + off, n - off);
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) return false;
+      off += static_cast<size_t>(got);
     }
-  } else if (!(info.exited() && info.exit_code() == 1)) {
-    close(p[0]);
-    throw HarnessError("udp_exchange helper in " + ns.name() + ": " + info.describe());
+    return true;
+  };
+  // Reads until the child closes the pipe (it exits, or is killed by the timeout below).
+  for (size_t i = 0; i < requests.size(); ++i) {
+    uint32_t len = 0;
+    if (!read_all(&len, sizeof len)) break;
+    std::vector<uint8_t> bytes(len);
+    if (!read_all(bytes.data(), len)) break;
+    replies.push_back(std::move(bytes));
   }
   close(p[0]);
-  return reply;
+  ExitInfo info = child.wait(Seconds(1));
+  if (!(info.exited() && info.exit_code() == 0) || replies.size() != requests.size()) {
+    throw HarnessError("udp_exchange helper in " + ns.name() + ": " + info.describe());
+  }
+  return replies;
+}
+
+std::optional<std::vector<uint8_t>> udp_exchange(const Namespace& ns, const std::string& address, uint16_t port,
+                                                 const std::vector<uint8_t>& request, Seconds timeout) {
+  auto replies = udp_exchange_many(ns, address, port, {request}, timeout);
+  if (replies[0].empty()) return std::nullopt;
+  return std::move(replies[0]);
 }
 
 ExchangeCount udp_burst(const Namespace& ns, const std::string& address, uint16_t port, unsigned count,

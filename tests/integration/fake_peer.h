@@ -69,6 +69,12 @@ void send_datagrams(const Namespace& ns, const std::string& address, uint16_t po
 std::optional<std::vector<uint8_t>> udp_exchange(const Namespace& ns, const std::string& address, uint16_t port,
                                                  const std::vector<uint8_t>& request, Seconds timeout);
 
+/// Sends each request in turn from one socket (one source port: one STAMP session), waiting up to
+/// `timeout` for a reply to each; a missing reply is an empty vector.
+std::vector<std::vector<uint8_t>> udp_exchange_many(const Namespace& ns, const std::string& address, uint16_t port,
+                                                    const std::vector<std::vector<uint8_t>>& requests,
+                                                    Seconds timeout);
+
 /// Sends `count` test packets (seq 0..count-1) from `ns`, `gap_us` apart, and counts valid-looking
 /// replies (right length, sender seq in range) that arrive until `linger` after the last one.
 struct ExchangeCount {

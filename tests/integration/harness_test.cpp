@@ -229,6 +229,7 @@ TEST_F(HarnessNetns, JanitorCleansUpAfterSigkill) {
   struct SubreaperOff {
     ~SubreaperOff() { prctl(PR_SET_CHILD_SUBREAPER, 0); }
   } subreaper_off;
+  TempDir dir;  // made here: the child never gets to remove anything
   int names_pipe[2];
   ASSERT_EQ(pipe(names_pipe), 0);
   const pid_t child = fork();
@@ -237,8 +238,7 @@ TEST_F(HarnessNetns, JanitorCleansUpAfterSigkill) {
     close(names_pipe[0]);
     try {
       auto* bed = new Testbed();  // never destroyed on purpose
-      TempDir* dir = new TempDir();
-      auto* sleeper = new Process({"sleep", "60"}, bed->reflector().name(), dir->path(), "orphan");
+      auto* sleeper = new Process({"sleep", "60"}, bed->reflector().name(), dir.path(), "orphan");
       std::string msg = bed->sender().name() + " " + bed->reflector().name() + " " +
                         std::to_string(sleeper->pid()) + " " + std::to_string(janitor_pid()) + "\n";
       (void)!write(names_pipe[1], msg.data(), msg.size());

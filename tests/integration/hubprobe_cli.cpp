@@ -213,7 +213,7 @@ double number(const json& report, const std::string& path) {
 
 std::vector<ReplyLine> parse_reply_lines(const std::string& out, std::vector<std::string>* malformed) {
   static const std::regex line_re(
-      R"(^(\d+) bytes from (\S+): seq=(\d+) rtt=([0-9]+(?:\.[0-9]+)?) ms turnaround=(-?[0-9]+(?:\.[0-9]+)?) ms\s*$)");
+      R"(^(\d+) bytes from (\S+): seq=(\d+) rtt=([0-9]+(?:\.[0-9]+)?) ms turnaround=(-?[0-9]+(?:\.[0-9]+)?) ms((?: [a-z_]+=\S+)*)\s*$)");
   static const std::regex start_re(R"(^\d+ bytes from )");
   std::vector<ReplyLine> lines;
   std::istringstream s(out);

@@ -74,7 +74,8 @@ int64_t counter(const nlohmann::json& report, const std::string& path);
 /// A number of the report ("rtt_us.p50" style paths); NaN when absent or not a number.
 double number(const nlohmann::json& report, const std::string& path);
 
-/// One per-reply line: "44 bytes from 198.18.0.2:862: seq=3 rtt=0.045 ms turnaround=0.012 ms".
+/// One per-reply line: "44 bytes from 198.18.0.2:862: seq=3 rtt=0.045 ms turnaround=0.012 ms", possibly
+/// followed by more " key=value" fields (as ping(8) adds ttl=).
 struct ReplyLine {
   unsigned bytes = 0;
   std::string from;

@@ -132,7 +132,8 @@ int run_in_netns(const Namespace& ns, const std::function<int()>& fn, Seconds ti
 class Nft {
  public:
   explicit Nft(const Namespace& ns);
-  /// Adds a named counter.
+  /// Adds a named counter. Names are [A-Za-z0-9_] and must not be an nft keyword ("fwd", "meta", ...):
+  /// nft 1.0.6 takes no quoted counter names.
   void add_counter(const std::string& name);
   /// Appends `rule` (nft syntax, e.g. `udp dport 862 counter name "x" drop`) to chain input or output.
   void add_rule(const std::string& chain, const std::string& rule);

@@ -94,8 +94,7 @@ TEST(ErrorEstimateTest, HugeErrorsClampAtTheLargestValue) {
     EXPECT_EQ(estimate.scale, 63) << error;
     EXPECT_EQ(estimate.multiplier, 255) << error;
   }
-  EXPECT_DOUBLE_EQ(ErrorEstimate::from_seconds(1e30, false, TimestampFormat::kNtp).seconds(),
-                   kMaxRepresentableError);
+  EXPECT_DOUBLE_EQ(ErrorEstimate::from_seconds(1e30, false, TimestampFormat::kNtp).seconds(), kMaxRepresentableError);
 }
 
 TEST(ErrorEstimateTest, FromSecondsIsNeverBelowAndAsTightAsPossible) {
@@ -157,10 +156,9 @@ TEST(TimestampTest, NtpRoundTripIsWithinOneNanosecond) {
   }
   for (int64_t ns = 0; ns < kNs; ns += 999'983) {
     const WallNs t = 1'700'000'000 * kNs + ns;
-    ASSERT_LE(std::llabs(decode_timestamp(encode_timestamp(t, TimestampFormat::kNtp, 37), TimestampFormat::kNtp,
-                                          37, t) -
-                         t),
-              1);
+    ASSERT_LE(
+        std::llabs(decode_timestamp(encode_timestamp(t, TimestampFormat::kNtp, 37), TimestampFormat::kNtp, 37, t) - t),
+        1);
   }
 }
 

@@ -84,10 +84,9 @@ TEST(SocketAddressTest, NumericScope) {
 
 TEST(SocketAddressTest, ErrorsSayWhatIsExpected) {
   for (const char* text : {"", "198.18.0.1:", "198.18.0.1:abc", "198.18.0.1:70000", "198.18.0.1:1234567",
-                           "[2001:db8::1", "[2001:db8::1]862", "[2001:db8::1]:", "[]:862", ":862",
-                           "[198.18.0.1]:862", "198.18.0.256", "host.example:862", "fe80::1%",
-                           "fe80::1%nosuchif0", "198.18.0.1%lo", "2001:db8::g", "198.18.0.1:-1",
-                           "[fe80::1%99999999999]:862"}) {
+                           "[2001:db8::1", "[2001:db8::1]862", "[2001:db8::1]:", "[]:862", ":862", "[198.18.0.1]:862",
+                           "198.18.0.256", "host.example:862", "fe80::1%", "fe80::1%nosuchif0", "198.18.0.1%lo",
+                           "2001:db8::g", "198.18.0.1:-1", "[fe80::1%99999999999]:862"}) {
     const std::string message = parse_error(text);
     EXPECT_NE(message.find("expected ADDR, ADDR:PORT or [ADDR]:PORT"), std::string::npos) << text << ": " << message;
   }

@@ -55,7 +55,7 @@ struct Harness {
     if (!reflector.reflect_at(request, reply, clock, t3, out)) return std::nullopt;
     EXPECT_EQ(out.destination, sender_address);
     EXPECT_EQ(out.source, reflector_address);
-    EXPECT_EQ(out.length, request.length);
+    EXPECT_EQ(out.length, std::max<uint32_t>(request.length, 44));
     dp::RxPacket received;
     received.data = reply.data();
     received.capacity = reply.size();
@@ -323,7 +323,7 @@ TEST(SessionReflector, DropsAreCountedByReason) {
   rx.data = buffer.data();
   rx.capacity = buffer.size();
   rx.source = address("198.18.0.1:5000");
-  rx.length = 43;
+  rx.length = 13;
   EXPECT_FALSE(reflector.reflect_at(rx, reply, ClockState{}, kBase, tx));
   rx.length = 0;
   EXPECT_FALSE(reflector.reflect_at(rx, reply, ClockState{}, kBase, tx));
@@ -334,6 +334,51 @@ TEST(SessionReflector, DropsAreCountedByReason) {
   EXPECT_EQ(reflector.counters().dropped_truncated, 1u);
   EXPECT_EQ(reflector.counters().dropped(), 3u);
   EXPECT_EQ(reflector.counters().reflected, 0u);
+}
+
+}  // namespace
+}  // namespace hubprobe::stamp
+
+namespace hubprobe::stamp {
+namespace {
+
+TEST(SessionReflector, ShortTwampLightRequestGetsBaseSizeReply) {
+  SessionReflector reflector(ReflectorOptions{});
+  // A TWAMP-Light sender's minimal packet: sequence 7, a timestamp, an error estimate (14 octets).
+  std::array<uint8_t, 14> request = {0, 0, 0, 7, 0xe9, 0, 0, 0, 0x80, 0, 0, 0, 0x00, 0x01};
+  std::array<uint8_t, 64> reply{};
+  dp::RxPacket rx;
+  rx.data = request.data();
+  rx.capacity = request.size();
+  rx.length = request.size();
+  rx.source = *SocketAddress::parse("198.18.0.1:5000", 0);
+  dp::TxPacket tx;
+  ASSERT_TRUE(reflector.reflect_at(rx, reply, ClockState{}, kBase, tx));
+  EXPECT_EQ(tx.length, 44u);
+  const auto decoded = decode_reflected_packet(std::span(reply).first(44), Mode::kUnauthenticated, nullptr);
+  ASSERT_TRUE(decoded.ok);
+  EXPECT_EQ(decoded.parsed.packet.sender_seq, 7u);
+  EXPECT_EQ(decoded.parsed.packet.sender_timestamp.seconds, 0xe9000000u);
+  EXPECT_EQ(decoded.parsed.packet.sender_error_estimate, 1u);
+  EXPECT_EQ(reflector.counters().twamp_light_short, 1u);
+  // 13 octets cannot carry the error estimate: refused.
+  rx.length = 13;
+  EXPECT_FALSE(reflector.reflect_at(rx, reply, ClockState{}, kBase, tx));
+  EXPECT_EQ(reflector.counters().dropped_too_short, 1u);
+}
+
+TEST(SessionEngines, ReplyWithZeroSsidFromAPlainRfc8762ReflectorIsAccepted) {
+  SenderOptions options;
+  options.ssid = 0x1234;
+  Harness h(options);
+  h.sender.on_tx_timestamp({h.send(kBase), {kBase, dp::TimestampSource::kKernelSoftware}});
+  auto reply = h.reflect(kBase + kUs, kBase + 2 * kUs, kBase + 3 * kUs);
+  ASSERT_TRUE(reply);
+  h.reply[14] = 0;  // a reflector without RFC 8972 leaves the SSID octets zero
+  h.reply[15] = 0;
+  h.sender.on_receive(*reply, kBase + 3 * kUs);
+  EXPECT_EQ(h.sender.counters().received, 1u);
+  EXPECT_EQ(h.sender.counters().invalid_wrong_session, 0u);
 }
 
 }  // namespace

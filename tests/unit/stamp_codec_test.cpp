@@ -28,6 +28,8 @@ HmacKey test_key() {
   return key;
 }
 
+// The packets are laid out one field per line, as in the RFC figures.
+// clang-format off
 // ---- Session-sender, unauthenticated, NTP (RFC 8762 Figure 3 + RFC 8972 SSID) -----------------------
 const TestPacket kSenderFields{
     .seq = 0x01020304,
@@ -171,6 +173,8 @@ const Bytes kReflectorUnauthPtp = {
     /* 40 Ses-Sender TTL          */ 0xFF,
     /* 41 MBZ                     */ 0x00, 0x00, 0x00,
 };
+
+// clang-format on
 
 void expect_test_fields(const TestPacket& actual, const TestPacket& expected) {
   EXPECT_EQ(actual.seq, expected.seq);
@@ -420,8 +424,7 @@ TEST(StampCodecTest, BadHmacIsRefused) {
   HmacKey other_key = test_key();
   other_key.bytes[0] ^= 0x80;
   EXPECT_EQ(decode_test_packet(kSenderAuthNtp, Mode::kAuthenticated, &other_key).error, ParseError::kBadHmac);
-  EXPECT_EQ(decode_reflected_packet(kReflectorAuthNtp, Mode::kAuthenticated, &other_key).error,
-            ParseError::kBadHmac);
+  EXPECT_EQ(decode_reflected_packet(kReflectorAuthNtp, Mode::kAuthenticated, &other_key).error, ParseError::kBadHmac);
 }
 
 TEST(StampCodecTest, AuthenticatedModeWithoutKeyIsRefused) {
@@ -516,7 +519,7 @@ TEST(StampCodecTest, ZeroPaddingIsCopiedAsIs) {
 }
 
 TEST(StampCodecTest, UnknownTlvIsFlaggedUnrecognized) {
-  const Bytes tlv = {/* flags */ 0x80, /* type */ 0x99, /* length */ 0x00, 0x04, /* value */ 0x01, 0x02, 0x03, 0x04};
+  const Bytes tlv = {0x80, 0x99, 0x00, 0x04, 0x01, 0x02, 0x03, 0x04};  // flags U, type 0x99, length 4, value
   const Reflection reflection = reflect(concat(kSenderUnauthNtp, tlv), Mode::kUnauthenticated, nullptr);
   const Bytes expected_tlv = {0x80, 0x99, 0x00, 0x04, 0x01, 0x02, 0x03, 0x04};
   EXPECT_EQ(reflection.reply, concat(kReflectorUnauthNtp, expected_tlv));
@@ -570,10 +573,10 @@ TEST(StampCodecTest, OverlongTlvIsFlaggedMalformedWithoutReadingPastTheEnd) {
 
 TEST(StampCodecTest, SeveralTlvsAreWalkedInOrder) {
   const Bytes tlvs = {
-      /*  0 Extra Padding, U set by sender */ 0x80, 0x01, 0x00, 0x02, 0xAA, 0xBB,
-      /*  6 Class of Service (not ours)    */ 0x80, 0x04, 0x00, 0x04, 0x12, 0x34, 0x56, 0x78,
-      /* 14 unknown type 200, empty        */ 0x80, 0xC8, 0x00, 0x00,
-      /* 18 Extra Padding, length past end */ 0x80, 0x01, 0x01, 0x00, 0x99,
+      0x80, 0x01, 0x00, 0x02, 0xAA, 0xBB,              //  0: Extra Padding, U set by the sender
+      0x80, 0x04, 0x00, 0x04, 0x12, 0x34, 0x56, 0x78,  //  6: Class of Service (not implemented here)
+      0x80, 0xC8, 0x00, 0x00,                          // 14: unknown type 200, empty
+      0x80, 0x01, 0x01, 0x00, 0x99,                    // 18: Extra Padding, length 256 runs past the end
   };
   const Reflection reflection = reflect(concat(kSenderUnauthNtp, tlvs), Mode::kUnauthenticated, nullptr);
   const Bytes expected_tlvs = {
@@ -695,7 +698,7 @@ TEST_F(KeyFileTest, HexWithWhitespaceIsRead) {
 }
 
 TEST_F(KeyFileTest, BadKeysAreRefused) {
-  EXPECT_FALSE(load_key_file(write("000102030405060708090a0b0c0d0e")).ok());    // 15 octets
+  EXPECT_FALSE(load_key_file(write("000102030405060708090a0b0c0d0e")).ok());     // 15 octets
   EXPECT_FALSE(load_key_file(write("000102030405060708090a0b0c0d0e0f1")).ok());  // odd digit count
   auto bad_digit = load_key_file(write("000102030405060708090a0b0c0d0e0g"));
   ASSERT_FALSE(bad_digit.ok());

@@ -20,9 +20,9 @@ enum class TimestampFormat : uint8_t {
 
 /// What the kernel says about the clock (adjtimex), captured at one moment.
 struct ClockState {
-  bool synchronized = false;     ///< kernel not in TIME_ERROR and STA_UNSYNC clear
-  double error_bound_s = 0;      ///< estimated error (timex.esterror), seconds; max error when unsynchronised
-  int32_t tai_offset_s = 37;     ///< TAI - UTC; kernel value when set, else 37 (IERS since 2017)
+  bool synchronized = false;  ///< kernel not in TIME_ERROR and STA_UNSYNC clear
+  double error_bound_s = 0;   ///< estimated error (timex.esterror), seconds; max error when unsynchronised
+  int32_t tai_offset_s = 37;  ///< TAI - UTC; kernel value when set, else 37 (IERS since 2017)
 };
 
 /// Reads the clock state with adjtimex(2). Thread-safe; a system call, so callers cache it.
@@ -30,10 +30,10 @@ ClockState read_clock_state();
 
 /// RFC 4656 section 4.1.2 Error Estimate: S, Z, Scale, Multiplier.
 struct ErrorEstimate {
-  bool synchronized = false;  ///< S bit
+  bool synchronized = false;                       ///< S bit
   TimestampFormat format = TimestampFormat::kNtp;  ///< Z bit
-  uint8_t scale = 0;       ///< 6 bits
-  uint8_t multiplier = 1;  ///< never 0 on the wire
+  uint8_t scale = 0;                               ///< 6 bits
+  uint8_t multiplier = 1;                          ///< never 0 on the wire
 
   /// Error in seconds: multiplier * 2^(scale - 32).
   double seconds() const;

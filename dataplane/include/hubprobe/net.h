@@ -39,6 +39,8 @@ class SocketAddress {
 
   const sockaddr* sockaddr_ptr() const { return reinterpret_cast<const sockaddr*>(&storage_); }
   sockaddr* sockaddr_ptr() { return reinterpret_cast<sockaddr*>(&storage_); }
+  /// sizeof(sockaddr_in) or sizeof(sockaddr_in6); sizeof(sockaddr_storage) when unspecified, so an empty
+  /// address can serve as a receive buffer.
   socklen_t length() const;
 
   bool operator==(const SocketAddress& other) const;

@@ -38,6 +38,7 @@ struct ReflectorCounters {
   uint64_t sessions_evicted = 0;
   uint64_t tlv_unrecognized = 0;
   uint64_t tlv_malformed = 0;
+  uint64_t twamp_light_short = 0;  ///< requests shorter than 44 octets answered with a 44-octet reply
   uint64_t dropped() const {
     return dropped_too_short + dropped_too_long + dropped_truncated + dropped_bad_hmac + dropped_no_timestamp;
   }
@@ -47,8 +48,10 @@ class SessionReflector {
  public:
   explicit SessionReflector(ReflectorOptions options);
 
-  /// Builds the reply to `request` into `out` (at least request.length octets) and fills `reply`
-  /// (destination = request source, source = the address the request was sent to, same TOS).
+  /// Builds the reply to `request` into `out` (at least max(request.length, 44) octets) and fills `reply`
+  /// (destination = request source, source = the address the request was sent to, same TOS). The reply is
+  /// as long as the request, except that an unauthenticated request of 14..43 octets (a TWAMP-Light
+  /// sender, RFC 8762 section 4.6) gets a 44-octet reply.
   /// T3 is read from `now_fn` as late as possible. Returns false when the request is dropped (counted).
   template <class NowFn>
   bool reflect(const dp::RxPacket& request, std::span<uint8_t> out, const ClockState& clock, NowFn&& now_fn,

@@ -51,10 +51,10 @@ struct ReflectedPacket {
 
 /// Why a packet was refused. Each value is counted by the engines (drop reasons).
 enum class ParseError : uint8_t {
-  kTooShort,        ///< shorter than the base packet of the mode
-  kTooLong,         ///< longer than the buffer or the 65507-octet UDP limit
-  kBadHmac,         ///< HMAC mismatch, or authenticated mode without a key
-  kMalformedTlv,    ///< TLV walk ran past the end (sender side only; reflectors flag it instead)
+  kTooShort,      ///< shorter than the base packet of the mode
+  kTooLong,       ///< longer than the buffer or the 65507-octet UDP limit
+  kBadHmac,       ///< HMAC mismatch, or authenticated mode without a key
+  kMalformedTlv,  ///< TLV walk ran past the end (sender side only; reflectors flag it instead)
 };
 const char* to_string(ParseError error);
 
@@ -71,8 +71,7 @@ struct Parsed {
 /// Builds a session-sender packet of `out.size()` octets (>= base length): fields, then zero padding,
 /// then the HMAC in authenticated mode. Extra octets are zero-filled, which is valid TWAMP-Light padding
 /// and an RFC 8972 reflector accepts. Returns the length written or an error (buffer too small, no key).
-Result<size_t> encode_test_packet(const TestPacket& fields, Mode mode, const HmacKey* key,
-                                  std::span<uint8_t> out);
+Result<size_t> encode_test_packet(const TestPacket& fields, Mode mode, const HmacKey* key, std::span<uint8_t> out);
 
 /// Parses a session-sender packet (reflector side). Any byte string gives a value or a failure.
 /// MBZ fields are ignored whatever they hold.
@@ -83,7 +82,8 @@ struct DecodeTestResult {
 };
 DecodeTestResult decode_test_packet(std::span<const uint8_t> in, Mode mode, const HmacKey* key);
 
-/// Parses a session-reflector packet (sender side).
+/// Parses a session-reflector packet (sender side). The octets after the base are returned unwalked:
+/// TLV flags set by the reflector (even M) do not invalidate the measurement; use walk_tlvs to read them.
 struct DecodeReflectedResult {
   bool ok = false;
   ParseError error = ParseError::kTooShort;
@@ -93,25 +93,28 @@ DecodeReflectedResult decode_reflected_packet(std::span<const uint8_t> in, Mode 
 
 /// What the reflector fills in when it answers.
 struct ReflectionFields {
-  uint32_t seq = 0;            ///< reflector sequence number
-  RawTimestamp timestamp;      ///< T3, taken as late as possible
+  uint32_t seq = 0;        ///< reflector sequence number
+  RawTimestamp timestamp;  ///< T3, taken as late as possible
   uint16_t error_estimate = 0;
   RawTimestamp receive_timestamp;  ///< T2
-  uint8_t sender_ttl = 0;      ///< TTL / hop limit of the received request
+  uint8_t sender_ttl = 0;          ///< TTL / hop limit of the received request
 };
 
 /// Outcome of the TLV walk on a reflection.
 struct TlvReport {
-  unsigned count = 0;          ///< TLVs seen
-  unsigned unrecognized = 0;   ///< flagged U
-  unsigned malformed = 0;      ///< flagged M (walk stopped there)
-  bool zero_padding = false;   ///< the octets after the base were all zero: plain padding, copied as is
+  unsigned count = 0;         ///< TLVs seen
+  unsigned unrecognized = 0;  ///< flagged U
+  unsigned malformed = 0;     ///< flagged M (walk stopped there)
+  bool zero_padding = false;  ///< the octets after the base were all zero: plain padding, copied as is
 };
 
 /// Builds the reflection of `request` into `out`, which must be exactly as long as the request.
-/// Copies SSID and the sender fields, copies the octets after the base packet and walks them as RFC 8972
-/// TLVs (unknown types flagged U, a length past the end flagged M, Extra Padding left as is), then
-/// signs the base packet in authenticated mode. `request` must have been accepted by decode_test_packet.
+/// Copies SSID and the sender fields, copies the octets after the base packet and, unless they are all
+/// zero (plain padding), walks them as RFC 8972 TLVs and sets each TLV's flags as section 4 asks of a
+/// reflector: U for types it does not implement (all but Extra Padding, whose U is cleared), M on a TLV
+/// whose length runs past the end (the walk stops there, the rest is copied as is), I and the reserved
+/// bits zero. TLV values are never changed. Then signs the base packet in authenticated mode.
+/// `request` must have been accepted by decode_test_packet. `out` may be the request buffer itself.
 Result<TlvReport> encode_reflection(const Parsed<TestPacket>& request, std::span<const uint8_t> request_bytes,
                                     const ReflectionFields& fields, Mode mode, const HmacKey* key,
                                     std::span<uint8_t> out);
