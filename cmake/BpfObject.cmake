@@ -94,10 +94,11 @@ function(hubprobe_bpf_object NAME SOURCE)
   file(MAKE_DIRECTORY ${_out_dir})
 
   # -g gives the BTF that libbpf needs (maps, globals, CO-RE); -MD keeps the shared headers tracked.
+  # -fno-strict-aliasing as in the kernel: packet code reads the same octets through several types.
   add_custom_command(
     OUTPUT ${_tmp_object}
     COMMAND ${BPF_CLANG} -g -O2 -target bpf -D__TARGET_ARCH_${HUBPROBE_BPF_ARCH}
-            -Wall -Wextra -Werror
+            -Wall -Wextra -Werror -fno-strict-aliasing
             -I${HUBPROBE_BPF_INCLUDE_DIR}
             -I${_source_dir}
             -I${HUBPROBE_BPF_SHARED_INCLUDE_DIR}

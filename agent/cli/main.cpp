@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // hubprobe: the command-line tool (ping, reflect).
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -26,6 +27,16 @@ void install_signal_handlers() {
   sigaction(SIGINT, &action, nullptr);
   sigaction(SIGTERM, &action, nullptr);
 }
+
+// CLI11's own range check prints a 300-digit bound; say plainly what is expected.
+const CLI::Validator kUnsignedInteger(
+    [](std::string& text) -> std::string {
+      const bool digits = !text.empty() && std::all_of(text.begin(), text.end(), [](char ch) {
+        return ch >= '0' && ch <= '9';
+      });
+      return digits ? std::string() : "expected a non-negative integer, got \"" + text + "\"";
+    },
+    "UINT");
 
 // Exit status for usage errors, as ping(8) does.
 constexpr int kUsageError = 2;
@@ -88,14 +99,14 @@ int main(int argc, char** argv) {
   bool quiet = false;
   bool ptp = false;
   ping->add_option("host", host, "reflector: HOST, HOST:PORT or [IPv6]:PORT (default port 862)")->required();
-  ping->add_option("-c,--count", count, "stop after COUNT probes (default: until interrupted)");
+  ping->add_option("-c,--count", count, "stop after COUNT probes (default: until interrupted)")->check(kUnsignedInteger);
   ping->add_option("-i,--interval", interval_s, "seconds between probes, fractions allowed, >= 0.001 (default 1)");
-  ping->add_option("-s,--size", size, "STAMP packet size in octets (default: 44, or 112 authenticated)");
+  ping->add_option("-s,--size", size, "STAMP packet size in octets (default: 44, or 112 authenticated)")->check(kUnsignedInteger);
   ping->add_option("-Q,--dscp", dscp, "DSCP: 0..63 or a PHB name (ef, af41, cs5, ...)");
   ping->add_option("-I,--interface", interface, "send through this interface (SO_BINDTODEVICE)");
   ping->add_option("-S,--source", source, "local source address");
-  ping->add_option("--source-port", source_port, "local UDP source port (default: ephemeral)");
-  ping->add_option("-m,--mark", fwmark, "fwmark for policy routing (SO_MARK)");
+  ping->add_option("--source-port", source_port, "local UDP source port (default: ephemeral)")->check(kUnsignedInteger);
+  ping->add_option("-m,--mark", fwmark, "fwmark for policy routing (SO_MARK)")->check(kUnsignedInteger);
   ping->add_option("--auth-key-file", ping_key_file, "authenticated mode with the hex HMAC key in this file");
   ping->add_option("-W,--timeout", timeout_s, "seconds to wait for each reply (default 2)");
   ping->add_flag("--json", json, "print one JSON object instead of text");

@@ -227,7 +227,8 @@ int run_ping(const PingOptions& options, std::ostream& out, std::ostream& err, c
                               {"bad_hmac", c.invalid_bad_hmac},
                               {"size_mismatch", c.invalid_size_mismatch},
                               {"wrong_session", c.invalid_wrong_session},
-                              {"wrong_source", c.invalid_source}};
+                              {"wrong_source", c.invalid_source},
+                              {"unknown_sequence", c.unexpected}};
     doc["send_errors"] = c.send_errors;
     doc["loss"] = {{"forward", loss.forward}, {"backward", loss.backward}, {"unknown", loss.unknown},
                    {"total", loss.total()}};

@@ -130,7 +130,9 @@ void SessionSender::on_receive(const dp::RxPacket& packet, WallNs now) {
       ++counters_.late;
       events_.push_back({ProbeEvent::Kind::kLate, reply.sender_seq, {}});
     } else {
+      // A well-formed reply to a probe we never sent (or forgot long ago): not ours to measure.
       ++counters_.unexpected;
+      ++counters_.invalid;
     }
     return;
   }

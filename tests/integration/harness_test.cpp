@@ -19,6 +19,7 @@
 
 #include "fake_peer.h"
 #include "hubprobe/stamp_wire.h"
+#include "janitor.h"
 #include "netns.h"
 #include "process.h"
 
@@ -229,7 +230,6 @@ TEST_F(HarnessNetns, JanitorCleansUpAfterSigkill) {
   struct SubreaperOff {
     ~SubreaperOff() { prctl(PR_SET_CHILD_SUBREAPER, 0); }
   } subreaper_off;
-  TempDir dir;  // made here: the child never gets to remove anything
   int names_pipe[2];
   ASSERT_EQ(pipe(names_pipe), 0);
   const pid_t child = fork();
@@ -237,10 +237,13 @@ TEST_F(HarnessNetns, JanitorCleansUpAfterSigkill) {
   if (child == 0) {
     close(names_pipe[0]);
     try {
-      auto* bed = new Testbed();  // never destroyed on purpose
-      auto* sleeper = new Process({"sleep", "60"}, bed->reflector().name(), dir.path(), "orphan");
+      // Never destroyed, on purpose.
+      auto* bed = new Testbed();
+      auto* dir = new TempDir();
+      auto* sleeper = new Process({"sleep", "60"}, bed->reflector().name(), dir->path(), "orphan");
       std::string msg = bed->sender().name() + " " + bed->reflector().name() + " " +
-                        std::to_string(sleeper->pid()) + " " + std::to_string(janitor_pid()) + "\n";
+                        std::to_string(sleeper->pid()) + " " + std::to_string(janitor_pid()) + " " +
+                        dir->path().string() + "\n";
       (void)!write(names_pipe[1], msg.data(), msg.size());
     } catch (...) {
       _exit(3);
@@ -258,17 +261,18 @@ TEST_F(HarnessNetns, JanitorCleansUpAfterSigkill) {
   ASSERT_EQ(waitpid(child, &status, 0), child);
   ASSERT_TRUE(WIFSIGNALED(status)) << "child failed to set up: status " << status;
   std::istringstream s(msg);
-  std::string sender, reflector;
+  std::string sender, reflector, scratch;
   pid_t sleeper = 0, janitor = 0;
-  s >> sender >> reflector >> sleeper >> janitor;
-  ASSERT_FALSE(sender.empty());
+  s >> sender >> reflector >> sleeper >> janitor >> scratch;
+  ASSERT_FALSE(scratch.empty()) << msg;
   ASSERT_NE(janitor, getpid());
   bool gone = false;
   for (int i = 0; i < 500 && !gone; ++i) {
-    gone = !namespace_exists(sender) && !namespace_exists(reflector) && !pid_alive(sleeper) && !pid_alive(janitor);
+    gone = !namespace_exists(sender) && !namespace_exists(reflector) && !pid_alive(sleeper) &&
+           !pid_alive(janitor) && !std::filesystem::exists(scratch);
     if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  EXPECT_TRUE(gone) << sender << " " << reflector << " pid " << sleeper << " janitor " << janitor;
+  EXPECT_TRUE(gone) << sender << " " << reflector << " pid " << sleeper << " janitor " << janitor << " " << scratch;
   // Both were SIGKILLed (sleeper) or exited (janitor) by now; reap them unless PID 1 already did.
   for (pid_t orphan : {sleeper, janitor}) {
     if (orphan > 0) waitpid(orphan, nullptr, WNOHANG);

@@ -1,13 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "netns.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,152 +14,14 @@
 #include <chrono>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <set>
 #include <thread>
+
+#include "janitor.h"
 
 namespace hubprobe::it {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// ---- janitor ---------------------------------------------------------------------------------------
-
-struct JanitorState {
-  pid_t owner = 0;  // the process whose namespaces this janitor guards
-  int fd = -1;      // our end of the socketpair (announcements)
-  pid_t pid = -1;
-};
-JanitorState g_janitor;
-
-void delete_namespace_quietly(const std::string& name) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    int devnull = open("/dev/null", O_RDWR);
-    if (devnull >= 0) {
-      dup2(devnull, 0);
-      dup2(devnull, 1);
-    }
-    execlp("ip", "ip", "netns", "del", name.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  if (pid > 0) {
-    int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-  }
-}
-
-[[noreturn]] void janitor_main(int fd) {
-  // Own session: a Ctrl-C on the terminal must reach the test binary, not the janitor.
-  setsid();
-  signal(SIGINT, SIG_IGN);
-  signal(SIGHUP, SIG_IGN);
-  signal(SIGTERM, SIG_IGN);
-  signal(SIGPIPE, SIG_IGN);
-  int devnull = open("/dev/null", O_RDWR);
-  if (devnull >= 0) {
-    dup2(devnull, 0);
-    dup2(devnull, 1);
-  }
-  // Keep stderr for the one message it may print; close everything else we inherited.
-  if (dup2(fd, 3) < 0) _exit(1);
-  close_range(4, ~0U, 0);
-  std::set<std::string> live;
-  std::string pending;
-  char buf[4096];
-  while (true) {
-    ssize_t n = read(3, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    pending.append(buf, static_cast<size_t>(n));
-    size_t nl;
-    while ((nl = pending.find('\n')) != std::string::npos) {
-      std::string line = pending.substr(0, nl);
-      pending.erase(0, nl + 1);
-      if (line.size() < 2) continue;
-      if (line[0] == '+') live.insert(line.substr(1));
-      if (line[0] == '-') live.erase(line.substr(1));
-    }
-  }
-  for (const auto& name : live) {
-    delete_namespace_quietly(name);
-    fprintf(stderr, "[hubprobe-it janitor] removed namespace %s left behind by a dead test process\n",
-            name.c_str());
-  }
-  _exit(0);
-}
-
-// Namespaces "hpitPID-..." whose PID is gone were left by a test binary that died together with its
-// janitor (a reboot, kill -9 of both). Only our own naming pattern is touched.
-void remove_stale_namespaces() {
-  DIR* dir = opendir("/var/run/netns");
-  if (dir == nullptr) return;
-  std::vector<std::string> stale;
-  while (dirent* entry = readdir(dir)) {
-    std::string name = entry->d_name;
-    if (name.rfind("hpit", 0) != 0) continue;
-    size_t dash = name.find('-', 4);
-    if (dash == std::string::npos || dash == 4) continue;
-    std::string digits = name.substr(4, dash - 4);
-    if (digits.find_first_not_of("0123456789") != std::string::npos || digits.size() > 9) continue;
-    pid_t pid = static_cast<pid_t>(std::stol(digits));
-    if (pid == getpid()) continue;
-    if (kill(pid, 0) != 0 && errno == ESRCH) stale.push_back(name);
-  }
-  closedir(dir);
-  for (const auto& name : stale) {
-    std::cerr << "[harness] removing stale namespace " << name << " of a dead test process\n";
-    delete_namespace_quietly(name);
-  }
-}
-
-// On a normal exit: close our end (the janitor finds nothing left to do) and reap it, so it does not
-// linger as a zombie under a PID 1 that never reaps.
-void stop_janitor_at_exit() {
-  if (g_janitor.owner != getpid() || g_janitor.fd < 0) return;
-  close(g_janitor.fd);
-  g_janitor.fd = -1;
-  for (int i = 0; i < 2000; ++i) {
-    pid_t r = waitpid(g_janitor.pid, nullptr, WNOHANG);
-    if (r != 0) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-}
-
-void ensure_janitor() {
-  if (g_janitor.owner == getpid() && g_janitor.fd >= 0) return;
-  // In a forked child the inherited descriptor belongs to the parent's janitor: leave it alone (close
-  // our copy) and start one for this process.
-  if (g_janitor.fd >= 0) close(g_janitor.fd);
-  g_janitor = {};
-  remove_stale_namespaces();
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-    throw HarnessError(std::string("socketpair: ") + strerror(errno));
-  }
-  const pid_t pid = fork();
-  if (pid < 0) throw HarnessError(std::string("fork: ") + strerror(errno));
-  if (pid == 0) {
-    close(sv[0]);
-    janitor_main(sv[1]);
-  }
-  close(sv[1]);
-  g_janitor = {getpid(), sv[0], pid};
-  static bool exit_hook = false;
-  if (!exit_hook) {
-    exit_hook = true;
-    std::atexit(stop_janitor_at_exit);
-  }
-}
-
-void janitor_announce(const std::string& line) {
-  ensure_janitor();
-  std::string msg = line + "\n";
-  // MSG_NOSIGNAL: a dead janitor must not kill the test binary with SIGPIPE.
-  if (send(g_janitor.fd, msg.data(), msg.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(msg.size())) {
-    std::cerr << "[harness] warning: janitor unreachable (" << strerror(errno) << "); " << line << "\n";
-  }
-}
 
 bool env_flag(const char* name) {
   const char* v = getenv(name);
@@ -177,11 +37,6 @@ bool valid_nft_name(const std::string& name) {
 }
 
 }  // namespace
-
-pid_t janitor_pid() {
-  ensure_janitor();
-  return g_janitor.pid;
-}
 
 bool privileged_required() { return env_flag("HUBPROBE_REQUIRE_PRIVILEGED"); }
 
@@ -223,10 +78,10 @@ std::optional<std::string> nft_unavailable_reason() {
 Namespace::Namespace(const std::string& role) {
   static unsigned counter = 0;
   name_ = "hpit" + std::to_string(getpid()) + "-" + std::to_string(counter++) + role;
-  janitor_announce("+" + name_);
+  janitor_track(TrackedKind::kNamespace, name_);
   CommandResult r = run_command({"ip", "netns", "add", name_});
   if (!r.ok()) {
-    janitor_announce("-" + name_);
+    janitor_untrack(TrackedKind::kNamespace, name_);
     throw HarnessError("cannot create network namespace " + name_ + "\n" + r.describe());
   }
   created_ = true;
@@ -234,7 +89,7 @@ Namespace::Namespace(const std::string& role) {
     ip({"link", "set", "lo", "up"});
   } catch (...) {
     run_command({"ip", "netns", "del", name_});
-    janitor_announce("-" + name_);
+    janitor_untrack(TrackedKind::kNamespace, name_);
     created_ = false;
     throw;
   }
@@ -244,7 +99,7 @@ Namespace::~Namespace() {
   if (!created_) return;
   CommandResult r = run_command({"ip", "netns", "del", name_});
   if (r.ok()) {
-    janitor_announce("-" + name_);
+    janitor_untrack(TrackedKind::kNamespace, name_);
   } else {
     // Left announced: the janitor retries when the test binary exits.
     std::cerr << "[harness] warning: could not delete namespace " << name_ << "\n" << r.describe() << "\n";

@@ -8,10 +8,8 @@
 //
 // Cleanup: RAII on every normal path, including a failed ASSERT (it returns from the test body and the
 // destructors run). For the paths that skip destructors (SIGINT, SIGTERM, abort, a crash, SIGKILL by a
-// ctest timeout) a janitor process, forked on first use, holds the read end of a pipe on which each
-// namespace is announced before creation and withdrawn after removal; when the test binary dies the
-// pipe reaches EOF and the janitor deletes whatever is still announced. Processes started by the
-// harness die with the test binary through PR_SET_PDEATHSIG.
+// ctest timeout) the janitor (janitor.h) deletes what is left when the test binary dies. Processes
+// started by the harness die with the test binary through PR_SET_PDEATHSIG.
 #pragma once
 
 #include <sys/types.h>
@@ -48,9 +46,6 @@ bool privileged_required();
   } while (0)
 #define HUBPROBE_REQUIRE_NETNS() HUBPROBE_REQUIRE(::hubprobe::it::netns_unavailable_reason())
 #define HUBPROBE_REQUIRE_NFT() HUBPROBE_REQUIRE(::hubprobe::it::nft_unavailable_reason())
-
-/// The janitor's PID (forked on first use), for the harness self-test.
-pid_t janitor_pid();
 
 /// A network namespace with `lo` up, deleted on destruction.
 class Namespace {

@@ -197,7 +197,10 @@ TEST_F(PingTest, BindToInterface) {
 TEST_F(PingTest, BoundaryValuesAccepted) {
   auto refl = start_reflector({"--listen", std::string(Testbed::kReflectorV4) + ":862"});
   for (const std::vector<std::string>& extra : std::vector<std::vector<std::string>>{
-           {"-i", "0.001", "-c", "5"}, {"-s", "44", "-c", "2"}, {"-Q", "0", "-c", "2"}, {"-Q", "63", "-c", "2"}}) {
+           {"-i", "0.001", "-c", "5"},
+           {"-s", "44", "-i", "0.01", "-c", "2"},
+           {"-Q", "0", "-i", "0.01", "-c", "2"},
+           {"-Q", "63", "-i", "0.01", "-c", "2"}}) {
     std::vector<std::string> args = extra;
     for (const char* a : {"--timeout", "1", "--json"}) args.emplace_back(a);
     args.emplace_back(Testbed::kReflectorV4);

@@ -16,6 +16,8 @@
 #include <sstream>
 #include <thread>
 
+#include "janitor.h"
+
 namespace hubprobe::it {
 namespace {
 
@@ -255,7 +257,8 @@ TempDir::TempDir() {
   std::vector<char> buf(tmpl.begin(), tmpl.end());
   buf.push_back('\0');
   if (mkdtemp(buf.data()) == nullptr) throw HarnessError(std::string("mkdtemp: ") + strerror(errno));
-  path_ = buf.data();
+  path_ = std::filesystem::absolute(buf.data());
+  if (!env_flag("HUBPROBE_KEEP_ARTIFACTS")) janitor_track(TrackedKind::kDirectory, path_.string());
 }
 
 TempDir::~TempDir() {
@@ -265,6 +268,7 @@ TempDir::~TempDir() {
   }
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
+  janitor_untrack(TrackedKind::kDirectory, path_.string());
 }
 
 std::filesystem::path TempDir::write_file(const std::string& name, const std::string& content) const {

@@ -58,8 +58,8 @@ struct SenderCounters {
   uint64_t late = 0;         ///< valid replies to probes already declared lost
   uint64_t duplicates = 0;   ///< a second reply to the same probe
   uint64_t reordered = 0;    ///< replies arriving after a reply to a later probe
-  uint64_t unexpected = 0;   ///< valid replies to sequence numbers we never sent (or long forgotten)
-  uint64_t invalid = 0;      ///< datagrams refused by the codec (all reasons below)
+  uint64_t invalid = 0;      ///< datagrams refused (all reasons below)
+  uint64_t unexpected = 0;   ///< well-formed replies to sequence numbers we never sent (or long forgotten)
   uint64_t invalid_too_short = 0;
   uint64_t invalid_too_long = 0;
   uint64_t invalid_bad_hmac = 0;

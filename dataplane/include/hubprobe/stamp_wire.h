@@ -4,6 +4,8 @@
  * programs. Plain C, no libc: include <linux/types.h> or <stdint.h>-style __u8/__be16 types before it.
  * All multi-byte fields are big-endian on the wire.
  */
+/* Kernel style, shared with bpf/: not reformatted as C++. */
+/* clang-format off */
 #ifndef HUBPROBE_STAMP_WIRE_H
 #define HUBPROBE_STAMP_WIRE_H
 
@@ -118,3 +120,4 @@ _Static_assert(sizeof(struct stamp_reflector_auth) == STAMP_AUTH_BASE_LEN, "RFC 
 #endif
 
 #endif /* HUBPROBE_STAMP_WIRE_H */
+/* clang-format on */
