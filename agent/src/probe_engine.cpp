@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "hubprobe/probe_engine.h"
+
+#include <algorithm>
+#include <limits>
+#include <random>
+
+namespace hubprobe {
+
+namespace {
+constexpr size_t kRxBatch = 64;
+constexpr uint32_t kRxBufferSize = 9216;
+}  // namespace
+
+bool SessionSpec::same_session(const SessionSpec& other) const {
+  const auto key_bytes = [](const std::shared_ptr<const stamp::HmacKey>& hmac_key) {
+    return hmac_key ? hmac_key->bytes : std::vector<uint8_t>{};
+  };
+  return id == other.id && target == other.target && mode == other.mode &&
+         key_bytes(key) == key_bytes(other.key) && packet_size == other.packet_size && dscp == other.dscp &&
+         interval_ns == other.interval_ns && timeout_ns == other.timeout_ns && format == other.format &&
+         device == other.device && fwmark == other.fwmark && source == other.source;
+}
+
+ProbeEngine::ProbeEngine(std::shared_ptr<dp::Dataplane> dataplane)
+    : dataplane_(std::move(dataplane)), rx_buffers_(kRxBatch, std::vector<uint8_t>(kRxBufferSize)), rx_(kRxBatch),
+      tx_stamps_(256) {
+  for (size_t i = 0; i < kRxBatch; ++i) {
+    rx_[i].data = rx_buffers_[i].data();
+    rx_[i].capacity = kRxBufferSize;
+  }
+}
+
+ProbeEngine::~ProbeEngine() = default;
+
+Result<void> ProbeEngine::add_session(const SessionSpec& spec, uint64_t phase_seed, WallNs now) {
+  if (sessions_.count(spec.id)) return make_error("session " + spec.id + " exists already");
+  if (!spec.target.valid()) return make_error("session " + spec.id + ": no target address");
+
+  PortKey key{spec.target.family(), spec.device, spec.fwmark, spec.source.valid() ? spec.source.to_string() : ""};
+  auto port_it = ports_.find(key);
+  if (port_it == ports_.end()) {
+    dp::PortOptions options;
+    options.local = spec.source.valid() ? spec.source : SocketAddress::any(spec.target.family(), 0);
+    options.device = spec.device;
+    options.fwmark = spec.fwmark;
+    options.tx_timestamps = true;
+    auto port = dataplane_->open_port(options);
+    if (!port) return make_error("session " + spec.id + ": " + port.error().message, port.error().code);
+    port_it = ports_.emplace(key, PortState{}).first;
+    port_it->second.port = std::move(port.value());
+  }
+  PortState& port = port_it->second;
+
+  // A random non-zero SSID, unique on this port: replies are demultiplexed by it.
+  std::mt19937_64 random(phase_seed ^ static_cast<uint64_t>(now));
+  uint16_t ssid = 0;
+  do {
+    ssid = static_cast<uint16_t>(random() % 65535 + 1);
+  } while (port.session_by_ssid.count(ssid));
+
+  stamp::SenderOptions options;
+  options.mode = spec.mode;
+  options.key = spec.key;
+  options.format = spec.format;
+  options.ssid = ssid;
+  options.packet_size = spec.packet_size;
+  options.timeout_ns = spec.timeout_ns;
+
+  Session session;
+  session.spec = spec;
+  session.port_key = key;
+  session.sender = std::make_unique<stamp::SessionSender>(options, spec.target);
+  session.buffer.resize(session.sender->packet_size());
+  // Spread first probes over the interval so peers are not probed in lock-step.
+  session.next_send = now + static_cast<WallNs>(phase_seed % static_cast<uint64_t>(std::max<WallNs>(spec.interval_ns, 1)));
+  port.session_by_ssid[ssid] = spec.id;
+  ++port.users;
+  sessions_.emplace(spec.id, std::move(session));
+  return {};
+}
+
+void ProbeEngine::remove_session(const std::string& id) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return;
+  auto port_it = ports_.find(it->second.port_key);
+  if (port_it != ports_.end()) {
+    PortState& port = port_it->second;
+    port.session_by_ssid.erase(it->second.sender->options().ssid);
+    std::erase_if(port.session_by_tx_id, [&](const auto& entry) { return entry.second == id; });
+    if (--port.users == 0) ports_.erase(port_it);
+  }
+  sessions_.erase(it);
+}
+
+const SessionSpec* ProbeEngine::spec(const std::string& id) const {
+  auto it = sessions_.find(id);
+  return it == sessions_.end() ? nullptr : &it->second.spec;
+}
+
+const stamp::SenderCounters* ProbeEngine::sender_counters(const std::string& id) const {
+  auto it = sessions_.find(id);
+  return it == sessions_.end() ? nullptr : &it->second.sender->counters();
+}
+
+WallNs ProbeEngine::next_due() const {
+  WallNs due = std::numeric_limits<WallNs>::max();
+  for (const auto& [id, session] : sessions_) due = std::min(due, session.next_send);
+  return due;
+}
+
+ProbeEngine::Session* ProbeEngine::session_for_reply(PortState& port, const dp::RxPacket& packet) {
+  // The SSID is at octet 14 (unauthenticated) or 26 (authenticated): try the session owning the SSID at
+  // either place, then fall back to the source address (reflectors without RFC 8972 send SSID 0).
+  auto by_ssid = [&](size_t offset) -> Session* {
+    if (packet.length < offset + 2) return nullptr;
+    const uint16_t ssid = static_cast<uint16_t>(packet.data[offset] << 8 | packet.data[offset + 1]);
+    if (ssid == 0) return nullptr;
+    auto it = port.session_by_ssid.find(ssid);
+    if (it == port.session_by_ssid.end()) return nullptr;
+    Session& session = sessions_.at(it->second);
+    const bool authenticated = session.spec.mode == stamp::Mode::kAuthenticated;
+    if ((offset == 26) != authenticated || !(session.spec.target == packet.source)) return nullptr;
+    return &session;
+  };
+  if (Session* s = by_ssid(14)) return s;
+  if (Session* s = by_ssid(26)) return s;
+  for (auto& [ssid, id] : port.session_by_ssid) {
+    Session& session = sessions_.at(id);
+    if (session.spec.target == packet.source) return &session;
+  }
+  return nullptr;
+}
+
+void ProbeEngine::collect(PortState& port, WallNs now, ProbeListener& listener) {
+  // TX timestamps first, so replies find their kernel T1.
+  while (true) {
+    const size_t n = port.port->drain_tx_timestamps(tx_stamps_);
+    for (size_t i = 0; i < n; ++i) {
+      auto owner = port.session_by_tx_id.find(tx_stamps_[i].tx_id);
+      if (owner == port.session_by_tx_id.end()) continue;
+      auto session = sessions_.find(owner->second);
+      port.session_by_tx_id.erase(owner);
+      if (session != sessions_.end()) session->second.sender->on_tx_timestamp(tx_stamps_[i]);
+    }
+    if (n < tx_stamps_.size()) break;
+  }
+  while (true) {
+    auto received = port.port->receive(rx_);
+    if (!received || *received == 0) break;
+    for (size_t i = 0; i < *received; ++i) {
+      Session* session = session_for_reply(port, rx_[i]);
+      if (session == nullptr) {
+        ++counters_.unmatched_replies;
+        continue;
+      }
+      session->sender->on_receive(rx_[i], now);
+    }
+    if (*received < rx_.size()) break;
+  }
+  (void)listener;
+}
+
+void ProbeEngine::run_tick(WallNs now, const ClockState& clock, ProbeListener& listener) {
+  ++counters_.ticks;
+  for (auto& [key, port] : ports_) collect(port, now, listener);
+
+  for (auto& [id, session] : sessions_) {
+    session.sender->advance(now);
+    for (const auto& event : session.sender->poll_events()) listener.on_probe_event(id, event, now);
+  }
+
+  // Send what is due, one batch per port.
+  for (auto& [key, port] : ports_) {
+    std::vector<dp::TxPacket> batch;
+    std::vector<Session*> owners;
+    for (auto& [id, session] : sessions_) {
+      if (!(session.port_key == key) || session.next_send > now) continue;
+      auto probe = session.sender->build_probe(session.buffer, now, clock);
+      if (!probe) continue;
+      probe->tos = session.spec.dscp >= 0 ? session.spec.dscp << 2 : -1;
+      batch.push_back(*probe);
+      owners.push_back(&session);
+      session.next_send += session.spec.interval_ns;
+      // After a stall keep the rhythm rather than bursting to catch up.
+      if (session.next_send <= now) session.next_send = now + session.spec.interval_ns;
+    }
+    if (batch.empty()) continue;
+    ++counters_.send_batches;
+    auto sent = port.port->send(batch);
+    const size_t ok = sent ? *sent : 0;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      Session& session = *owners[i];
+      if (i < ok) {
+        const uint32_t seq = session.sender->next_seq();
+        session.sender->on_sent(batch[i]);
+        port.session_by_tx_id[batch[i].tx_id] = session.spec.id;
+        listener.on_probe_sent(session.spec.id, seq, batch[i].sent_at.ns);
+      } else {
+        session.sender->on_send_failed();
+        ++counters_.send_errors;
+      }
+    }
+  }
+  // TX stamps that never came (a dropped error-queue message) must not pile up.
+  for (auto& [key, port] : ports_) {
+    if (port.session_by_tx_id.size() > 4 * sessions_.size() + 1024) port.session_by_tx_id.clear();
+  }
+}
+
+dp::PortCounters ProbeEngine::port_counters() const {
+  dp::PortCounters sum;
+  for (const auto& [key, port] : ports_) {
+    const auto& c = port.port->counters();
+    sum.rx_packets += c.rx_packets;
+    sum.rx_truncated += c.rx_truncated;
+    sum.rx_errors += c.rx_errors;
+    sum.tx_packets += c.tx_packets;
+    sum.tx_errors += c.tx_errors;
+    sum.tx_timestamps += c.tx_timestamps;
+    sum.rx_without_timestamp += c.rx_without_timestamp;
+  }
+  return sum;
+}
+
+}  // namespace hubprobe

@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: Apache-2.0
+// The agent's probe engine against a reflector on loopback (no privileges): several sessions share one
+// port, replies are demultiplexed by SSID, every probe ends as exactly one event.
+#include "hubprobe/probe_engine.h"
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <map>
+#include <thread>
+
+#include "hubprobe/session_reflector.h"
+
+namespace hubprobe {
+namespace {
+
+struct Recorder : ProbeListener {
+  std::map<std::string, std::vector<uint32_t>> sent;
+  std::map<std::string, std::vector<stamp::ProbeEvent>> events;
+  void on_probe_sent(const std::string& id, uint32_t seq, WallNs) override { sent[id].push_back(seq); }
+  void on_probe_event(const std::string& id, const stamp::ProbeEvent& e, WallNs) override {
+    events[id].push_back(e);
+  }
+};
+
+// A reflector on loopback driven from the test thread.
+struct LoopbackReflector {
+  static stamp::ReflectorOptions options_for(bool stateful) {
+    stamp::ReflectorOptions options;
+    options.stateful = stateful;
+    return options;
+  }
+  explicit LoopbackReflector(bool stateful) : reflector(options_for(stateful)) {
+    auto dataplane = dp::make_dataplane("kernel");
+    dp::PortOptions options;
+    options.local = *SocketAddress::parse("127.0.0.1:0", 0);
+    options.tx_timestamps = false;
+    port = std::move((*dataplane)->open_port(options).value());
+  }
+  // Answers everything waiting; with `drop_every` > 0 ignores every n-th request.
+  void serve(int drop_every = 0) {
+    std::array<std::array<uint8_t, 2048>, 16> in{}, out{};
+    std::array<dp::RxPacket, 16> rx{};
+    std::array<dp::TxPacket, 16> tx{};
+    for (size_t i = 0; i < rx.size(); ++i) {
+      rx[i].data = in[i].data();
+      rx[i].capacity = 2048;
+    }
+    auto n = port->receive(rx);
+    if (!n || *n == 0) return;
+    size_t replies = 0;
+    for (size_t i = 0; i < *n; ++i) {
+      ++seen;
+      if (drop_every > 0 && seen % drop_every == 0) continue;
+      if (reflector.reflect(rx[i], out[replies], ClockState{}, wall_now, tx[replies])) ++replies;
+    }
+    (void)port->send(std::span(tx.data(), replies));
+  }
+  std::unique_ptr<dp::Port> port;
+  stamp::SessionReflector reflector;
+  int seen = 0;
+};
+
+TEST(ProbeEngine, SessionsShareAPortAndGetTheirOwnReplies) {
+  LoopbackReflector reflector(true);
+  auto dataplane = dp::make_dataplane("kernel");
+  ProbeEngine engine(std::shared_ptr<dp::Dataplane>(std::move(dataplane.value())));
+  const WallNs start = wall_now();
+  for (int i = 0; i < 3; ++i) {
+    SessionSpec spec;
+    spec.id = "peer" + std::to_string(i);
+    spec.target = reflector.port->local_address();
+    spec.interval_ns = 10'000'000;
+    spec.timeout_ns = 200'000'000;
+    spec.packet_size = static_cast<uint32_t>(44 + 8 * i);  // tells the sessions' replies apart
+    ASSERT_TRUE(engine.add_session(spec, static_cast<uint64_t>(i) * 3'000'000, start).ok());
+  }
+  EXPECT_EQ(engine.session_count(), 3u);
+  EXPECT_FALSE(engine.add_session(*engine.spec("peer0"), 0, start).ok());  // duplicate id
+
+  Recorder recorder;
+  const ClockState clock{};
+  while (wall_now() - start < 300'000'000) {
+    engine.run_tick(wall_now(), clock, recorder);
+    reflector.serve();
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  for (int i = 0; i < 3; ++i) {
+    const std::string id = "peer" + std::to_string(i);
+    const auto& sent = recorder.sent[id];
+    ASSERT_GE(sent.size(), 20u) << id;
+    size_t replies = 0;
+    for (const auto& e : recorder.events[id]) {
+      if (e.kind != stamp::ProbeEvent::Kind::kReply) continue;
+      ++replies;
+      EXPECT_EQ(e.sample.length, 44u + 8u * static_cast<unsigned>(i)) << id;
+      EXPECT_GT(e.sample.rtt_ns(), 0) << id;
+      EXPECT_LT(e.sample.rtt_ns(), 50'000'000) << id;
+    }
+    // All but the probes of the last few ticks are answered already.
+    EXPECT_GE(replies + 3, sent.size()) << id;
+    EXPECT_EQ(engine.sender_counters(id)->invalid, 0u) << id;
+  }
+  EXPECT_EQ(engine.counters().unmatched_replies, 0u);
+  // Probes are spread: the three sessions did not start in the same tick.
+  EXPECT_GT(engine.counters().send_batches, recorder.sent["peer0"].size());
+
+  engine.remove_session("peer1");
+  EXPECT_FALSE(engine.has_session("peer1"));
+  EXPECT_EQ(engine.session_count(), 2u);
+}
+
+TEST(ProbeEngine, LossIsReportedAfterTheTimeout) {
+  LoopbackReflector reflector(true);
+  auto dataplane = dp::make_dataplane("kernel");
+  ProbeEngine engine(std::shared_ptr<dp::Dataplane>(std::move(dataplane.value())));
+  SessionSpec spec;
+  spec.id = "lossy";
+  spec.target = reflector.port->local_address();
+  spec.interval_ns = 5'000'000;
+  spec.timeout_ns = 50'000'000;
+  const WallNs start = wall_now();
+  ASSERT_TRUE(engine.add_session(spec, 0, start).ok());
+  Recorder recorder;
+  while (wall_now() - start < 400'000'000) {
+    engine.run_tick(wall_now(), ClockState{}, recorder);
+    reflector.serve(/*drop_every=*/4);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  size_t lost = 0, replies = 0;
+  for (const auto& e : recorder.events["lossy"]) {
+    lost += e.kind == stamp::ProbeEvent::Kind::kLost;
+    replies += e.kind == stamp::ProbeEvent::Kind::kReply;
+  }
+  ASSERT_GT(replies, 20u);
+  // A quarter of the requests were ignored; the last 50 ms of probes have not timed out yet.
+  const double ratio = static_cast<double>(lost) / static_cast<double>(lost + replies);
+  EXPECT_NEAR(ratio, 0.25, 0.06);
+}
+
+}  // namespace
+}  // namespace hubprobe
