@@ -4,11 +4,11 @@
  *
  * Unicast UDP to the configured port over Ethernet (+ at most one 802.1Q/802.1ad tag) and IPv4
  * without options or IPv6 without extension headers, carrying a base packet of at least 44 octets
- * followed only by zero padding, is answered in place with XDP_TX: MACs, addresses and ports swapped,
- * the reflector fields written over the sender packet, checksums fixed. The frame keeps its length and
- * VLAN tag, so the reply follows the request's L2 path back (the previous hop's MAC becomes the
- * destination). Everything else is passed to the stack, where the user-space reflector answers what
- * XDP does not: authenticated mode, TLVs, IPv4 options, fragments, bad checksums.
+ * followed only by zero padding, is answered in place with XDP_TX: MACs, addresses and ports
+ * swapped, the reflector fields written over the sender packet, checksums fixed. The frame keeps
+ * its length and VLAN tag, so the reply follows the request's L2 path back (the previous hop's MAC
+ * becomes the destination). Everything else is passed to the stack, where the user-space reflector
+ * answers what XDP does not: authenticated mode, TLVs, IPv4 options, fragments, bad checksums.
  *
  * T2 is taken once the packet is known to be for the port (so other traffic never pays for a clock
  * read), T3 after all other rewriting: only writing T3 and adding it to the UDP checksum follow it.
@@ -37,20 +37,20 @@
 #define STAMP_UDP_BASE_LEN (8 + STAMP_UNAUTH_BASE_LEN)
 
 /*
- * The wire structs are packed, so clang would access their fields byte by byte (4 loads and 3 shifts
- * per 32-bit field). Every field is naturally aligned from the start of the UDP payload, which the
- * verifier's NET_IP_ALIGN model treats as 4-aligned (x86 and arm64 do not care anyway), so fields are
- * accessed through typed pointers at the structs' own offsets: one load or store each. The types are
- * may_alias: the same octets are written as 16-bit fields and summed as 32-bit words, and without it
- * clang may move the loads of the sum before the stores.
+ * The wire structs are packed, so clang would access their fields byte by byte (4 loads and 3
+ * shifts per 32-bit field). Every field is naturally aligned from the start of the UDP payload,
+ * which the verifier's NET_IP_ALIGN model treats as 4-aligned (x86 and arm64 do not care anyway),
+ * so fields are accessed through typed pointers at the structs' own offsets: one load or store
+ * each. The types are may_alias: the same octets are written as 16-bit fields and summed as 32-bit
+ * words, and without it clang may move the loads of the sum before the stores.
  */
 typedef __u8 __attribute__((may_alias)) wire_u8;
 typedef __u16 __attribute__((may_alias)) wire_u16;
 typedef __u32 __attribute__((may_alias)) wire_u32;
-#define WIRE(type, base, wire_struct, member) \
+#define WIRE(type, base, wire_struct, member)                                                      \
 	(*(type *)((void *)(base) + __builtin_offsetof(struct wire_struct, member)))
-#define ASSERT_ALIGNED(wire_struct, member, align)                                 \
-	_Static_assert(__builtin_offsetof(struct wire_struct, member) % (align) == 0, \
+#define ASSERT_ALIGNED(wire_struct, member, align)                                                 \
+	_Static_assert(__builtin_offsetof(struct wire_struct, member) % (align) == 0,              \
 		       #wire_struct "." #member " is not " #align "-aligned")
 ASSERT_ALIGNED(stamp_sender_unauth, timestamp, 4);
 ASSERT_ALIGNED(stamp_sender_unauth, error_estimate, 2);
@@ -65,10 +65,10 @@ ASSERT_ALIGNED(stamp_reflector_unauth, sender_error_estimate, 2);
 _Static_assert(STAMP_UNAUTH_BASE_LEN % 4 == 0, "base packet is zeroed and summed in 32-bit words");
 
 const volatile struct stamp_reflect_config stamp_reflect_config = {
-	.port = STAMP_DEFAULT_PORT,
-	.reflect_unauth = 0,
-	.reply_ttl = STAMP_REFLECT_DEFAULT_REPLY_TTL,
-	.timestamp_format = STAMP_REFLECT_TS_NTP,
+    .port = STAMP_DEFAULT_PORT,
+    .reflect_unauth = 0,
+    .reply_ttl = STAMP_REFLECT_DEFAULT_REPLY_TTL,
+    .timestamp_format = STAMP_REFLECT_TS_NTP,
 };
 
 /* Written by user space through the mmap()ed .bss; see stamp_reflect.h. */
@@ -86,15 +86,15 @@ struct vlan_tag {
 	__be16 encapsulated_proto;
 };
 
-/* One reflection: what the IP layer says about the datagram, then what finish_reflection() needs. */
+/* One reflection: what the IP layer says of the datagram, then what finish_reflection() needs. */
 struct reflection {
 	struct udphdr *udp;
-	__u32 ip_payload_len;   /* what the IP header claims follows it */
-	__u32 pseudo_sum;       /* pseudo-header sum, 32-bit (unchanged by the address swap) */
-	__u8 ttl;               /* TTL / hop limit as received */
+	__u32 ip_payload_len;	/* what the IP header claims follows it */
+	__u32 pseudo_sum;	/* pseudo-header sum, 32-bit (unchanged by the address swap) */
+	__u8 ttl;		/* TTL / hop limit as received */
 	bool checksum_required; /* IPv6; IPv4 allows "no checksum" (0) */
-	__u64 sum;              /* UDP checksum sum of the reply without T3 */
-	__s64 offset_ns;        /* clock offset read once for T2 and T3 */
+	__u64 sum;		/* UDP checksum sum of the reply without T3 */
+	__s64 offset_ns;	/* clock offset read once for T2 and T3 */
 };
 
 static __always_inline int count(__u32 index, int action)
@@ -155,9 +155,10 @@ static __always_inline void to_wire_timestamp(__u64 tai_ns, __s64 offset_ns, __b
 		*fraction = bpf_htonl((__u32)rem);
 	} else {
 		/*
-		 * Rounded like the user-space codec, so both paths write the same value for the same
-		 * instant. rem < 2^30, so rem << 32 cannot overflow, and rem <= 999999999 rounds to at
-		 * most 2^32 - 4: no carry into the seconds. NTP seconds wrap in 2036 (era 1) by design.
+		 * Rounded like the user-space codec, so both paths write the same value for the
+		 * same instant. rem < 2^30, so rem << 32 cannot overflow, and rem <= 999999999
+		 * rounds to at most 2^32 - 4: no carry into the seconds. NTP seconds wrap in 2036
+		 * (era 1) by design.
 		 */
 		__u64 frac = ((rem << 32) + NSEC_PER_SEC / 2) / NSEC_PER_SEC;
 
@@ -168,9 +169,9 @@ static __always_inline void to_wire_timestamp(__u64 tai_ns, __s64 offset_ns, __b
 
 /*
  * Checks that the `len` octets at `offset` (the end of the base packet up to the end of the UDP
- * datagram) are all zero: plain padding, which an RFC 8972 reflector copies unchanged. Anything else
- * (TLVs, an authenticated packet's fields and HMAC) is left to user space, and so is padding longer
- * than STAMP_REFLECT_MAX_ZERO_PADDING.
+ * datagram) are all zero: plain padding, which an RFC 8972 reflector copies unchanged. Anything
+ * else (TLVs, an authenticated packet's fields and HMAC) is left to user space, and so is padding
+ * longer than STAMP_REFLECT_MAX_ZERO_PADDING.
  *
  * A global function, so the verifier checks it once with unknown arguments instead of once per
  * inlined call path (VLAN or not, IPv4 or IPv6), which multiplied by the loop exceeded its budget.
@@ -187,8 +188,8 @@ __noinline int stamp_reflect_padding_is_zero(struct xdp_md *ctx, __u64 offset, _
 	if (len == 0)
 		return 1;
 	/*
-	 * The padding starts right after the headers and the base (at most 110 octets in). The explicit
-	 * bound keeps offset + len far below the verifier's 64 KiB packet-offset limit.
+	 * The padding starts right after the headers and the base (at most 110 octets in). The
+	 * explicit bound keeps offset + len far below the verifier's 64 KiB packet-offset limit.
 	 */
 	if (len > STAMP_REFLECT_MAX_ZERO_PADDING || offset > 255)
 		return 0;
@@ -225,8 +226,8 @@ __noinline int stamp_reflect_padding_is_zero(struct xdp_md *ctx, __u64 offset, _
 
 /*
  * The part shared by IPv4 and IPv6: UDP and STAMP. Returns the XDP action, counted unless it is
- * XDP_TX; then the datagram is rewritten except for T3 and the UDP checksum, the caller swaps the L2
- * and L3 addresses, and finish_reflection() completes the reply.
+ * XDP_TX; then the datagram is rewritten except for T3 and the UDP checksum, the caller swaps the
+ * L2 and L3 addresses, and finish_reflection() completes the reply.
  */
 static __always_inline int prepare_reflection(struct xdp_md *ctx, struct reflection *in,
 					      void *data_end)
@@ -268,10 +269,11 @@ static __always_inline int prepare_reflection(struct xdp_md *ctx, struct reflect
 		return count(STAMP_REFLECT_PASSED_TLV, XDP_PASS);
 
 	/*
-	 * Verify the request's checksum before writing a fresh one: a corrupted request must not become
-	 * a well-formed reply. Zero padding adds nothing to the sum. IPv4 may carry no checksum (0); an
-	 * IPv6 datagram without one is invalid and the stack drops it. A partial checksum (a local sender
-	 * with TX offload, e.g. over veth) also fails here and is answered by user space instead.
+	 * Verify the request's checksum before writing a fresh one: a corrupted request must not
+	 * become a well-formed reply. Zero padding adds nothing to the sum. IPv4 may carry no
+	 * checksum (0); an IPv6 datagram without one is invalid and the stack drops it. A partial
+	 * checksum (a local sender with TX offload, e.g. over veth) also fails here and is answered
+	 * by user space instead.
 	 */
 	if (udp->check || in->checksum_required) {
 		if (csum_fold(in->pseudo_sum + sum_udp_base(udp)) != 0)
@@ -313,7 +315,7 @@ static __always_inline int prepare_reflection(struct xdp_md *ctx, struct reflect
 	WIRE(wire_u16, reply, stamp_reflector_unauth, sender_error_estimate) = t1_error_estimate;
 	WIRE(wire_u8, reply, stamp_reflector_unauth, sender_ttl) = in->ttl;
 
-	/* Sum everything but T3 (still zero), so that T3 is added last and taken as late as possible. */
+	/* Sum all but T3 (still zero): T3 is added last, so it is taken as late as possible. */
 	in->sum = in->pseudo_sum + sum_udp_base(udp);
 	return XDP_TX;
 }
@@ -359,8 +361,7 @@ static __always_inline int reflect_ipv4(struct xdp_md *ctx, struct ethhdr *eth, 
 	if (ip->protocol != IPPROTO_UDP || (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)))
 		return count(STAMP_REFLECT_PASSED_NOT_STAMP, XDP_PASS);
 	/* Multicast and limited broadcast: a reply would come from that address. */
-	if ((ip->daddr & bpf_htonl(0xf0000000)) == bpf_htonl(0xe0000000) ||
-	    ip->daddr == 0xffffffff)
+	if ((ip->daddr & bpf_htonl(0xf0000000)) == bpf_htonl(0xe0000000) || ip->daddr == 0xffffffff)
 		return count(STAMP_REFLECT_PASSED_NOT_STAMP, XDP_PASS);
 
 	ihl_len = ip->ihl * 4;
@@ -378,12 +379,12 @@ static __always_inline int reflect_ipv4(struct xdp_md *ctx, struct ethhdr *eth, 
 	}
 
 	/*
-	 * Pseudo-header: saddr, daddr, zero, protocol, UDP length. One's complement sums do not care
-	 * where a 16-bit word sits, so the memory images are simply added.
+	 * Pseudo-header: saddr, daddr, zero, protocol, UDP length. One's complement sums do not
+	 * care where a 16-bit word sits, so the memory images are simply added.
 	 */
 	in.checksum_required = false;
-	in.pseudo_sum = csum_fold32((__u64)ip->saddr + ip->daddr + bpf_htons(IPPROTO_UDP) +
-				    in.udp->len);
+	in.pseudo_sum =
+	    csum_fold32((__u64)ip->saddr + ip->daddr + bpf_htons(IPPROTO_UDP) + in.udp->len);
 
 	action = prepare_reflection(ctx, &in, data_end);
 	if (action != XDP_TX)
@@ -394,8 +395,8 @@ static __always_inline int reflect_ipv4(struct xdp_md *ctx, struct ethhdr *eth, 
 	ip->daddr = addr;
 
 	/*
-	 * RFC 1624 incremental update for the TTL; the address swap leaves the sum unchanged. A request
-	 * with a wrong header checksum keeps a wrong one, and the next hop drops the reply.
+	 * RFC 1624 incremental update for the TTL; the address swap leaves the sum unchanged. A
+	 * request with a wrong header checksum keeps a wrong one, and the next hop drops the reply.
 	 */
 	old_ttl_word = *(__u16 *)&ip->ttl;
 	ip->ttl = stamp_reflect_config.reply_ttl;
@@ -409,8 +410,8 @@ static __always_inline int reflect_ipv4(struct xdp_md *ctx, struct ethhdr *eth, 
 	return finish_reflection(&in);
 }
 
-static __always_inline int reflect_ipv6(struct xdp_md *ctx, struct ethhdr *eth,
-					struct ipv6hdr *ip6, void *data_end)
+static __always_inline int reflect_ipv6(struct xdp_md *ctx, struct ethhdr *eth, struct ipv6hdr *ip6,
+					void *data_end)
 {
 	struct reflection in;
 	struct in6_addr addr;

@@ -351,7 +351,7 @@ if ((json_check)); then
       printf "%d %.3f %.3f %.3f %.3f %.3f %.3f %.3f %.3f\n", v["count"], v["min"], v["p50"], v["p90"], v["p99"],
              v["p999"], v["max"], v["mean"], v["stddev"] }')
   [[ -n ${stat[hubprobe_json]} ]] || stat[hubprobe_json]="0 - - - - - - - -"
-  json_field() { tr -d '\n' <"$work/json/hubprobe.json" | grep -o "\"$1\":[^,}]*" | head -n 1 | cut -d: -f2; }
+  json_field() { tr -d '\n' <"$work/json/hubprobe.json" | grep -o "\"$1\":[^,}]*" | awk -F: 'NR == 1 { print $2 }'; }
   sent[hubprobe_json]=$(json_field sent)
   received[hubprobe_json]=$(json_field received)
   json_sources=$(tr -d '\n' <"$work/json/hubprobe.json" | grep -o '"t[14]_sources":{[^}]*}' | tr -d '"{}' |
@@ -360,10 +360,10 @@ fi
 
 version_of() {
   case $1 in
-    ping) ping -V 2>&1 | head -n 1 | awk '{ print "iputils " $NF }' ;;
-    fping) fping -v 2>&1 | awk '{ print $NF; exit }' ;;
-    sockperf) sockperf --version 2>&1 | awk '/version/ { sub(",", "", $0); print $NF; exit }' ;;
-    hubprobe) "$bin" --version 2>/dev/null | head -n 1 ;;
+    ping) ping -V 2>&1 | awk 'NR == 1 { print "iputils " $NF }' ;;
+    fping) fping -v 2>&1 | awk 'NR == 1 { print $NF }' ;;
+    sockperf) sockperf --version 2>&1 | awk '/version/ && !f { print $NF; f = 1 }' ;;
+    hubprobe) "$bin" --version 2>/dev/null | awk 'NR == 1' ;;
   esac
 }
 declare -A name=(
@@ -445,8 +445,8 @@ report=$work/report.md
   echo "The three largest samples of each tool (µs, at probe number as the tool numbers them) and its first probe:"
   echo
   for t in "${tools[@]}"; do
-    top3=$(sort -g -r -k1,1 "$work/$t.samples" | head -n 3 | awk '{ printf "%s%.1f (#%s)", (NR > 1 ? ", " : ""), $1, $2 }')
-    first=$(head -n 1 "$work/$t.samples" | awk '{ printf "%.1f (#%s)", $1, $2 }')
+    top3=$(sort -g -r -k1,1 "$work/$t.samples" | awk 'NR <= 3 { printf "%s%.1f (#%s)", (NR > 1 ? ", " : ""), $1, $2 }')
+    first=$(awk 'NR == 1 { printf "%.1f (#%s)", $1, $2 }' "$work/$t.samples")
     echo "- ${name[$t]}: ${top3:-none}; first ${first:-none}"
   done
   if [[ -s $work/hubprobe.sources ]]; then

@@ -31,9 +31,8 @@ void install_signal_handlers() {
 // CLI11's own range check prints a 300-digit bound; say plainly what is expected.
 const CLI::Validator kUnsignedInteger(
     [](std::string& text) -> std::string {
-      const bool digits = !text.empty() && std::all_of(text.begin(), text.end(), [](char ch) {
-        return ch >= '0' && ch <= '9';
-      });
+      const bool digits =
+          !text.empty() && std::all_of(text.begin(), text.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
       return digits ? std::string() : "expected a non-negative integer, got \"" + text + "\"";
     },
     "UINT");
@@ -49,10 +48,9 @@ constexpr int kUsageError = 2;
 // DSCP as a number (0..63) or a PHB name (ef, cs0..cs7, af11..af43, le, va).
 int parse_dscp(const std::string& text) {
   static const std::map<std::string, int> names = {
-      {"be", 0},   {"cs0", 0},  {"cs1", 8},  {"cs2", 16}, {"cs3", 24}, {"cs4", 32}, {"cs5", 40}, {"cs6", 48},
-      {"cs7", 56}, {"af11", 10}, {"af12", 12}, {"af13", 14}, {"af21", 18}, {"af22", 20}, {"af23", 22},
-      {"af31", 26}, {"af32", 28}, {"af33", 30}, {"af41", 34}, {"af42", 36}, {"af43", 38}, {"ef", 46},
-      {"va", 44},  {"le", 1}};
+      {"be", 0},    {"cs0", 0},   {"cs1", 8},   {"cs2", 16},  {"cs3", 24},  {"cs4", 32},  {"cs5", 40},  {"cs6", 48},
+      {"cs7", 56},  {"af11", 10}, {"af12", 12}, {"af13", 14}, {"af21", 18}, {"af22", 20}, {"af23", 22}, {"af31", 26},
+      {"af32", 28}, {"af33", 30}, {"af41", 34}, {"af42", 36}, {"af43", 38}, {"ef", 46},   {"va", 44},   {"le", 1}};
   std::string lower;
   for (char ch : text) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   if (auto it = names.find(lower); it != names.end()) return it->second;
@@ -64,7 +62,8 @@ int parse_dscp(const std::string& text) {
   } catch (const std::exception&) {
     value = -1;
   }
-  if (value < 0 || value > 63) usage_error("-Q: DSCP must be 0..63 or a PHB name such as ef or af41, got \"" + text + "\"");
+  if (value < 0 || value > 63)
+    usage_error("-Q: DSCP must be 0..63 or a PHB name such as ef or af41, got \"" + text + "\"");
   return value;
 }
 
@@ -99,9 +98,11 @@ int main(int argc, char** argv) {
   bool quiet = false;
   bool ptp = false;
   ping->add_option("host", host, "reflector: HOST, HOST:PORT or [IPv6]:PORT (default port 862)")->required();
-  ping->add_option("-c,--count", count, "stop after COUNT probes (default: until interrupted)")->check(kUnsignedInteger);
+  ping->add_option("-c,--count", count, "stop after COUNT probes (default: until interrupted)")
+      ->check(kUnsignedInteger);
   ping->add_option("-i,--interval", interval_s, "seconds between probes, fractions allowed, >= 0.001 (default 1)");
-  ping->add_option("-s,--size", size, "STAMP packet size in octets (default: 44, or 112 authenticated)")->check(kUnsignedInteger);
+  ping->add_option("-s,--size", size, "STAMP packet size in octets (default: 44, or 112 authenticated)")
+      ->check(kUnsignedInteger);
   ping->add_option("-Q,--dscp", dscp, "DSCP: 0..63 or a PHB name (ef, af41, cs5, ...)");
   ping->add_option("-I,--interface", interface, "send through this interface (SO_BINDTODEVICE)");
   ping->add_option("-S,--source", source, "local source address");
@@ -177,8 +178,8 @@ int main(int argc, char** argv) {
     options.listen.push_back(*address);
   }
   options.reflector.key = load_key(reflect_key_file);
-  options.reflector.mode = options.reflector.key ? hubprobe::stamp::Mode::kAuthenticated
-                                                 : hubprobe::stamp::Mode::kUnauthenticated;
+  options.reflector.mode =
+      options.reflector.key ? hubprobe::stamp::Mode::kAuthenticated : hubprobe::stamp::Mode::kUnauthenticated;
   options.reflector.stateful = stateful;
   options.reflector.format = reflect_ptp ? hubprobe::TimestampFormat::kPtp : hubprobe::TimestampFormat::kNtp;
   options.interface = reflect_interface;

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <toml++/toml.h>
 #include <algorithm>
 #include <array>
 #include <cerrno>
@@ -17,7 +18,6 @@
 #include <ostream>
 #include <span>
 #include <sstream>
-#include <toml++/toml.h>
 #include <unordered_map>
 #include <utility>
 
@@ -118,9 +118,7 @@ size_t edit_distance(std::string_view a, std::string_view b) {
 struct Position {
   uint32_t line = 1;
   uint32_t column = 1;
-  bool operator<(const Position& other) const {
-    return line != other.line ? line < other.line : column < other.column;
-  }
+  bool operator<(const Position& other) const { return line != other.line ? line < other.line : column < other.column; }
 };
 
 Position position_of(const toml::source_region& region) {
@@ -200,8 +198,7 @@ std::string_view read_string(const toml::node& node, const std::string& path, st
   return node.as_string()->get();
 }
 
-int64_t read_integer(const toml::node& node, const std::string& path, int64_t min, int64_t max,
-                     std::string_view what) {
+int64_t read_integer(const toml::node& node, const std::string& path, int64_t min, int64_t max, std::string_view what) {
   if (!node.is_integer()) expected(node, path, what);
   const int64_t value = node.as_integer()->get();
   if (value < min || value > max) expected(node, path, what);
@@ -279,9 +276,10 @@ SocketAddress read_host(const toml::node& node, const std::string& path, std::st
   const SocketAddress address = *with_1;
   const auto* v4 = reinterpret_cast<const sockaddr_in*>(address.sockaddr_ptr());
   const auto* v6 = reinterpret_cast<const sockaddr_in6*>(address.sockaddr_ptr());
-  const bool unspecified = address.is_v4() ? v4->sin_addr.s_addr == htonl(INADDR_ANY)
-                                           : IN6_IS_ADDR_UNSPECIFIED(&v6->sin6_addr);
-  const bool multicast = address.is_v4() ? IN_MULTICAST(ntohl(v4->sin_addr.s_addr)) : IN6_IS_ADDR_MULTICAST(&v6->sin6_addr);
+  const bool unspecified =
+      address.is_v4() ? v4->sin_addr.s_addr == htonl(INADDR_ANY) : IN6_IS_ADDR_UNSPECIFIED(&v6->sin6_addr);
+  const bool multicast =
+      address.is_v4() ? IN_MULTICAST(ntohl(v4->sin_addr.s_addr)) : IN6_IS_ADDR_MULTICAST(&v6->sin6_addr);
   if (multicast || (unspecified && !allow_unspecified)) expected(node, path, "a unicast " + what.substr(2));
   return address;
 }
@@ -327,8 +325,8 @@ std::string read_interface(const toml::node& node, const std::string& path) {
 constexpr std::array<std::string_view, 8> kProbeKeys = {
     "interval", "size", "dscp", "timeout", "window", "down_after", "timestamp_format", "auth_key_file"};
 constexpr std::array<std::string_view, 12> kPeerKeys = {
-    "name",    "hub",    "address",    "port",          "interval",        "size",
-    "dscp",    "timeout", "window",    "down_after",    "timestamp_format", "auth_key_file"};
+    "name", "hub",     "address", "port",       "interval",         "size",
+    "dscp", "timeout", "window",  "down_after", "timestamp_format", "auth_key_file"};
 
 // Where a peer's effective probe settings were written in the table being read (null = inherited).
 struct ProbeNodes {
@@ -429,18 +427,16 @@ void Loader::read_dataplane(const toml::table& root, AgentConfig& config) {
     read_choice(*backend, "dataplane.backend", {"kernel"});
     config.dataplane.backend = "kernel";
   }
-  const toml::table* kernel =
-      optional_table(*dataplane, "kernel", "dataplane.kernel", "a table [dataplane.kernel]");
+  const toml::table* kernel = optional_table(*dataplane, "kernel", "dataplane.kernel", "a table [dataplane.kernel]");
   if (kernel == nullptr) return;
   check_keys(*kernel, "dataplane.kernel", {"hardware_timestamps", "receive_buffer"});
   if (const toml::node* node = kernel->get("hardware_timestamps")) {
     config.dataplane.kernel.hardware_timestamps = read_bool(*node, "dataplane.kernel.hardware_timestamps");
   }
   if (const toml::node* node = kernel->get("receive_buffer")) {
-    config.dataplane.kernel.receive_buffer = static_cast<int>(
-        read_integer(*node, "dataplane.kernel.receive_buffer", kMinReceiveBuffer, kMaxReceiveBuffer,
-                     "a size in octets from " + std::to_string(kMinReceiveBuffer) + " to " +
-                         std::to_string(kMaxReceiveBuffer)));
+    config.dataplane.kernel.receive_buffer = static_cast<int>(read_integer(
+        *node, "dataplane.kernel.receive_buffer", kMinReceiveBuffer, kMaxReceiveBuffer,
+        "a size in octets from " + std::to_string(kMinReceiveBuffer) + " to " + std::to_string(kMaxReceiveBuffer)));
   }
 }
 
@@ -530,8 +526,9 @@ ProbeNodes Loader::read_probe_settings(const toml::table& table, const std::stri
   }
   if (const toml::node* node = table.get("dscp")) settings.dscp = read_dscp(*node, join(path, "dscp"));
   if (const toml::node* node = table.get("down_after")) {
-    settings.down_after = static_cast<uint32_t>(read_integer(
-        *node, join(path, "down_after"), 1, kMaxDownAfter, "a count of lost probes 1.." + std::to_string(kMaxDownAfter)));
+    settings.down_after =
+        static_cast<uint32_t>(read_integer(*node, join(path, "down_after"), 1, kMaxDownAfter,
+                                           "a count of lost probes 1.." + std::to_string(kMaxDownAfter)));
   }
   if (const toml::node* node = table.get("timestamp_format")) {
     settings.timestamp_format = read_timestamp_format(*node, join(path, "timestamp_format"));
@@ -540,8 +537,8 @@ ProbeNodes Loader::read_probe_settings(const toml::table& table, const std::stri
     settings.auth_key = read_key_file(*node, join(path, "auth_key_file"));
   }
   if (const toml::node* node = table.get("size")) {
-    settings.size = static_cast<uint32_t>(read_integer(*node, join(path, "size"), 44, kMaxPacketSize,
-                                                       "a packet size of 44..9000 octets"));
+    settings.size = static_cast<uint32_t>(
+        read_integer(*node, join(path, "size"), 44, kMaxPacketSize, "a packet size of 44..9000 octets"));
     nodes.size = node;
   }
   return nodes;
@@ -552,9 +549,9 @@ ProbeNodes Loader::read_probe_settings(const toml::table& table, const std::stri
 void Loader::check_probe_settings(const toml::table& table, const std::string& path, const ProbeSettings& settings,
                                   const ProbeNodes& nodes, bool inherits_from_probe) {
   const auto inherited = [&](std::string_view key) {
-    return inherits_from_probe ? " (inherited from probe." + std::string(key) + "; set " + std::string(key) +
-                                     " in this table)"
-                               : std::string();
+    return inherits_from_probe
+               ? " (inherited from probe." + std::string(key) + "; set " + std::string(key) + " in this table)"
+               : std::string();
   };
   const auto at_most_window = [&](const toml::node* node, std::string_view key, int64_t value) {
     if (value <= settings.window_ns) return;
@@ -664,11 +661,34 @@ void Loader::read_logging(const toml::table& root, AgentConfig& config) {
   }
 }
 
+// One line, always: toml++ quotes offending characters raw ("saw 't<newline>'"), and file names or
+// values from the file may hold anything.
+std::string escape_controls(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c < 0x20 || c == 0x7f) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
 std::string format_error(const std::string& source, Position where, const std::string& key_path,
                          const std::string& message) {
   std::string text = source + ":" + std::to_string(where.line) + ":" + std::to_string(where.column) + ": ";
   if (!key_path.empty()) text += key_path + ": ";
-  return text + message;
+  return escape_controls(text + message);
 }
 
 }  // namespace
@@ -681,9 +701,7 @@ bool KeyFile::operator==(const KeyFile& other) const {
   return key->bytes == other.key->bytes;
 }
 
-bool ReflectorConfig::authenticated() const {
-  return static_cast<bool>(auth_key) || !source_keys.empty();
-}
+bool ReflectorConfig::authenticated() const { return static_cast<bool>(auth_key) || !source_keys.empty(); }
 
 bool ReflectorConfig::allows(const SocketAddress& source) const {
   return allow.empty() ||
@@ -704,9 +722,7 @@ std::shared_ptr<const stamp::HmacKey> ReflectorConfig::key_for(const SocketAddre
   return best != nullptr ? best->key.key : auth_key.key;
 }
 
-SocketAddress MetricsConfig::default_listen() {
-  return SocketAddress::parse("127.0.0.1", kDefaultMetricsPort).value();
-}
+SocketAddress MetricsConfig::default_listen() { return SocketAddress::parse("127.0.0.1", kDefaultMetricsPort).value(); }
 
 const char* to_string(LogLevel level) {
   switch (level) {
@@ -745,17 +761,17 @@ Result<AgentConfig> parse_config(std::string_view text, const std::string& sourc
     return make_error(format_error(source_name, error.where, error.key_path, error.message), EINVAL);
   } catch (const std::exception& error) {
     // Nothing above should throw anything else; if it does, it is still one line and not a crash.
-    return make_error(source_name + ": cannot read the configuration: " + error.what(), EINVAL);
+    return make_error(escape_controls(source_name + ": cannot read the configuration: " + error.what()), EINVAL);
   }
 }
 
 Result<AgentConfig> load_config(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return make_error(path + ": cannot open: " + std::strerror(errno), errno);
+  if (fd < 0) return make_error(escape_controls(path + ": cannot open: " + std::strerror(errno)), errno);
   struct stat info {};
   if (::fstat(fd, &info) == 0 && S_ISDIR(info.st_mode)) {
     ::close(fd);
-    return make_error(path + ": cannot read: is a directory", EISDIR);
+    return make_error(escape_controls(path + ": cannot read: is a directory"), EISDIR);
   }
   std::string text;
   char buffer[1 << 16];
@@ -765,13 +781,15 @@ Result<AgentConfig> load_config(const std::string& path) {
     if (got < 0) {
       const int error = errno;
       ::close(fd);
-      return make_error(path + ": cannot read: " + std::strerror(error), error);
+      return make_error(escape_controls(path + ": cannot read: " + std::strerror(error)), error);
     }
     if (got == 0) break;
     text.append(buffer, static_cast<size_t>(got));
     if (text.size() > kMaxConfigOctets) {
       ::close(fd);
-      return make_error(path + ": cannot read: larger than " + std::to_string(kMaxConfigOctets >> 20) + " MiB", EFBIG);
+      return make_error(
+          escape_controls(path + ": cannot read: larger than " + std::to_string(kMaxConfigOctets >> 20) + " MiB"),
+          EFBIG);
     }
   }
   ::close(fd);
@@ -912,14 +930,14 @@ std::string format_duration(int64_t ns) {
 
 Result<int> parse_dscp(std::string_view text) {
   static const std::map<std::string, int, std::less<>> kNames = {
-      {"be", 0},    {"cs0", 0},   {"cs1", 8},   {"cs2", 16},  {"cs3", 24},  {"cs4", 32},  {"cs5", 40},
-      {"cs6", 48},  {"cs7", 56},  {"af11", 10}, {"af12", 12}, {"af13", 14}, {"af21", 18}, {"af22", 20},
-      {"af23", 22}, {"af31", 26}, {"af32", 28}, {"af33", 30}, {"af41", 34}, {"af42", 36}, {"af43", 38},
-      {"ef", 46},   {"va", 44},   {"le", 1}};
+      {"be", 0},    {"cs0", 0},   {"cs1", 8},   {"cs2", 16},  {"cs3", 24},  {"cs4", 32},  {"cs5", 40},  {"cs6", 48},
+      {"cs7", 56},  {"af11", 10}, {"af12", 12}, {"af13", 14}, {"af21", 18}, {"af22", 20}, {"af23", 22}, {"af31", 26},
+      {"af32", 28}, {"af33", 30}, {"af41", 34}, {"af42", 36}, {"af43", 38}, {"ef", 46},   {"va", 44},   {"le", 1}};
   std::string lower;
   for (const char c : text) lower += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
   if (const auto it = kNames.find(lower); it != kNames.end()) return it->second;
-  if (!text.empty() && text.size() <= 2 && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+  if (!text.empty() && text.size() <= 2 &&
+      std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
     const int value = std::stoi(std::string(text));
     if (value <= 63) return value;
   }

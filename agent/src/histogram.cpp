@@ -2,6 +2,7 @@
 #include "hubprobe/histogram.h"
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cmath>
 #include <numeric>
@@ -12,8 +13,27 @@ namespace hubprobe {
 
 // ---- Histogram ----------------------------------------------------------------------------------------
 
-Histogram::Histogram(int precision_bits)
-    : bits_(std::clamp(precision_bits, kMinPrecisionBits, kMaxPrecisionBits)), slot_(kOctaves, kNoSlot) {}
+namespace {
+
+/// dst[i] = min(dst[i] + src[i], 2^32 - 1). The main loop's trip count is a multiple of 8 so that the
+/// compiler vectorises it at -O2.
+void saturating_add(uint32_t* __restrict dst, const uint32_t* __restrict src, uint32_t n) {
+  const uint32_t bulk = n & ~7u;
+  for (uint32_t i = 0; i < bulk; ++i) {
+    const uint32_t total = dst[i] + src[i];
+    dst[i] = total | (0u - static_cast<uint32_t>(total < dst[i]));  // wrapped below dst[i]: saturate
+  }
+  for (uint32_t i = bulk; i < n; ++i) {
+    const uint32_t total = dst[i] + src[i];
+    dst[i] = total | (0u - static_cast<uint32_t>(total < dst[i]));
+  }
+}
+
+}  // namespace
+
+Histogram::Histogram(int precision_bits) : bits_(std::clamp(precision_bits, kMinPrecisionBits, kMaxPrecisionBits)) {
+  slot_.fill(kNoSlot);
+}
 
 void Histogram::index_of(int64_t value, int& octave, uint32_t& sub) const {
   const uint64_t m = sub_buckets();
@@ -59,6 +79,7 @@ uint32_t* Histogram::ensure_octave(int octave) {
   if (slot == kNoSlot) {
     slot = static_cast<uint8_t>(counts_.size() / sub_buckets());
     counts_.resize(counts_.size() + sub_buckets(), 0);
+    octaves_ |= uint64_t{1} << octave;
   }
   return counts_.data() + size_t{slot} * sub_buckets();
 }
@@ -91,16 +112,18 @@ void Histogram::merge(const Histogram& other) {
     sum_ = saved_sum;
     return;
   }
-  const uint32_t m = sub_buckets();
-  for (int octave = 0; octave < kOctaves; ++octave) {
-    if (other.slot_[static_cast<size_t>(octave)] == kNoSlot) continue;
-    const uint32_t* src = other.octave_counts(octave);
-    uint32_t* dst = ensure_octave(octave);
-    for (uint32_t i = 0; i < m; ++i) {
-      const uint64_t total = uint64_t{dst[i]} + src[i];
-      dst[i] = total > std::numeric_limits<uint32_t>::max() ? std::numeric_limits<uint32_t>::max()
-                                                            : static_cast<uint32_t>(total);
-    }
+  if (&other == this) {
+    const Histogram copy = other;
+    merge(copy);
+    return;
+  }
+  // Allocate every missing octave first (one reallocation at most), then add.
+  const uint64_t missing = other.octaves_ & ~octaves_;
+  counts_.reserve(counts_.size() + static_cast<size_t>(std::popcount(missing)) * sub_buckets());
+  for (uint64_t left = missing; left != 0; left &= left - 1) ensure_octave(std::countr_zero(left));
+  for (uint64_t left = other.octaves_; left != 0; left &= left - 1) {
+    const int octave = std::countr_zero(left);
+    saturating_add(octave_counts(octave), other.octave_counts(octave), sub_buckets());
   }
   count_ += other.count_;
   sum_ = static_cast<int64_t>(static_cast<uint64_t>(sum_) + static_cast<uint64_t>(other.sum_));
@@ -118,7 +141,8 @@ void Histogram::reset() {
 
 void Histogram::clear() {
   reset();
-  std::fill(slot_.begin(), slot_.end(), kNoSlot);
+  slot_.fill(kNoSlot);
+  octaves_ = 0;
   counts_.clear();
   counts_.shrink_to_fit();
 }
@@ -147,8 +171,18 @@ void Histogram::quantiles(std::span<const double> qs, std::span<int64_t> out) co
     return;
   }
   // Nearest rank of each quantile, then one walk over the buckets in rank order.
-  std::vector<uint64_t> ranks(n);
-  std::vector<size_t> order(n);
+  // No allocation for the usual handful of quantiles.
+  constexpr size_t kInline = 16;
+  std::array<uint64_t, kInline> rank_buffer{};
+  std::array<size_t, kInline> order_buffer{};
+  std::vector<uint64_t> rank_heap;
+  std::vector<size_t> order_heap;
+  if (n > kInline) {
+    rank_heap.resize(n);
+    order_heap.resize(n);
+  }
+  const std::span<uint64_t> ranks = n > kInline ? std::span<uint64_t>(rank_heap) : std::span(rank_buffer).first(n);
+  const std::span<size_t> order = n > kInline ? std::span<size_t>(order_heap) : std::span(order_buffer).first(n);
   for (size_t i = 0; i < n; ++i) {
     const double q = std::isnan(qs[i]) ? 0.0 : std::clamp(qs[i], 0.0, 1.0);
     const double r = std::ceil(q * static_cast<double>(count_));
@@ -162,8 +196,8 @@ void Histogram::quantiles(std::span<const double> qs, std::span<int64_t> out) co
   while (next < n && ranks[order[next]] == 1) out[order[next++]] = min_;
   uint64_t seen = 0;
   const uint32_t m = sub_buckets();
-  for (int octave = 0; octave < kOctaves && next < n; ++octave) {
-    if (slot_[static_cast<size_t>(octave)] == kNoSlot) continue;
+  for (uint64_t left = octaves_; left != 0 && next < n; left &= left - 1) {
+    const int octave = std::countr_zero(left);
     const uint32_t* counts = octave_counts(octave);
     for (uint32_t sub = 0; sub < m && next < n; ++sub) {
       if (counts[sub] == 0) continue;
@@ -183,9 +217,7 @@ void Histogram::quantiles(std::span<const double> qs, std::span<int64_t> out) co
   while (next < n) out[order[next++]] = max_;
 }
 
-size_t Histogram::memory_bytes() const {
-  return sizeof(*this) + slot_.capacity() * sizeof(uint8_t) + counts_.capacity() * sizeof(uint32_t);
-}
+size_t Histogram::memory_bytes() const { return sizeof(*this) + counts_.capacity() * sizeof(uint32_t); }
 
 // ---- Export layout ------------------------------------------------------------------------------------
 

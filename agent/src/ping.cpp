@@ -5,6 +5,7 @@
 #include <poll.h>
 
 #include <array>
+#include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <ostream>
@@ -25,8 +26,8 @@ constexpr WallNs kClockRefreshNs = 1'000'000'000;
 double to_us(WallNs ns) { return static_cast<double>(ns) / 1000.0; }
 
 nlohmann::json distribution_json(const Distribution& d) {
-  return {{"count", d.count}, {"min", d.min},       {"mean", d.mean}, {"p50", d.p50},   {"p90", d.p90},
-          {"p99", d.p99},     {"p999", d.p999},     {"max", d.max},   {"stddev", d.stddev}};
+  return {{"count", d.count}, {"min", d.min},   {"mean", d.mean}, {"p50", d.p50},      {"p90", d.p90},
+          {"p99", d.p99},     {"p999", d.p999}, {"max", d.max},   {"stddev", d.stddev}};
 }
 
 std::string ms(double us) { return fmt::format("{:.3f}", us / 1000.0); }
@@ -125,11 +126,14 @@ int run_ping(const PingOptions& options, std::ostream& out, std::ostream& err, c
       }
       std::array<dp::TxPacket, 1> batch{*probe};
       auto sent = port.send(batch);
-      if (sent && *sent == 1) {
+      if (sent && batch[0].error == 0) {
         sender.on_sent(batch[0]);
       } else {
         sender.on_send_failed();
-        if (!sent && !options.json) err << "hubprobe ping: " << sent.error().message << "\n";
+        if (!options.json) {
+          err << "hubprobe ping: send failed: " << (sent ? std::strerror(batch[0].error) : sent.error().message)
+              << "\n";
+        }
       }
       next_send += options.interval_ns;
       // After a stall (suspend, a slow terminal) keep the interval rather than bursting to catch up.
@@ -170,8 +174,8 @@ int run_ping(const PingOptions& options, std::ostream& out, std::ostream& err, c
           out << s.length << " bytes from " << options.target.to_string() << ": seq=" << s.seq
               << " rtt=" << ms(to_us(s.rtt_ns())) << " ms turnaround=" << ms(to_us(s.turnaround_ns())) << " ms";
           if (s.one_way_valid()) {
-            out << " fwd=" << ms(to_us(s.forward_ns())) << " ms bwd=" << ms(to_us(s.backward_ns()))
-                << " ms (±" << ms(s.one_way_error_s() * 1e6) << " ms)";
+            out << " fwd=" << ms(to_us(s.forward_ns())) << " ms bwd=" << ms(to_us(s.backward_ns())) << " ms (±"
+                << ms(s.one_way_error_s() * 1e6) << " ms)";
           }
           if (s.reflector_ttl >= 0) out << " ttl=" << s.reflector_ttl;
           out << "\n";
@@ -222,16 +226,13 @@ int run_ping(const PingOptions& options, std::ostream& out, std::ostream& err, c
     doc["late"] = c.late;
     doc["reordered"] = c.reordered;
     doc["invalid"] = c.invalid;
-    doc["invalid_reasons"] = {{"too_short", c.invalid_too_short},
-                              {"too_long", c.invalid_too_long},
-                              {"bad_hmac", c.invalid_bad_hmac},
-                              {"size_mismatch", c.invalid_size_mismatch},
-                              {"wrong_session", c.invalid_wrong_session},
-                              {"wrong_source", c.invalid_source},
+    doc["invalid_reasons"] = {{"too_short", c.invalid_too_short},         {"too_long", c.invalid_too_long},
+                              {"bad_hmac", c.invalid_bad_hmac},           {"size_mismatch", c.invalid_size_mismatch},
+                              {"wrong_session", c.invalid_wrong_session}, {"wrong_source", c.invalid_source},
                               {"unknown_sequence", c.unexpected}};
     doc["send_errors"] = c.send_errors;
-    doc["loss"] = {{"forward", loss.forward}, {"backward", loss.backward}, {"unknown", loss.unknown},
-                   {"total", loss.total()}};
+    doc["loss"] = {
+        {"forward", loss.forward}, {"backward", loss.backward}, {"unknown", loss.unknown}, {"total", loss.total()}};
     doc["loss_percent"] = {{"forward", percent(loss.forward, attempted)},
                            {"backward", percent(loss.backward, attempted)},
                            {"unknown", percent(loss.unknown, attempted)},
@@ -246,8 +247,10 @@ int run_ping(const PingOptions& options, std::ostream& out, std::ostream& err, c
     } else {
       doc["owd_us"] = nullptr;
     }
-    doc["timestamps"] = {{"t1", dominant(t1_sources)}, {"t4", dominant(t4_sources)},
-                         {"t1_sources", t1_sources}, {"t4_sources", t4_sources}};
+    doc["timestamps"] = {{"t1", dominant(t1_sources)},
+                         {"t4", dominant(t4_sources)},
+                         {"t1_sources", t1_sources},
+                         {"t4_sources", t4_sources}};
     doc["clock"] = {{"synchronized", clock.synchronized}, {"error_bound_s", clock.error_bound_s}};
     doc["elapsed_s"] = static_cast<double>(elapsed) / 1e9;
     out << doc.dump() << "\n";
@@ -262,15 +265,15 @@ int run_ping(const PingOptions& options, std::ostream& out, std::ostream& err, c
     if (c.invalid) out << ", " << c.invalid << " invalid";
     out << fmt::format(", time {:.0f} ms\n", static_cast<double>(elapsed) / 1e6);
     if (rtt.count > 0) {
-      out << "rtt min/mean/p50/p90/p99/max/stddev = " << ms(rtt.min) << "/" << ms(rtt.mean) << "/" << ms(rtt.p50)
-          << "/" << ms(rtt.p90) << "/" << ms(rtt.p99) << "/" << ms(rtt.max) << "/" << ms(rtt.stddev) << " ms\n";
+      out << "rtt min/mean/p50/p90/p99/max/stddev = " << ms(rtt.min) << "/" << ms(rtt.mean) << "/" << ms(rtt.p50) << "/"
+          << ms(rtt.p90) << "/" << ms(rtt.p99) << "/" << ms(rtt.max) << "/" << ms(rtt.stddev) << " ms\n";
       out << "jitter (mean |IPDV|) = " << ms(jitter) << " ms, reflector turnaround p50 = " << ms(turnaround.p50)
           << " ms, timestamps T1 " << dominant(t1_sources) << ", T4 " << dominant(t4_sources) << "\n";
       if (one_way) {
         const auto f = summarize(forward);
         const auto b = summarize(backward);
-        out << "one-way p50 forward " << ms(f.p50) << " ms, backward " << ms(b.p50) << " ms (±"
-            << ms(one_way_error_us) << " ms)\n";
+        out << "one-way p50 forward " << ms(f.p50) << " ms, backward " << ms(b.p50) << " ms (±" << ms(one_way_error_us)
+            << " ms)\n";
       } else {
         out << "one-way delays not shown: " << (clock.synchronized ? "the reflector's" : "this host's")
             << " clock is not synchronised\n";

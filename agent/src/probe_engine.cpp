@@ -16,14 +16,16 @@ bool SessionSpec::same_session(const SessionSpec& other) const {
   const auto key_bytes = [](const std::shared_ptr<const stamp::HmacKey>& hmac_key) {
     return hmac_key ? hmac_key->bytes : std::vector<uint8_t>{};
   };
-  return id == other.id && target == other.target && mode == other.mode &&
-         key_bytes(key) == key_bytes(other.key) && packet_size == other.packet_size && dscp == other.dscp &&
-         interval_ns == other.interval_ns && timeout_ns == other.timeout_ns && format == other.format &&
-         device == other.device && fwmark == other.fwmark && source == other.source;
+  return id == other.id && target == other.target && mode == other.mode && key_bytes(key) == key_bytes(other.key) &&
+         packet_size == other.packet_size && dscp == other.dscp && interval_ns == other.interval_ns &&
+         timeout_ns == other.timeout_ns && format == other.format && device == other.device && fwmark == other.fwmark &&
+         source == other.source;
 }
 
 ProbeEngine::ProbeEngine(std::shared_ptr<dp::Dataplane> dataplane)
-    : dataplane_(std::move(dataplane)), rx_buffers_(kRxBatch, std::vector<uint8_t>(kRxBufferSize)), rx_(kRxBatch),
+    : dataplane_(std::move(dataplane)),
+      rx_buffers_(kRxBatch, std::vector<uint8_t>(kRxBufferSize)),
+      rx_(kRxBatch),
       tx_stamps_(256) {
   for (size_t i = 0; i < kRxBatch; ++i) {
     rx_[i].data = rx_buffers_[i].data();
@@ -73,7 +75,8 @@ Result<void> ProbeEngine::add_session(const SessionSpec& spec, uint64_t phase_se
   session.sender = std::make_unique<stamp::SessionSender>(options, spec.target);
   session.buffer.resize(session.sender->packet_size());
   // Spread first probes over the interval so peers are not probed in lock-step.
-  session.next_send = now + static_cast<WallNs>(phase_seed % static_cast<uint64_t>(std::max<WallNs>(spec.interval_ns, 1)));
+  session.next_send =
+      now + static_cast<WallNs>(phase_seed % static_cast<uint64_t>(std::max<WallNs>(spec.interval_ns, 1)));
   port.session_by_ssid[ssid] = spec.id;
   ++port.users;
   sessions_.emplace(spec.id, std::move(session));
@@ -188,10 +191,9 @@ void ProbeEngine::run_tick(WallNs now, const ClockState& clock, ProbeListener& l
     if (batch.empty()) continue;
     ++counters_.send_batches;
     auto sent = port.port->send(batch);
-    const size_t ok = sent ? *sent : 0;
     for (size_t i = 0; i < batch.size(); ++i) {
       Session& session = *owners[i];
-      if (i < ok) {
+      if (sent && batch[i].error == 0) {
         const uint32_t seq = session.sender->next_seq();
         session.sender->on_sent(batch[i]);
         port.session_by_tx_id[batch[i].tx_id] = session.spec.id;

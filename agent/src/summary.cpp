@@ -51,16 +51,15 @@ double mean_abs_ipdv(std::vector<SequencedDelay> delays) {
 }
 
 LossSplit split_loss(uint64_t sent, std::vector<ReplySequence> replies) {
-  std::sort(replies.begin(), replies.end(),
-            [](const auto& a, const auto& b) { return a.sender_seq < b.sender_seq; });
+  std::sort(replies.begin(), replies.end(), [](const auto& a, const auto& b) { return a.sender_seq < b.sender_seq; });
   replies.erase(std::unique(replies.begin(), replies.end(),
                             [](const auto& a, const auto& b) { return a.sender_seq == b.sender_seq; }),
                 replies.end());
   std::erase_if(replies, [&](const auto& r) { return r.sender_seq >= sent; });
 
   LossSplit loss;
-  const bool stateful = std::any_of(replies.begin(), replies.end(),
-                                    [](const auto& r) { return r.reflector_seq != r.sender_seq; });
+  const bool stateful =
+      std::any_of(replies.begin(), replies.end(), [](const auto& r) { return r.reflector_seq != r.sender_seq; });
   // Before the first probe the reflector had seen none of ours: a virtual reply (-1, -1).
   int64_t previous_sender = -1;
   int64_t previous_reflector = -1;

@@ -34,7 +34,8 @@ bool SessionReflector::reflect_impl(const dp::RxPacket& request, std::span<uint8
     bytes = widened;
     ++counters_.twamp_light_short;
   }
-  const auto decoded = decode_test_packet(bytes, options_.mode, options_.key.get());
+  const std::shared_ptr<const HmacKey> key = options_.key_for ? options_.key_for(request.source) : options_.key;
+  const auto decoded = decode_test_packet(bytes, options_.mode, key.get());
   if (!decoded.ok) {
     switch (decoded.error) {
       case ParseError::kTooShort: ++counters_.dropped_too_short; break;
@@ -52,15 +53,14 @@ bool SessionReflector::reflect_impl(const dp::RxPacket& request, std::span<uint8
   const WallNs t2 = request.rx.valid() ? request.rx.ns : t3;
 
   ReflectionFields fields;
-  fields.seq = options_.stateful ? next_reflector_seq(request, decoded.parsed.packet.ssid, t2)
-                                 : decoded.parsed.packet.seq;
+  fields.seq =
+      options_.stateful ? next_reflector_seq(request, decoded.parsed.packet.ssid, t2) : decoded.parsed.packet.seq;
   fields.receive_timestamp = encode_timestamp(t2, options_.format, clock.tai_offset_s);
   fields.timestamp = encode_timestamp(t3, options_.format, clock.tai_offset_s);
   fields.error_estimate = ErrorEstimate::from_clock(clock, options_.format).encode();
   fields.sender_ttl = request.ttl >= 0 ? static_cast<uint8_t>(request.ttl) : 0;
 
-  auto report = encode_reflection(decoded.parsed, bytes, fields, options_.mode, options_.key.get(),
-                                  out.first(bytes.size()));
+  auto report = encode_reflection(decoded.parsed, bytes, fields, options_.mode, key.get(), out.first(bytes.size()));
   if (!report) {
     ++counters_.dropped_too_long;
     return false;

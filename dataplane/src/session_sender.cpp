@@ -95,8 +95,8 @@ void SessionSender::on_receive(const dp::RxPacket& packet, WallNs now) {
     ++counters_.invalid;
     return;
   }
-  const auto decoded = decode_reflected_packet(std::span<const uint8_t>(packet.data, packet.length),
-                                               options_.mode, options_.key.get());
+  const auto decoded =
+      decode_reflected_packet(std::span<const uint8_t>(packet.data, packet.length), options_.mode, options_.key.get());
   if (!decoded.ok || packet.truncated) {
     ++counters_.invalid;
     switch (packet.truncated ? ParseError::kTooLong : decoded.error) {

@@ -26,8 +26,8 @@
 #include <gtest/gtest.h>
 
 // The shared definitions come before the skeleton, which names them without defining them.
-#include "stamp_reflect.h"
 #include "hubprobe/stamp_wire.h"
+#include "stamp_reflect.h"
 #include "stamp_reflect.skel.h"
 
 #include "hubprobe/clock.h"
@@ -101,19 +101,19 @@ struct PacketSpec {
   int family = 4;
   uint16_t vlan_ethertype = 0;  // 0: untagged; else 0x8100 or 0x88a8
   uint16_t ethertype_override = 0;
-  Bytes ipv4_options;           // multiple of 4
-  uint16_t ipv4_frag = 0;       // flags + offset, host order
+  Bytes ipv4_options;      // multiple of 4
+  uint16_t ipv4_frag = 0;  // flags + offset, host order
   uint8_t ip_protocol = kProtoUdp;
   uint16_t src_port = kSenderPort;
   uint16_t dst_port = STAMP_DEFAULT_PORT;
   std::optional<std::array<uint8_t, 4>> ipv4_dst;
   std::optional<std::array<uint8_t, 16>> ipv6_dst;
-  Bytes payload;                // UDP payload (the STAMP packet)
-  std::optional<uint16_t> udp_len;      // lie about the UDP length
-  std::optional<uint16_t> ip_len;       // lie about IPv4 total / IPv6 payload length
-  bool no_udp_checksum = false;         // checksum field 0
+  Bytes payload;                    // UDP payload (the STAMP packet)
+  std::optional<uint16_t> udp_len;  // lie about the UDP length
+  std::optional<uint16_t> ip_len;   // lie about IPv4 total / IPv6 payload length
+  bool no_udp_checksum = false;     // checksum field 0
   bool corrupt_udp_checksum = false;
-  std::optional<size_t> truncate_to;    // cut the frame after building it
+  std::optional<size_t> truncate_to;  // cut the frame after building it
 };
 
 struct Layout {
@@ -141,8 +141,8 @@ Bytes build(const PacketSpec& spec) {
   std::copy(kReflectorMac.begin(), kReflectorMac.end(), f.begin());
   std::copy(kSenderMac.begin(), kSenderMac.end(), f.begin() + 6);
   const uint16_t ethertype = spec.ethertype_override ? spec.ethertype_override
-                             : spec.family == 4     ? kEtherTypeIpv4
-                                                    : kEtherTypeIpv6;
+                             : spec.family == 4      ? kEtherTypeIpv4
+                                                     : kEtherTypeIpv6;
   if (spec.vlan_ethertype) {
     put16(f, 12, spec.vlan_ethertype);
     put16(f, 14, 0x0064);  // PCP 0, VLAN 100
@@ -166,7 +166,7 @@ Bytes build(const PacketSpec& spec) {
     std::copy(spec.ipv4_options.begin(), spec.ipv4_options.end(), f.begin() + l.l3 + kIpv4HeaderLen);
     put16(f, l.l3 + 10, internet_checksum(std::span(f).subspan(l.l3, ihl)));
   } else {
-    put16(f, l.l3, 0x6b80);  // version 6, traffic class 0xb8
+    put16(f, l.l3, 0x6b80);      // version 6, traffic class 0xb8
     put16(f, l.l3 + 2, 0x1234);  // flow label
     put16(f, l.l3 + 4, spec.ip_len.value_or(static_cast<uint16_t>(udp_len)));
     f[l.l3 + 6] = spec.ip_protocol;
@@ -299,8 +299,8 @@ class LoadedReflector {
     int64_t offset = realtime_minus_tai_ns();
     if (config_.format == hubprobe::TimestampFormat::kPtp) offset += int64_t{kTaiMinusUtcSeconds} * kNsPerSecond;
     skel_->bss->stamp_reflect_clock.offset_ns = offset;
-    skel_->bss->stamp_reflect_clock.error_estimate =
-        config_.format == hubprobe::TimestampFormat::kPtp ? (kReflectorErrorEstimate | STAMP_EE_Z_BIT)
+    skel_->bss->stamp_reflect_clock.error_estimate = config_.format == hubprobe::TimestampFormat::kPtp
+                                                         ? (kReflectorErrorEstimate | STAMP_EE_Z_BIT)
                                                          : kReflectorErrorEstimate;
   }
 
@@ -308,8 +308,8 @@ class LoadedReflector {
     RunResult result;
     result.out.resize(in.size() + 256);
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in.data(), .data_out = result.out.data(),
-                .data_size_in = static_cast<__u32>(in.size()),
-                .data_size_out = static_cast<__u32>(result.out.size()), .repeat = repeat);
+                .data_size_in = static_cast<__u32>(in.size()), .data_size_out = static_cast<__u32>(result.out.size()),
+                .repeat = repeat);
     result.error = bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.stamp_reflect_xdp), &opts);
     result.action = opts.retval;
     result.duration_ns = opts.duration;
@@ -322,8 +322,8 @@ class LoadedReflector {
     const int cpus = libbpf_num_possible_cpus();
     std::vector<uint64_t> per_cpu(static_cast<size_t>(std::max(cpus, 1)));
     for (uint32_t i = 0; i < STAMP_REFLECT_COUNTER_MAX; ++i) {
-      if (bpf_map__lookup_elem(skel_->maps.counters, &i, sizeof(i), per_cpu.data(),
-                               per_cpu.size() * sizeof(uint64_t), 0) != 0) {
+      if (bpf_map__lookup_elem(skel_->maps.counters, &i, sizeof(i), per_cpu.data(), per_cpu.size() * sizeof(uint64_t),
+                               0) != 0) {
         ADD_FAILURE() << "reading counter " << kCounterNames[i] << ": " << strerror(errno);
         continue;
       }
@@ -343,18 +343,18 @@ class LoadedReflector {
 };
 
 // Loads the program or ends the test: skip without privileges (fail when CI demands them).
-#define LOAD_REFLECTOR_OR_RETURN(var, config)                                                            \
-  int var##_error = 0;                                                                                   \
-  auto var = LoadedReflector::load((config), &var##_error);                                              \
-  if (!var) {                                                                                            \
-    const std::string message = std::string("loading the XDP STAMP reflector failed: ") +               \
-                                strerror(-var##_error);                                                  \
-    /* EPERM: no CAP_BPF/CAP_SYS_ADMIN. Not EACCES: that is the verifier rejecting the program. */    \
-    if (var##_error == -EPERM && !privileged_required()) {                                               \
-      GTEST_SKIP() << message << " (needs root or CAP_BPF + CAP_NET_ADMIN; set "                        \
-                                 "HUBPROBE_REQUIRE_PRIVILEGED=1 to make this a failure)";                \
-    }                                                                                                    \
-    FAIL() << message;                                                                                   \
+#define LOAD_REFLECTOR_OR_RETURN(var, config)                                                                     \
+  int var##_error = 0;                                                                                            \
+  auto var = LoadedReflector::load((config), &var##_error);                                                       \
+  if (!var) {                                                                                                     \
+    const std::string message = std::string("loading the XDP STAMP reflector failed: ") + strerror(-var##_error); \
+    /* EPERM: no CAP_BPF/CAP_SYS_ADMIN. Not EACCES: that is the verifier rejecting the program. */                \
+    if (var##_error == -EPERM && !privileged_required()) {                                                        \
+      GTEST_SKIP() << message                                                                                     \
+                   << " (needs root or CAP_BPF + CAP_NET_ADMIN; set "                                             \
+                      "HUBPROBE_REQUIRE_PRIVILEGED=1 to make this a failure)";                                    \
+    }                                                                                                             \
+    FAIL() << message;                                                                                            \
   }
 
 // ---- Checks ---------------------------------------------------------------------------------------
@@ -370,8 +370,7 @@ std::string counters_text(const Counters& c) {
 void expect_only_counter(const Counters& delta, stamp_reflect_counter index, uint64_t times = 1) {
   Counters expected{};
   expected[index] = times;
-  EXPECT_EQ(delta, expected) << "expected " << kCounterNames[index] << "=" << times << ", got "
-                             << counters_text(delta);
+  EXPECT_EQ(delta, expected) << "expected " << kCounterNames[index] << "=" << times << ", got " << counters_text(delta);
 }
 
 // Everything a correct reflection of `in` must satisfy, checked on `out`.
@@ -433,10 +432,9 @@ void expect_reflection(const PacketSpec& spec, const Bytes& in, const Bytes& out
 
   // T2 <= T3, both inside the wall-clock interval around the run. The rounding to 2^-32 s (NTP) and
   // the kernel's NMI-safe clock accessor allow a few nanoseconds of slack.
-  const hubprobe::WallNs t2 = hubprobe::decode_timestamp(r.receive_timestamp, config.format,
-                                                         kTaiMinusUtcSeconds, wall_before);
-  const hubprobe::WallNs t3 = hubprobe::decode_timestamp(r.timestamp, config.format, kTaiMinusUtcSeconds,
-                                                         wall_before);
+  const hubprobe::WallNs t2 =
+      hubprobe::decode_timestamp(r.receive_timestamp, config.format, kTaiMinusUtcSeconds, wall_before);
+  const hubprobe::WallNs t3 = hubprobe::decode_timestamp(r.timestamp, config.format, kTaiMinusUtcSeconds, wall_before);
   constexpr int64_t kSlackNs = 1000;
   EXPECT_LE(t2, t3) << "T2 <= T3";
   EXPECT_GE(t2, wall_before - kSlackNs) << "T2 " << t2 - wall_before << " ns after the run started";
@@ -486,26 +484,23 @@ std::vector<Case> cases() {
        STAMP_REFLECT_REFLECTED},
       {"ipv4_zero_padding", v4(stamp_request(STAMP_UNAUTH_BASE_LEN + 101)), XDP_TX, STAMP_REFLECT_REFLECTED},
       {"ipv6_zero_padding", v6(stamp_request(STAMP_UNAUTH_BASE_LEN + 7)), XDP_TX, STAMP_REFLECT_REFLECTED},
-      {"ipv4_max_zero_padding", v4(stamp_request(STAMP_UNAUTH_BASE_LEN + STAMP_REFLECT_MAX_ZERO_PADDING)),
-       XDP_TX, STAMP_REFLECT_REFLECTED},
+      {"ipv4_max_zero_padding", v4(stamp_request(STAMP_UNAUTH_BASE_LEN + STAMP_REFLECT_MAX_ZERO_PADDING)), XDP_TX,
+       STAMP_REFLECT_REFLECTED},
       {"ipv4_no_udp_checksum", with(v4(base), [](auto& s) { s.no_udp_checksum = true; }), XDP_TX,
        STAMP_REFLECT_REFLECTED},
-      {"ipv4_other_configured_port", with(v4(base), [](auto& s) { s.dst_port = 8620; }), XDP_TX,
-       STAMP_REFLECT_REFLECTED, {.port = 8620}},
-      {"ipv4_ptp_timestamps", v4(base), XDP_TX, STAMP_REFLECT_REFLECTED,
-       {.format = hubprobe::TimestampFormat::kPtp}},
-      {"ipv6_ptp_timestamps", v6(base), XDP_TX, STAMP_REFLECT_REFLECTED,
-       {.format = hubprobe::TimestampFormat::kPtp}},
+      {"ipv4_other_configured_port",
+       with(v4(base), [](auto& s) { s.dst_port = 8620; }),
+       XDP_TX,
+       STAMP_REFLECT_REFLECTED,
+       {.port = 8620}},
+      {"ipv4_ptp_timestamps", v4(base), XDP_TX, STAMP_REFLECT_REFLECTED, {.format = hubprobe::TimestampFormat::kPtp}},
+      {"ipv6_ptp_timestamps", v6(base), XDP_TX, STAMP_REFLECT_REFLECTED, {.format = hubprobe::TimestampFormat::kPtp}},
 
       // Not STAMP for this program.
-      {"ipv4_wrong_port", with(v4(base), [](auto& s) { s.dst_port = 863; }), XDP_PASS,
-       STAMP_REFLECT_PASSED_NOT_STAMP},
-      {"ipv6_wrong_port", with(v6(base), [](auto& s) { s.dst_port = 863; }), XDP_PASS,
-       STAMP_REFLECT_PASSED_NOT_STAMP},
-      {"ipv4_default_port_when_configured_other", v4(base), XDP_PASS, STAMP_REFLECT_PASSED_NOT_STAMP,
-       {.port = 8620}},
-      {"ipv4_tcp", with(v4(base), [](auto& s) { s.ip_protocol = 6; }), XDP_PASS,
-       STAMP_REFLECT_PASSED_NOT_STAMP},
+      {"ipv4_wrong_port", with(v4(base), [](auto& s) { s.dst_port = 863; }), XDP_PASS, STAMP_REFLECT_PASSED_NOT_STAMP},
+      {"ipv6_wrong_port", with(v6(base), [](auto& s) { s.dst_port = 863; }), XDP_PASS, STAMP_REFLECT_PASSED_NOT_STAMP},
+      {"ipv4_default_port_when_configured_other", v4(base), XDP_PASS, STAMP_REFLECT_PASSED_NOT_STAMP, {.port = 8620}},
+      {"ipv4_tcp", with(v4(base), [](auto& s) { s.ip_protocol = 6; }), XDP_PASS, STAMP_REFLECT_PASSED_NOT_STAMP},
       {"arp", with(v4(base), [](auto& s) { s.ethertype_override = kEtherTypeArp; }), XDP_PASS,
        STAMP_REFLECT_PASSED_NOT_STAMP},
       {"ipv4_more_fragments", with(v4(base), [](auto& s) { s.ipv4_frag = 0x2000; }), XDP_PASS,
@@ -514,24 +509,40 @@ std::vector<Case> cases() {
        STAMP_REFLECT_PASSED_NOT_STAMP},
       {"ipv4_dont_fragment_is_fine", with(v4(base), [](auto& s) { s.ipv4_frag = 0x4000; }), XDP_TX,
        STAMP_REFLECT_REFLECTED},
-      {"ipv6_extension_header", with(v6(base), [](auto& s) { s.ip_protocol = 0; /* hop-by-hop */ }), XDP_PASS,
-       STAMP_REFLECT_PASSED_NOT_STAMP},
-      {"ipv4_multicast_destination",
-       with(v4(base), [](auto& s) { s.ipv4_dst = std::array<uint8_t, 4>{239, 1, 2, 3}; }), XDP_PASS,
-       STAMP_REFLECT_PASSED_NOT_STAMP},
-      {"ipv6_multicast_destination",
+      {"ipv6_extension_header",
        with(v6(base),
-            [](auto& s) { s.ipv6_dst = std::array<uint8_t, 16>{0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}; }),
+            [](auto& s) {
+              s.ip_protocol = 0; /* hop-by-hop */
+            }),
+       XDP_PASS, STAMP_REFLECT_PASSED_NOT_STAMP},
+      {"ipv4_multicast_destination",
+       with(v4(base),
+            [](auto& s) {
+              s.ipv4_dst = std::array<uint8_t, 4>{239, 1, 2, 3};
+            }),
+       XDP_PASS, STAMP_REFLECT_PASSED_NOT_STAMP},
+      {"ipv6_multicast_destination",
+       with(
+           v6(base),
+           [](auto& s) { s.ipv6_dst = std::array<uint8_t, 16>{0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}; }),
        XDP_PASS, STAMP_REFLECT_PASSED_NOT_STAMP},
       {"ipv4_options_other_port",
-       with(v4(base), [](auto& s) { s.ipv4_options = {1, 1, 1, 0}; s.dst_port = 863; }), XDP_PASS,
-       STAMP_REFLECT_PASSED_NOT_STAMP},
+       with(v4(base),
+            [](auto& s) {
+              s.ipv4_options = {1, 1, 1, 0};
+              s.dst_port = 863;
+            }),
+       XDP_PASS, STAMP_REFLECT_PASSED_NOT_STAMP},
 
       // Truncated headers: the stack drops them and counts them in its own statistics.
       {"ethernet_only", with(v4(base), [](auto& s) { s.truncate_to = kEthHeaderLen; }), XDP_PASS,
        STAMP_REFLECT_PASSED_NOT_STAMP},
       {"truncated_vlan_tag",
-       with(v4(base), [](auto& s) { s.vlan_ethertype = kEtherType8021Q; s.truncate_to = kEthHeaderLen + 2; }),
+       with(v4(base),
+            [](auto& s) {
+              s.vlan_ethertype = kEtherType8021Q;
+              s.truncate_to = kEthHeaderLen + 2;
+            }),
        XDP_PASS, STAMP_REFLECT_PASSED_NOT_STAMP},
       {"truncated_ipv4_header", with(v4(base), [](auto& s) { s.truncate_to = kEthHeaderLen + 19; }), XDP_PASS,
        STAMP_REFLECT_PASSED_NOT_STAMP},
@@ -543,30 +554,33 @@ std::vector<Case> cases() {
        STAMP_REFLECT_PASSED_NOT_STAMP},
 
       // STAMP port, but not for XDP.
-      {"authenticated_mode", v4(authenticated_request()), XDP_PASS, STAMP_REFLECT_PASSED_AUTH,
+      {"authenticated_mode",
+       v4(authenticated_request()),
+       XDP_PASS,
+       STAMP_REFLECT_PASSED_AUTH,
        {.reflect_unauth = false}},
-      {"authenticated_mode_unauth_length", v6(base), XDP_PASS, STAMP_REFLECT_PASSED_AUTH,
-       {.reflect_unauth = false}},
-      {"authenticated_packet_to_unauth_reflector", v4(authenticated_request()), XDP_PASS,
-       STAMP_REFLECT_PASSED_TLV},
+      {"authenticated_mode_unauth_length", v6(base), XDP_PASS, STAMP_REFLECT_PASSED_AUTH, {.reflect_unauth = false}},
+      {"authenticated_packet_to_unauth_reflector", v4(authenticated_request()), XDP_PASS, STAMP_REFLECT_PASSED_TLV},
       {"ipv4_payload_43", v4(Bytes(base.begin(), base.end() - 1)), XDP_PASS, STAMP_REFLECT_PASSED_SHORT},
       {"ipv6_payload_43", v6(Bytes(base.begin(), base.end() - 1)), XDP_PASS, STAMP_REFLECT_PASSED_SHORT},
       {"ipv4_empty_payload", v4({}), XDP_PASS, STAMP_REFLECT_PASSED_SHORT},
       {"ipv4_tlv_after_base", v4(request_with_tlv()), XDP_PASS, STAMP_REFLECT_PASSED_TLV},
       {"ipv6_tlv_after_base", v6(request_with_tlv()), XDP_PASS, STAMP_REFLECT_PASSED_TLV},
       // Last octet of a padding that is not a multiple of 8: exercises the byte-wise tail of the check.
-      {"ipv4_nonzero_last_padding_octet", v4(with_last_byte_set(stamp_request(STAMP_UNAUTH_BASE_LEN + 13))),
-       XDP_PASS, STAMP_REFLECT_PASSED_TLV},
+      {"ipv4_nonzero_last_padding_octet", v4(with_last_byte_set(stamp_request(STAMP_UNAUTH_BASE_LEN + 13))), XDP_PASS,
+       STAMP_REFLECT_PASSED_TLV},
       {"ipv4_nonzero_last_word", v4(with_last_byte_set(stamp_request(STAMP_UNAUTH_BASE_LEN + 16))), XDP_PASS,
        STAMP_REFLECT_PASSED_TLV},
-      {"ipv4_padding_beyond_xdp_limit",
-       v4(stamp_request(STAMP_UNAUTH_BASE_LEN + STAMP_REFLECT_MAX_ZERO_PADDING + 8)), XDP_PASS,
-       STAMP_REFLECT_PASSED_TLV},
-      {"ipv4_options_nop", with(v4(base), [](auto& s) { s.ipv4_options = {1, 1, 1, 0}; }), XDP_PASS,
-       STAMP_REFLECT_PASSED_IP_OPTIONS},
-      {"ipv4_options_record_route",
-       with(v4(base), [](auto& s) { s.ipv4_options = {7, 7, 4, 0, 0, 0, 0, 0}; }), XDP_PASS,
-       STAMP_REFLECT_PASSED_IP_OPTIONS},
+      {"ipv4_padding_beyond_xdp_limit", v4(stamp_request(STAMP_UNAUTH_BASE_LEN + STAMP_REFLECT_MAX_ZERO_PADDING + 8)),
+       XDP_PASS, STAMP_REFLECT_PASSED_TLV},
+      {"ipv4_options_nop",
+       with(v4(base),
+            [](auto& s) {
+              s.ipv4_options = {1, 1, 1, 0};
+            }),
+       XDP_PASS, STAMP_REFLECT_PASSED_IP_OPTIONS},
+      {"ipv4_options_record_route", with(v4(base), [](auto& s) { s.ipv4_options = {7, 7, 4, 0, 0, 0, 0, 0}; }),
+       XDP_PASS, STAMP_REFLECT_PASSED_IP_OPTIONS},
       {"ipv4_bad_udp_checksum", with(v4(base), [](auto& s) { s.corrupt_udp_checksum = true; }), XDP_PASS,
        STAMP_REFLECT_PASSED_BAD_CSUM},
       {"ipv6_bad_udp_checksum", with(v6(base), [](auto& s) { s.corrupt_udp_checksum = true; }), XDP_PASS,
@@ -582,10 +596,10 @@ std::vector<Case> cases() {
        STAMP_REFLECT_DROPPED_MALFORMED},
       {"ipv4_udp_length_below_header", with(v4(base), [](auto& s) { s.udp_len = 7; }), XDP_DROP,
        STAMP_REFLECT_DROPPED_MALFORMED},
-      {"ipv4_frame_cut_in_payload", with(v4(base), [=](auto& s) { s.truncate_to = v4_udp_at + 8 + 30; }),
-       XDP_DROP, STAMP_REFLECT_DROPPED_MALFORMED},
-      {"ipv6_frame_cut_in_payload", with(v6(base), [=](auto& s) { s.truncate_to = v6_udp_at + 8 + 30; }),
-       XDP_DROP, STAMP_REFLECT_DROPPED_MALFORMED},
+      {"ipv4_frame_cut_in_payload", with(v4(base), [=](auto& s) { s.truncate_to = v4_udp_at + 8 + 30; }), XDP_DROP,
+       STAMP_REFLECT_DROPPED_MALFORMED},
+      {"ipv6_frame_cut_in_payload", with(v6(base), [=](auto& s) { s.truncate_to = v6_udp_at + 8 + 30; }), XDP_DROP,
+       STAMP_REFLECT_DROPPED_MALFORMED},
       {"ipv4_total_length_below_header", with(v4(base), [](auto& s) { s.ip_len = 16; }), XDP_DROP,
        STAMP_REFLECT_DROPPED_MALFORMED},
       {"ipv4_source_port_zero", with(v4(base), [](auto& s) { s.src_port = 0; }), XDP_DROP,
@@ -620,7 +634,9 @@ TEST_P(StampReflectTable, ActionCounterAndReply) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Packets, StampReflectTable, ::testing::ValuesIn(cases()),
-                         [](const ::testing::TestParamInfo<Case>& param_info) { return std::string(param_info.param.name); });
+                         [](const ::testing::TestParamInfo<Case>& param_info) {
+                           return std::string(param_info.param.name);
+                         });
 
 // The clock state is live: user space can change it after load and the next packet uses it.
 TEST(StampReflect, ClockStateCanBePublishedAfterLoad) {

@@ -54,9 +54,8 @@ TEST_F(AuthTest, SameKeyGivesRepliesOf112Octets) {
   EXPECT_EQ(counter(report, "invalid"), 0);
   EXPECT_EQ(nft_->packets("auth_requests"), 5u) << "authenticated probes are 112 octets by default";
 
-  CommandResult text = ping({"--auth-key-file", key_, "-c", "3", "-i", "0.01", "--timeout", "1",
-                             Testbed::kReflectorV4},
-                            Seconds(10));
+  CommandResult text =
+      ping({"--auth-key-file", key_, "-c", "3", "-i", "0.01", "--timeout", "1", Testbed::kReflectorV4}, Seconds(10));
   EXPECT_EQ(text.exit.exit_code(), 0) << text.describe();
   auto lines = parse_reply_lines(text.out);
   ASSERT_EQ(lines.size(), 3u) << text.describe();
@@ -65,9 +64,9 @@ TEST_F(AuthTest, SameKeyGivesRepliesOf112Octets) {
 
 TEST_F(AuthTest, AuthenticatedSizeOption) {
   auto refl = start_reflector({"--auth-key-file", key_});
-  CommandResult r = ping({"--auth-key-file", key_, "-s", "256", "-c", "3", "-i", "0.01", "--timeout", "1",
-                          Testbed::kReflectorV4},
-                         Seconds(10));
+  CommandResult r =
+      ping({"--auth-key-file", key_, "-s", "256", "-c", "3", "-i", "0.01", "--timeout", "1", Testbed::kReflectorV4},
+           Seconds(10));
   EXPECT_EQ(r.exit.exit_code(), 0) << r.describe();
   auto lines = parse_reply_lines(r.out);
   ASSERT_EQ(lines.size(), 3u) << r.describe();

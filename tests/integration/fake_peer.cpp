@@ -13,9 +13,9 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cstddef>
 #include <cerrno>
 #include <chrono>
+#include <cstddef>
 #include <deque>
 #include <random>
 #include <thread>
@@ -90,8 +90,11 @@ struct Queued {
   std::deque<Queued> queue;
   std::vector<uint8_t> buf(65536);
   auto send_to = [&](const sockaddr_in6& to, const std::vector<uint8_t>& bytes) {
-    if (sendto(fd, bytes.data(), bytes.size(), 0, reinterpret_cast<const sockaddr*>(&to), sizeof to) >= 0) {
-      shared->replies.fetch_add(1);
+    // Counted before sending: the peer may read the reply (and the test the counter) before sendto()
+    // has even returned here.
+    shared->replies.fetch_add(1);
+    if (sendto(fd, bytes.data(), bytes.size(), 0, reinterpret_cast<const sockaddr*>(&to), sizeof to) < 0) {
+      shared->replies.fetch_sub(1);
     }
   };
   auto flush_due = [&](bool all) {
@@ -127,27 +130,21 @@ struct Queued {
     const uint32_t seq = read_be32(request, 0);
     const std::vector<uint8_t> good = build_reflection(request, seq);
     switch (mode) {
-      case Misbehaviour::kValid:
-        send_to(from, good);
-        break;
+      case Misbehaviour::kValid: send_to(from, good); break;
       case Misbehaviour::kWrongSize: {
         auto longer = good;
         longer.resize(good.size() + 8, 0);
         send_to(from, longer);
         break;
       }
-      case Misbehaviour::kTruncated:
-        send_to(from, std::vector<uint8_t>(good.begin(), good.begin() + 30));
-        break;
+      case Misbehaviour::kTruncated: send_to(from, std::vector<uint8_t>(good.begin(), good.begin() + 30)); break;
       case Misbehaviour::kGarbage: {
         std::vector<uint8_t> junk(request.size());
         for (auto& b : junk) b = static_cast<uint8_t>(rng());
         send_to(from, junk);
         break;
       }
-      case Misbehaviour::kWrongSeq:
-        send_to(from, build_reflection(request, seq + 100000));
-        break;
+      case Misbehaviour::kWrongSeq: send_to(from, build_reflection(request, seq + 100000)); break;
       case Misbehaviour::kWrongSsid: {
         auto other = good;
         auto* r = reinterpret_cast<stamp_reflector_unauth*>(other.data());
@@ -184,8 +181,7 @@ struct Queued {
           send_to(from, good);
         }
         break;
-      case Misbehaviour::kSilent:
-        break;
+      case Misbehaviour::kSilent: break;
     }
   }
 }
@@ -368,14 +364,15 @@ std::optional<std::vector<uint8_t>> udp_exchange(const Namespace& ns, const std:
   return std::move(replies[0]);
 }
 
-ExchangeCount udp_burst(const Namespace& ns, const std::string& address, uint16_t port, unsigned count,
-                        size_t length, int gap_us, Seconds linger) {
+UdpBurst::UdpBurst(const Namespace& ns, const std::string& address, uint16_t port, unsigned count, size_t length,
+                   int gap_us, Seconds linger)
+    : ns_name_(ns.name()), budget_(Seconds(count * (gap_us / 1e6 + 0.001)) + linger + Seconds(10)) {
   const sockaddr_in6 to = parse_address(address, port);
   const int linger_ms = static_cast<int>(linger.count() * 1000);
-  // Replies counted in the child come back as its exit code would be too small: use a pipe.
+  // The count comes back through a pipe (an exit code is too small for it).
   int p[2];
   if (pipe2(p, O_CLOEXEC) != 0) throw HarnessError("pipe2 failed");
-  ChildProcess child(fork_in_netns(ns, [&]() -> int {
+  child_ = std::make_unique<ChildProcess>(fork_in_netns(ns, [&]() -> int {
     close(p[0]);
     int fd = dual_stack_socket();
     if (fd < 0) return 2;
@@ -389,7 +386,9 @@ ExchangeCount udp_burst(const Namespace& ns, const std::string& address, uint16_
         ssize_t got = recv(fd, buf.data(), buf.size(), 0);
         if (got < 0) break;
         std::vector<uint8_t> reply(buf.begin(), buf.begin() + got);
-        if (reply.size() == length && read_be32(reply, offsetof(stamp_reflector_unauth, sender_seq)) < count) ++result.replies;
+        if (reply.size() == length && read_be32(reply, offsetof(stamp_reflector_unauth, sender_seq)) < count) {
+          ++result.replies;
+        }
         wait_ms = 0;
       }
     };
@@ -410,12 +409,25 @@ ExchangeCount udp_burst(const Namespace& ns, const std::string& address, uint16_
     return 0;
   }));
   close(p[1]);
-  ExitInfo info = child.wait(Seconds(count * (gap_us / 1e6 + 0.001)) + linger + Seconds(10));
+  pipe_fd_ = p[0];
+}
+
+UdpBurst::~UdpBurst() {
+  child_.reset();
+  if (pipe_fd_ >= 0) close(pipe_fd_);
+}
+
+ExchangeCount UdpBurst::wait() {
+  ExitInfo info = child_->wait(budget_);
   ExchangeCount result;
-  bool ok = info.exited() && info.exit_code() == 0 && read(p[0], &result, sizeof result) == sizeof result;
-  close(p[0]);
-  if (!ok) throw HarnessError("udp_burst helper in " + ns.name() + ": " + info.describe());
+  const bool ok = info.exited() && info.exit_code() == 0 && read(pipe_fd_, &result, sizeof result) == sizeof result;
+  if (!ok) throw HarnessError("udp burst helper in " + ns_name_ + ": " + info.describe());
   return result;
+}
+
+ExchangeCount udp_burst(const Namespace& ns, const std::string& address, uint16_t port, unsigned count, size_t length,
+                        int gap_us, Seconds linger) {
+  return UdpBurst(ns, address, port, count, length, gap_us, linger).wait();
 }
 
 }  // namespace hubprobe::it

@@ -72,8 +72,7 @@ std::optional<std::vector<uint8_t>> udp_exchange(const Namespace& ns, const std:
 /// Sends each request in turn from one socket (one source port: one STAMP session), waiting up to
 /// `timeout` for a reply to each; a missing reply is an empty vector.
 std::vector<std::vector<uint8_t>> udp_exchange_many(const Namespace& ns, const std::string& address, uint16_t port,
-                                                    const std::vector<std::vector<uint8_t>>& requests,
-                                                    Seconds timeout);
+                                                    const std::vector<std::vector<uint8_t>>& requests, Seconds timeout);
 
 /// Sends `count` test packets (seq 0..count-1) from `ns`, `gap_us` apart, and counts valid-looking
 /// replies (right length, sender seq in range) that arrive until `linger` after the last one.
@@ -81,7 +80,24 @@ struct ExchangeCount {
   unsigned sent = 0;
   unsigned replies = 0;
 };
-ExchangeCount udp_burst(const Namespace& ns, const std::string& address, uint16_t port, unsigned count,
-                        size_t length, int gap_us, Seconds linger);
+ExchangeCount udp_burst(const Namespace& ns, const std::string& address, uint16_t port, unsigned count, size_t length,
+                        int gap_us, Seconds linger);
+
+/// The same in the background: the constructor starts the child, wait() collects its count.
+class UdpBurst {
+ public:
+  UdpBurst(const Namespace& ns, const std::string& address, uint16_t port, unsigned count, size_t length, int gap_us,
+           Seconds linger);
+  ~UdpBurst();
+  UdpBurst(const UdpBurst&) = delete;
+  UdpBurst& operator=(const UdpBurst&) = delete;
+  ExchangeCount wait();
+
+ private:
+  std::string ns_name_;
+  Seconds budget_;
+  int pipe_fd_ = -1;
+  std::unique_ptr<ChildProcess> child_;
+};
 
 }  // namespace hubprobe::it

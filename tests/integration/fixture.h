@@ -18,8 +18,7 @@
 namespace hubprobe::it {
 
 /// A 32-octet key, and another one, as hex (whitespace is allowed in key files).
-inline constexpr const char* kKeyHex =
-    "00112233 44556677 8899aabb ccddeeff\n0f1e2d3c 4b5a6978 8796a5b4 c3d2e1f0\n";
+inline constexpr const char* kKeyHex = "00112233 44556677 8899aabb ccddeeff\n0f1e2d3c 4b5a6978 8796a5b4 c3d2e1f0\n";
 inline constexpr const char* kOtherKeyHex = "ffeeddccbbaa99887766554433221100f0e1d2c3b4a5968778695a4b3c2d1e0f\n";
 
 class HubprobeTest : public ::testing::Test {

@@ -81,7 +81,8 @@ TEST(HarnessProcess, ProcessWaitSignalAndDestructorKill) {
   // A process that ignores SIGTERM is SIGKILLed after the grace period.
   // (An ignored signal stays ignored across exec.)
   Process stubborn({"sh", "-c", "trap '' TERM; echo ready; exec sleep 30"}, "", dir.path(), "stubborn");
-  for (int i = 0; i < 200 && stubborn.stdout_text().empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  for (int i = 0; i < 200 && stubborn.stdout_text().empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   ExitInfo info = stubborn.stop(Seconds(0.3));
   EXPECT_EQ(info.term_signal(), SIGKILL);
 }
@@ -241,9 +242,8 @@ TEST_F(HarnessNetns, JanitorCleansUpAfterSigkill) {
       auto* bed = new Testbed();
       auto* dir = new TempDir();
       auto* sleeper = new Process({"sleep", "60"}, bed->reflector().name(), dir->path(), "orphan");
-      std::string msg = bed->sender().name() + " " + bed->reflector().name() + " " +
-                        std::to_string(sleeper->pid()) + " " + std::to_string(janitor_pid()) + " " +
-                        dir->path().string() + "\n";
+      std::string msg = bed->sender().name() + " " + bed->reflector().name() + " " + std::to_string(sleeper->pid()) +
+                        " " + std::to_string(janitor_pid()) + " " + dir->path().string() + "\n";
       (void)!write(names_pipe[1], msg.data(), msg.size());
     } catch (...) {
       _exit(3);
@@ -268,8 +268,8 @@ TEST_F(HarnessNetns, JanitorCleansUpAfterSigkill) {
   ASSERT_NE(janitor, getpid());
   bool gone = false;
   for (int i = 0; i < 500 && !gone; ++i) {
-    gone = !namespace_exists(sender) && !namespace_exists(reflector) && !pid_alive(sleeper) &&
-           !pid_alive(janitor) && !std::filesystem::exists(scratch);
+    gone = !namespace_exists(sender) && !namespace_exists(reflector) && !pid_alive(sleeper) && !pid_alive(janitor) &&
+           !std::filesystem::exists(scratch);
     if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_TRUE(gone) << sender << " " << reflector << " pid " << sleeper << " janitor " << janitor << " " << scratch;

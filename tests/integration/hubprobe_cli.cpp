@@ -152,8 +152,8 @@ double number(const json& report, const std::string& path) {
   const double order[] = {v("min"), v("p50"), v("p90"), v("p99"), v("max")};
   for (size_t i = 1; i < 5; ++i) {
     if (order[i] + eps < order[i - 1]) {
-      return ::testing::AssertionFailure() << "\"" << key << "\" not ordered min <= p50 <= p90 <= p99 <= max: "
-                                           << *block;
+      return ::testing::AssertionFailure()
+             << "\"" << key << "\" not ordered min <= p50 <= p90 <= p99 <= max: " << *block;
     }
   }
   if (v("mean") + eps < v("min") || v("mean") > v("max") + eps) {

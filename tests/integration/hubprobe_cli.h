@@ -26,11 +26,11 @@ std::string hubprobe_binary();
 std::optional<std::string> hubprobe_missing_reason();
 
 /// The binary is a build dependency of the tests, so a missing one is a failure, never a skip.
-#define HUBPROBE_REQUIRE_BINARY()                                                  \
-  do {                                                                             \
-    if (const auto hp_missing_ = ::hubprobe::it::hubprobe_missing_reason()) {      \
-      FAIL() << *hp_missing_;                                                      \
-    }                                                                              \
+#define HUBPROBE_REQUIRE_BINARY()                                             \
+  do {                                                                        \
+    if (const auto hp_missing_ = ::hubprobe::it::hubprobe_missing_reason()) { \
+      FAIL() << *hp_missing_;                                                 \
+    }                                                                         \
   } while (0)
 
 /// `hubprobe args...` inside `ns`, to completion (killed past `timeout`).

@@ -101,8 +101,7 @@ void delete_directory(const std::string& path) {
   }
   for (const auto& name : namespaces) {
     delete_namespace(name);
-    fprintf(stderr, "[hubprobe-it janitor] removed namespace %s left behind by a dead test process\n",
-            name.c_str());
+    fprintf(stderr, "[hubprobe-it janitor] removed namespace %s left behind by a dead test process\n", name.c_str());
   }
   for (const auto& path : directories) delete_directory(path);
   _exit(0);

@@ -40,9 +40,8 @@ class LossTest : public HubprobeTest {
 
   // 400 probes 2 ms apart (0.8 s); returns the report.
   void RunProbes(json* report) {
-    CommandResult r = ping({"-c", std::to_string(kProbes), "-i", "0.002", "--timeout", "1", "--json",
-                            Testbed::kReflectorV4},
-                           Seconds(30));
+    CommandResult r = ping(
+        {"-c", std::to_string(kProbes), "-i", "0.002", "--timeout", "1", "--json", Testbed::kReflectorV4}, Seconds(30));
     EXPECT_EQ(r.exit.exit_code(), 0) << r.describe();
     ASSERT_NO_FATAL_FAILURE(ParseReport(r, report));
     EXPECT_EQ(counter(*report, "sent"), kProbes);
@@ -88,8 +87,7 @@ TEST_F(LossTest, BackwardLossWithStatefulReflector) {
   EXPECT_EQ(counter(r, "loss.forward"), 1) << "only the first request was dropped\n" << r.dump();
   EXPECT_LE(counter(r, "loss.backward"), dropped) << r.dump();
   EXPECT_GE(counter(r, "loss.backward"), dropped - kTrailingSlack) << r.dump();
-  EXPECT_NEAR(number(r, "loss_percent.backward"), 100.0 * counter(r, "loss.backward") / kProbes, 0.51)
-      << r.dump();
+  EXPECT_NEAR(number(r, "loss_percent.backward"), 100.0 * counter(r, "loss.backward") / kProbes, 0.51) << r.dump();
 }
 
 // 10 % each way at once: each direction gets its own drops.

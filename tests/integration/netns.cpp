@@ -65,8 +65,7 @@ std::optional<std::string> nft_unavailable_reason() {
       nft.add_counter("probe");
       (void)nft.packets("probe");
     } catch (const std::exception& e) {
-      return std::string("nftables unusable in a namespace (loss injection needs `nft` and nf_tables): ") +
-             e.what();
+      return std::string("nftables unusable in a namespace (loss injection needs `nft` and nf_tables): ") + e.what();
     }
     return std::nullopt;
   }();
@@ -225,8 +224,8 @@ int run_in_netns(const Namespace& ns, const std::function<int()>& fn, Seconds ti
   ExitInfo info = child.wait(timeout);
   if (!info.reaped) {
     child.kill_now();
-    throw HarnessError("helper child in " + ns.name() + " did not finish within " +
-                       std::to_string(timeout.count()) + " s");
+    throw HarnessError("helper child in " + ns.name() + " did not finish within " + std::to_string(timeout.count()) +
+                       " s");
   }
   if (!info.exited()) throw HarnessError("helper child in " + ns.name() + ": " + info.describe());
   return info.exit_code();
@@ -263,8 +262,7 @@ void Nft::drop_random(const std::string& chain, unsigned percent, uint16_t port,
   add_counter(counter);
   const std::string match = chain == "input" ? "udp dport " : "udp sport ";
   // numgen's range is 0..99, so 100 % is a plain drop.
-  const std::string sample =
-      percent >= 100 ? std::string() : " numgen random mod 100 < " + std::to_string(percent);
+  const std::string sample = percent >= 100 ? std::string() : " numgen random mod 100 < " + std::to_string(percent);
   add_rule(chain, match + std::to_string(port) + sample + " counter name \"" + counter + "\" drop");
 }
 

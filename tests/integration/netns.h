@@ -34,15 +34,15 @@ bool privileged_required();
 
 /// Skips the current test (or fails it under HUBPROBE_REQUIRE_PRIVILEGED=1) when `reason_expr`, an
 /// std::optional<std::string>, holds a reason. Use in a test body or in SetUp().
-#define HUBPROBE_REQUIRE(reason_expr)                                                         \
-  do {                                                                                        \
-    if (const std::optional<std::string> hp_reason_ = (reason_expr)) {                         \
-      if (::hubprobe::it::privileged_required()) {                                           \
-        FAIL() << *hp_reason_ << " (failing because HUBPROBE_REQUIRE_PRIVILEGED=1)";         \
-      } else {                                                                                \
-        GTEST_SKIP() << *hp_reason_;                                                           \
-      }                                                                                       \
-    }                                                                                         \
+#define HUBPROBE_REQUIRE(reason_expr)                                                \
+  do {                                                                               \
+    if (const std::optional<std::string> hp_reason_ = (reason_expr)) {               \
+      if (::hubprobe::it::privileged_required()) {                                   \
+        FAIL() << *hp_reason_ << " (failing because HUBPROBE_REQUIRE_PRIVILEGED=1)"; \
+      } else {                                                                       \
+        GTEST_SKIP() << *hp_reason_;                                                 \
+      }                                                                              \
+    }                                                                                \
   } while (0)
 #define HUBPROBE_REQUIRE_NETNS() HUBPROBE_REQUIRE(::hubprobe::it::netns_unavailable_reason())
 #define HUBPROBE_REQUIRE_NFT() HUBPROBE_REQUIRE(::hubprobe::it::nft_unavailable_reason())

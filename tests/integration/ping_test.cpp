@@ -19,8 +19,8 @@ class PingTest : public HubprobeTest {};
 void ExpectCleanRun(const json& r, int64_t count) {
   EXPECT_EQ(counter(r, "sent"), count);
   EXPECT_EQ(counter(r, "received"), count);
-  for (const char* k : {"duplicates", "late", "reordered", "invalid", "loss.forward", "loss.backward",
-                        "loss.unknown", "loss.total"}) {
+  for (const char* k :
+       {"duplicates", "late", "reordered", "invalid", "loss.forward", "loss.backward", "loss.unknown", "loss.total"}) {
     EXPECT_EQ(counter(r, k), 0) << k << " in " << r.dump();
   }
   EXPECT_EQ(number(r, "loss_percent.total"), 0.0);
@@ -51,9 +51,9 @@ TEST_F(PingTest, Ipv4JsonReport) {
 
 TEST_F(PingTest, Ipv6JsonReport) {
   auto refl = start_reflector({"--listen", std::string("[") + Testbed::kReflectorV6 + "]:862"});
-  CommandResult r = ping({"-c", "20", "-i", "0.01", "--timeout", "1", "--json",
-                          std::string("[") + Testbed::kReflectorV6 + "]:862"},
-                         Seconds(20));
+  CommandResult r =
+      ping({"-c", "20", "-i", "0.01", "--timeout", "1", "--json", std::string("[") + Testbed::kReflectorV6 + "]:862"},
+           Seconds(20));
   EXPECT_EQ(r.exit.exit_code(), 0) << r.describe();
   json report;
   ASSERT_NO_FATAL_FAILURE(ParseReport(r, &report));
@@ -74,9 +74,8 @@ TEST_F(PingTest, BareIpv6AddressUsesDefaultPort) {
 
 TEST_F(PingTest, ExplicitPort) {
   auto refl = start_reflector({"--listen", std::string(Testbed::kReflectorV4) + ":9862"}, 9862);
-  CommandResult r = ping({"-c", "3", "-i", "0.01", "--timeout", "1", "--json",
-                          std::string(Testbed::kReflectorV4) + ":9862"},
-                         Seconds(10));
+  CommandResult r = ping(
+      {"-c", "3", "-i", "0.01", "--timeout", "1", "--json", std::string(Testbed::kReflectorV4) + ":9862"}, Seconds(10));
   EXPECT_EQ(r.exit.exit_code(), 0) << r.describe();
   json report;
   ASSERT_NO_FATAL_FAILURE(ParseReport(r, &report));
@@ -115,8 +114,8 @@ TEST_F(PingTest, PerReplyLinesAndQuietMode) {
 
 TEST_F(PingTest, Ipv6PerReplyLinesBracketTheAddress) {
   auto refl = start_reflector({"--listen", std::string("[") + Testbed::kReflectorV6 + "]:862"});
-  CommandResult r = ping({"-c", "2", "-i", "0.01", "--timeout", "1", std::string("[") + Testbed::kReflectorV6 + "]"},
-                         Seconds(10));
+  CommandResult r =
+      ping({"-c", "2", "-i", "0.01", "--timeout", "1", std::string("[") + Testbed::kReflectorV6 + "]"}, Seconds(10));
   EXPECT_EQ(r.exit.exit_code(), 0) << r.describe();
   auto lines = parse_reply_lines(r.out);
   ASSERT_EQ(lines.size(), 2u) << r.describe();
@@ -142,8 +141,8 @@ TEST_F(PingTest, PacketSizeOnTheWire) {
   EXPECT_EQ(nft.packets("req_52"), 3u) << "default size is the 44-octet base packet\n" << nft.ruleset();
   EXPECT_EQ(nft.packets("rep_52"), 3u) << nft.ruleset();
 
-  CommandResult sized = ping({"-s", "200", "-c", "5", "-i", "0.01", "--timeout", "1", Testbed::kReflectorV4},
-                             Seconds(10));
+  CommandResult sized =
+      ping({"-s", "200", "-c", "5", "-i", "0.01", "--timeout", "1", Testbed::kReflectorV4}, Seconds(10));
   EXPECT_EQ(sized.exit.exit_code(), 0) << sized.describe();
   auto lines = parse_reply_lines(sized.out);
   ASSERT_EQ(lines.size(), 5u) << sized.describe();
@@ -163,15 +162,15 @@ TEST_F(PingTest, DscpOnTheWire) {
   nft.add_rule("output", "udp sport 862 ip dscp 46 counter name \"rep_ef\"");
   nft.add_rule("input", "udp dport 862 ip6 dscp 34 counter name \"req_v6_af41\"");
   auto refl = start_reflector({});
-  CommandResult r = ping({"-Q", "46", "-c", "4", "-i", "0.01", "--timeout", "1", "--json", Testbed::kReflectorV4},
-                         Seconds(10));
+  CommandResult r =
+      ping({"-Q", "46", "-c", "4", "-i", "0.01", "--timeout", "1", "--json", Testbed::kReflectorV4}, Seconds(10));
   EXPECT_EQ(r.exit.exit_code(), 0) << r.describe();
   EXPECT_EQ(nft.packets("req_ef"), 4u) << "probes not marked DSCP 46 (EF)\n" << nft.ruleset();
   EXPECT_EQ(nft.packets("rep_ef"), 4u) << "reflector did not answer in the request's DSCP\n" << nft.ruleset();
 
-  CommandResult r6 = ping({"-Q", "34", "-c", "3", "-i", "0.01", "--timeout", "1", "--json",
-                           std::string("[") + Testbed::kReflectorV6 + "]"},
-                          Seconds(10));
+  CommandResult r6 = ping(
+      {"-Q", "34", "-c", "3", "-i", "0.01", "--timeout", "1", "--json", std::string("[") + Testbed::kReflectorV6 + "]"},
+      Seconds(10));
   EXPECT_EQ(r6.exit.exit_code(), 0) << r6.describe();
   EXPECT_EQ(nft.packets("req_v6_af41"), 3u) << "IPv6 probes not marked DSCP 34 (traffic class)\n" << nft.ruleset();
 }
@@ -179,16 +178,16 @@ TEST_F(PingTest, DscpOnTheWire) {
 // -I pins the probes to an interface (SO_BINDTODEVICE).
 TEST_F(PingTest, BindToInterface) {
   auto refl = start_reflector({"--listen", std::string(Testbed::kReflectorV4) + ":862"});
-  CommandResult r = ping({"-I", Testbed::kSenderIf, "-c", "3", "-i", "0.01", "--timeout", "1", "--json",
-                          Testbed::kReflectorV4},
-                         Seconds(10));
+  CommandResult r =
+      ping({"-I", Testbed::kSenderIf, "-c", "3", "-i", "0.01", "--timeout", "1", "--json", Testbed::kReflectorV4},
+           Seconds(10));
   EXPECT_EQ(r.exit.exit_code(), 0) << r.describe();
   json report;
   ASSERT_NO_FATAL_FAILURE(ParseReport(r, &report));
   EXPECT_EQ(counter(report, "received"), 3);
   // Bound to lo, the reflector's address is unreachable: nothing comes back, and it still ends.
-  CommandResult lo = ping({"-I", "lo", "-c", "2", "-i", "0.01", "--timeout", "0.5", "--json", Testbed::kReflectorV4},
-                          Seconds(10));
+  CommandResult lo =
+      ping({"-I", "lo", "-c", "2", "-i", "0.01", "--timeout", "0.5", "--json", Testbed::kReflectorV4}, Seconds(10));
   EXPECT_TRUE(lo.exit.exited()) << lo.describe();
   EXPECT_NE(lo.exit.exit_code(), 0) << lo.describe();
 }
@@ -196,11 +195,11 @@ TEST_F(PingTest, BindToInterface) {
 // The smallest legal values are accepted and work.
 TEST_F(PingTest, BoundaryValuesAccepted) {
   auto refl = start_reflector({"--listen", std::string(Testbed::kReflectorV4) + ":862"});
-  for (const std::vector<std::string>& extra : std::vector<std::vector<std::string>>{
-           {"-i", "0.001", "-c", "5"},
-           {"-s", "44", "-i", "0.01", "-c", "2"},
-           {"-Q", "0", "-i", "0.01", "-c", "2"},
-           {"-Q", "63", "-i", "0.01", "-c", "2"}}) {
+  for (const std::vector<std::string>& extra :
+       std::vector<std::vector<std::string>>{{"-i", "0.001", "-c", "5"},
+                                             {"-s", "44", "-i", "0.01", "-c", "2"},
+                                             {"-Q", "0", "-i", "0.01", "-c", "2"},
+                                             {"-Q", "63", "-i", "0.01", "-c", "2"}}) {
     std::vector<std::string> args = extra;
     for (const char* a : {"--timeout", "1", "--json"}) args.emplace_back(a);
     args.emplace_back(Testbed::kReflectorV4);

@@ -133,9 +133,10 @@ std::string ExitInfo::describe() const {
 std::string CommandResult::describe() const {
   std::ostringstream s;
   s << "command: " << join_argv(argv) << "\n"
-    << "outcome: " << (timed_out ? "TIMED OUT and killed, " : "") << exit.describe() << " after " << seconds
-    << " s\n"
-    << "--- stdout ---\n" << tail(out) << "\n--- stderr ---\n" << tail(err) << "\n--------------";
+    << "outcome: " << (timed_out ? "TIMED OUT and killed, " : "") << exit.describe() << " after " << seconds << " s\n"
+    << "--- stdout ---\n"
+    << tail(out) << "\n--- stderr ---\n"
+    << tail(err) << "\n--------------";
   return s.str();
 }
 
@@ -288,8 +289,8 @@ std::string read_text_file(const std::filesystem::path& path) {
   return s.str();
 }
 
-Process::Process(const std::vector<std::string>& argv, const std::string& netns,
-                 const std::filesystem::path& log_dir, const std::string& label)
+Process::Process(const std::vector<std::string>& argv, const std::string& netns, const std::filesystem::path& log_dir,
+                 const std::string& label)
     : label_(label), out_path_(log_dir / (label + ".out")), err_path_(log_dir / (label + ".err")) {
   if (!netns.empty()) argv_ = {"ip", "netns", "exec", netns};
   argv_.insert(argv_.end(), argv.begin(), argv.end());
@@ -352,6 +353,7 @@ void Process::signal(int sig) {
 ExitInfo Process::stop(Seconds grace) {
   if (pid_ <= 0 || try_reap()) return exit_;
   kill(pid_, SIGTERM);
+  kill(pid_, SIGCONT);  // a stopped process acts on SIGTERM only once continued
   if (!wait_for_exit(grace)) {
     kill(pid_, SIGKILL);
     int status = 0;
@@ -366,9 +368,7 @@ ExitInfo Process::stop(Seconds grace) {
   return exit_;
 }
 
-double Process::seconds() const {
-  return Seconds((exit_.reaped ? ended_ : Clock::now()) - started_).count();
-}
+double Process::seconds() const { return Seconds((exit_.reaped ? ended_ : Clock::now()) - started_).count(); }
 
 std::string Process::stdout_text() const { return read_text_file(out_path_); }
 std::string Process::stderr_text() const { return read_text_file(err_path_); }
@@ -377,8 +377,9 @@ std::string Process::describe() const {
   std::ostringstream s;
   s << "process " << label_ << " (pid " << pid_ << "): " << join_argv(argv_) << "\n"
     << "state: " << (exit_.reaped ? exit_.describe() : "running") << " after " << seconds() << " s\n"
-    << "--- stdout ---\n" << tail(stdout_text()) << "\n--- stderr ---\n" << tail(stderr_text())
-    << "\n--------------";
+    << "--- stdout ---\n"
+    << tail(stdout_text()) << "\n--- stderr ---\n"
+    << tail(stderr_text()) << "\n--------------";
   return s.str();
 }
 

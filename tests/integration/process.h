@@ -29,11 +29,11 @@ std::string join_argv(const std::vector<std::string>& argv);
 
 /// How a child ended, decoded from a waitpid() status.
 struct ExitInfo {
-  bool reaped = false;   ///< false: still running, or killed after a timeout and never seen exit
+  bool reaped = false;  ///< false: still running, or killed after a timeout and never seen exit
   int raw_status = 0;
-  bool exited() const;   ///< normal exit (not a signal)
-  int exit_code() const;  ///< -1 unless exited()
-  int term_signal() const;  ///< 0 unless killed by a signal
+  bool exited() const;           ///< normal exit (not a signal)
+  int exit_code() const;         ///< -1 unless exited()
+  int term_signal() const;       ///< 0 unless killed by a signal
   std::string describe() const;  ///< "exit 0", "killed by signal 11 (Segmentation fault)", "not reaped"
 };
 
@@ -43,7 +43,7 @@ struct CommandResult {
   bool timed_out = false;  ///< it ran past its timeout and was killed (SIGKILL)
   std::string out;
   std::string err;
-  double seconds = 0;      ///< wall time from fork to reap
+  double seconds = 0;  ///< wall time from fork to reap
   bool ok() const { return !timed_out && exit.exited() && exit.exit_code() == 0; }
   /// A multi-line description for assertion messages: command, outcome, stdout, stderr.
   std::string describe() const;

@@ -10,8 +10,10 @@
 
 #include <cstddef>
 #include <cstring>
+#include <fstream>
 #include <random>
 #include <string>
+#include <thread>
 
 #include "fake_peer.h"
 #include "fixture.h"
@@ -47,8 +49,8 @@ TEST_F(ReflectorTest, DefaultListenServesBothFamilies) {
 }
 
 TEST_F(ReflectorTest, SeveralListenAddresses) {
-  auto refl = start_reflector({"--listen", std::string(Testbed::kReflectorV4) + ":862", "--listen",
-                               bracket(Testbed::kReflectorV6) + ":9862"});
+  auto refl = start_reflector(
+      {"--listen", std::string(Testbed::kReflectorV4) + ":862", "--listen", bracket(Testbed::kReflectorV6) + ":9862"});
   ASSERT_NO_FATAL_FAILURE(PingOk(Testbed::kReflectorV4));
   ASSERT_NO_FATAL_FAILURE(PingOk(bracket(Testbed::kReflectorV6) + ":9862"));
 }
@@ -97,8 +99,8 @@ void ExpectReflectionOf(const std::vector<uint8_t>& request, const std::vector<u
   EXPECT_EQ(0, memcmp(&reply[offsetof(R, ssid)], &request[14], 2)) << "SSID copied (RFC 8972)";
   // The TTL / hop limit the request arrived with; 64 is the default in a fresh namespace, no router.
   EXPECT_EQ(reply[offsetof(R, sender_ttl)], 64);
-  const uint16_t ee = static_cast<uint16_t>(reply[offsetof(R, error_estimate)] << 8 |
-                                            reply[offsetof(R, error_estimate) + 1]);
+  const uint16_t ee =
+      static_cast<uint16_t>(reply[offsetof(R, error_estimate)] << 8 | reply[offsetof(R, error_estimate) + 1]);
   EXPECT_NE(ee & STAMP_EE_MULT_MASK, 0) << "RFC 4656 4.1.2: the multiplier is never 0";
   const double t2 = timestamp_s(reply, offsetof(R, receive_timestamp), offsetof(R, error_estimate));
   const double t3 = timestamp_s(reply, offsetof(R, timestamp), offsetof(R, error_estimate));
@@ -160,6 +162,41 @@ TEST_F(ReflectorTest, TlvsAreReflectedAndFlagged) {
   EXPECT_EQ((*reply)[53], STAMP_TLV_EXTRA_PADDING);
 }
 
+// ---- batches -----------------------------------------------------------------------------------------
+
+char process_state(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  std::getline(f, stat);
+  const size_t paren = stat.rfind(')');
+  return paren != std::string::npos && paren + 2 < stat.size() ? stat[paren + 2] : '?';
+}
+
+// While the reflector is stopped (SIGSTOP) 20 requests queue up in its socket; on SIGCONT it reads them
+// in one batch and answers them in one. nftables refuses the reply to sender seq 5 on output, so that
+// send fails (EPERM), as it would for a firewalled or unreachable peer: only that reply may be missing.
+TEST_F(ReflectorTest, OneRefusedReplyDoesNotLoseTheRestOfItsBatch) {
+  HUBPROBE_REQUIRE_NFT();
+  Nft nft(reflector_ns());
+  nft.add_counter("refused");
+  // @th,256,32: octets 24..27 after the UDP header, the reflection's sender sequence number.
+  nft.add_rule("output", "udp sport 862 @th,256,32 5 counter name \"refused\" drop");
+  auto refl = start_reflector({"--listen", std::string(Testbed::kReflectorV4) + ":862"});
+  refl->process().signal(SIGSTOP);
+  for (int i = 0; i < 500 && process_state(refl->process().pid()) != 'T'; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  ASSERT_EQ(process_state(refl->process().pid()), 'T');
+  UdpBurst burst(sender(), Testbed::kReflectorV4, 862, 20, 44, 0, Seconds(1.5));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  refl->process().signal(SIGCONT);
+  const ExchangeCount c = burst.wait();
+  EXPECT_EQ(c.sent, 20u);
+  EXPECT_EQ(nft.packets("refused"), 1u) << nft.ruleset();
+  EXPECT_EQ(c.replies, 19u) << "replies after the refused one in the same batch were never sent\n" << refl->describe();
+  EXPECT_TRUE(refl->running()) << refl->describe();
+}
+
 // ---- hostile input ---------------------------------------------------------------------------------
 
 std::vector<std::vector<uint8_t>> hostile_datagrams() {
@@ -170,7 +207,7 @@ std::vector<std::vector<uint8_t>> hostile_datagrams() {
     return v;
   };
   std::vector<std::vector<uint8_t>> out;
-  out.push_back({});                // empty datagram
+  out.push_back({});  // empty datagram
   out.push_back(random_bytes(1));
   out.push_back(random_bytes(43));  // one short of the base packet
   out.push_back(random_bytes(44));
@@ -186,10 +223,10 @@ std::vector<std::vector<uint8_t>> hostile_datagrams() {
     p.insert(p.end(), tail.begin(), tail.end());
     return p;
   };
-  out.push_back(with_tlvs({0x00, 0x05, 0xff, 0xff}));                      // length far past the end
-  out.push_back(with_tlvs({0x00, 0x05, 0x00, 0x08, 1, 2, 3}));              // length one past the end
+  out.push_back(with_tlvs({0x00, 0x05, 0xff, 0xff}));                        // length far past the end
+  out.push_back(with_tlvs({0x00, 0x05, 0x00, 0x08, 1, 2, 3}));               // length one past the end
   out.push_back(with_tlvs({0x00, STAMP_TLV_HMAC, 0x00, 0x02, 0xaa, 0xbb}));  // HMAC TLV of a wrong length
-  out.push_back(with_tlvs({0x00}));                                        // a partial TLV header
+  out.push_back(with_tlvs({0x00}));                                          // a partial TLV header
   std::vector<uint8_t> many;
   for (int i = 0; i < 300; ++i) {
     const uint8_t tlv[] = {0xe0, static_cast<uint8_t>(rng()), 0x00, 0x00};  // all flags, empty value
@@ -202,10 +239,10 @@ std::vector<std::vector<uint8_t>> hostile_datagrams() {
 TEST_F(ReflectorTest, SurvivesHostileDatagrams) {
   auto plain = start_reflector({});
   const std::string key = key_file("key", kKeyHex);
-  auto authed = start_reflector({"--auth-key-file", key, "--stateful", "--listen",
-                                 std::string(Testbed::kReflectorV4) + ":8620", "--listen",
-                                 bracket(Testbed::kReflectorV6) + ":8620"},
-                                8620);
+  auto authed =
+      start_reflector({"--auth-key-file", key, "--stateful", "--listen", std::string(Testbed::kReflectorV4) + ":8620",
+                       "--listen", bracket(Testbed::kReflectorV6) + ":8620"},
+                      8620);
   const auto datagrams = hostile_datagrams();
   for (uint16_t port : {862, 8620}) {
     send_datagrams(sender(), Testbed::kReflectorV4, port, datagrams);

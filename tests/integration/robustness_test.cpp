@@ -41,8 +41,7 @@ TEST_F(RobustnessTest, ReflectorKilledMidRun) {
 
   // A new reflector on the same port serves a new ping.
   auto again = start_reflector({"--listen", std::string(Testbed::kReflectorV4) + ":862"});
-  CommandResult r2 = ping({"-c", "5", "-i", "0.01", "--timeout", "1", "--json", Testbed::kReflectorV4},
-                                Seconds(10));
+  CommandResult r2 = ping({"-c", "5", "-i", "0.01", "--timeout", "1", "--json", Testbed::kReflectorV4}, Seconds(10));
   EXPECT_EQ(r2.exit.exit_code(), 0) << r2.describe();
   json report2;
   ASSERT_NO_FATAL_FAILURE(ParseReport(r2, &report2));
@@ -61,9 +60,8 @@ TEST_F(RobustnessTest, NoReflector) {
   EXPECT_LT(r.seconds, 3 * 0.2 + 1 + 3) << r.describe();
 
   // Text mode ends the same way.
-  CommandResult text = ping({"-c", "2", "-i", "0.1", "--timeout", "0.5",
-                             std::string("[") + Testbed::kReflectorV6 + "]"},
-                            Seconds(15));
+  CommandResult text =
+      ping({"-c", "2", "-i", "0.1", "--timeout", "0.5", std::string("[") + Testbed::kReflectorV6 + "]"}, Seconds(15));
   EXPECT_EQ(text.exit.exit_code(), 1) << text.describe();
   EXPECT_TRUE(parse_reply_lines(text.out).empty()) << text.out;
 }
@@ -96,8 +94,7 @@ class MisbehavingReflectorTest : public HubprobeTest, public ::testing::WithPara
 TEST_P(MisbehavingReflectorTest, NoValidReplyEveryOneCounted) {
   const BadCase c = GetParam();
   FakeReflector fake(reflector_ns(), c.mode);
-  CommandResult r = ping({"-c", "5", "-i", "0.05", "--timeout", "0.5", "--json", Testbed::kReflectorV4},
-                         Seconds(15));
+  CommandResult r = ping({"-c", "5", "-i", "0.05", "--timeout", "0.5", "--json", Testbed::kReflectorV4}, Seconds(15));
   ASSERT_TRUE(fake.alive());
   EXPECT_TRUE(r.exit.exited()) << "crashed\n" << r.describe();
   EXPECT_EQ(r.exit.exit_code(), 1) << "no valid reply came\n" << r.describe();
@@ -133,8 +130,7 @@ INSTANTIATE_TEST_SUITE_P(Modes, MisbehavingReflectorTest,
 // Bad replies around good ones must neither hide nor spoil the good ones.
 TEST_F(RobustnessTest, BadRepliesNextToGoodOnes) {
   FakeReflector fake(reflector_ns(), Misbehaviour::kBadThenValid);
-  CommandResult r = ping({"-c", "5", "-i", "0.02", "--timeout", "0.5", "--json", Testbed::kReflectorV4},
-                         Seconds(15));
+  CommandResult r = ping({"-c", "5", "-i", "0.02", "--timeout", "0.5", "--json", Testbed::kReflectorV4}, Seconds(15));
   EXPECT_EQ(r.exit.exit_code(), 0) << r.describe();
   json report;
   ASSERT_NO_FATAL_FAILURE(ParseReport(r, &report));
@@ -145,8 +141,7 @@ TEST_F(RobustnessTest, BadRepliesNextToGoodOnes) {
 
 TEST_F(RobustnessTest, DuplicateReplies) {
   FakeReflector fake(reflector_ns(), Misbehaviour::kDuplicate);
-  CommandResult r = ping({"-c", "5", "-i", "0.02", "--timeout", "0.5", "--json", Testbed::kReflectorV4},
-                         Seconds(15));
+  CommandResult r = ping({"-c", "5", "-i", "0.02", "--timeout", "0.5", "--json", Testbed::kReflectorV4}, Seconds(15));
   EXPECT_EQ(r.exit.exit_code(), 0) << r.describe();
   json report;
   ASSERT_NO_FATAL_FAILURE(ParseReport(r, &report));
@@ -160,8 +155,7 @@ TEST_F(RobustnessTest, DuplicateReplies) {
 
 TEST_F(RobustnessTest, ReorderedReplies) {
   FakeReflector fake(reflector_ns(), Misbehaviour::kSwapPairs);
-  CommandResult r = ping({"-c", "10", "-i", "0.02", "--timeout", "0.5", "--json", Testbed::kReflectorV4},
-                         Seconds(15));
+  CommandResult r = ping({"-c", "10", "-i", "0.02", "--timeout", "0.5", "--json", Testbed::kReflectorV4}, Seconds(15));
   EXPECT_EQ(r.exit.exit_code(), 0) << r.describe();
   json report;
   ASSERT_NO_FATAL_FAILURE(ParseReport(r, &report));
@@ -174,8 +168,7 @@ TEST_F(RobustnessTest, ReorderedReplies) {
 TEST_F(RobustnessTest, LateReplies) {
   // Odd seqs answered 600 ms late, past the 300 ms timeout: lost, then late.
   FakeReflector fake(reflector_ns(), Misbehaviour::kDelayOdd, 862, 600);
-  CommandResult r = ping({"-c", "10", "-i", "0.1", "--timeout", "0.3", "--json", Testbed::kReflectorV4},
-                         Seconds(15));
+  CommandResult r = ping({"-c", "10", "-i", "0.1", "--timeout", "0.3", "--json", Testbed::kReflectorV4}, Seconds(15));
   EXPECT_EQ(r.exit.exit_code(), 0) << r.describe();
   json report;
   ASSERT_NO_FATAL_FAILURE(ParseReport(r, &report));

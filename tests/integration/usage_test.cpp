@@ -63,8 +63,7 @@ INSTANTIATE_TEST_SUITE_P(
         UsageCase{"size_one_below_base", {"ping", "-s", "43", kHost}},
         UsageCase{"size_below_authenticated_base", {"ping", "--auth-key-file", "@KEY", "-s", "100", kHost}},
         UsageCase{"timeout_not_a_number", {"ping", "--timeout", "soon", kHost}},
-        UsageCase{"timeout_negative", {"ping", "--timeout", "-1", kHost}},
-        UsageCase{"missing_host", {"ping"}},
+        UsageCase{"timeout_negative", {"ping", "--timeout", "-1", kHost}}, UsageCase{"missing_host", {"ping"}},
         UsageCase{"missing_host_with_options", {"ping", "-c", "3"}},
         UsageCase{"unknown_flag", {"ping", "--no-such-flag", kHost}},
         UsageCase{"port_out_of_range", {"ping", "198.18.0.2:99999"}},
@@ -80,8 +79,7 @@ INSTANTIATE_TEST_SUITE_P(
         UsageCase{"reflect_key_file_missing", {"reflect", "--auth-key-file", "/nonexistent/hubprobe.key"}},
         UsageCase{"reflect_key_file_too_short", {"reflect", "--auth-key-file", "@SHORTKEY"}},
         UsageCase{"reflect_unknown_flag", {"reflect", "--no-such-flag"}},
-        UsageCase{"unknown_subcommand", {"frobnicate"}},
-        UsageCase{"no_subcommand", {}}),
+        UsageCase{"unknown_subcommand", {"frobnicate"}}, UsageCase{"no_subcommand", {}}),
     [](const ::testing::TestParamInfo<UsageCase>& param_info) { return std::string(param_info.param.name); });
 
 }  // namespace

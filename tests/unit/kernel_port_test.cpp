@@ -5,7 +5,9 @@
 #include <poll.h>
 
 #include <array>
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "hubprobe/dataplane.h"
 
@@ -62,6 +64,9 @@ TEST(KernelPort, BatchWithKernelTimestampsAndAncillaryData) {
   auto receiver = open_loopback(false);
   ASSERT_TRUE(sender && receiver);
   EXPECT_NE(receiver->local_address().port(), 0);
+  // The first socket that asks for RX timestamps switches them on for the whole kernel, through a
+  // deferred work item: packets in the next moments may still arrive unstamped. Give it that moment.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
 
   std::array<std::array<uint8_t, 44>, 3> payloads{};
   std::array<TxPacket, 3> batch{};

@@ -18,9 +18,7 @@ struct Recorder : ProbeListener {
   std::map<std::string, std::vector<uint32_t>> sent;
   std::map<std::string, std::vector<stamp::ProbeEvent>> events;
   void on_probe_sent(const std::string& id, uint32_t seq, WallNs) override { sent[id].push_back(seq); }
-  void on_probe_event(const std::string& id, const stamp::ProbeEvent& e, WallNs) override {
-    events[id].push_back(e);
-  }
+  void on_probe_event(const std::string& id, const stamp::ProbeEvent& e, WallNs) override { events[id].push_back(e); }
 };
 
 // A reflector on loopback driven from the test thread.

@@ -75,12 +75,12 @@ struct ReflectorConfig {
   /// Where to listen, each with `port` applied. Default 0.0.0.0 and :: (the daemon sets IPV6_V6ONLY).
   std::vector<SocketAddress> listen;
   uint16_t port = kDefaultStampPort;
-  bool stateful = true;               ///< own sequence numbers per session (senders can split loss)
-  std::vector<IpPrefix> allow;        ///< sources answered; empty = every source
-  uint32_t rate_limit_pps = 0;        ///< per source address, token bucket of one second; 0 = unlimited
-  std::string interface;              ///< SO_BINDTODEVICE; empty = all; checked to exist at load time
+  bool stateful = true;         ///< own sequence numbers per session (senders can split loss)
+  std::vector<IpPrefix> allow;  ///< sources answered; empty = every source
+  uint32_t rate_limit_pps = 0;  ///< per source address, token bucket of one second; 0 = unlimited
+  std::string interface;        ///< SO_BINDTODEVICE; empty = all; checked to exist at load time
   TimestampFormat timestamp_format = TimestampFormat::kNtp;
-  KeyFile auth_key;                         ///< key for sources without a source_keys entry
+  KeyFile auth_key;                             ///< key for sources without a source_keys entry
   std::vector<ReflectorSourceKey> source_keys;  ///< [[reflector.auth]], in file order
 
   /// Authenticated mode (112-octet packets only) when any key is configured.
@@ -99,12 +99,12 @@ struct ProbeSettings {
   /// STAMP packet size in octets. In AgentConfig::probe, 0 means "the base packet of the mode" (44, or 112
   /// authenticated); in a PeerConfig it is always resolved.
   uint32_t size = 0;
-  int dscp = 0;                          ///< 0..63, set on every probe
-  int64_t timeout_ns = 1 * kSecond;      ///< a probe without a reply after this is lost; <= window
-  int64_t window_ns = 60 * kSecond;      ///< statistics window (quantiles, loss ratios)
-  uint32_t down_after = 3;               ///< consecutive lost probes before the peer is down
+  int dscp = 0;                      ///< 0..63, set on every probe
+  int64_t timeout_ns = 1 * kSecond;  ///< a probe without a reply after this is lost; <= window
+  int64_t window_ns = 60 * kSecond;  ///< statistics window (quantiles, loss ratios)
+  uint32_t down_after = 3;           ///< consecutive lost probes before the peer is down
   TimestampFormat timestamp_format = TimestampFormat::kNtp;
-  KeyFile auth_key;                      ///< set = authenticated mode
+  KeyFile auth_key;  ///< set = authenticated mode
 
   stamp::Mode mode() const { return auth_key ? stamp::Mode::kAuthenticated : stamp::Mode::kUnauthenticated; }
   bool operator==(const ProbeSettings&) const = default;
@@ -144,8 +144,8 @@ struct AgentConfig {
   AgentIdentity agent;
   DataplaneConfig dataplane;
   ReflectorConfig reflector;
-  ProbeSettings probe;             ///< the defaults, as written (size 0 = base packet)
-  std::vector<PeerConfig> peers;   ///< in file order
+  ProbeSettings probe;            ///< the defaults, as written (size 0 = base packet)
+  std::vector<PeerConfig> peers;  ///< in file order
   MetricsConfig metrics;
   LoggingConfig logging;
 
@@ -175,7 +175,7 @@ struct ConfigDiff {
   std::vector<std::string> peers_restarted;  ///< !same_session: new session, new statistics
   std::vector<std::string> peers_updated;    ///< same_session but window/down_after changed
   std::vector<std::string> peers_unchanged;  ///< keep session and statistics as they are
-  bool agent_changed = false;      ///< id or hub (every metric label changes)
+  bool agent_changed = false;                ///< id or hub (every metric label changes)
   bool dataplane_changed = false;
   bool reflector_changed = false;
   bool probe_defaults_changed = false;  ///< informational: peers already carry their effective values

@@ -7,6 +7,8 @@
 // to Prometheus (`le` buckets in seconds), designed to resolve a 1 ms change at 20 ms.
 #pragma once
 
+#include <array>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -84,8 +86,8 @@ class Histogram {
   template <typename F>
   void for_each_bucket(F&& f) const {
     const uint32_t m = sub_buckets();
-    for (int octave = 0; octave < kOctaves; ++octave) {
-      if (slot_[static_cast<size_t>(octave)] == kNoSlot) continue;
+    for (uint64_t left = octaves_; left != 0; left &= left - 1) {
+      const int octave = std::countr_zero(left);
       const uint32_t* counts = octave_counts(octave);
       for (uint32_t sub = 0; sub < m; ++sub) {
         if (counts[sub] == 0) continue;
@@ -111,8 +113,9 @@ class Histogram {
   uint32_t* ensure_octave(int octave);
 
   int bits_;
-  std::vector<uint8_t> slot_;       ///< octave -> slot in counts_, kNoSlot when not allocated
-  std::vector<uint32_t> counts_;    ///< slots of 2^bits_ counts each, in allocation order
+  std::array<uint8_t, kOctaves> slot_;  ///< octave -> slot in counts_, kNoSlot when not allocated
+  uint64_t octaves_ = 0;                ///< bit i set: octave i allocated
+  std::vector<uint32_t> counts_;        ///< slots of 2^bits_ counts each, in allocation order
   uint64_t count_ = 0;
   int64_t sum_ = 0;
   int64_t min_ = std::numeric_limits<int64_t>::max();

@@ -16,13 +16,13 @@ namespace hubprobe {
 
 struct PingOptions {
   SocketAddress target;
-  std::string target_text;           ///< as the user wrote it, for messages
-  uint64_t count = 0;                ///< 0 = until interrupted
+  std::string target_text;  ///< as the user wrote it, for messages
+  uint64_t count = 0;       ///< 0 = until interrupted
   WallNs interval_ns = 1'000'000'000;
-  uint32_t size = 0;                 ///< STAMP packet size, 0 = base length
+  uint32_t size = 0;  ///< STAMP packet size, 0 = base length
   int dscp = -1;
   std::string interface;
-  std::string source;                ///< local address, empty = any
+  std::string source;  ///< local address, empty = any
   uint16_t source_port = 0;
   uint32_t fwmark = 0;
   std::shared_ptr<const stamp::HmacKey> key;  ///< set = authenticated mode

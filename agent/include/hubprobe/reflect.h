@@ -22,7 +22,6 @@ struct ReflectOptions {
 
 /// Opens the listening ports (errors returned before anything runs), then reflects until `stop`.
 /// Prints the counters to `out` when it stops. Returns the exit status.
-int run_reflector(const ReflectOptions& options, std::ostream& out, std::ostream& err,
-                  const std::atomic<bool>& stop);
+int run_reflector(const ReflectOptions& options, std::ostream& out, std::ostream& err, const std::atomic<bool>& stop);
 
 }  // namespace hubprobe

@@ -40,13 +40,13 @@ struct RxPacket {
   SocketAddress source;       ///< remote endpoint
   SocketAddress destination;  ///< local address the datagram was sent to (port = the port's)
   int ifindex = 0;
-  int ttl = -1;               ///< IPv4 TTL / IPv6 hop limit, -1 when unknown
-  int tos = -1;               ///< IPv4 TOS / IPv6 traffic class, -1 when unknown
-  Timestamp rx;               ///< receive time, as close to the wire as the backend can
+  int ttl = -1;  ///< IPv4 TTL / IPv6 hop limit, -1 when unknown
+  int tos = -1;  ///< IPv4 TOS / IPv6 traffic class, -1 when unknown
+  Timestamp rx;  ///< receive time, as close to the wire as the backend can
 };
 
-/// A datagram to send. The backend fills `tx_id` (to match a later TX timestamp) and `sent_at`
-/// (user clock right before the system call).
+/// A datagram to send. The backend fills `tx_id` (to match a later TX timestamp), `sent_at` (user clock
+/// right before the system call) and `error` (0 when the packet left, else an errno value).
 struct TxPacket {
   const uint8_t* data = nullptr;
   uint32_t length = 0;
@@ -55,6 +55,7 @@ struct TxPacket {
   int tos = -1;          ///< per-packet TOS/traffic class, -1 = the port's setting
   uint32_t tx_id = 0;
   Timestamp sent_at;
+  int error = 0;
 };
 
 /// A transmit timestamp delivered after the packet left (kernel error queue, NIC completion).
@@ -65,12 +66,12 @@ struct TxTimestamp {
 
 /// How a port is pinned to a path (SPEC section 3).
 struct PortOptions {
-  SocketAddress local;      ///< bind address and port; port 0 = ephemeral
-  std::string device;       ///< SO_BINDTODEVICE, empty = any
-  uint32_t fwmark = 0;      ///< SO_MARK, 0 = none
-  int dscp = -1;            ///< DSCP 0..63 for every packet, -1 = leave the default
-  bool tx_timestamps = true;        ///< request TX timestamps (sender ports)
-  bool hardware_timestamps = false; ///< ask the NIC too (falls back to software)
+  SocketAddress local;               ///< bind address and port; port 0 = ephemeral
+  std::string device;                ///< SO_BINDTODEVICE, empty = any
+  uint32_t fwmark = 0;               ///< SO_MARK, 0 = none
+  int dscp = -1;                     ///< DSCP 0..63 for every packet, -1 = leave the default
+  bool tx_timestamps = true;         ///< request TX timestamps (sender ports)
+  bool hardware_timestamps = false;  ///< ask the NIC too (falls back to software)
   bool reuse_port = false;
   int receive_buffer = 1 << 20;
 };
@@ -94,7 +95,9 @@ class Port {
   Port(const Port&) = delete;
   Port& operator=(const Port&) = delete;
 
-  /// Sends a batch; returns how many left (a prefix of the batch). Never blocks.
+  /// Sends a batch; returns how many left. A packet that fails (a firewall's EPERM, an unreachable
+  /// destination) gets its `error` set and the rest of the batch still goes; when the socket is full, the
+  /// packets from there on get EAGAIN. Never blocks.
   virtual Result<size_t> send(std::span<TxPacket> batch) = 0;
   /// Receives up to batch.size() datagrams without blocking; 0 when none are waiting.
   virtual Result<size_t> receive(std::span<RxPacket> batch) = 0;

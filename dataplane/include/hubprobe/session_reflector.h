@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -18,10 +19,12 @@ namespace hubprobe::stamp {
 
 struct ReflectorOptions {
   Mode mode = Mode::kUnauthenticated;
-  std::shared_ptr<const HmacKey> key;  ///< required in authenticated mode
-  bool stateful = false;               ///< own sequence numbers per session (lets senders split loss)
+  std::shared_ptr<const HmacKey> key;  ///< required in authenticated mode (unless key_for is set)
+  /// Per-source keys: when set, it gives the key for each request's source (null = drop as bad HMAC).
+  std::function<std::shared_ptr<const HmacKey>(const SocketAddress& source)> key_for;
+  bool stateful = false;  ///< own sequence numbers per session (lets senders split loss)
   TimestampFormat format = TimestampFormat::kNtp;
-  size_t max_sessions = 65536;         ///< stateful table bound; the least recently seen is evicted
+  size_t max_sessions = 65536;               ///< stateful table bound; the least recently seen is evicted
   WallNs session_idle_ns = 300'000'000'000;  ///< a stateful session idle this long is forgotten
 };
 
@@ -31,7 +34,7 @@ struct ReflectorCounters {
   uint64_t reflected = 0;
   uint64_t dropped_too_short = 0;
   uint64_t dropped_too_long = 0;
-  uint64_t dropped_truncated = 0;   ///< longer than the receive buffer
+  uint64_t dropped_truncated = 0;  ///< longer than the receive buffer
   uint64_t dropped_bad_hmac = 0;
   uint64_t dropped_no_timestamp = 0;
   uint64_t sessions_active = 0;
@@ -77,9 +80,7 @@ class SessionReflector {
     bool operator==(const SessionKey&) const = default;
   };
   struct SessionKeyHash {
-    size_t operator()(const SessionKey& k) const {
-      return k.source.hash() * 31 + k.destination.hash() * 7 + k.ssid;
-    }
+    size_t operator()(const SessionKey& k) const { return k.source.hash() * 31 + k.destination.hash() * 7 + k.ssid; }
   };
   struct Session {
     uint32_t next_seq = 0;

@@ -21,9 +21,9 @@ struct SenderOptions {
   Mode mode = Mode::kUnauthenticated;
   std::shared_ptr<const HmacKey> key;  ///< required in authenticated mode
   TimestampFormat format = TimestampFormat::kNtp;
-  uint16_t ssid = 0;                   ///< RFC 8972 Session-Sender Identifier
-  uint32_t packet_size = 0;            ///< 0 = base length of the mode
-  WallNs timeout_ns = 2'000'000'000;   ///< a probe without a reply after this is lost
+  uint16_t ssid = 0;                  ///< RFC 8972 Session-Sender Identifier
+  uint32_t packet_size = 0;           ///< 0 = base length of the mode
+  WallNs timeout_ns = 2'000'000'000;  ///< a probe without a reply after this is lost
   /// A reply that arrives before its TX timestamp waits this long for it, then uses the user-space
   /// send time instead (and says so in the sample).
   WallNs tx_timestamp_grace_ns = 20'000'000;
@@ -37,8 +37,8 @@ struct Sample {
   dp::Timestamp t1, t4;
   WallNs t2 = 0, t3 = 0;
   ErrorEstimate local_error, reflector_error;
-  int reflector_ttl = -1;      ///< TTL the request arrived with at the reflector
-  int reply_ttl = -1;          ///< TTL the reply arrived with here
+  int reflector_ttl = -1;  ///< TTL the request arrived with at the reflector
+  int reply_ttl = -1;      ///< TTL the reply arrived with here
 
   WallNs rtt_ns() const { return (t4.ns - t1.ns) - (t3 - t2); }
   WallNs turnaround_ns() const { return t3 - t2; }
@@ -53,13 +53,13 @@ struct Sample {
 struct SenderCounters {
   uint64_t sent = 0;
   uint64_t send_errors = 0;
-  uint64_t received = 0;     ///< valid replies matched to a probe in flight
-  uint64_t lost = 0;         ///< probes whose timeout expired without a reply
-  uint64_t late = 0;         ///< valid replies to probes already declared lost
-  uint64_t duplicates = 0;   ///< a second reply to the same probe
-  uint64_t reordered = 0;    ///< replies arriving after a reply to a later probe
-  uint64_t invalid = 0;      ///< datagrams refused (all reasons below)
-  uint64_t unexpected = 0;   ///< well-formed replies to sequence numbers we never sent (or long forgotten)
+  uint64_t received = 0;    ///< valid replies matched to a probe in flight
+  uint64_t lost = 0;        ///< probes whose timeout expired without a reply
+  uint64_t late = 0;        ///< valid replies to probes already declared lost
+  uint64_t duplicates = 0;  ///< a second reply to the same probe
+  uint64_t reordered = 0;   ///< replies arriving after a reply to a later probe
+  uint64_t invalid = 0;     ///< datagrams refused (all reasons below)
+  uint64_t unexpected = 0;  ///< well-formed replies to sequence numbers we never sent (or long forgotten)
   uint64_t invalid_too_short = 0;
   uint64_t invalid_too_long = 0;
   uint64_t invalid_bad_hmac = 0;
@@ -108,7 +108,7 @@ class SessionSender {
     uint32_t tx_id = 0;
     bool sent = false;
     WallNs deadline = 0;
-    dp::Timestamp t1;             ///< user time, upgraded by the TX timestamp
+    dp::Timestamp t1;  ///< user time, upgraded by the TX timestamp
     ErrorEstimate local_error;
     std::optional<Sample> reply;  ///< answered, waiting for the TX timestamp
     WallNs reply_deadline = 0;
@@ -126,8 +126,8 @@ class SessionSender {
   int32_t tai_offset_s_ = 37;
   uint32_t highest_answered_ = 0;
   bool any_answered_ = false;
-  std::optional<InFlight> pending_;  ///< built but not yet reported sent
-  std::unordered_map<uint32_t, InFlight> in_flight_;       ///< by seq
+  std::optional<InFlight> pending_;                   ///< built but not yet reported sent
+  std::unordered_map<uint32_t, InFlight> in_flight_;  ///< by seq
   std::unordered_map<uint32_t, uint32_t> seq_by_tx_id_;
   // What happened to recent sequence numbers, to tell late and duplicate replies from strangers.
   static constexpr size_t kHistory = 1 << 16;

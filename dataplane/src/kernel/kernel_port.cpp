@@ -8,15 +8,29 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sys/ioctl.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
 namespace hubprobe::dp {
 
 namespace {
+
+// SCM_TS_OPT_ID (linux/socket.h, kernel 6.13+): a control message that sets a packet's timestamp key.
+constexpr int kScmTsOptId = 81;
+
+// Whether the running kernel accepts SCM_TS_OPT_ID (6.13 and later).
+bool kernel_has_explicit_tx_id() {
+  utsname name{};
+  if (uname(&name) != 0) return false;
+  int major = 0, minor = 0;
+  if (std::sscanf(name.release, "%d.%d", &major, &minor) != 2) return false;
+  return major > 6 || (major == 6 && minor >= 13);
+}
 
 Error errno_error(const std::string& what) {
   const int code = errno;
@@ -69,6 +83,7 @@ Result<std::unique_ptr<KernelPort>> KernelPort::open(const PortOptions& options)
   if (fd < 0) return errno_error("socket");
   // The port object owns fd from here, so every early return closes it.
   std::unique_ptr<KernelPort> port(new KernelPort(fd, options.local, options.tx_timestamps, false));
+  port->explicit_tx_id_ = options.tx_timestamps && kernel_has_explicit_tx_id();
   const std::string where = " on " + options.local.to_string();
 
   if (family == AF_INET6) {
@@ -88,8 +103,8 @@ Result<std::unique_ptr<KernelPort>> KernelPort::open(const PortOptions& options)
     }
   }
   if (options.fwmark != 0) {
-    if (auto r = set_int_option(fd, SOL_SOCKET, SO_MARK, static_cast<int>(options.fwmark),
-                                "SO_MARK (needs CAP_NET_ADMIN)");
+    if (auto r =
+            set_int_option(fd, SOL_SOCKET, SO_MARK, static_cast<int>(options.fwmark), "SO_MARK (needs CAP_NET_ADMIN)");
         !r) {
       return r.error();
     }
@@ -125,8 +140,8 @@ Result<std::unique_ptr<KernelPort>> KernelPort::open(const PortOptions& options)
   }
   if (options.tx_timestamps) {
     // One TX stamp per packet: hardware when the NIC does it, else the driver's software stamp.
-    flags |= (port->hardware_ ? SOF_TIMESTAMPING_TX_HARDWARE : SOF_TIMESTAMPING_TX_SOFTWARE) |
-             SOF_TIMESTAMPING_OPT_ID | SOF_TIMESTAMPING_OPT_TSONLY;
+    flags |= (port->hardware_ ? SOF_TIMESTAMPING_TX_HARDWARE : SOF_TIMESTAMPING_TX_SOFTWARE) | SOF_TIMESTAMPING_OPT_ID |
+             SOF_TIMESTAMPING_OPT_TSONLY;
   }
   if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPING, &flags, sizeof(flags)) != 0) {
     return errno_error("SO_TIMESTAMPING");
@@ -154,6 +169,7 @@ KernelPort::~KernelPort() {
 
 Result<size_t> KernelPort::send(std::span<TxPacket> batch) {
   size_t done = 0;
+  size_t sent_total = 0;
   while (done < batch.size()) {
     const size_t count = std::min(kBatch, batch.size() - done);
     for (size_t i = 0; i < count; ++i) {
@@ -204,28 +220,51 @@ Result<size_t> KernelPort::send(std::span<TxPacket> batch) {
           add(IPPROTO_IPV6, IPV6_TCLASS, &tos, sizeof(tos));
         }
       }
+      packet.error = 0;
+      if (tx_timestamps_ && explicit_tx_id_) {
+        // Name the TX timestamp ourselves where the kernel lets us (6.13+): a packet dropped after the
+        // kernel counted it can then never shift the match of later stamps.
+        packet.tx_id = next_tx_id_++;
+        add(SOL_SOCKET, kScmTsOptId, &packet.tx_id, sizeof(packet.tx_id));
+      }
       header.msg_hdr.msg_control = control_length ? control : nullptr;
       header.msg_hdr.msg_controllen = control_length;
     }
 
     const Timestamp sent_at{wall_now(), TimestampSource::kUser};
     const int sent = sendmmsg(fd_, headers_.data(), static_cast<unsigned>(count), MSG_DONTWAIT);
-    if (sent < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) break;
+    if (sent <= 0) {
+      const int code = sent == 0 ? EAGAIN : errno;
+      if (code == EAGAIN || code == EWOULDBLOCK || code == ENOBUFS) {
+        // The socket is full: nothing more leaves in this call.
+        for (size_t i = done; i < batch.size(); ++i) batch[i].error = code;
+        counters_.tx_errors += batch.size() - done;
+        return sent_total;
+      }
+      // This one message failed (a firewall's EPERM, an unreachable destination): skip it, send the rest.
+      batch[done].error = code;
       ++counters_.tx_errors;
-      if (done > 0) break;
-      return errno_error("sendmmsg to " + batch[done].destination.to_string());
+      ++done;
+      continue;
     }
     for (int i = 0; i < sent; ++i) {
       TxPacket& packet = batch[done + static_cast<size_t>(i)];
       packet.sent_at = sent_at;
-      packet.tx_id = tx_timestamps_ ? next_tx_id_++ : 0;
+      // Older kernels number the TX timestamps of a socket 0, 1, 2, ... in the order packets were sent.
+      if (tx_timestamps_ && !explicit_tx_id_) packet.tx_id = next_tx_id_++;
     }
     counters_.tx_packets += static_cast<uint64_t>(sent);
+    sent_total += static_cast<size_t>(sent);
     done += static_cast<size_t>(sent);
-    if (static_cast<size_t>(sent) < count) break;
+    if (static_cast<size_t>(sent) < count) {
+      // Message `done` failed after others left; sendmmsg(2) drops its error code. Trying it again would
+      // send it twice if it did reach the wire (a firewall counts it, then refuses it): skip it.
+      batch[done].error = EIO;
+      ++counters_.tx_errors;
+      ++done;
+    }
   }
-  return done;
+  return sent_total;
 }
 
 Result<size_t> KernelPort::receive(std::span<RxPacket> batch) {

@@ -38,7 +38,8 @@ class KernelPort final : public Port {
   SocketAddress local_;
   bool tx_timestamps_ = false;
   bool hardware_ = false;
-  uint32_t next_tx_id_ = 0;  ///< mirrors the kernel's per-socket OPT_ID counter
+  bool explicit_tx_id_ = false;  ///< TX timestamp keys set per packet (SCM_TS_OPT_ID)
+  uint32_t next_tx_id_ = 0;      ///< the next key: ours, or a mirror of the kernel's per-socket counter
   PortCounters counters_;
   // Scratch space for one batch, reused: no allocation per packet.
   std::array<mmsghdr, kBatch> headers_{};

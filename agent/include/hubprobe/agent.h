@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: Apache-2.0
+// The agent inside hubprobed: a probe session and statistics per peer, the reflector, and the views the
+// HTTP endpoints serve (/metrics, /status). Configuration arrives whole (start, reload); a reload applies
+// only the difference and keeps sessions and statistics of peers that did not change.
+//
+// Threads: a probe thread (ticks the probe engine), a reflector thread, civetweb's workers for HTTP, and the
+// caller's (start, reload, stop). One mutex guards the sessions and statistics; the probe thread holds it
+// only while it processes a tick, never while it sleeps.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "hubprobe/config.h"
+#include "hubprobe/probe_engine.h"
+#include "hubprobe/reflector_service.h"
+#include "hubprobe/window_stats.h"
+
+namespace prometheus {
+struct MetricFamily;
+}
+
+namespace hubprobe {
+
+class Agent : private ProbeListener {
+ public:
+  /// Opens the dataplane, the reflector ports and every peer's session, then starts the threads. Any
+  /// failure (port in use, unknown interface) is returned and nothing keeps running.
+  static Result<std::unique_ptr<Agent>> start(const AgentConfig& config);
+  ~Agent() override;
+
+  /// Applies `next`: peers added, removed or changed; reflector and logging changes. When something
+  /// cannot be applied (a port that cannot be opened, a dataplane change), returns the error and the
+  /// running configuration stays as it was. Call from one thread at a time.
+  Result<void> reload(const AgentConfig& next);
+  /// Records the outcome of a reload attempt (including files refused by the loader) for metrics.
+  void record_reload(bool success, const std::string& error);
+
+  /// Stops the threads and closes everything (idempotent).
+  void stop();
+
+  /// Prometheus metric families, computed now. Thread-safe.
+  std::vector<prometheus::MetricFamily> collect() const;
+  /// The Prometheus text exposition of collect().
+  std::string metrics_text() const;
+  /// What `hubprobe status` shows. Thread-safe.
+  nlohmann::json status() const;
+  /// The probe thread ticked within the last two seconds.
+  bool healthy() const;
+
+  AgentConfig config() const;
+
+ private:
+  struct PeerRuntime {
+    PeerConfig config;
+    std::unique_ptr<WindowedStats> stats;
+  };
+
+  explicit Agent(const AgentConfig& config);
+  void on_probe_sent(const std::string& session_id, uint32_t seq, WallNs when) override;
+  void on_probe_event(const std::string& session_id, const stamp::ProbeEvent& event, WallNs now) override;
+  void probe_loop();
+  Result<void> start_reflector(const ReflectorConfig& config);
+  void stop_reflector();
+  Result<void> add_peer(const PeerConfig& peer, WallNs now);
+  void remove_peer(const std::string& name);
+  void refresh_sender_counters(WallNs now);
+  static SessionSpec session_spec(const PeerConfig& peer);
+  static WindowOptions window_options(const PeerConfig& peer);
+
+  mutable std::mutex mutex_;  // guards everything below that is not atomic
+  AgentConfig config_;
+  std::shared_ptr<dp::Dataplane> dataplane_;
+  std::unique_ptr<ProbeEngine> engine_;
+  std::map<std::string, PeerRuntime> peers_;
+  ClockState clock_;
+  WallNs clock_read_at_ = 0;
+  WallNs counters_refreshed_at_ = 0;
+
+  std::unique_ptr<ReflectorService> reflector_;
+  std::thread reflector_thread_;
+  std::atomic<bool> reflector_stop_{false};
+
+  std::thread probe_thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<WallNs> last_tick_{0};
+  WallNs started_at_ = 0;
+
+  uint64_t reloads_ok_ = 0;
+  uint64_t reloads_failed_ = 0;
+  bool last_reload_ok_ = true;
+  WallNs last_reload_at_ = 0;
+  WallNs last_reload_success_at_ = 0;
+  std::string last_reload_error_;
+};
+
+}  // namespace hubprobe

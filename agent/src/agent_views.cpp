@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: Apache-2.0
+// What the agent shows: Prometheus metric families (computed at scrape time from the statistics, nothing
+// is copied per packet) and the /status document. docs/metrics.md lists every metric.
+#include <prometheus/metric_family.h>
+#include <prometheus/text_serializer.h>
+
+#include "hubprobe/agent.h"
+#include "hubprobe_version.h"
+
+namespace hubprobe {
+
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+using Labels = std::vector<ClientMetric::Label>;
+
+class Families {
+ public:
+  MetricFamily& family(const std::string& name, const std::string& help, MetricType type) {
+    auto it = index_.find(name);
+    if (it != index_.end()) return families_[it->second];
+    index_[name] = families_.size();
+    families_.push_back(MetricFamily{name, help, type, {}});
+    return families_.back();
+  }
+  void gauge(const std::string& name, const std::string& help, const Labels& labels, double value) {
+    ClientMetric metric;
+    metric.label = labels;
+    metric.gauge.value = value;
+    family(name, help, MetricType::Gauge).metric.push_back(metric);
+  }
+  void counter(const std::string& name, const std::string& help, const Labels& labels, double value) {
+    ClientMetric metric;
+    metric.label = labels;
+    metric.counter.value = value;
+    family(name, help, MetricType::Counter).metric.push_back(metric);
+  }
+  std::vector<MetricFamily> take() { return std::move(families_); }
+
+ private:
+  std::map<std::string, size_t> index_;
+  std::vector<MetricFamily> families_;
+};
+
+Labels with(Labels labels, const std::string& name, const std::string& value) {
+  labels.push_back({name, value});
+  return labels;
+}
+
+void quantiles(Families& f, const std::string& name, const std::string& help, const Labels& labels,
+               const DelayStats& d) {
+  const std::pair<const char*, double> points[] = {{"0", d.min_s},    {"0.5", d.p50_s},    {"0.9", d.p90_s},
+                                                   {"0.99", d.p99_s}, {"0.999", d.p999_s}, {"1", d.max_s}};
+  for (const auto& [q, v] : points) f.gauge(name, help, with(labels, "quantile", q), v);
+}
+
+double seconds(WallNs ns) { return static_cast<double>(ns) / 1e9; }
+
+nlohmann::json delay_json(const DelayStats& d) {
+  return {{"count", d.count},     {"min", d.min_s * 1e3}, {"mean", d.mean_s * 1e3}, {"p50", d.p50_s * 1e3},
+          {"p90", d.p90_s * 1e3}, {"p99", d.p99_s * 1e3}, {"p999", d.p999_s * 1e3}, {"max", d.max_s * 1e3}};
+}
+
+}  // namespace
+
+std::vector<MetricFamily> Agent::collect() const {
+  Families f;
+  std::lock_guard lock(mutex_);
+  const WallNs now = wall_now();
+  const Labels agent_labels = {{"hub", config_.agent.hub}};
+
+  f.gauge("hubprobe_build_info", "Version and dataplane of this agent; always 1.",
+          {{"version", HUBPROBE_VERSION}, {"backend", config_.dataplane.backend}}, 1);
+  f.gauge("hubprobe_start_time_seconds", "When the agent started (Unix time).", agent_labels, seconds(started_at_));
+  f.gauge("hubprobe_clock_synchronized", "1 when the kernel says the clock is synchronised (adjtimex).", agent_labels,
+          clock_.synchronized ? 1 : 0);
+  f.gauge("hubprobe_clock_error_bound_seconds", "Estimated clock error (esterror, or maxerror when unsynchronised).",
+          agent_labels, clock_.error_bound_s);
+  f.counter("hubprobe_config_reloads_total", "Configuration reloads by result.",
+            with(agent_labels, "result", "success"), static_cast<double>(reloads_ok_));
+  f.counter("hubprobe_config_reloads_total", "Configuration reloads by result.",
+            with(agent_labels, "result", "failure"), static_cast<double>(reloads_failed_));
+  f.gauge("hubprobe_config_last_reload_successful", "1 when the last reload was applied, 0 when it was refused.",
+          agent_labels, last_reload_ok_ ? 1 : 0);
+  f.gauge("hubprobe_config_last_reload_success_timestamp_seconds",
+          "When the configuration was last loaded successfully (start or reload).", agent_labels,
+          seconds(last_reload_success_at_ ? last_reload_success_at_ : started_at_));
+  f.gauge("hubprobe_peers", "Peers configured.", agent_labels, static_cast<double>(peers_.size()));
+
+  const auto ports = engine_->port_counters();
+  const auto& engine = engine_->counters();
+  f.counter("hubprobe_dataplane_tx_timestamps_total", "Kernel or hardware TX timestamps received for probes.",
+            agent_labels, static_cast<double>(ports.tx_timestamps));
+  f.counter("hubprobe_dataplane_rx_without_timestamp_total", "Replies that came without a kernel RX timestamp.",
+            agent_labels, static_cast<double>(ports.rx_without_timestamp));
+  f.counter("hubprobe_dataplane_unmatched_replies_total", "Datagrams on probe ports that no session owns.",
+            agent_labels, static_cast<double>(engine.unmatched_replies));
+
+  if (reflector_) {
+    const auto r = reflector_->counters();
+    f.counter("hubprobe_reflector_requests_total", "STAMP requests received by the reflector.", agent_labels,
+              static_cast<double>(r.engine.received + r.dropped_not_allowed + r.dropped_rate_limited));
+    f.counter("hubprobe_reflector_replies_total", "STAMP replies sent by the reflector.", agent_labels,
+              static_cast<double>(r.engine.reflected));
+    const std::pair<const char*, uint64_t> drops[] = {{"too_short", r.engine.dropped_too_short},
+                                                      {"too_long", r.engine.dropped_too_long},
+                                                      {"truncated", r.engine.dropped_truncated},
+                                                      {"bad_hmac", r.engine.dropped_bad_hmac},
+                                                      {"not_allowed", r.dropped_not_allowed},
+                                                      {"rate_limited", r.dropped_rate_limited},
+                                                      {"send_error", r.send_errors}};
+    for (const auto& [reason, value] : drops) {
+      f.counter("hubprobe_reflector_drops_total", "Requests the reflector did not answer, by reason.",
+                with(agent_labels, "reason", reason), static_cast<double>(value));
+    }
+    f.counter("hubprobe_reflector_tlvs_flagged_total", "TLVs the reflector flagged, by flag (RFC 8972).",
+              with(agent_labels, "flag", "unrecognized"), static_cast<double>(r.engine.tlv_unrecognized));
+    f.counter("hubprobe_reflector_tlvs_flagged_total", "TLVs the reflector flagged, by flag (RFC 8972).",
+              with(agent_labels, "flag", "malformed"), static_cast<double>(r.engine.tlv_malformed));
+    f.gauge("hubprobe_reflector_sessions", "Stateful reflector sessions active.", agent_labels,
+            static_cast<double>(r.engine.sessions_active));
+  }
+
+  for (const auto& [name, peer] : peers_) {
+    const StatsSnapshot s = peer.stats->snapshot(now);
+    const Labels labels = {
+        {"hub", config_.agent.hub}, {"peer", name}, {"peer_hub", peer.config.hub}, {"path", "default"}};
+    const auto& t = s.totals;
+    f.counter("hubprobe_probes_sent_total", "STAMP probes sent.", labels, static_cast<double>(t.sent));
+    f.counter("hubprobe_replies_received_total", "Replies received before the timeout.", labels,
+              static_cast<double>(t.received));
+    f.counter("hubprobe_probes_lost_total", "Probes without a reply before the timeout.", labels,
+              static_cast<double>(t.lost));
+    const std::pair<const char*, uint64_t> directions[] = {
+        {"forward", t.lost_forward}, {"backward", t.lost_backward}, {"unknown", t.lost_unknown}};
+    for (const auto& [direction, value] : directions) {
+      f.counter("hubprobe_probes_lost_by_direction_total",
+                "Lost probes whose direction is settled (stateful reflector numbering).",
+                with(labels, "direction", direction), static_cast<double>(value));
+    }
+    f.counter("hubprobe_replies_late_total", "Replies that came after the probe was declared lost.", labels,
+              static_cast<double>(t.late));
+    f.counter("hubprobe_replies_duplicate_total", "Second and later replies to one probe.", labels,
+              static_cast<double>(t.duplicates));
+    f.counter("hubprobe_replies_reordered_total", "Replies that came after a reply to a later probe.", labels,
+              static_cast<double>(t.reordered));
+    f.counter("hubprobe_replies_invalid_total", "Datagrams from the peer refused (size, HMAC, session).", labels,
+              static_cast<double>(t.invalid + t.unexpected));
+    f.counter("hubprobe_probe_send_errors_total", "Probes the dataplane could not send.", labels,
+              static_cast<double>(t.send_errors));
+
+    // The cumulative RTT histogram: log-linear buckets that tell 20 ms from 21 ms.
+    const ExportHistogram& histogram = peer.stats->rtt_histogram();
+    ClientMetric metric;
+    metric.label = labels;
+    metric.histogram.sample_count = histogram.count();
+    metric.histogram.sample_sum = histogram.sum_s();
+    const auto cumulative = histogram.cumulative_counts();
+    const auto& bounds = histogram.layout().bounds_s();
+    for (size_t i = 0; i < bounds.size(); ++i) metric.histogram.bucket.push_back({cumulative[i], bounds[i]});
+    metric.histogram.bucket.push_back({cumulative.back(), std::numeric_limits<double>::infinity()});
+    f.family("hubprobe_rtt_seconds", "Round-trip time (T4 - T1) - (T3 - T2) since the session started.",
+             MetricType::Histogram)
+        .metric.push_back(std::move(metric));
+
+    quantiles(f, "hubprobe_rtt_window_seconds",
+              "Round-trip time over the statistics window (quantile 0 = min, 1 = max).", labels, s.rtt);
+    f.gauge("hubprobe_rtt_window_mean_seconds", "Mean round-trip time over the statistics window.", labels,
+            s.rtt.mean_s);
+    f.gauge("hubprobe_rtt_window_samples", "Replies in the statistics window.", labels,
+            static_cast<double>(s.rtt.count));
+    quantiles(f, "hubprobe_reflector_turnaround_window_seconds", "Time the peer's reflector held our probes (T3 - T2).",
+              labels, s.turnaround);
+    if (s.one_way_valid) {
+      quantiles(f, "hubprobe_owd_window_seconds", "One-way delay, only when both clocks are synchronised.",
+                with(labels, "direction", "forward"), s.forward);
+      quantiles(f, "hubprobe_owd_window_seconds", "One-way delay, only when both clocks are synchronised.",
+                with(labels, "direction", "backward"), s.backward);
+      f.gauge("hubprobe_owd_error_bound_seconds", "Error bound of the one-way delays (sum of both clocks' estimates).",
+              labels, s.one_way_error_s);
+    }
+    f.gauge("hubprobe_jitter_seconds", "Mean |IPDV| of the round-trip time over the window (RFC 3393, RFC 5481).",
+            labels, s.jitter.mean_abs_ipdv_s);
+    f.gauge("hubprobe_ipdv_window_abs_seconds", "|IPDV| quantiles over the window.", with(labels, "quantile", "0.99"),
+            s.jitter.p99_abs_ipdv_s);
+    f.gauge("hubprobe_ipdv_window_abs_seconds", "|IPDV| quantiles over the window.", with(labels, "quantile", "1"),
+            s.jitter.max_abs_ipdv_s);
+    const std::pair<const char*, double> ratios[] = {{"total", s.loss.total},
+                                                     {"forward", s.loss.forward},
+                                                     {"backward", s.loss.backward},
+                                                     {"unknown", s.loss.unknown}};
+    for (const auto& [direction, value] : ratios) {
+      f.gauge("hubprobe_loss_window_ratio", "Share of probes lost over the window, by direction.",
+              with(labels, "direction", direction), value);
+    }
+    f.gauge("hubprobe_peer_up", "1 when the peer answers, 0 when down or not yet known.", labels,
+            s.state == PeerState::kUp ? 1 : 0);
+    for (PeerState state : {PeerState::kUp, PeerState::kDown, PeerState::kUnknown}) {
+      f.gauge("hubprobe_peer_state", "The peer's state: 1 for the current one.",
+              with(labels, "state", to_string(state)), s.state == state ? 1 : 0);
+    }
+    f.counter("hubprobe_peer_down_transitions_total", "Times the peer went down.", labels,
+              static_cast<double>(s.down_transitions));
+    f.gauge("hubprobe_peer_last_reply_timestamp_seconds", "When the last reply came (Unix time), 0 = never.", labels,
+            seconds(s.last_reply_at));
+  }
+  return f.take();
+}
+
+std::string Agent::metrics_text() const { return prometheus::TextSerializer().Serialize(collect()); }
+
+nlohmann::json Agent::status() const {
+  std::lock_guard lock(mutex_);
+  const WallNs now = wall_now();
+  nlohmann::json doc;
+  doc["agent"] = {{"id", config_.agent.id},
+                  {"hub", config_.agent.hub},
+                  {"version", HUBPROBE_VERSION},
+                  {"backend", config_.dataplane.backend},
+                  {"started_at", seconds(started_at_)},
+                  {"uptime_s", seconds(now - started_at_)},
+                  {"healthy", wall_now() - last_tick_.load() < 2 * 1'000'000'000}};
+  doc["clock"] = {{"synchronized", clock_.synchronized}, {"error_bound_s", clock_.error_bound_s}};
+  doc["config"] = {{"source", config_.source},
+                   {"last_reload_ok", last_reload_ok_},
+                   {"last_reload_at", seconds(last_reload_at_)},
+                   {"last_reload_error", last_reload_error_},
+                   {"reloads_ok", reloads_ok_},
+                   {"reloads_failed", reloads_failed_}};
+  if (reflector_) {
+    const auto r = reflector_->counters();
+    nlohmann::json listen = nlohmann::json::array();
+    for (const auto& a : reflector_->local_addresses()) listen.push_back(a.to_string());
+    doc["reflector"] = {{"listen", listen},
+                        {"stateful", config_.reflector.stateful},
+                        {"received", r.engine.received},
+                        {"reflected", r.engine.reflected},
+                        {"dropped", r.engine.dropped() + r.dropped_not_allowed + r.dropped_rate_limited}};
+  } else {
+    doc["reflector"] = nullptr;
+  }
+  doc["peers"] = nlohmann::json::array();
+  for (const auto& [name, peer] : peers_) {
+    const StatsSnapshot s = peer.stats->snapshot(now);
+    doc["peers"].push_back({{"name", name},
+                            {"hub", peer.config.hub},
+                            {"address", peer.config.address.to_string()},
+                            {"path", "default"},
+                            {"state", to_string(s.state)},
+                            {"state_since", seconds(s.state_since)},
+                            {"rtt_ms", delay_json(s.rtt)},
+                            {"jitter_ms", s.jitter.mean_abs_ipdv_s * 1e3},
+                            {"loss",
+                             {{"total", s.loss.total},
+                              {"forward", s.loss.forward},
+                              {"backward", s.loss.backward},
+                              {"direction_known", s.loss.direction_known}}},
+                            {"sent", s.totals.sent},
+                            {"received", s.totals.received},
+                            {"lost", s.totals.lost},
+                            {"last_reply_at", seconds(s.last_reply_at)},
+                            {"window_s", seconds(s.window_ns)}});
+  }
+  return doc;
+}
+
+}  // namespace hubprobe
