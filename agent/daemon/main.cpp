@@ -1,19 +1,177 @@
 // SPDX-License-Identifier: Apache-2.0
-// hubprobed: the agent daemon. Its configuration, sessions, exporter and systemd integration are the
-// next milestone; until then it says so instead of pretending to run.
-#include <cstdio>
-#include <cstring>
+// hubprobed: the agent daemon. Start-up is the one place that fails loudly (exceptions stop here and
+// become a message and an exit status); after that, everything is errors as values and log lines.
+//
+// Signals are taken synchronously (signalfd) in the main thread: SIGHUP reloads the configuration,
+// SIGTERM and SIGINT stop. The main thread also pings the systemd watchdog.
+#include <poll.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <cstring>
+#include <iostream>
+
+#include "hubprobe/agent.h"
+#include "hubprobe/config.h"
+#include "hubprobe/http_server.h"
+#include "hubprobe/systemd.h"
 #include "hubprobe_version.h"
 
-int main(int argc, char** argv) {
-  if (argc > 1 && std::strcmp(argv[1], "--version") == 0) {
-    std::printf("hubprobed %s\n", HUBPROBE_VERSION);
-    return 0;
+namespace {
+
+using hubprobe::Agent;
+using hubprobe::AgentConfig;
+
+// Exit statuses besides kExitConfigError (78): 1 = could not start (port in use, unknown interface).
+constexpr int kExitStartFailure = 1;
+
+std::unique_ptr<hubprobe::HttpServer> start_http(const AgentConfig& config, Agent& agent) {
+  auto server = hubprobe::HttpServer::start(config.metrics.listen, 4);
+  if (!server) {
+    spdlog::error("metrics: {}", server.error().message);
+    return nullptr;
   }
-  std::fprintf(stderr,
-               "hubprobed %s: the agent daemon is not implemented yet; use `hubprobe reflect` and "
-               "`hubprobe ping` meanwhile\n",
-               HUBPROBE_VERSION);
-  return 1;
+  (*server)->set_log_sink([](const std::string& message) { spdlog::debug("http: {}", message); });
+  (*server)->handle("/metrics", [&agent](const hubprobe::HttpRequest&) {
+    return hubprobe::HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", agent.metrics_text()};
+  });
+  (*server)->handle("/status", [&agent](const hubprobe::HttpRequest&) {
+    return hubprobe::HttpResponse{200, "application/json", agent.status().dump(2) + "\n"};
+  });
+  (*server)->handle("/healthz", [&agent](const hubprobe::HttpRequest&) {
+    return agent.healthy() ? hubprobe::HttpResponse{200, "text/plain; charset=utf-8", "ok\n"}
+                           : hubprobe::HttpResponse{503, "text/plain; charset=utf-8", "probe loop stalled\n"};
+  });
+  return std::move(server.value());
+}
+
+void set_log_level(const AgentConfig& config) {
+  spdlog::set_level(spdlog::level::from_str(hubprobe::to_string(config.logging.level)));
+}
+
+// SIGHUP: read the file again and apply the difference; a bad file or a change that cannot be applied
+// leaves the running configuration as it is.
+void reload(const std::string& path, Agent& agent, std::unique_ptr<hubprobe::HttpServer>& http) {
+  (void)hubprobe::systemd::notify_reloading();
+  auto next = hubprobe::load_config(path);
+  if (!next) {
+    spdlog::error("reload refused, keeping the running configuration: {}", next.error().message);
+    agent.record_reload(false, next.error().message);
+    (void)hubprobe::systemd::notify_ready();
+    return;
+  }
+  const AgentConfig current = agent.config();
+  std::unique_ptr<hubprobe::HttpServer> new_http;
+  if (!(next->metrics == current.metrics)) {
+    new_http = start_http(*next, agent);
+    if (!new_http) {
+      agent.record_reload(false, "metrics: cannot listen on " + next->metrics.listen.to_string());
+      (void)hubprobe::systemd::notify_ready();
+      return;
+    }
+  }
+  if (auto applied = agent.reload(*next); !applied) {
+    spdlog::error("reload refused, keeping the running configuration: {}", applied.error().message);
+    agent.record_reload(false, applied.error().message);
+    (void)hubprobe::systemd::notify_ready();
+    return;
+  }
+  if (new_http) http = std::move(new_http);
+  set_log_level(*next);
+  agent.record_reload(true, "");
+  (void)hubprobe::systemd::notify_ready();
+  (void)hubprobe::systemd::notify_status("running, " + std::to_string(next->peers.size()) + " peers");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"hubprobed: the hubprobe agent (STAMP sender, reflector, Prometheus exporter)", "hubprobed"};
+  app.set_version_flag("--version", std::string(HUBPROBE_VERSION));
+  std::string config_path = "/etc/hubprobe/hubprobe.toml";
+  bool check_only = false;
+  app.add_option("-c,--config", config_path, "configuration file (TOML)");
+  app.add_flag("--check-config", check_only, "validate the configuration file and exit");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "hubprobed: " << e.what() << "\n";
+    return 2;
+  }
+  if (check_only) return hubprobe::check_config_command(config_path, std::cout, std::cerr);
+
+  auto logger = spdlog::stderr_color_mt("hubprobed");
+  spdlog::set_default_logger(logger);
+  // journald adds its own timestamps; a terminal gets them from here.
+  spdlog::set_pattern(isatty(STDERR_FILENO) ? "%Y-%m-%d %H:%M:%S.%e %^%l%$ %v" : "%l: %v");
+
+  auto config = hubprobe::load_config(config_path);
+  if (!config) {
+    std::cerr << config.error().message << "\n";
+    return hubprobe::kExitConfigError;
+  }
+  set_log_level(*config);
+
+  // Signals go to the signalfd, not to handlers: block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGHUP);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  const int signal_fd = signalfd(-1, &signals, SFD_CLOEXEC);
+  if (signal_fd < 0) {
+    std::cerr << "hubprobed: signalfd: " << std::strerror(errno) << "\n";
+    return kExitStartFailure;
+  }
+
+  auto agent = Agent::start(*config);
+  if (!agent) {
+    std::cerr << "hubprobed: " << agent.error().message << "\n";
+    return kExitStartFailure;
+  }
+  auto http = start_http(*config, **agent);
+  if (!http) {
+    std::cerr << "hubprobed: cannot serve metrics on " << config->metrics.listen.to_string() << "\n";
+    (*agent)->stop();
+    return kExitStartFailure;
+  }
+  spdlog::info("hubprobed {} started: agent {} hub {}, {} peers, metrics on http://{}/metrics", HUBPROBE_VERSION,
+               config->agent.id, config->agent.hub, config->peers.size(), http->address().to_string());
+  (void)hubprobe::systemd::notify_ready();
+  (void)hubprobe::systemd::notify_status("running, " + std::to_string(config->peers.size()) + " peers");
+
+  const auto watchdog = hubprobe::systemd::watchdog_ping_period();
+  const int timeout_ms = watchdog ? static_cast<int>(std::max<int64_t>(1, watchdog->count() / 1000)) : 1000;
+  bool running = true;
+  while (running) {
+    pollfd descriptor{signal_fd, POLLIN, 0};
+    const int ready = poll(&descriptor, 1, timeout_ms);
+    // The watchdog is fed only while the probe loop is alive: a stuck agent gets restarted.
+    if (watchdog && (*agent)->healthy()) (void)hubprobe::systemd::notify_watchdog();
+    if (ready <= 0) continue;
+    signalfd_siginfo info{};
+    if (read(signal_fd, &info, sizeof(info)) != sizeof(info)) continue;
+    if (info.ssi_signo == SIGHUP) {
+      spdlog::info("SIGHUP: reloading {}", config_path);
+      reload(config_path, **agent, http);
+    } else {
+      spdlog::info("{}: stopping", strsignal(static_cast<int>(info.ssi_signo)));
+      running = false;
+    }
+  }
+  (void)hubprobe::systemd::notify_stopping();
+  http.reset();
+  (*agent)->stop();
+  close(signal_fd);
+  spdlog::info("stopped");
+  return 0;
 }

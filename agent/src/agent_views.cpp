@@ -49,11 +49,17 @@ Labels with(Labels labels, const std::string& name, const std::string& value) {
   return labels;
 }
 
-void quantiles(Families& f, const std::string& name, const std::string& help, const Labels& labels,
-               const DelayStats& d) {
-  const std::pair<const char*, double> points[] = {{"0", d.min_s},    {"0.5", d.p50_s},    {"0.9", d.p90_s},
-                                                   {"0.99", d.p99_s}, {"0.999", d.p999_s}, {"1", d.max_s}};
-  for (const auto& [q, v] : points) f.gauge(name, help, with(labels, "quantile", q), v);
+// A windowed distribution as a Prometheus summary: quantiles 0 (min) .. 1 (max) over the statistics window.
+// Unlike a client library's summary, _count and _sum also cover the window only (documented).
+void window_summary(Families& f, const std::string& name, const std::string& help, const Labels& labels,
+                    const DelayStats& d) {
+  ClientMetric metric;
+  metric.label = labels;
+  metric.summary.sample_count = d.count;
+  metric.summary.sample_sum = d.mean_s * static_cast<double>(d.count);
+  metric.summary.quantile = {{0, d.min_s},    {0.5, d.p50_s},    {0.9, d.p90_s},
+                             {0.99, d.p99_s}, {0.999, d.p999_s}, {1, d.max_s}};
+  f.family(name, help, MetricType::Summary).metric.push_back(std::move(metric));
 }
 
 double seconds(WallNs ns) { return static_cast<double>(ns) / 1e9; }
@@ -165,28 +171,26 @@ std::vector<MetricFamily> Agent::collect() const {
              MetricType::Histogram)
         .metric.push_back(std::move(metric));
 
-    quantiles(f, "hubprobe_rtt_window_seconds",
-              "Round-trip time over the statistics window (quantile 0 = min, 1 = max).", labels, s.rtt);
+    window_summary(f, "hubprobe_rtt_window_seconds",
+                   "Round-trip time over the statistics window (quantile 0 = min, 1 = max).", labels, s.rtt);
     f.gauge("hubprobe_rtt_window_mean_seconds", "Mean round-trip time over the statistics window.", labels,
             s.rtt.mean_s);
     f.gauge("hubprobe_rtt_window_samples", "Replies in the statistics window.", labels,
             static_cast<double>(s.rtt.count));
-    quantiles(f, "hubprobe_reflector_turnaround_window_seconds", "Time the peer's reflector held our probes (T3 - T2).",
-              labels, s.turnaround);
+    window_summary(f, "hubprobe_reflector_turnaround_window_seconds",
+                   "Time the peer's reflector held our probes (T3 - T2).", labels, s.turnaround);
     if (s.one_way_valid) {
-      quantiles(f, "hubprobe_owd_window_seconds", "One-way delay, only when both clocks are synchronised.",
-                with(labels, "direction", "forward"), s.forward);
-      quantiles(f, "hubprobe_owd_window_seconds", "One-way delay, only when both clocks are synchronised.",
-                with(labels, "direction", "backward"), s.backward);
+      window_summary(f, "hubprobe_owd_window_seconds", "One-way delay, only when both clocks are synchronised.",
+                     with(labels, "direction", "forward"), s.forward);
+      window_summary(f, "hubprobe_owd_window_seconds", "One-way delay, only when both clocks are synchronised.",
+                     with(labels, "direction", "backward"), s.backward);
       f.gauge("hubprobe_owd_error_bound_seconds", "Error bound of the one-way delays (sum of both clocks' estimates).",
               labels, s.one_way_error_s);
     }
     f.gauge("hubprobe_jitter_seconds", "Mean |IPDV| of the round-trip time over the window (RFC 3393, RFC 5481).",
             labels, s.jitter.mean_abs_ipdv_s);
-    f.gauge("hubprobe_ipdv_window_abs_seconds", "|IPDV| quantiles over the window.", with(labels, "quantile", "0.99"),
-            s.jitter.p99_abs_ipdv_s);
-    f.gauge("hubprobe_ipdv_window_abs_seconds", "|IPDV| quantiles over the window.", with(labels, "quantile", "1"),
-            s.jitter.max_abs_ipdv_s);
+    f.gauge("hubprobe_ipdv_window_p99_seconds", "p99 of |IPDV| over the window.", labels, s.jitter.p99_abs_ipdv_s);
+    f.gauge("hubprobe_ipdv_window_max_seconds", "Largest |IPDV| over the window.", labels, s.jitter.max_abs_ipdv_s);
     const std::pair<const char*, double> ratios[] = {{"total", s.loss.total},
                                                      {"forward", s.loss.forward},
                                                      {"backward", s.loss.backward},

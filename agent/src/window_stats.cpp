@@ -108,6 +108,7 @@ void SequenceTracker::push(uint32_t seq, SequenceUpdate& update) {
 
 SequenceUpdate SequenceTracker::on_sent(uint32_t seq) {
   SequenceUpdate update;
+  if (have_sent_ && seq == last_sent_) return update;  // reported twice
   if (have_sent_ && !serial_after(seq, last_sent_)) update = restart();
   if (!have_sent_) begin_sequence();
   push(seq, update);

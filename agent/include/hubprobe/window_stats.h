@@ -53,8 +53,8 @@ struct SequenceUpdate {
 /// is equal when the reflector's numbering differs from ours from its first reply (e.g. it served other
 /// sessions) or its first forward loss precedes any backward loss.
 ///
-/// Sequence numbers compare in serial arithmetic (they may wrap). on_sent() with a number not after the
-/// last one means the sender restarted: the tracker restarts by itself.
+/// Sequence numbers compare in serial arithmetic (they may wrap). on_sent() with a number before the
+/// last one means the sender restarted: the tracker restarts by itself (the same number twice is ignored).
 class SequenceTracker {
  public:
   /// At most this many sent-but-unsettled probes are tracked (1 MiB); beyond, the oldest unresolved one is
