@@ -8,9 +8,11 @@
 #include <map>
 #include <string>
 
+#include "hubprobe/config.h"
 #include "hubprobe/ping.h"
 #include "hubprobe/reflect.h"
 #include "hubprobe/stamp.h"
+#include "hubprobe/status_command.h"
 #include "hubprobe_version.h"
 
 namespace {
@@ -127,6 +129,18 @@ int main(int argc, char** argv) {
   reflect->add_option("-I,--interface", reflect_interface, "only on this interface (SO_BINDTODEVICE)");
   reflect->add_flag("--ptp", reflect_ptp, "PTPv2 truncated timestamps instead of NTP");
 
+  // hubprobe check-config
+  auto* check = app.add_subcommand("check-config", "validate an agent configuration file");
+  std::string check_file;
+  check->add_option("file", check_file, "the TOML file, e.g. /etc/hubprobe/hubprobe.toml")->required();
+
+  // hubprobe status
+  auto* status = app.add_subcommand("status", "what a running agent sees: peers, states, RTT, loss");
+  std::string agent_address = "127.0.0.1:9862";
+  bool status_json = false;
+  status->add_option("-a,--agent", agent_address, "the agent's metrics.listen address (default 127.0.0.1:9862)");
+  status->add_flag("--json", status_json, "print the agent's status document as JSON");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -139,6 +153,9 @@ int main(int argc, char** argv) {
     // One line, like ping(8): the full help is one --help away.
     usage_error(e.what());
   }
+
+  if (*check) return hubprobe::check_config_command(check_file, std::cout, std::cerr);
+  if (*status) return hubprobe::status_command(agent_address, status_json, std::cout, std::cerr);
 
   install_signal_handlers();
   std::ios::sync_with_stdio(false);
