@@ -18,7 +18,7 @@ packages=(
   prometheus-cpp-dev libtomlplusplus-dev libcurl4-openssl-dev nlohmann-json3-dev libssl-dev
   libcli11-dev libspdlog-dev libfmt-dev libsystemd-dev libcivetweb-dev
   # tests
-  libgtest-dev libgmock-dev iproute2 nftables ethtool tcpdump procps
+  libgtest-dev libgmock-dev iproute2 nftables ethtool tcpdump procps curl jq
   # baselines for benchmarks and real servers for end-to-end tests
   iputils-ping fping sockperf time prometheus etcd-server etcd-client systemd prometheus-smokeping-prober
 )

@@ -644,9 +644,10 @@ void Loader::read_metrics(const toml::table& root, AgentConfig& config) {
   if (metrics == nullptr) return;
   check_keys(*metrics, "metrics", {"listen"});
   if (const toml::node* node = metrics->get("listen")) {
-    constexpr std::string_view kWhat = "an address and port like \"127.0.0.1:9862\" or \"[::1]:9862\"";
+    // Debian 12's civetweb, which serves /metrics, is built without IPv6: an IPv4 address it is.
+    constexpr std::string_view kWhat = "an IPv4 address and port like \"127.0.0.1:9862\"";
     auto listen = SocketAddress::parse(read_string(*node, "metrics.listen", kWhat), kDefaultMetricsPort);
-    if (!listen || listen->port() == 0) expected(*node, "metrics.listen", kWhat);
+    if (!listen || listen->port() == 0 || !listen->is_v4()) expected(*node, "metrics.listen", kWhat);
     config.metrics.listen = *listen;
   }
 }

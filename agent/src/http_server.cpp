@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <exception>
 #include <string_view>
 #include <thread>
@@ -51,15 +52,32 @@ std::string lowercase_first(std::string text) {
   return text;
 }
 
+// "Tue, 24 Nov 2026 08:43:00 GMT" (RFC 9110 IMF-fixdate).
+std::string http_date() {
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char text[64];
+  const size_t length = std::strftime(text, sizeof(text), "%a, %d %b %Y %H:%M:%S GMT", &utc);
+  return std::string(text, length);
+}
+
+// Writes the whole response in one piece. Not through civetweb's mg_response_header_* functions: the
+// Debian build formats their Date header with gmtime(), whose static buffer concurrent workers share.
 void send(mg_connection* conn, const HttpResponse& response, bool with_body, const char* allow = nullptr) {
-  mg_response_header_start(conn, response.status);
-  mg_response_header_add(conn, "Content-Type", response.content_type.c_str(), -1);
-  const std::string length = std::to_string(response.body.size());
-  mg_response_header_add(conn, "Content-Length", length.c_str(), -1);
-  mg_response_header_add(conn, "Cache-Control", "no-store", -1);
-  if (allow != nullptr) mg_response_header_add(conn, "Allow", allow, -1);
-  mg_response_header_send(conn);
-  if (with_body && !response.body.empty()) mg_write(conn, response.body.data(), response.body.size());
+  std::string content_type = response.content_type;
+  std::erase_if(content_type, [](char c) { return c == '\r' || c == '\n'; });
+  const char* reason = mg_get_response_code_text(conn, response.status);
+  std::string message =
+      "HTTP/1.1 " + std::to_string(response.status) + " " + (reason != nullptr ? reason : "") + "\r\n";
+  message += "Date: " + http_date() + "\r\n";
+  message += "Content-Type: " + content_type + "\r\n";
+  message += "Content-Length: " + std::to_string(response.body.size()) + "\r\n";
+  message += "Cache-Control: no-store\r\n";
+  if (allow != nullptr) message += std::string("Allow: ") + allow + "\r\n";
+  message += "Connection: close\r\n\r\n";  // keep-alive is off (see start())
+  if (with_body) message += response.body;
+  mg_write(conn, message.data(), message.size());
 }
 
 HttpResponse plain(int status, std::string body) {
@@ -95,8 +113,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const SocketAddress& liste
   init_civetweb_once();
   if (listen.is_v6() && mg_check_feature(MG_FEATURES_IPV6) == 0) {
     return make_error("cannot listen on " + where +
-                          ": the civetweb library was built without IPv6 support (Debian 12's is); use an "
-                          "IPv4 address such as 127.0.0.1 or 0.0.0.0",
+                          ": IPv6 is not supported by the civetweb library in use (Debian 12 builds it "
+                          "without); use an IPv4 address such as 127.0.0.1 or 0.0.0.0",
                       EAFNOSUPPORT);
   }
 

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # SPDX-License-Identifier: Apache-2.0
 # Shared helpers for scripts that build a throw-away hub testbed out of network namespaces (the demo,
 # end-to-end tests). Source it from bash; it does not change shell options of its own.
@@ -24,9 +25,10 @@ tb_log() { printf '%s\n' "$*" >&2; }
 
 # tb_netns_add NAME: a namespace with loopback up.
 tb_netns_add() {
-  ip netns add "$1"
+  # Recorded first: a signal handled right after `ip netns add` must not leave it behind.
   TB_NETNS+=("$1")
-  ip -n "$1" link set lo up
+  ip netns add "$1"
+  ip -n "$1" link set dev lo up
 }
 
 # tb_tmpdir VAR: a fresh directory under ${TMPDIR:-/tmp}, stored in VAR.
@@ -44,14 +46,14 @@ tb_core() {
   tb_netns_add "$ns"
   ip -n "$ns" link add "$br" type bridge
   # No STP and no forwarding delay: ports forward at once.
-  ip -n "$ns" link set "$br" type bridge stp_state 0 forward_delay 0
+  ip -n "$ns" link set dev "$br" type bridge stp_state 0 forward_delay 0
   for a in "$@"; do
     case $a in
     *:*) ip -n "$ns" addr add "$a" dev "$br" nodad ;;
     *) ip -n "$ns" addr add "$a" dev "$br" ;;
     esac
   done
-  ip -n "$ns" link set "$br" up
+  ip -n "$ns" link set dev "$br" up
 }
 
 # tb_hub NS CORE_NS BRIDGE PORT ADDR/LEN...: a hub namespace joined to the core bridge. PORT names the
@@ -61,15 +63,15 @@ tb_hub() {
   shift 4
   tb_netns_add "$ns"
   ip -n "$ns" link add eth0 type veth peer name "$port" netns "$core"
-  ip -n "$core" link set "$port" master "$br"
-  ip -n "$core" link set "$port" up
+  ip -n "$core" link set dev "$port" master "$br"
+  ip -n "$core" link set dev "$port" up
   for a in "$@"; do
     case $a in
     *:*) ip -n "$ns" addr add "$a" dev eth0 nodad ;;
     *) ip -n "$ns" addr add "$a" dev eth0 ;;
     esac
   done
-  ip -n "$ns" link set eth0 up
+  ip -n "$ns" link set dev eth0 up
 }
 
 # tb_spawn NAME NS LOG CMD...: runs CMD in namespace NS in the background, output to LOG. `ip netns
@@ -128,7 +130,15 @@ tb_cleanup() {
   for ((i = ${#TB_PIDS[@]} - 1; i >= 0; i--)); do
     tb_stop "${TB_PIDS[i]}"
   done
+  # Anything still running inside our namespaces was started by us too (for instance by a tb_spawn
+  # interrupted before it could record the PID): stop it, by PID, before the namespace goes.
   for ns in "${TB_NETNS[@]}"; do
+    [[ -e /run/netns/$ns ]] || continue
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do
+      [[ $pid != "$$" ]] || continue
+      tb_log "testbed: stopping PID $pid still running in $ns"
+      tb_stop "$pid"
+    done
     ip netns del "$ns" 2>/dev/null || true
   done
   for d in "${TB_DIRS[@]}"; do

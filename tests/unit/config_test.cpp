@@ -228,7 +228,7 @@ address = "198.18.1.1"
 port = 9862
 
 [metrics]
-listen = "[::1]:9100"
+listen = "127.0.0.2:9100"
 
 [logging]
 level = "debug"
@@ -278,7 +278,7 @@ level = "debug"
   // One file, one key object, shared by everyone who names it.
   EXPECT_EQ(peer.probe.auth_key.key, reflector.source_keys[0].key.key);
 
-  EXPECT_EQ(config.metrics.listen.to_string(), "[::1]:9100");
+  EXPECT_EQ(config.metrics.listen.to_string(), "127.0.0.2:9100");
   EXPECT_EQ(config.logging.level, LogLevel::kDebug);
 }
 
@@ -477,7 +477,10 @@ TEST(ConfigErrors, OutOfRange) {
       R"(hubprobe.toml:6:9: logging.level: expected "trace", "debug", "info", "warn", "error", "critical" or "off", got "verbose")");
   EXPECT_EQ(
       parse_error(with_agent("[metrics]\nlisten = \"127.0.0.1:0\"\n")),
-      R"(hubprobe.toml:6:10: metrics.listen: expected an address and port like "127.0.0.1:9862" or "[::1]:9862", got "127.0.0.1:0")");
+      R"(hubprobe.toml:6:10: metrics.listen: expected an IPv4 address and port like "127.0.0.1:9862", got "127.0.0.1:0")");
+  EXPECT_EQ(
+      parse_error(with_agent("[metrics]\nlisten = \"[::1]:9862\"\n")),
+      R"(hubprobe.toml:6:10: metrics.listen: expected an IPv4 address and port like "127.0.0.1:9862", got "[::1]:9862")");
 }
 
 TEST(ConfigErrors, BadDuration) {

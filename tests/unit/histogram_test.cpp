@@ -220,7 +220,7 @@ TEST(Histogram, ForEachBucketVisitsInValueOrder) {
 
 // ---- Export layout -------------------------------------------------------------------------------------
 
-TEST(ExportLayout, DefaultLayoutAndSeriesCount) {
+TEST(HistogramExportLayout, DefaultLayoutAndSeriesCount) {
   const ExportLayout layout;
   const auto& b = layout.bounds_s();
   // 5 coarse (15.625, 31.25, 62.5, 125, 250 µs) + 8 doublings x 16 fine (0.5 .. 128 ms) + 6 coarse
@@ -242,7 +242,7 @@ TEST(ExportLayout, DefaultLayoutAndSeriesCount) {
   EXPECT_EQ(export_bucket_bounds(), b);
 }
 
-TEST(ExportLayout, TwentyAndTwentyOneMillisecondsFallInDifferentBuckets) {
+TEST(HistogramExportLayout, TwentyAndTwentyOneMillisecondsFallInDifferentBuckets) {
   const ExportLayout layout;
   const size_t at20 = layout.bucket_index(20'000'000);
   const size_t at21 = layout.bucket_index(21'000'000);
@@ -255,7 +255,7 @@ TEST(ExportLayout, TwentyAndTwentyOneMillisecondsFallInDifferentBuckets) {
   }
 }
 
-TEST(ExportLayout, BucketIndexMatchesLinearSearch) {
+TEST(HistogramExportLayout, BucketIndexMatchesLinearSearch) {
   for (uint32_t n : {1u, 3u, 4u, 8u, 16u, 64u}) {
     ExportBucketOptions options;
     options.buckets_per_doubling = n;
@@ -293,7 +293,7 @@ TEST(ExportLayout, BucketIndexMatchesLinearSearch) {
   }
 }
 
-TEST(ExportLayout, ExactBoundaryValuesAreInclusive) {
+TEST(HistogramExportLayout, ExactBoundaryValuesAreInclusive) {
   const ExportLayout layout;
   const auto& b = layout.bounds_s();
   // Boundaries that are whole nanoseconds: the value equal to the bound is in that bucket, one more is not.
@@ -307,7 +307,7 @@ TEST(ExportLayout, ExactBoundaryValuesAreInclusive) {
   }
 }
 
-TEST(ExportLayout, SeriesCountPerBucketsPerDoubling) {
+TEST(HistogramExportLayout, SeriesCountPerBucketsPerDoubling) {
   ExportBucketOptions options;
   options.buckets_per_doubling = 8;
   EXPECT_EQ(ExportLayout(options).series_count(), 78u);
@@ -322,7 +322,7 @@ TEST(ExportLayout, SeriesCountPerBucketsPerDoubling) {
   EXPECT_EQ(ExportLayout(options).series_count(), 112u);
 }
 
-TEST(ExportLayout, LimitsRoundOutwardsToPowersOfTwoOfAMillisecond) {
+TEST(HistogramExportLayout, LimitsRoundOutwardsToPowersOfTwoOfAMillisecond) {
   ExportBucketOptions options;
   options.buckets_per_doubling = 1;
   options.min_s = 0.0003;  // -> 0.25 ms
@@ -332,7 +332,7 @@ TEST(ExportLayout, LimitsRoundOutwardsToPowersOfTwoOfAMillisecond) {
   EXPECT_EQ(ExportLayout(options).bounds_s(), (std::vector<double>{0.00025, 0.0005, 0.001, 0.002, 0.004}));
 }
 
-TEST(ExportLayout, RejectsBadOptions) {
+TEST(HistogramExportLayout, RejectsBadOptions) {
   ExportBucketOptions options;
   options.buckets_per_doubling = 0;
   EXPECT_THROW(ExportLayout{options}, std::invalid_argument);
@@ -350,7 +350,7 @@ TEST(ExportLayout, RejectsBadOptions) {
   EXPECT_THROW(ExportLayout{options}, std::invalid_argument);
 }
 
-TEST(ExportHistogram, CumulativeCountsSumAndCount) {
+TEST(HistogramExport, CumulativeCountsSumAndCount) {
   ExportHistogram h(std::make_shared<const ExportLayout>());
   h.record_ns(20'000'000);
   h.record_ns(20'400'000);

@@ -46,7 +46,7 @@ using HttpLogSink = std::function<void(const std::string& message)>;
 class HttpServer {
  public:
   /// Listens on `listen`: "127.0.0.1:9862", "0.0.0.0:9862", "[::1]:9862" (IPv6 only when the civetweb
-  /// library was built with IPv6; Debian 12's is not, and says so in the error). Port 0, or no port,
+  /// library was built with IPv6; Debian 12's is not, and the error says so). Port 0, or no port,
   /// picks a free port: see port(). `threads` = civetweb worker threads (at least 1); each serves one
   /// connection at a time. Errors: "cannot listen on 127.0.0.1:9862: address already in use"
   /// (code EADDRINUSE), an unparsable address, an IPv6 address without IPv6 support.

@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: Apache-2.0
+// SIGHUP on a running hubprobed: a changed peer gets its new interval while an unchanged one keeps its
+// session and statistics; an added peer is probed; a broken file (TOML syntax error, unknown key) is
+// refused with file:line:column, the old configuration keeps running, and a fixed file then loads.
+//
+// Topology: the agent in mesh node a (198.18.0.1); `hubprobe reflect` in node b (198.18.0.2:862) and
+// node c (198.18.0.3:862, and :863 for the peer added by a reload).
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <cmath>
+#include <regex>
+
+#include "agent_support.h"
+
+namespace hubprobe::it::agent {
+namespace {
+
+using nlohmann::json;
+
+constexpr uint16_t kMetricsPort = 9862;
+
+class AgentReloadTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    HUBPROBE_REQUIRE_NETNS();
+    HUBPROBE_REQUIRE_HUBPROBED();
+    HUBPROBE_REQUIRE_BINARY();
+    mesh_ = std::make_unique<Mesh>(3);
+    refl_b_ = std::make_unique<Reflector>(mesh_->node(1), std::vector<std::string>{"--listen", "198.18.0.2:862"},
+                                          dir_.path(), "reflect-b");
+    refl_c_ = std::make_unique<Reflector>(mesh_->node(2), std::vector<std::string>{"--listen", "198.18.0.3:862"},
+                                          dir_.path(), "reflect-c");
+    config_path_ = dir_.path() / "hubprobe.toml";
+    write(base_file().toml());
+    agent_ = std::make_unique<AgentProcess>(mesh_->node(0), config_path_, "198.18.0.1", kMetricsPort, dir_.path(),
+                                            "hubprobed");
+  }
+
+  static AgentFile base_file() {
+    AgentFile f;
+    f.id = "gz-edge-01";
+    f.hub = "gz";
+    f.metrics_listen = "198.18.0.1:9862";
+    f.interval = "100ms";
+    f.timeout = "1s";
+    f.peers = {{"b", "sg", "198.18.0.2", {}}, {"c", "sh", "198.18.0.3", {}}};
+    return f;
+  }
+
+  void write(const std::string& text) {
+    last_text_ = text;
+    dir_.write_file(config_path_.filename().string(), text);
+  }
+
+  /// Sends SIGHUP and waits until /status counts one more reload (ok or failed).
+  json reload() {
+    const json before = agent_->status();
+    const int64_t done = before["config"]["reloads_ok"].get<int64_t>() + before["config"]["reloads_failed"].get<int64_t>();
+    agent_->process().signal(SIGHUP);
+    json now;
+    const bool seen = wait_until(
+        [&] {
+          now = agent_->status();
+          return now["config"]["reloads_ok"].get<int64_t>() + now["config"]["reloads_failed"].get<int64_t>() > done;
+        },
+        Seconds(5));
+    if (!seen) throw HarnessError("the agent did not finish a reload within 5 s\n" + now.dump(2) + "\n" + agent_->describe());
+    return now;
+  }
+
+  bool peers_up(const std::vector<std::string>& names, Seconds timeout, json* last) {
+    return wait_until(
+        [&] {
+          *last = agent_->status();
+          for (const auto& n : names) {
+            if (peer_state(*last, n) != "up") return false;
+          }
+          return true;
+        },
+        timeout, std::chrono::milliseconds(50));
+  }
+
+  /// Probes sent per second to `peer`, measured over `span`.
+  double send_rate(const std::string& peer, Seconds span) {
+    const json s0 = agent_->status();
+    const auto t0 = Clock::now();
+    sleep_for(span);
+    const json s1 = agent_->status();
+    const double dt = seconds_since(t0);
+    return static_cast<double>(peer_count(s1, peer, "sent") - peer_count(s0, peer, "sent")) / dt;
+  }
+
+  /// Both peers keep being probed and answered (counters grow by at least `min_growth` in `span`).
+  void expect_probing(const std::vector<std::string>& names, Seconds span, int64_t min_growth) {
+    const json s0 = agent_->status();
+    sleep_for(span);
+    const json s1 = agent_->status();
+    for (const auto& n : names) {
+      EXPECT_GE(peer_count(s1, n, "sent") - peer_count(s0, n, "sent"), min_growth) << n << "\n" << s1.dump(2);
+      EXPECT_GE(peer_count(s1, n, "received") - peer_count(s0, n, "received"), min_growth) << n << "\n"
+                                                                                           << s1.dump(2);
+      EXPECT_EQ(peer_state(s1, n), "up") << n << "\n" << s1.dump(2);
+    }
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Mesh> mesh_;
+  std::unique_ptr<Reflector> refl_b_, refl_c_, refl_d_;
+  std::filesystem::path config_path_;
+  std::string last_text_;
+  std::unique_ptr<AgentProcess> agent_;
+};
+
+TEST_F(AgentReloadTest, ChangedIntervalAppliesUnchangedPeerKeepsStatistics) {
+  json status;
+  ASSERT_TRUE(peers_up({"b", "c"}, Seconds(10), &status)) << status.dump(2);
+  const double rate_before = send_rate("b", Seconds(2));
+
+  AgentFile next = base_file();
+  next.peers[0].extra = {"interval = \"50ms\""};
+  write(next.toml());
+  const json c_before = peer_of(agent_->status(), "c");
+  ASSERT_GE(c_before["sent"].get<int64_t>(), 20) << c_before.dump(2);
+
+  const json after = reload();
+  EXPECT_EQ(after["config"]["reloads_ok"], 1) << after.dump(2);
+  EXPECT_EQ(after["config"]["reloads_failed"], 0) << after.dump(2);
+  EXPECT_EQ(after["config"]["last_reload_ok"], true) << after.dump(2);
+  const json c_after = peer_of(after, "c");
+  // Unchanged peer: same session, statistics kept (its counters continue from where they were).
+  EXPECT_GE(c_after["sent"].get<int64_t>(), c_before["sent"].get<int64_t>()) << "c's counters were reset\n"
+                                                                           << c_before.dump(2) << c_after.dump(2);
+  EXPECT_GE(c_after["received"].get<int64_t>(), c_before["received"].get<int64_t>()) << c_after.dump(2);
+  EXPECT_GE(c_after["rtt_ms"]["count"].get<int64_t>(), c_before["rtt_ms"]["count"].get<int64_t>())
+      << "c's window was reset\n" << c_after.dump(2);
+  EXPECT_EQ(c_after["state"], "up") << c_after.dump(2);
+  EXPECT_EQ(c_after["state_since"], c_before["state_since"]) << "c's state history was reset";
+  std::cout << "[ measured ] b sent " << peer_count(after, "b", "sent") << " right after the reload (new session)\n";
+
+  ASSERT_TRUE(peers_up({"b"}, Seconds(5), &status)) << status.dump(2);
+  const int64_t c_sent_1 = peer_count(agent_->status(), "c", "sent");
+  const double rate_after = send_rate("b", Seconds(2));
+  const int64_t c_sent_2 = peer_count(agent_->status(), "c", "sent");
+  std::cout << "[ measured ] b: " << rate_before << " probes/s at 100ms, " << rate_after << " probes/s at 50ms\n";
+  EXPECT_GT(rate_before, 7) << "interval 100 ms";
+  EXPECT_LT(rate_before, 12) << "interval 100 ms";
+  EXPECT_GT(rate_after / rate_before, 1.5) << "interval halved: the rate roughly doubles";
+  EXPECT_LT(rate_after / rate_before, 2.5) << "interval halved: the rate roughly doubles";
+  EXPECT_LT(rate_after, 22) << "interval 50 ms";
+  // c is still at 100 ms, still growing from its old count.
+  EXPECT_GE(c_sent_2 - c_sent_1, 14) << "c kept its 100 ms rhythm";
+  EXPECT_LE(c_sent_2 - c_sent_1, 26) << "c kept its 100 ms rhythm";
+
+  const auto samples = agent_->metrics();
+  EXPECT_EQ(only_value(samples, "hubprobe_config_reloads_total", {{"result", "success"}}), 1);
+  EXPECT_EQ(only_value(samples, "hubprobe_config_reloads_total", {{"result", "failure"}}), 0);
+  EXPECT_EQ(only_value(samples, "hubprobe_config_last_reload_successful"), 1);
+  EXPECT_TRUE(agent_->process().running()) << agent_->describe();
+}
+
+TEST_F(AgentReloadTest, AddedPeerIsProbed) {
+  refl_d_ = std::make_unique<Reflector>(mesh_->node(2), std::vector<std::string>{"--listen", "198.18.0.3:863"},
+                                        dir_.path(), "reflect-d", 863);
+  json status;
+  ASSERT_TRUE(peers_up({"b", "c"}, Seconds(10), &status)) << status.dump(2);
+  sleep_for(Seconds(0.5));
+  const json before = agent_->status();
+
+  AgentFile next = base_file();
+  next.peers.push_back({"d", "sh", "198.18.0.3", {"port = 863"}});
+  write(next.toml());
+  const json after = reload();
+  EXPECT_EQ(after["config"]["reloads_ok"], 1) << after.dump(2);
+  EXPECT_EQ(after["config"]["last_reload_ok"], true) << after.dump(2);
+  ASSERT_TRUE(peer_of(after, "d").is_object()) << "the new peer is not in /status\n" << after.dump(2);
+
+  // d answers; it shares c's address, so replies must go to the right session.
+  ASSERT_TRUE(peers_up({"b", "c", "d"}, Seconds(3), &status)) << status.dump(2);
+  sleep_for(Seconds(1));
+  const json later = agent_->status();
+  EXPECT_GE(peer_count(later, "d", "received"), 5) << later.dump(2);
+  EXPECT_EQ(peer_count(later, "d", "lost"), 0) << later.dump(2);
+  EXPECT_EQ(peer_of(later, "d")["address"], "198.18.0.3:863") << later.dump(2);
+  // b and c untouched.
+  for (const char* n : {"b", "c"}) {
+    EXPECT_GE(peer_count(later, n, "sent"), peer_count(before, n, "sent") + 5) << n << "\n" << later.dump(2);
+    EXPECT_EQ(peer_of(later, n)["state_since"], peer_of(before, n)["state_since"]) << n;
+  }
+  const auto samples = agent_->metrics();
+  EXPECT_EQ(only_value(samples, "hubprobe_peers"), 3);
+  EXPECT_EQ(only_value(samples, "hubprobe_peer_up", {{"peer", "d"}, {"peer_hub", "sh"}}), 1);
+  EXPECT_EQ(only_value(samples, "hubprobe_config_reloads_total", {{"result", "success"}}), 1);
+}
+
+TEST_F(AgentReloadTest, BrokenFileIsRefusedAndOldConfigKeepsRunning) {
+  json status;
+  ASSERT_TRUE(peers_up({"b", "c"}, Seconds(10), &status)) << status.dump(2);
+  const std::string path = config_path_.string();
+
+  // 1. A TOML syntax error (a value missing) in a file that would also add a peer.
+  AgentFile with_d = base_file();
+  with_d.peers.push_back({"d", "sh", "198.18.0.3", {"port = 863"}});
+  std::string broken = with_d.toml();
+  const std::string bad_line = "interval = ";
+  broken.replace(broken.find("interval = \"100ms\""), std::string("interval = \"100ms\"").size(), bad_line);
+  write(broken);
+  const int syntax_line = line_of(broken, bad_line);
+  ASSERT_GT(syntax_line, 0);
+
+  json after = reload();
+  EXPECT_EQ(after["config"]["reloads_failed"], 1) << after.dump(2);
+  EXPECT_EQ(after["config"]["reloads_ok"], 0) << after.dump(2);
+  EXPECT_EQ(after["config"]["last_reload_ok"], false) << after.dump(2);
+  std::string error = after["config"]["last_reload_error"].get<std::string>();
+  std::smatch m;
+  EXPECT_TRUE(std::regex_search(error, m, std::regex("^" + std::regex_replace(path, std::regex(R"([.^$|()\[\]{}*+?\\])"), R"(\$&)") +
+                                                       R"(:([0-9]+):([0-9]+): )")))
+      << "error should start with FILE:LINE:COLUMN: " << error;
+  if (!m.empty()) {
+    EXPECT_EQ(std::stoi(m[1]), syntax_line) << error;
+  }
+  EXPECT_EQ(error.find('\n'), std::string::npos) << "one line: " << error;
+  EXPECT_EQ(peer_of(after, "d"), nullptr) << "a refused file must not add its peer\n" << after.dump(2);
+  auto samples = agent_->metrics();
+  EXPECT_EQ(only_value(samples, "hubprobe_config_reloads_total", {{"result", "failure"}}), 1);
+  EXPECT_EQ(only_value(samples, "hubprobe_config_reloads_total", {{"result", "success"}}), 0);
+  EXPECT_EQ(only_value(samples, "hubprobe_config_last_reload_successful"), 0);
+  EXPECT_EQ(only_value(samples, "hubprobe_peers"), 2);
+  ASSERT_TRUE(agent_->process().running()) << agent_->describe();
+  expect_probing({"b", "c"}, Seconds(1), 6);
+
+  // 2. An unknown key (a typo) in a file that would also change b's interval.
+  AgentFile typo = base_file();
+  typo.peers[0].extra = {"interval = \"50ms\"", "intervall = \"50ms\""};
+  const std::string typo_text = typo.toml();
+  write(typo_text);
+  const int typo_line = line_of(typo_text, "intervall");
+  after = reload();
+  EXPECT_EQ(after["config"]["reloads_failed"], 2) << after.dump(2);
+  EXPECT_EQ(after["config"]["last_reload_ok"], false) << after.dump(2);
+  error = after["config"]["last_reload_error"].get<std::string>();
+  EXPECT_EQ(error.rfind(path + ":" + std::to_string(typo_line) + ":1: peer[0].intervall: unknown key", 0), 0u)
+      << "expected " << path << ":" << typo_line << ":1: peer[0].intervall: unknown key ..., got: " << error;
+  EXPECT_EQ(error.find('\n'), std::string::npos) << "one line: " << error;
+  samples = agent_->metrics();
+  EXPECT_EQ(only_value(samples, "hubprobe_config_reloads_total", {{"result", "failure"}}), 2);
+  EXPECT_EQ(only_value(samples, "hubprobe_config_last_reload_successful"), 0);
+  ASSERT_TRUE(agent_->process().running()) << agent_->describe();
+  // b still at the old 100 ms.
+  const double rate_b = send_rate("b", Seconds(1.5));
+  EXPECT_LT(rate_b, 13) << "a refused file changed b's interval";
+  EXPECT_GT(rate_b, 7) << "b is not probed at 100 ms any more";
+  expect_probing({"b", "c"}, Seconds(0.5), 3);
+
+  // 3. The file fixed: the next SIGHUP applies it.
+  AgentFile fixed = base_file();
+  fixed.peers[0].extra = {"interval = \"50ms\""};
+  write(fixed.toml());
+  after = reload();
+  EXPECT_EQ(after["config"]["reloads_ok"], 1) << after.dump(2);
+  EXPECT_EQ(after["config"]["reloads_failed"], 2) << after.dump(2);
+  EXPECT_EQ(after["config"]["last_reload_ok"], true) << after.dump(2);
+  EXPECT_EQ(after["config"]["last_reload_error"], "") << after.dump(2);
+  samples = agent_->metrics();
+  EXPECT_EQ(only_value(samples, "hubprobe_config_reloads_total", {{"result", "success"}}), 1);
+  EXPECT_EQ(only_value(samples, "hubprobe_config_reloads_total", {{"result", "failure"}}), 2);
+  EXPECT_EQ(only_value(samples, "hubprobe_config_last_reload_successful"), 1);
+  ASSERT_TRUE(peers_up({"b", "c"}, Seconds(3), &status)) << status.dump(2);
+  const double rate_fixed = send_rate("b", Seconds(1.5));
+  EXPECT_GT(rate_fixed, 15) << "the fixed file's 50 ms interval was not applied";
+}
+
+}  // namespace
+}  // namespace hubprobe::it::agent
