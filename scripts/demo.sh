@@ -8,7 +8,7 @@
 #     hub's address (198.18.x.1:9862),
 #   - runs a real Prometheus in the core namespace that scrapes the three agents every second,
 #   - prints the hub-to-hub RTT matrix read back from Prometheus' HTTP API for DEMO_SECONDS,
-#   - shows `hubprobe ping` against one hub's reflector and one agent's /status,
+#   - shows `hubprobe ping` against one hub's reflector and `hubprobe status` of one agent,
 #   - tears everything down (also on Ctrl-C or failure) and checks that nothing is left behind.
 # Run as root. Addresses come only from 198.18.0.0/15 and 2001:db8::/32, inside the namespaces.
 #
@@ -325,18 +325,13 @@ echo
 echo "hub sh -> gz over IPv6: hubprobe ping -q -c 100 -i 0.01 [${hub_v6[gz]}]"
 ip netns exec "$prefix-sh" "$cli" ping -q -c 100 -i 0.01 "[${hub_v6[gz]}]"
 
-failed_step="reading /status of the gz agent"
+failed_step="hubprobe status of the gz agent"
 echo
-echo "/status of the gz agent (http://${hub_v4[gz]}:$metrics_port/status), summarised:"
-tb_http_get "$core" "http://${hub_v4[gz]}:$metrics_port/status" | jq -r '
-  def us: if . == null then "-" else (. * 1000 * 10 | round / 10 | tostring) end;
-  "  agent \(.agent.id) hub \(.agent.hub), backend \(.agent.backend), healthy \(.agent.healthy),"
-  + " up \(.agent.uptime_s | floor) s, clock synchronised \(.clock.synchronized)",
-  "  reflector: \(.reflector.listen | join(" ")), \(if .reflector.stateful then "stateful" else "stateless" end),"
-  + " \(.reflector.reflected) reflected, \(.reflector.dropped) dropped",
-  (.peers[] | "  peer \(.name) (hub \(.hub), \(.address), path \(.path)): \(.state),"
-    + " sent \(.sent) received \(.received) lost \(.lost),"
-    + " RTT p50 \(.rtt_ms.p50 | us) us p99 \(.rtt_ms.p99 | us) us, jitter \(.jitter_ms | us) us")'
+echo "hubprobe status -a ${hub_v4[gz]}:$metrics_port   (the gz agent's /status, from the core namespace)"
+ip netns exec "$core" "$cli" status -a "${hub_v4[gz]}:$metrics_port"
+tb_http_get "$core" "http://${hub_v4[gz]}:$metrics_port/status" | jq -r '.reflector |
+  "reflector: \(.listen | join(" ")), \(if .stateful then "stateful" else "stateless" end),"
+  + " \(.received) received, \(.reflected) reflected, \(.dropped) dropped"'
 
 # --- verdict ----------------------------------------------------------------------------------------
 failed_step=

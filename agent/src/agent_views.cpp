@@ -3,6 +3,7 @@
 // is copied per packet) and the /status document. docs/metrics.md lists every metric.
 #include <prometheus/metric_family.h>
 #include <prometheus/text_serializer.h>
+#include <limits>
 
 #include "hubprobe/agent.h"
 #include "hubprobe_version.h"
@@ -57,16 +58,31 @@ void window_summary(Families& f, const std::string& name, const std::string& hel
   metric.label = labels;
   metric.summary.sample_count = d.count;
   metric.summary.sample_sum = d.mean_s * static_cast<double>(d.count);
-  metric.summary.quantile = {{0, d.min_s},    {0.5, d.p50_s},    {0.9, d.p90_s},
-                             {0.99, d.p99_s}, {0.999, d.p999_s}, {1, d.max_s}};
+  // An empty window has no quantiles: NaN, as Prometheus summaries say it, never a perfect 0 s.
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const bool empty = d.count == 0;
+  metric.summary.quantile = {{0, empty ? nan : d.min_s},      {0.5, empty ? nan : d.p50_s},
+                             {0.9, empty ? nan : d.p90_s},    {0.99, empty ? nan : d.p99_s},
+                             {0.999, empty ? nan : d.p999_s}, {1, empty ? nan : d.max_s}};
   f.family(name, help, MetricType::Summary).metric.push_back(std::move(metric));
 }
 
 double seconds(WallNs ns) { return static_cast<double>(ns) / 1e9; }
 
 nlohmann::json delay_json(const DelayStats& d) {
+  if (d.count == 0) {
+    // No reply in the window: no delay to show (null), rather than a misleading 0.
+    return {{"count", 0},     {"min", nullptr}, {"mean", nullptr}, {"p50", nullptr},
+            {"p90", nullptr}, {"p99", nullptr}, {"p999", nullptr}, {"max", nullptr}};
+  }
   return {{"count", d.count},     {"min", d.min_s * 1e3}, {"mean", d.mean_s * 1e3}, {"p50", d.p50_s * 1e3},
           {"p90", d.p90_s * 1e3}, {"p99", d.p99_s * 1e3}, {"p999", d.p999_s * 1e3}, {"max", d.max_s * 1e3}};
+}
+, {"min", d.min_s * 1e3}, {"mean", d.mean_s * 1e3}, {"p50", d.p50_s * 1e3}, {"p90", d.p90_s * 1e3},
+    {"p99", d.p99_s * 1e3}, {"p999", d.p999_s * 1e3}, {
+  "max", d.max_s * 1e3
+}
+};
 }
 
 }  // namespace
@@ -78,7 +94,7 @@ std::vector<MetricFamily> Agent::collect() const {
   const Labels agent_labels = {{"hub", config_.agent.hub}};
 
   f.gauge("hubprobe_build_info", "Version and dataplane of this agent; always 1.",
-          {{"version", HUBPROBE_VERSION}, {"backend", config_.dataplane.backend}}, 1);
+          {{"hub", config_.agent.hub}, {"version", HUBPROBE_VERSION}, {"backend", config_.dataplane.backend}}, 1);
   f.gauge("hubprobe_start_time_seconds", "When the agent started (Unix time).", agent_labels, seconds(started_at_));
   f.gauge("hubprobe_clock_synchronized", "1 when the kernel says the clock is synchronised (adjtimex).", agent_labels,
           clock_.synchronized ? 1 : 0);

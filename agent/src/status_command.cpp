@@ -28,7 +28,7 @@ std::string format_status(const nlohmann::json& status) {
                      agent.value("hub", "?"), agent.value("version", "?"), agent.value("backend", "?"),
                      agent.value("uptime_s", 0.0), agent.value("healthy", false) ? "healthy" : "NOT HEALTHY");
   const auto& clock = status.at("clock");
-  out += fmt::format("clock {}, error bound {:.6f} s\n",
+  out += fmt::format("clock {}, error bound {:g} s\n",
                      clock.value("synchronized", false) ? "synchronised" : "not synchronised (no one-way delays)",
                      clock.value("error_bound_s", 0.0));
   const auto& config = status.at("config");

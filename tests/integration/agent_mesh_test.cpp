@@ -172,8 +172,11 @@ TEST_F(AgentMeshTest, ThreeAgentsScrapedByPrometheus) {
   const std::string q_up = "up{job=\"hubprobe\"}";
   const std::string q_peer_up = "hubprobe_peer_up";
   const std::string q_p50 = "hubprobe_rtt_window_seconds{quantile=\"0.5\"}";
-  const std::string q_rate = "rate(hubprobe_probes_sent_total[5s])";
-  QueryResult up, peer_up, p50, rate;
+  // deriv (a least-squares slope over the samples) rather than rate: rate extrapolates to the whole
+  // range and reads low while the series is younger than the range.
+  const std::string q_rate = "deriv(hubprobe_probes_sent_total[5s])";
+  const std::string q_samples = "count_over_time(hubprobe_probes_sent_total[5s])";
+  QueryResult up, peer_up, p50, rate, samples;
   const auto scrape_start = Clock::now();
   const bool settled = wait_until(
       [&] {
@@ -181,7 +184,12 @@ TEST_F(AgentMeshTest, ThreeAgentsScrapedByPrometheus) {
         peer_up = prometheus_query(mesh_->core(), q_peer_up);
         p50 = prometheus_query(mesh_->core(), q_p50);
         rate = prometheus_query(mesh_->core(), q_rate);
-        if (!up.ok || !peer_up.ok || !p50.ok || !rate.ok) return false;
+        samples = prometheus_query(mesh_->core(), q_samples);
+        if (!up.ok || !peer_up.ok || !p50.ok || !rate.ok || !samples.ok) return false;
+        if (samples.result.size() != 6) return false;
+        for (const auto& s : samples.result) {
+          if (sample_value(s) < 3) return false;  // three scrapes of each series for the slope
+        }
         if (up.result.size() != 3 || peer_up.result.size() != 6 || p50.result.size() != 6 || rate.result.size() != 6) {
           return false;
         }
@@ -199,7 +207,7 @@ TEST_F(AgentMeshTest, ThreeAgentsScrapedByPrometheus) {
       Seconds(30), std::chrono::milliseconds(250));
   const std::string dump = "\nup: " + up.raw + "\nhubprobe_peer_up: " + peer_up.raw + "\np50: " + p50.raw +
                            "\nrate: " + rate.raw + "\n" + prometheus.describe();
-  ASSERT_TRUE(settled) << "Prometheus did not show 3 targets up and 6 peers up within 30 s" << dump;
+  ASSERT_TRUE(settled) << "Prometheus did not show 3 targets and 6 peers up (3 scrapes each) within 30 s" << dump;
   std::cout << "[ measured ] Prometheus saw all six peers up " << seconds_since(scrape_start)
             << " s after it was ready\n";
 
