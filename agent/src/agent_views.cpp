@@ -78,12 +78,6 @@ nlohmann::json delay_json(const DelayStats& d) {
   return {{"count", d.count},     {"min", d.min_s * 1e3}, {"mean", d.mean_s * 1e3}, {"p50", d.p50_s * 1e3},
           {"p90", d.p90_s * 1e3}, {"p99", d.p99_s * 1e3}, {"p999", d.p999_s * 1e3}, {"max", d.max_s * 1e3}};
 }
-, {"min", d.min_s * 1e3}, {"mean", d.mean_s * 1e3}, {"p50", d.p50_s * 1e3}, {"p90", d.p90_s * 1e3},
-    {"p99", d.p99_s * 1e3}, {"p999", d.p999_s * 1e3}, {
-  "max", d.max_s * 1e3
-}
-};
-}
 
 }  // namespace
 

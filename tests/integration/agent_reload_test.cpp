@@ -159,6 +159,36 @@ TEST_F(AgentReloadTest, ChangedIntervalAppliesUnchangedPeerKeepsStatistics) {
   EXPECT_TRUE(agent_->process().running()) << agent_->describe();
 }
 
+// docs/configuration.md, Reload: "only `window` or `down_after`: applied to the running session;
+// statistics kept". The cumulative counters and the RTT histogram are Prometheus counters: a reload
+// must not reset them.
+TEST_F(AgentReloadTest, WindowOrDownAfterChangeKeepsStatistics) {
+  json status;
+  ASSERT_TRUE(peers_up({"b", "c"}, Seconds(10), &status)) << status.dump(2);
+  sleep_for(Seconds(1));
+  AgentFile next = base_file();
+  next.peers[0].extra = {"down_after = 5"};
+  next.peers[1].extra = {"window = \"30s\""};
+  write(next.toml());
+  const json before = agent_->status();
+  const auto samples_before = agent_->metrics();
+  const json after = reload();
+  EXPECT_EQ(after["config"]["reloads_ok"], 1) << after.dump(2);
+  EXPECT_EQ(peer_of(after, "c")["window_s"], 30.0) << "the new window is applied\n" << after.dump(2);
+  const auto samples_after = agent_->metrics();
+  for (const char* n : {"b", "c"}) {
+    const json p0 = peer_of(before, n), p1 = peer_of(after, n);
+    EXPECT_GE(p1["sent"].get<int64_t>(), p0["sent"].get<int64_t>()) << n << ": counters reset by the reload\n"
+                                                                    << p0.dump(2) << "\n" << p1.dump(2);
+    EXPECT_GE(p1["received"].get<int64_t>(), p0["received"].get<int64_t>()) << n << ": counters reset\n" << p1.dump(2);
+    EXPECT_EQ(p1["state"], "up") << n << "\n" << p1.dump(2);
+    EXPECT_EQ(p1["state_since"], p0["state_since"]) << n << ": state history reset\n" << p1.dump(2);
+    const double h0 = only_value(samples_before, "hubprobe_rtt_seconds_count", {{"peer", n}});
+    const double h1 = only_value(samples_after, "hubprobe_rtt_seconds_count", {{"peer", n}});
+    EXPECT_GE(h1, h0) << n << ": the cumulative RTT histogram (a Prometheus counter) was reset";
+  }
+}
+
 TEST_F(AgentReloadTest, AddedPeerIsProbed) {
   refl_d_ = std::make_unique<Reflector>(mesh_->node(2), std::vector<std::string>{"--listen", "198.18.0.3:863"},
                                         dir_.path(), "reflect-d", 863);
