@@ -47,26 +47,11 @@ constexpr int kUsageError = 2;
   std::exit(kUsageError);
 }
 
-// DSCP as a number (0..63) or a PHB name (ef, cs0..cs7, af11..af43, le, va).
+// DSCP as a number (0..63) or a PHB name, parsed as the configuration file does.
 int parse_dscp(const std::string& text) {
-  static const std::map<std::string, int> names = {
-      {"be", 0},    {"cs0", 0},   {"cs1", 8},   {"cs2", 16},  {"cs3", 24},  {"cs4", 32},  {"cs5", 40},  {"cs6", 48},
-      {"cs7", 56},  {"af11", 10}, {"af12", 12}, {"af13", 14}, {"af21", 18}, {"af22", 20}, {"af23", 22}, {"af31", 26},
-      {"af32", 28}, {"af33", 30}, {"af41", 34}, {"af42", 36}, {"af43", 38}, {"ef", 46},   {"va", 44},   {"le", 1}};
-  std::string lower;
-  for (char ch : text) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  if (auto it = names.find(lower); it != names.end()) return it->second;
-  int value = -1;
-  try {
-    size_t used = 0;
-    value = std::stoi(text, &used, 0);
-    if (used != text.size()) value = -1;
-  } catch (const std::exception&) {
-    value = -1;
-  }
-  if (value < 0 || value > 63)
-    usage_error("-Q: DSCP must be 0..63 or a PHB name such as ef or af41, got \"" + text + "\"");
-  return value;
+  auto dscp = hubprobe::parse_dscp(text);
+  if (!dscp) usage_error("-Q: " + dscp.error().message);
+  return *dscp;
 }
 
 std::shared_ptr<const hubprobe::stamp::HmacKey> load_key(const std::string& path) {

@@ -39,9 +39,9 @@ class AgentLifecycleTest : public ::testing::Test {
   }
 
   void start_reflector() {
-    refl_ = std::make_unique<Reflector>(bed_->reflector(),
-                                        std::vector<std::string>{"--listen", std::string(Testbed::kReflectorV4) + ":862"},
-                                        dir_.path(), "reflect");
+    refl_ = std::make_unique<Reflector>(
+        bed_->reflector(), std::vector<std::string>{"--listen", std::string(Testbed::kReflectorV4) + ":862"},
+        dir_.path(), "reflect");
   }
 
   /// `hubprobed args...` in the sender namespace, to completion.
@@ -64,7 +64,8 @@ int64_t monotonic_usec_now() {
 
 std::string describe_all(const std::vector<NotifySocket::Message>& messages) {
   std::string out;
-  for (const auto& m : messages) out += "  [" + std::to_string(m.at) + " s, pid " + std::to_string(m.pid) + "] " + m.text + "\n";
+  for (const auto& m : messages)
+    out += "  [" + std::to_string(m.at) + " s, pid " + std::to_string(m.pid) + "] " + m.text + "\n";
   return out;
 }
 
@@ -182,7 +183,8 @@ TEST_F(AgentLifecycleTest, ReflectorPortInUse) {
   ASSERT_FALSE(r.timed_out) << "a second agent on the same port must not start\n" << r.describe();
   EXPECT_TRUE(r.exit.exited()) << r.describe();
   EXPECT_NE(r.exit.exit_code(), 0) << r.describe();
-  EXPECT_NE(r.exit.exit_code(), 78) << "a port in use is not a configuration error (78 stops restarts)\n" << r.describe();
+  EXPECT_NE(r.exit.exit_code(), 78) << "a port in use is not a configuration error (78 stops restarts)\n"
+                                    << r.describe();
   EXPECT_NE(r.err.find("0.0.0.0:862"), std::string::npos) << "the message names the address\n" << r.describe();
   EXPECT_NE(r.err.find("in use"), std::string::npos) << r.describe();
   EXPECT_EQ(count_lines(r.err), 1u) << "one line\n" << r.describe();

@@ -119,8 +119,8 @@ QueryResult prometheus_query(const Namespace& core, const std::string& promql) {
   q.raw = r.ok ? r.body : r.error;
   if (!r.ok || r.status != 200) return q;
   json j = json::parse(r.body, nullptr, false);
-  if (j.is_discarded() || j.value("status", "") != "success" || !j.contains("data") ||
-      !j["data"].contains("result") || !j["data"]["result"].is_array()) {
+  if (j.is_discarded() || j.value("status", "") != "success" || !j.contains("data") || !j["data"].contains("result") ||
+      !j["data"]["result"].is_array()) {
     return q;
   }
   q.ok = true;
@@ -145,10 +145,10 @@ TEST_F(AgentMeshTest, ThreeAgentsScrapedByPrometheus) {
   for (size_t i = 0; i < 3; ++i) yml << "          - \"" << Mesh::address(i) << ":" << kMetricsPort << "\"\n";
   const auto prom_config = dir_.write_file("prometheus.yml", yml.str());
   std::filesystem::create_directory(dir_.path() / "tsdb");
-  Process prometheus({"prometheus", "--config.file=" + prom_config.string(),
-                      "--storage.tsdb.path=" + (dir_.path() / "tsdb").string(),
-                      "--web.listen-address=127.0.0.1:" + std::to_string(kPrometheusPort)},
-                     mesh_->core().name(), dir_.path(), "prometheus");
+  Process prometheus(
+      {"prometheus", "--config.file=" + prom_config.string(), "--storage.tsdb.path=" + (dir_.path() / "tsdb").string(),
+       "--web.listen-address=127.0.0.1:" + std::to_string(kPrometheusPort)},
+      mesh_->core().name(), dir_.path(), "prometheus");
   const bool ready = wait_until(
       [&] {
         if (!prometheus.running()) return true;
@@ -213,8 +213,8 @@ TEST_F(AgentMeshTest, ThreeAgentsScrapedByPrometheus) {
 
   std::set<std::string> instances;
   for (const auto& s : up.result) instances.insert(s["metric"].value("instance", ""));
-  EXPECT_EQ(instances, (std::set<std::string>{Mesh::address(0) + ":9862", Mesh::address(1) + ":9862",
-                                              Mesh::address(2) + ":9862"}))
+  EXPECT_EQ(instances,
+            (std::set<std::string>{Mesh::address(0) + ":9862", Mesh::address(1) + ":9862", Mesh::address(2) + ":9862"}))
       << dump;
 
   // Each (hub, peer) pair exactly once, with consistent labels.

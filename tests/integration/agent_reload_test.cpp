@@ -56,7 +56,8 @@ class AgentReloadTest : public ::testing::Test {
   /// Sends SIGHUP and waits until /status counts one more reload (ok or failed).
   json reload() {
     const json before = agent_->status();
-    const int64_t done = before["config"]["reloads_ok"].get<int64_t>() + before["config"]["reloads_failed"].get<int64_t>();
+    const int64_t done =
+        before["config"]["reloads_ok"].get<int64_t>() + before["config"]["reloads_failed"].get<int64_t>();
     agent_->process().signal(SIGHUP);
     json now;
     const bool seen = wait_until(
@@ -65,7 +66,8 @@ class AgentReloadTest : public ::testing::Test {
           return now["config"]["reloads_ok"].get<int64_t>() + now["config"]["reloads_failed"].get<int64_t>() > done;
         },
         Seconds(5));
-    if (!seen) throw HarnessError("the agent did not finish a reload within 5 s\n" + now.dump(2) + "\n" + agent_->describe());
+    if (!seen)
+      throw HarnessError("the agent did not finish a reload within 5 s\n" + now.dump(2) + "\n" + agent_->describe());
     return now;
   }
 
@@ -98,8 +100,7 @@ class AgentReloadTest : public ::testing::Test {
     const json s1 = agent_->status();
     for (const auto& n : names) {
       EXPECT_GE(peer_count(s1, n, "sent") - peer_count(s0, n, "sent"), min_growth) << n << "\n" << s1.dump(2);
-      EXPECT_GE(peer_count(s1, n, "received") - peer_count(s0, n, "received"), min_growth) << n << "\n"
-                                                                                           << s1.dump(2);
+      EXPECT_GE(peer_count(s1, n, "received") - peer_count(s0, n, "received"), min_growth) << n << "\n" << s1.dump(2);
       EXPECT_EQ(peer_state(s1, n), "up") << n << "\n" << s1.dump(2);
     }
   }
@@ -130,10 +131,11 @@ TEST_F(AgentReloadTest, ChangedIntervalAppliesUnchangedPeerKeepsStatistics) {
   const json c_after = peer_of(after, "c");
   // Unchanged peer: same session, statistics kept (its counters continue from where they were).
   EXPECT_GE(c_after["sent"].get<int64_t>(), c_before["sent"].get<int64_t>()) << "c's counters were reset\n"
-                                                                           << c_before.dump(2) << c_after.dump(2);
+                                                                             << c_before.dump(2) << c_after.dump(2);
   EXPECT_GE(c_after["received"].get<int64_t>(), c_before["received"].get<int64_t>()) << c_after.dump(2);
   EXPECT_GE(c_after["rtt_ms"]["count"].get<int64_t>(), c_before["rtt_ms"]["count"].get<int64_t>())
-      << "c's window was reset\n" << c_after.dump(2);
+      << "c's window was reset\n"
+      << c_after.dump(2);
   EXPECT_EQ(c_after["state"], "up") << c_after.dump(2);
   EXPECT_EQ(c_after["state_since"], c_before["state_since"]) << "c's state history was reset";
   std::cout << "[ measured ] b sent " << peer_count(after, "b", "sent") << " right after the reload (new session)\n";
@@ -179,7 +181,8 @@ TEST_F(AgentReloadTest, WindowOrDownAfterChangeKeepsStatistics) {
   for (const char* n : {"b", "c"}) {
     const json p0 = peer_of(before, n), p1 = peer_of(after, n);
     EXPECT_GE(p1["sent"].get<int64_t>(), p0["sent"].get<int64_t>()) << n << ": counters reset by the reload\n"
-                                                                    << p0.dump(2) << "\n" << p1.dump(2);
+                                                                    << p0.dump(2) << "\n"
+                                                                    << p1.dump(2);
     EXPECT_GE(p1["received"].get<int64_t>(), p0["received"].get<int64_t>()) << n << ": counters reset\n" << p1.dump(2);
     EXPECT_EQ(p1["state"], "up") << n << "\n" << p1.dump(2);
     EXPECT_EQ(p1["state_since"], p0["state_since"]) << n << ": state history reset\n" << p1.dump(2);
@@ -244,8 +247,10 @@ TEST_F(AgentReloadTest, BrokenFileIsRefusedAndOldConfigKeepsRunning) {
   EXPECT_EQ(after["config"]["last_reload_ok"], false) << after.dump(2);
   std::string error = after["config"]["last_reload_error"].get<std::string>();
   std::smatch m;
-  EXPECT_TRUE(std::regex_search(error, m, std::regex("^" + std::regex_replace(path, std::regex(R"([.^$|()\[\]{}*+?\\])"), R"(\$&)") +
-                                                       R"(:([0-9]+):([0-9]+): )")))
+  EXPECT_TRUE(
+      std::regex_search(error, m,
+                        std::regex("^" + std::regex_replace(path, std::regex(R"([.^$|()\[\]{}*+?\\])"), R"(\$&)") +
+                                   R"(:([0-9]+):([0-9]+): )")))
       << "error should start with FILE:LINE:COLUMN: " << error;
   if (!m.empty()) {
     EXPECT_EQ(std::stoi(m[1]), syntax_line) << error;

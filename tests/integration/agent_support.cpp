@@ -136,8 +136,8 @@ HttpResult http_get(const Namespace& ns, const std::string& host, uint16_t port,
       return result;
     }
   }
-  const std::string request = "GET " + target + " HTTP/1.0\r\nHost: " + host + ":" + std::to_string(port) +
-                              "\r\nConnection: close\r\n\r\n";
+  const std::string request =
+      "GET " + target + " HTTP/1.0\r\nHost: " + host + ":" + std::to_string(port) + "\r\nConnection: close\r\n\r\n";
   size_t off = 0;
   while (off < request.size()) {
     ssize_t n = send(s.fd, request.data() + off, request.size() - off, MSG_NOSIGNAL);
@@ -464,8 +464,8 @@ std::optional<NotifySocket::Message> NotifySocket::receive(Seconds timeout) {
   }
 }
 
-std::optional<NotifySocket::Message> NotifySocket::receive_with(const std::vector<std::string>& names,
-                                                                Seconds timeout, std::vector<Message>* skipped) {
+std::optional<NotifySocket::Message> NotifySocket::receive_with(const std::vector<std::string>& names, Seconds timeout,
+                                                                std::vector<Message>* skipped) {
   const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(timeout);
   for (;;) {
     auto left = Seconds(deadline - Clock::now());

@@ -39,16 +39,15 @@ std::string hubprobed_binary();
 std::optional<std::string> hubprobed_missing_reason();
 
 /// A missing hubprobed is a failure (it is a build dependency of the tests), never a skip.
-#define HUBPROBE_REQUIRE_HUBPROBED()                                                \
-  do {                                                                              \
+#define HUBPROBE_REQUIRE_HUBPROBED()                                                  \
+  do {                                                                                \
     if (const auto hp_missing_ = ::hubprobe::it::agent::hubprobed_missing_reason()) { \
-      FAIL() << *hp_missing_;                                                       \
-    }                                                                               \
+      FAIL() << *hp_missing_;                                                         \
+    }                                                                                 \
   } while (0)
 
 /// Polls `condition` every `step` until it holds (true) or `timeout` has passed (false).
-bool wait_until(const std::function<bool()>& condition, Seconds timeout,
-                Seconds step = std::chrono::milliseconds(20));
+bool wait_until(const std::function<bool()>& condition, Seconds timeout, Seconds step = std::chrono::milliseconds(20));
 
 using Clock = std::chrono::steady_clock;
 inline double seconds_since(Clock::time_point start) { return Seconds(Clock::now() - start).count(); }
