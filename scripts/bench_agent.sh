@@ -160,7 +160,7 @@ cleanup() {
   for pid in "${started[@]}"; do stop_pid "$pid"; done
   for ns in "${namespaces[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
   if [[ -n $raw_dir && -d $work ]]; then
-    mkdir -p "$raw_dir" && cp -r "$work"/. "$raw_dir"/ && note "raw outputs kept in $raw_dir"
+    mkdir -p "$raw_dir" && cp -r "$work"/. "$raw_dir"/ && rm -rf "$raw_dir/bin" && note "raw outputs kept in $raw_dir"
   fi
   rm -rf "$work"
   exit "$rc"
@@ -169,6 +169,19 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
+
+# Run private copies: a rebuild of the tree during the run (the binaries are replaced in place by the
+# build) must not give the rounds different programs.
+agent_src=$agent_bin
+agent_built=$(date -u -r "$agent_src" '+%Y-%m-%d %H:%M UTC')
+agent_tree=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo 'an unknown commit')
+[[ -z $(git -C "$top" status --porcelain --untracked-files=no 2>/dev/null) ]] ||
+  agent_tree+=" with uncommitted changes in the tree"
+mkdir -p "$work/bin"
+cp "$bin" "$work/bin/hubprobe"
+cp "$agent_bin" "$work/bin/hubprobed"
+bin=$work/bin/hubprobe
+agent_bin=$work/bin/hubprobed
 
 read -r load_before < <(awk '{ print $1 "/" $2 "/" $3 }' /proc/loadavg)
 ip netns add "$ns_s" && namespaces+=("$ns_s")
@@ -479,9 +492,7 @@ report=$work/report.md
   echo "- Host: Linux $(uname -r), $(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) vCPU," \
     "clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2>/dev/null || echo unknown)."
   echo "- Load average (1/5/15 min) before $load_before, after $load_after. Nothing pinned."
-  echo "- hubprobed built $(date -u -r "$agent_bin" '+%Y-%m-%d %H:%M UTC') from $(git -C "$top" rev-parse --short HEAD 2>/dev/null ||
-    echo 'an unknown commit')$([[ -n $(git -C "$top" status --porcelain --untracked-files=no 2>/dev/null) ]] &&
-    echo ' with uncommitted changes in the tree')."
+  echo "- hubprobed and hubprobe: copies of ${agent_src#"$top"/} (built $agent_built) and its sibling, taken at the start; tree at $agent_tree."
   echo "- $peers targets ${targets[0]} .. ${targets[peers - 1]} in their own namespace behind a veth pair," \
     "each probed every $interval_ms ms by each tool in turn ($((peers * 1000 / interval_ms)) probes/s in all)." \
     "$rounds round(s); per tool and round a ${warmup} s warm-up, then a ${duration} s window with no scrape in it," \
@@ -534,7 +545,8 @@ report=$work/report.md
       "low): ${fping_targets[fping]} targets, replies per target per second ${rate_min[fping]} .. ${rate_max[fping]}."
   fi
   if has_tool fping || has_tool smokeping; then
-    echo "fping and smokeping_prober are answered by the targets' kernel (ICMP echo in softirq), which no process is charged for."
+    echo "fping and smokeping_prober are answered by the targets' kernel (ICMP echo in softirq), which on a veth pair" \
+      "runs inside their own \`sendto\` and is charged to them (see Caveats)."
     echo
   fi
   echo "### Targets"

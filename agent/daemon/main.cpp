@@ -29,12 +29,9 @@ using hubprobe::AgentConfig;
 // Exit statuses besides kExitConfigError (78): 1 = could not start (port in use, unknown interface).
 constexpr int kExitStartFailure = 1;
 
-std::unique_ptr<hubprobe::HttpServer> start_http(const AgentConfig& config, Agent& agent) {
+hubprobe::Result<std::unique_ptr<hubprobe::HttpServer>> start_http(const AgentConfig& config, Agent& agent) {
   auto server = hubprobe::HttpServer::start(config.metrics.listen, 4);
-  if (!server) {
-    spdlog::error("metrics: {}", server.error().message);
-    return nullptr;
-  }
+  if (!server) return hubprobe::make_error("metrics: " + server.error().message, server.error().code);
   (*server)->set_log_sink([](const std::string& message) { spdlog::debug("http: {}", message); });
   (*server)->handle("/metrics", [&agent](const hubprobe::HttpRequest&) {
     return hubprobe::HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", agent.metrics_text()};
@@ -46,7 +43,7 @@ std::unique_ptr<hubprobe::HttpServer> start_http(const AgentConfig& config, Agen
     return agent.healthy() ? hubprobe::HttpResponse{200, "text/plain; charset=utf-8", "ok\n"}
                            : hubprobe::HttpResponse{503, "text/plain; charset=utf-8", "probe loop stalled\n"};
   });
-  return std::move(server.value());
+  return std::move(*server);
 }
 
 void set_log_level(const AgentConfig& config) {
@@ -67,12 +64,14 @@ void reload(const std::string& path, Agent& agent, std::unique_ptr<hubprobe::Htt
   const AgentConfig current = agent.config();
   std::unique_ptr<hubprobe::HttpServer> new_http;
   if (!(next->metrics == current.metrics)) {
-    new_http = start_http(*next, agent);
-    if (!new_http) {
-      agent.record_reload(false, "metrics: cannot listen on " + next->metrics.listen.to_string());
+    auto started = start_http(*next, agent);
+    if (!started) {
+      spdlog::error("reload refused, keeping the running configuration: {}", started.error().message);
+      agent.record_reload(false, started.error().message);
       (void)hubprobe::systemd::notify_ready();
       return;
     }
+    new_http = std::move(started.value());
   }
   if (auto applied = agent.reload(*next); !applied) {
     spdlog::error("reload refused, keeping the running configuration: {}", applied.error().message);
@@ -138,12 +137,13 @@ int main(int argc, char** argv) {
     std::cerr << "hubprobed: " << agent.error().message << "\n";
     return kExitStartFailure;
   }
-  auto http = start_http(*config, **agent);
-  if (!http) {
-    std::cerr << "hubprobed: cannot serve metrics on " << config->metrics.listen.to_string() << "\n";
+  auto started_http = start_http(*config, **agent);
+  if (!started_http) {
+    std::cerr << "hubprobed: " << started_http.error().message << "\n";
     (*agent)->stop();
     return kExitStartFailure;
   }
+  std::unique_ptr<hubprobe::HttpServer> http = std::move(started_http.value());
   spdlog::info("hubprobed {} started: agent {} hub {}, {} peers, metrics on http://{}/metrics", HUBPROBE_VERSION,
                config->agent.id, config->agent.hub, config->peers.size(), http->address().to_string());
   (void)hubprobe::systemd::notify_ready();

@@ -128,7 +128,16 @@ void Agent::on_probe_sent(const std::string& session_id, uint32_t seq, WallNs wh
 
 void Agent::on_probe_event(const std::string& session_id, const stamp::ProbeEvent& event, WallNs now) {
   auto it = peers_.find(session_id);
-  if (it != peers_.end()) it->second.stats->on_event(event, now);
+  if (it == peers_.end()) return;
+  const PeerState before = it->second.stats->peer_state().state();
+  it->second.stats->on_event(event, now);
+  const PeerState after = it->second.stats->peer_state().state();
+  if (after != before && after == PeerState::kDown) {
+    spdlog::warn("peer {} ({}) is down: {} probes in a row without a reply", session_id,
+                 it->second.config.address.to_string(), it->second.config.probe.down_after);
+  } else if (after != before && after == PeerState::kUp) {
+    spdlog::info("peer {} ({}) is up", session_id, it->second.config.address.to_string());
+  }
 }
 
 void Agent::refresh_sender_counters(WallNs now) {
@@ -230,12 +239,8 @@ Result<void> Agent::reload(const AgentConfig& next) {
   for (const auto& name : diff.peers_updated) {
     PeerRuntime& runtime = peers_.at(name);
     const PeerConfig& peer = *next.find_peer(name);
-    if (peer.probe.window_ns != runtime.config.probe.window_ns) {
-      // A new window length needs new slices: this peer's windowed statistics start over.
-      runtime.stats = std::make_unique<WindowedStats>(window_options(peer));
-    } else {
-      runtime.stats->set_peer_state_options(window_options(peer).peer_state, now);
-    }
+    if (peer.probe.window_ns != runtime.config.probe.window_ns) runtime.stats->set_window(peer.probe.window_ns, now);
+    runtime.stats->set_peer_state_options(window_options(peer).peer_state, now);
     runtime.config = peer;
   }
   for (const auto& name : diff.peers_unchanged) peers_.at(name).config = *next.find_peer(name);

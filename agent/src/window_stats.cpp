@@ -406,6 +406,18 @@ void WindowedStats::on_sender_restart(WallNs now) {
   baseline_ = SenderBaseline{};
 }
 
+void WindowedStats::set_window(WallNs window_ns, WallNs now) {
+  (void)now;
+  WindowOptions options = options_;
+  options.window_ns = window_ns;
+  options_ = normalized(std::move(options));
+  slice_ns_ = options_.window_ns / static_cast<WallNs>(options_.slices);
+  // Samples were filed by the old slice length: the window starts empty, everything cumulative stays.
+  slices_.assign(options_.slices, Slice(options_));
+  have_epoch_ = false;
+  newest_epoch_ = 0;
+}
+
 void WindowedStats::set_peer_state_options(PeerStateOptions options, WallNs now) {
   options_.peer_state = options;
   peer_.set_options(options, now);

@@ -246,6 +246,9 @@ class WindowedStats {
   /// A new SessionSender (numbering from 0 again, counters from 0) feeds this object from now on. Pending
   /// losses are settled as unknown; statistics and counters stay.
   void on_sender_restart(WallNs now);
+  /// A new window length (config reload): the windowed quantiles and ratios start empty; counters, the
+  /// exported histogram, loss tracking and the peer state stay.
+  void set_window(WallNs window_ns, WallNs now);
   /// New reachability thresholds (config reload) without losing anything.
   void set_peer_state_options(PeerStateOptions options, WallNs now);
 
