@@ -41,7 +41,10 @@ std::string dominant(const std::map<std::string, uint64_t>& counts) {
   std::string best = "none";
   uint64_t most = 0;
   for (const auto& [name, n] : counts) {
-    if (n > most) best = name, most = n;
+    if (n > most) {
+      best = name;
+      most = n;
+    }
   }
   return best;
 }
