@@ -156,6 +156,9 @@ std::vector<MetricFamily> Agent::collect() const {
                 "Lost probes whose direction is settled (stateful reflector numbering).",
                 with(labels, "direction", direction), static_cast<double>(value));
     }
+    f.gauge("hubprobe_probes_lost_direction_pending",
+            "Lost probes whose direction is not settled yet (no reply since; a dead peer's losses wait here).", labels,
+            static_cast<double>(t.lost_direction_pending));
     f.counter("hubprobe_replies_late_total", "Replies that came after the probe was declared lost.", labels,
               static_cast<double>(t.late));
     f.counter("hubprobe_replies_duplicate_total", "Second and later replies to one probe.", labels,
