@@ -160,7 +160,7 @@ cleanup() {
   for pid in "${started[@]}"; do stop_pid "$pid"; done
   for ns in "${namespaces[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
   if [[ -n $raw_dir && -d $work ]]; then
-    mkdir -p "$raw_dir" && cp -r "$work"/. "$raw_dir"/ && rm -rf "$raw_dir/bin" && note "raw outputs kept in $raw_dir"
+    mkdir -p "$raw_dir" && cp -r "$work"/. "$raw_dir"/ && rm -rf "${raw_dir:?}/bin" && note "raw outputs kept in $raw_dir"
   fi
   rm -rf "$work"
   exit "$rc"

@@ -2,10 +2,10 @@
 // What the agent shows: Prometheus metric families (computed at scrape time from the statistics, nothing
 // is copied per packet) and the /status document. docs/metrics.md lists every metric.
 #include <prometheus/metric_family.h>
-#include <prometheus/text_serializer.h>
 #include <limits>
 
 #include "hubprobe/agent.h"
+#include "hubprobe/metrics_text.h"
 #include "hubprobe_version.h"
 
 namespace hubprobe {
@@ -226,7 +226,7 @@ std::vector<MetricFamily> Agent::collect() const {
   return f.take();
 }
 
-std::string Agent::metrics_text() const { return prometheus::TextSerializer().Serialize(collect()); }
+std::string Agent::metrics_text() const { return to_prometheus_text(collect()); }
 
 nlohmann::json Agent::status() const {
   std::lock_guard lock(mutex_);

@@ -5,12 +5,13 @@
 //
 // One thread. Arrival time = the kernel's receive timestamp of the frame (SO_TIMESTAMPNS, the same
 // stamp tcpdump shows), converted to CLOCK_MONOTONIC. Waiting: poll() on both packet sockets, the control
-// socket and a timerfd armed (TIMER_ABSTIME, CLOCK_MONOTONIC) ~50 us before the earliest departure;
-// the last ~50 us are spun (still receiving). With empty queues it blocks in poll() and uses no CPU.
+// socket and a timerfd armed (TIMER_ABSTIME, CLOCK_MONOTONIC) --spin (200 us) before the earliest departure;
+// that last stretch is spun (still receiving): waking from poll() costs ~50 us on a VM, so a shorter
+// spin makes frames late. With empty queues it blocks in poll() and uses no CPU.
 //
 //   hubprobe-linkemu --a IF --b IF [--delay 10ms] [--delay-ab X] [--delay-ba Y] [--jitter 1ms]
 //                    [--dist uniform|normal] [--reorder 0|1] [--loss 5%] [--burst-p 1%] [--burst-r 30%]
-//                    [--rate 10mbit] [--burst 3028] [--limit 1m] [--seed N] [--spin 50us] [--rt]
+//                    [--rate 10mbit] [--burst 3028] [--limit 1m] [--seed N] [--spin 200us] [--rt]
 //                    [--control /path/sock]
 //   hubprobe-linkemu --ctl /path/sock "set ab delay=20ms loss=5%"      (client: prints the reply)
 // Every shaping option also exists as --KEY-ab / --KEY-ba for one direction only.
@@ -30,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -200,8 +202,15 @@ void drain(Port& p, std::vector<uint8_t>& buf, int budget) {
 
 void send_due(Port& p, int64_t now) {
   while (auto s = p.dir->pop_due(now)) {
-    if (send(p.out_fd, s->frame.data(), s->frame.size(), 0) < 0) ++p.dir->counters().send_error;
-    else ++p.dir->counters().forwarded;
+    auto& c = p.dir->counters();
+    if (send(p.out_fd, s->frame.data(), s->frame.size(), 0) < 0) {
+      ++c.send_error;
+      continue;
+    }
+    ++c.forwarded;
+    const int64_t late = now_ns(CLOCK_MONOTONIC) - s->departure_ns;
+    c.late_max_ns = std::max(c.late_max_ns, late);
+    if (late > 100000) ++c.late_over_100us;
   }
 }
 
@@ -221,7 +230,7 @@ int main(int argc, char** argv) {
   std::string if_a, if_b, control;
   hubprobe::linkemu::DirParams pab, pba;
   uint64_t seed = 1;
-  int64_t spin_ns = 50000;
+  int64_t spin_ns = 200000;
   bool rt = false;
   std::vector<std::string> args(argv + 1, argv + argc);
   auto value = [&](size_t& i) -> std::string {

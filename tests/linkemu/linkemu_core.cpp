@@ -267,7 +267,8 @@ std::string format_counters(const Direction& d) {
   return "received=" + std::to_string(c.received) + " forwarded=" + std::to_string(c.forwarded) +
          " drop_loss=" + std::to_string(c.drop_loss) + " drop_burst=" + std::to_string(c.drop_burst) +
          " drop_queue=" + std::to_string(c.drop_queue) + " send_error=" + std::to_string(c.send_error) +
-         " queued=" + std::to_string(d.queued());
+         " queued=" + std::to_string(d.queued()) + " late_max_us=" + std::to_string(c.late_max_ns / 1000) +
+         " late_over_100us=" + std::to_string(c.late_over_100us);
 }
 
 std::string control_reply(const std::string& line, Direction& ab, Direction& ba) {

@@ -49,6 +49,9 @@ struct DirCounters {
   uint64_t drop_burst = 0;  // Gilbert-Elliott bad state
   uint64_t drop_queue = 0;  // rate limiter backlog over limit_bytes
   uint64_t send_error = 0;  // the sender failed (counted by the caller)
+  // How late frames were handed to the kernel (clock read after send() - departure), by the caller.
+  int64_t late_max_ns = 0;
+  uint64_t late_over_100us = 0;
 };
 
 /// Parses "10ms", "250us", "1.5s", "100000ns", "0" (bare number = ms). nullopt on error.
@@ -124,7 +127,8 @@ class Direction {
   std::vector<Scheduled> heap_;  // std::push_heap/pop_heap with Later: earliest on top
 };
 
-/// "received=.. forwarded=.. drop_loss=.. drop_burst=.. drop_queue=.. send_error=.. queued=.."
+/// "received=.. forwarded=.. drop_loss=.. drop_burst=.. drop_queue=.. send_error=.. queued=..
+/// late_max_us=.. late_over_100us=.."
 std::string format_counters(const Direction& d);
 
 /// Executes one control line and returns the reply (newline-terminated):
