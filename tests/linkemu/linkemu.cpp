@@ -84,8 +84,7 @@ int open_packet_socket(const std::string& ifname) {
   packet_mreq mr{};
   mr.mr_ifindex = static_cast<int>(idx);
   mr.mr_type = PACKET_MR_PROMISC;
-  if (setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof mr) != 0)
-    die_errno("promiscuous " + ifname);
+  if (setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof mr) != 0) die_errno("promiscuous " + ifname);
   return fd;
 }
 
@@ -249,11 +248,16 @@ int main(int argc, char** argv) {
       for (size_t j = i + 1; j < args.size(); ++j) cmd += (cmd.empty() ? "" : " ") + args[j];
       return run_client(path, cmd.empty() ? "show" : cmd);
     }
-    if (a == "--a") if_a = value(i);
-    else if (a == "--b") if_b = value(i);
-    else if (a == "--control") control = value(i);
-    else if (a == "--seed") seed = std::strtoull(value(i).c_str(), nullptr, 10);
-    else if (a == "--rt") rt = true;
+    if (a == "--a")
+      if_a = value(i);
+    else if (a == "--b")
+      if_b = value(i);
+    else if (a == "--control")
+      control = value(i);
+    else if (a == "--seed")
+      seed = std::strtoull(value(i).c_str(), nullptr, 10);
+    else if (a == "--rt")
+      rt = true;
     else if (a == "--spin") {
       const auto v = hubprobe::linkemu::parse_duration_ns(value(i));
       if (!v) die("bad --spin");
@@ -285,7 +289,7 @@ int main(int argc, char** argv) {
     die("--a and --b are required");
   }
 
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = on_signal;  // no SA_RESTART: poll() returns EINTR
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
@@ -351,8 +355,7 @@ int main(int argc, char** argv) {
     }
     if (cfd >= 0 && pfd[3].revents) serve_control(cfd, ab, ba);
   }
-  std::fprintf(stderr, "hubprobe-linkemu: stopping\nab %s\nba %s\n",
-               hubprobe::linkemu::format_counters(ab).c_str(),
+  std::fprintf(stderr, "hubprobe-linkemu: stopping\nab %s\nba %s\n", hubprobe::linkemu::format_counters(ab).c_str(),
                hubprobe::linkemu::format_counters(ba).c_str());
   if (!control.empty()) unlink(control.c_str());
   return 0;

@@ -4,10 +4,10 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
-#include <sstream>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <sstream>
 
 namespace hubprobe::linkemu {
 namespace {
@@ -55,11 +55,16 @@ std::optional<int64_t> parse_duration_ns(const std::string& s) {
   if (!ns) return std::nullopt;
   double mult = 0;
   const std::string& u = ns->second;
-  if (u == "ns") mult = 1;
-  else if (u == "us") mult = 1e3;
-  else if (u == "ms" || u.empty()) mult = 1e6;
-  else if (u == "s") mult = 1e9;
-  else return std::nullopt;
+  if (u == "ns")
+    mult = 1;
+  else if (u == "us")
+    mult = 1e3;
+  else if (u == "ms" || u.empty())
+    mult = 1e6;
+  else if (u == "s")
+    mult = 1e9;
+  else
+    return std::nullopt;
   const double v = ns->first * mult;
   if (v > 3.6e12) return std::nullopt;  // an hour is plenty
   return static_cast<int64_t>(std::llround(v));
@@ -69,8 +74,10 @@ std::optional<double> parse_probability(const std::string& s) {
   const auto ns = number_suffix(s);
   if (!ns) return std::nullopt;
   double v = ns->first;
-  if (ns->second == "%") v /= 100.0;
-  else if (!ns->second.empty()) return std::nullopt;
+  if (ns->second == "%")
+    v /= 100.0;
+  else if (!ns->second.empty())
+    return std::nullopt;
   if (v > 1.0) return std::nullopt;
   return v;
 }
@@ -80,11 +87,16 @@ std::optional<uint64_t> parse_rate_bps(const std::string& s) {
   if (!ns) return std::nullopt;
   const std::string& u = ns->second;
   double mult = 0;
-  if (u.empty() || u == "bit" || u == "bps") mult = 1;
-  else if (u == "k" || u == "kbit") mult = 1e3;
-  else if (u == "m" || u == "mbit") mult = 1e6;
-  else if (u == "g" || u == "gbit") mult = 1e9;
-  else return std::nullopt;
+  if (u.empty() || u == "bit" || u == "bps")
+    mult = 1;
+  else if (u == "k" || u == "kbit")
+    mult = 1e3;
+  else if (u == "m" || u == "mbit")
+    mult = 1e6;
+  else if (u == "g" || u == "gbit")
+    mult = 1e9;
+  else
+    return std::nullopt;
   const double v = ns->first * mult;
   if (v > 1e12) return std::nullopt;
   return static_cast<uint64_t>(std::llround(v));
@@ -95,10 +107,14 @@ std::optional<uint64_t> parse_bytes(const std::string& s) {
   if (!ns) return std::nullopt;
   const std::string& u = ns->second;
   double mult = 0;
-  if (u.empty() || u == "b") mult = 1;
-  else if (u == "k" || u == "kb") mult = 1024;
-  else if (u == "m" || u == "mb") mult = 1024 * 1024;
-  else return std::nullopt;
+  if (u.empty() || u == "b")
+    mult = 1;
+  else if (u == "k" || u == "kb")
+    mult = 1024;
+  else if (u == "m" || u == "mb")
+    mult = 1024 * 1024;
+  else
+    return std::nullopt;
   const double v = ns->first * mult;
   if (v > 1e12) return std::nullopt;
   return static_cast<uint64_t>(std::llround(v));
@@ -113,16 +129,21 @@ std::optional<std::string> apply_setting(DirParams& p, const std::string& key, c
     (k == "delay" ? p.delay_ns : p.jitter_ns) = *v;
   } else if (k == "dist") {
     const std::string v = lower(value);
-    if (v == "uniform") p.dist = JitterDist::kUniform;
-    else if (v == "normal") p.dist = JitterDist::kNormal;
-    else return bad + " (uniform or normal)";
+    if (v == "uniform")
+      p.dist = JitterDist::kUniform;
+    else if (v == "normal")
+      p.dist = JitterDist::kNormal;
+    else
+      return bad + " (uniform or normal)";
   } else if (k == "reorder") {
     if (!parse_bool(value, &p.reorder)) return bad;
   } else if (k == "loss" || k == "burst_p" || k == "burst_r") {
     const auto v = parse_probability(value);
     if (!v) return bad;
-    if (k == "loss") p.loss = *v;
-    else if (k == "burst_p") p.ge_p = *v;
+    if (k == "loss")
+      p.loss = *v;
+    else if (k == "burst_p")
+      p.ge_p = *v;
     else {
       if (*v <= 0) return bad + " (burst_r must be > 0)";
       p.ge_r = *v;
@@ -151,11 +172,10 @@ std::string format_duration(int64_t ns) {
 
 std::string format_params(const DirParams& p) {
   return "delay=" + format_duration(p.delay_ns) + " jitter=" + format_duration(p.jitter_ns) +
-         " dist=" + (p.dist == JitterDist::kUniform ? "uniform" : "normal") +
-         " reorder=" + (p.reorder ? "1" : "0") + " loss=" + fmt_double(p.loss * 100) + "%" +
-         " burst_p=" + fmt_double(p.ge_p * 100) + "% burst_r=" + fmt_double(p.ge_r * 100) + "%" +
-         " rate=" + std::to_string(p.rate_bps) + " burst=" + std::to_string(p.burst_bytes) +
-         " limit=" + std::to_string(p.limit_bytes);
+         " dist=" + (p.dist == JitterDist::kUniform ? "uniform" : "normal") + " reorder=" + (p.reorder ? "1" : "0") +
+         " loss=" + fmt_double(p.loss * 100) + "%" + " burst_p=" + fmt_double(p.ge_p * 100) +
+         "% burst_r=" + fmt_double(p.ge_r * 100) + "%" + " rate=" + std::to_string(p.rate_bps) +
+         " burst=" + std::to_string(p.burst_bytes) + " limit=" + std::to_string(p.limit_bytes);
 }
 
 void Direction::set_params(const DirParams& p) {
@@ -277,8 +297,8 @@ std::string control_reply(const std::string& line, Direction& ab, Direction& ba)
   in >> verb;
   verb = lower(verb);
   if (verb == "show") {
-    return "ab " + format_params(ab.params()) + " " + format_counters(ab) + "\nba " +
-           format_params(ba.params()) + " " + format_counters(ba) + "\n";
+    return "ab " + format_params(ab.params()) + " " + format_counters(ab) + "\nba " + format_params(ba.params()) + " " +
+           format_counters(ba) + "\n";
   }
   if (verb != "set") return "error: unknown command '" + verb + "' (set, show)\n";
   std::string dir;

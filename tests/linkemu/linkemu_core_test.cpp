@@ -234,7 +234,8 @@ TEST(LinkemuDirection, TokenBucketPacesAndDropsOverLimit) {
   for (int i = 0; i < 20; ++i) {
     int64_t dep = -1;
     const Verdict v = d.arrive(0, frame(1000), &dep);
-    if (v == Verdict::kQueued) deps.push_back(dep);
+    if (v == Verdict::kQueued)
+      deps.push_back(dep);
     else {
       EXPECT_EQ(v, Verdict::kDropQueue);
       ++dropped;

@@ -41,12 +41,12 @@ bool privileged_required() {
   return v && std::string(v) == "1";
 }
 
-#define LINKEMU_REQUIRE(cond, reason)                                                 \
-  do {                                                                                \
-    if (!(cond)) {                                                                    \
+#define LINKEMU_REQUIRE(cond, reason)                                                      \
+  do {                                                                                     \
+    if (!(cond)) {                                                                         \
       if (privileged_required()) FAIL() << (reason) << " (HUBPROBE_REQUIRE_PRIVILEGED=1)"; \
-      GTEST_SKIP() << (reason);                                                       \
-    }                                                                                 \
+      GTEST_SKIP() << (reason);                                                            \
+    }                                                                                      \
   } while (0)
 
 struct Result {
@@ -155,10 +155,8 @@ class Testbed {
       if (r.status != 0) return c + ": " + r.out;
     }
     for (const std::string& ns : {L(), B(), R()})  // no IPv6 chatter (RS, MLD) on the link
-      sh("ip netns exec " + ns +
-         " sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1");
-    const std::vector<std::pair<std::string, std::string>> ifs = {
-        {L(), "l0"}, {B(), "bl0"}, {B(), "br0"}, {R(), "r0"}};
+      sh("ip netns exec " + ns + " sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1");
+    const std::vector<std::pair<std::string, std::string>> ifs = {{L(), "l0"}, {B(), "bl0"}, {B(), "br0"}, {R(), "r0"}};
     for (const auto& [ns, dev] : ifs) {
       // Frames must reach the emulator at wire size with complete checksums (see README).
       sh("ip netns exec " + ns + " ethtool -K " + dev + " tso off gso off gro off tx off");
@@ -257,8 +255,9 @@ ErrStats stats(std::vector<double> v) {
 
 std::string describe(const char* what, const ErrStats& s) {
   char buf[256];
-  std::snprintf(buf, sizeof buf, "%s: n=%zu error (out - in - nominal) min %.1f mean %.1f p50 %.1f p99 %.1f max %.1f us",
-                what, s.n, s.min_us, s.mean_us, s.p50_us, s.p99_us, s.max_us);
+  std::snprintf(buf, sizeof buf,
+                "%s: n=%zu error (out - in - nominal) min %.1f mean %.1f p50 %.1f p99 %.1f max %.1f us", what, s.n,
+                s.min_us, s.mean_us, s.p50_us, s.p99_us, s.max_us);
   return buf;
 }
 
@@ -280,8 +279,8 @@ TEST(LinkemuNetns, DelayControlLossAndOwnError) {
   const std::string emu = HUBPROBE_LINKEMU_BINARY;
   auto ctl = [&](const std::string& cmd) { return sh(emu + " --ctl " + sock + " '" + cmd + "'"); };
 
-  std::vector<std::string> emu_argv{"ip",  "netns",    "exec", tb.B(), emu,       "--a", "bl0",
-                                    "--b", "br0", "--delay", "10ms", "--control", sock};
+  std::vector<std::string> emu_argv{"ip",  "netns", "exec",    tb.B(), emu,         "--a", "bl0",
+                                    "--b", "br0",   "--delay", "10ms", "--control", sock};
   // Extra emulator options for measurements (e.g. "--spin 200us --rt"), whitespace-separated.
   if (const char* extra = std::getenv("HUBPROBE_LINKEMU_ARGS")) {
     std::istringstream in(extra);
@@ -292,9 +291,9 @@ TEST(LinkemuNetns, DelayControlLossAndOwnError) {
 
   auto tcpdump = [&](const std::string& dev) {
     return std::make_unique<Child>(
-        std::vector<std::string>{"ip", "netns", "exec", tb.B(), "tcpdump", "-i", dev, "-n", "-s", "128", "-U",
-                                 "-Z", "root", "--immediate-mode", "--time-stamp-precision=nano", "-w", dir + "/" + dev + ".pcap",
-                                 "icmp"},
+        std::vector<std::string>{"ip", "netns", "exec", tb.B(), "tcpdump", "-i", dev, "-n", "-s", "128", "-U", "-Z",
+                                 "root", "--immediate-mode", "--time-stamp-precision=nano", "-w",
+                                 dir + "/" + dev + ".pcap", "icmp"},
         dir + "/" + dev + ".log");
   };
   auto cap_l = tcpdump("bl0");
