@@ -39,6 +39,14 @@ constexpr int64_t kMaxDownAfter = 1000;
 
 // ---- Text helpers --------------------------------------------------------------------------------
 
+// A control character as \xHH, so a message stays on one line and shows what the file holds.
+void append_hex_escape(std::string& out, unsigned char c) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += "\\x";
+  out += kHex[c >> 4];
+  out += kHex[c & 0xf];
+}
+
 // A string as an operator would type it back: double-quoted, control characters escaped, long values cut.
 std::string quote(std::string_view text) {
   constexpr size_t kShown = 64;
@@ -55,10 +63,7 @@ std::string quote(std::string_view text) {
       out += '\\';
       out += ch;
     } else if (c < 0x20 || c == 0x7f) {
-      static constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 0xf];
+      append_hex_escape(out, c);
     } else {
       out += ch;
     }
@@ -674,10 +679,7 @@ std::string escape_controls(std::string_view text) {
     } else if (c == '\t') {
       out += "\\t";
     } else if (c < 0x20 || c == 0x7f) {
-      static constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 0xf];
+      append_hex_escape(out, c);
     } else {
       out += ch;
     }
