@@ -47,6 +47,7 @@
 #include <thread>
 #include <vector>
 
+#include "../support/pcap_reader.h"
 #include "hubprobe_cli.h"
 #include "netns.h"
 #include "process.h"
@@ -106,37 +107,20 @@ struct CaptureTruth {
 };
 
 CaptureTruth read_pcap(const std::filesystem::path& path) {
-  const std::string d = read_text_file(path);
   CaptureTruth out;
-  auto u32 = [&](size_t o) {
-    uint32_t v;
-    std::memcpy(&v, d.data() + o, 4);
-    return v;
-  };
-  auto b = [&](size_t o) { return static_cast<uint32_t>(static_cast<uint8_t>(d[o])); };
-  auto be16 = [&](size_t o) { return (b(o) << 8) | b(o + 1); };
-  auto be32 = [&](size_t o) { return (be16(o) << 16) | be16(o + 2); };
-  if (d.size() < 24 || u32(0) != 0xa1b23c4d) return out;  // nanosecond pcap, native byte order
-  size_t o = 24;
-  while (o + 16 <= d.size()) {
-    const int64_t t = static_cast<int64_t>(u32(o)) * 1000000000 + u32(o + 4);
-    const uint32_t cap = u32(o + 8);
-    const size_t p = o + 16;
-    o = p + cap;
-    if (o > d.size() || cap < 14 + 20 + 8) continue;
-    if (be16(p + 12) != 0x0800) continue;  // IPv4 only
-    const size_t ip = p + 14;
-    const size_t ihl = (b(ip) & 0xf) * 4u;
-    if (b(ip + 9) != 17) continue;  // UDP
-    const size_t udp = ip + ihl;
+  using test::be16_at;
+  using test::be32_at;
+  test::for_each_ipv4_frame(path.string(), [&](int64_t t, const uint8_t* ip, size_t captured) {
+    if (ip[9] != 17) return;  // UDP
+    const size_t udp = (ip[0] & 0xf) * 4u;
     const size_t payload = udp + 8;
-    const uint32_t sport = be16(udp), dport = be16(udp + 2);
-    if (dport == 862 && payload + 4 <= o) {
-      out.request_ns.emplace(be32(payload), t);
-    } else if (sport == 862 && payload + 28 <= o) {
-      out.reply_ns.emplace(be32(payload + 24), t);
+    const uint32_t sport = be16_at(ip, udp), dport = be16_at(ip, udp + 2);
+    if (dport == 862 && payload + 4 <= captured) {
+      out.request_ns.emplace(be32_at(ip, payload), t);
+    } else if (sport == 862 && payload + 28 <= captured) {
+      out.reply_ns.emplace(be32_at(ip, payload + 24), t);
     }
-  }
+  });
   return out;
 }
 

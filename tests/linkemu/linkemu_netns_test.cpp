@@ -34,6 +34,8 @@
 #include <tuple>
 #include <vector>
 
+#include "../support/pcap_reader.h"
+
 namespace {
 
 bool privileged_required() {
@@ -201,34 +203,17 @@ struct Seen {
 
 /// Reads a nanosecond pcap (Ethernet) and returns the IPv4 ICMP echo frames.
 std::vector<Seen> read_pcap(const std::string& path) {
-  const std::string d = slurp(path);
   std::vector<Seen> out;
-  auto u32 = [&](size_t o) {
-    uint32_t v;
-    std::memcpy(&v, d.data() + o, 4);
-    return v;
-  };
-  auto be16 = [&](size_t o) {
-    return (static_cast<unsigned>(static_cast<uint8_t>(d[o])) << 8) | static_cast<uint8_t>(d[o + 1]);
-  };
-  if (d.size() < 24 || u32(0) != 0xa1b23c4d) return out;  // nanosecond magic, native order
-  size_t o = 24;
-  while (o + 16 <= d.size()) {
-    const int64_t t = static_cast<int64_t>(u32(o)) * 1000000000 + u32(o + 4);
-    const uint32_t cap = u32(o + 8);
-    const size_t p = o + 16;
-    o = p + cap;
-    if (o > d.size() || cap < 14 + 20 + 8) continue;
-    if (be16(p + 12) != 0x0800) continue;
-    const size_t ip = p + 14;
-    const size_t ihl = (static_cast<uint8_t>(d[ip]) & 0xf) * 4u;
-    if (static_cast<uint8_t>(d[ip + 9]) != 1 || cap < 14 + ihl + 8) continue;
-    const size_t icmp = ip + ihl;
-    const int type = static_cast<uint8_t>(d[icmp]);
-    if (type != 0 && type != 8) continue;
-    out.push_back(Seen{t, type, static_cast<int>(be16(icmp + 4)), static_cast<int>(be16(icmp + 6)),
-                       static_cast<int>(be16(ip + 2))});
-  }
+  using hubprobe::test::be16_at;
+  hubprobe::test::for_each_ipv4_frame(path, [&](int64_t t, const uint8_t* ip, size_t captured) {
+    const size_t ihl = (ip[0] & 0xf) * 4u;
+    if (ip[9] != 1 || captured < ihl + 8) return;  // ICMP
+    const size_t icmp = ihl;
+    const int type = ip[icmp];
+    if (type != 0 && type != 8) return;
+    out.push_back(Seen{t, type, static_cast<int>(be16_at(ip, icmp + 4)), static_cast<int>(be16_at(ip, icmp + 6)),
+                       static_cast<int>(be16_at(ip, 2))});
+  });
   return out;
 }
 
