@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: Apache-2.0
+// Path selection: from probe outcomes to damped, ranked path preferences (SPEC section 6).
+//
+// Pure logic. Nothing here reads a clock, a socket or a file: every call takes the time it happens at,
+// so tests replay sample sequences (tests/unit/path_selection_test.cpp) and the agent drives it from the
+// probe thread. One PathSelector per destination hub; its candidates are the (peer, path) pairs that
+// reach that hub.
+//
+// What it does, per candidate:
+//   - keeps the outcomes of the last `sla.window` (replies with RTT, losses) and computes from them the
+//     RFC 9439 style costs: delay-rt (median RTT), delay-ow (median forward one-way delay, only when
+//     every sample in the window had synchronised clocks), delay-variation (mean |IPDV| between
+//     consecutive replies, RFC 3393/5481), lossrate (lost / judged probes);
+//   - judges a state against its SLA class: unknown (fewer than min_samples replies in the window and not
+//     down), ok, degraded (a threshold exceeded), down (`down_after` consecutive lost probes: fail fast);
+//   - recovers slowly: a candidate that was down or degraded is not eligible to become preferred until it
+//     has been ok for `hold_down` without interruption;
+//   - a score (lower is better, in seconds): delay-rt + delay-variation + lossrate * loss_penalty.
+// Across candidates: ranked by (eligible ok first, then degraded, unknown, down; then score). The
+// preferred candidate only changes when the current one is down or degraded (and another ok eligible
+// candidate exists: switch at once), or when another eligible ok candidate has had a score better by
+// more than the margin, max(switch_margin, switch_margin_ratio * current score), continuously for
+// `switch_after`. Noise around equal paths therefore never switches.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "hubprobe/clock.h"
+
+namespace hubprobe {
+
+enum class PathState : uint8_t { kUnknown, kOk, kDegraded, kDown };
+/// "unknown", "ok", "degraded", "down" (the JSON document's and the metrics' names).
+const char* to_string(PathState state);
+
+/// [sla.NAME]: how the paths of the peers that name this class are judged and chosen between.
+struct SlaClass {
+  std::string name = "default";
+  int64_t rtt_p99_ns = 0;         ///< p99 RTT above this -> degraded; 0 = not judged
+  int64_t jitter_ns = 0;          ///< delay-variation above this -> degraded; 0 = not judged
+  double loss_ratio = 0.05;       ///< lossrate above this -> degraded; < 0 = not judged
+  uint32_t min_samples = 10;      ///< replies in the window before a candidate is judged
+  uint32_t down_after = 3;        ///< consecutive lost probes -> down
+  int64_t window_ns = 10'000'000'000;     ///< the evaluation window
+  int64_t hold_down_ns = 30'000'000'000;  ///< ok this long after down/degraded before eligible again
+  int64_t switch_margin_ns = 250'000;     ///< absolute part of the margin
+  double switch_margin_ratio = 0.02;      ///< relative part of the margin (of the current score)
+  int64_t switch_after_ns = 5'000'000'000;  ///< the margin must hold this long
+  int64_t loss_penalty_ns = 100'000'000;    ///< score cost of 100 % loss (1 % costs 1 ms by default)
+  bool operator==(const SlaClass&) const = default;
+};
+
+/// One candidate's view at the last evaluate().
+struct CandidateView {
+  std::string id;    ///< as given to add_candidate (the agent uses "PEER/PATH")
+  std::string peer;  ///< informational, as given
+  std::string path;  ///< informational, as given
+  PathState state = PathState::kUnknown;
+  bool eligible = false;   ///< state ok and hold-down over
+  bool preferred = false;  ///< the one the selector currently prefers
+  uint32_t rank = 0;       ///< 1 = best
+  double score_s = 0;      ///< NaN when unknown
+  // Costs over the window, in seconds / ratio; NaN when there is nothing to say.
+  double delay_rt_s = 0;
+  double delay_ow_s = 0;  ///< NaN unless all samples in the window had synchronised clocks
+  double delay_ow_error_s = 0;  ///< error bound of delay_ow (max over the window)
+  double delay_variation_s = 0;
+  double rtt_p99_s = 0;
+  double lossrate = 0;
+  double confidence = 0;   ///< 0..1: replies in the window / probes expected in it (capped at 1)
+  uint64_t samples = 0;    ///< replies in the window
+  uint64_t judged = 0;     ///< replies + losses in the window
+  uint32_t consecutive_lost = 0;
+  WallNs state_since = 0;  ///< when the state last changed
+  WallNs eligible_at = 0;  ///< when the hold-down ends (or ended)
+};
+
+struct SelectionChange {
+  bool preferred_changed = false;
+  bool state_changed = false;  ///< any candidate's state
+  bool rank_changed = false;   ///< the order of candidates
+  bool any() const { return preferred_changed || state_changed || rank_changed; }
+};
+
+class PathSelector {
+ public:
+  explicit PathSelector(SlaClass sla);
+  ~PathSelector();
+  PathSelector(PathSelector&&) noexcept;
+  PathSelector& operator=(PathSelector&&) noexcept;
+
+  /// A candidate. `interval_ns` is its probe interval (for the confidence). Adding an existing id is a
+  /// no-op that returns false.
+  bool add_candidate(const std::string& id, const std::string& peer, const std::string& path, int64_t interval_ns);
+  void remove_candidate(const std::string& id);
+  /// New SLA class (reload): keeps the samples, re-judges at the next evaluate().
+  void set_sla(const SlaClass& sla);
+  const SlaClass& sla() const { return sla_; }
+
+  /// A reply. `forward_ns` is set only when both clocks were synchronised (with its error bound).
+  void on_reply(const std::string& id, WallNs now, int64_t rtt_ns, std::optional<int64_t> forward_ns = std::nullopt,
+                double forward_error_s = 0);
+  /// A probe declared lost.
+  void on_lost(const std::string& id, WallNs now);
+
+  /// Recomputes costs, states, ranks and the preferred candidate at `now`. Call it regularly (the agent
+  /// does once a second) and whenever a test wants to look; it is idempotent for the same `now`.
+  SelectionChange evaluate(WallNs now);
+
+  /// Ranked best first, as of the last evaluate().
+  const std::vector<CandidateView>& ranked() const { return ranked_; }
+  /// The preferred candidate's id, empty when there is none (no candidates, or all down).
+  const std::string& preferred() const { return preferred_; }
+  /// How many times the preferred candidate changed.
+  uint64_t switches() const { return switches_; }
+
+ private:
+  struct Candidate;  // defined in path_selection.cpp
+  SlaClass sla_;
+  std::vector<std::unique_ptr<Candidate>> candidates_;
+  std::vector<CandidateView> ranked_;
+  std::string preferred_;
+  uint64_t switches_ = 0;
+};
+
+}  // namespace hubprobe
