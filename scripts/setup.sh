@@ -19,6 +19,8 @@ packages=(
   libcli11-dev libspdlog-dev libfmt-dev libsystemd-dev libcivetweb-dev
   # tests
   libgtest-dev libgmock-dev iproute2 nftables ethtool tcpdump procps curl jq
+  # a real JSON Schema (draft 2020-12) validator for the preference document test (/usr/bin/python3)
+  python3-jsonschema
   # baselines for benchmarks and real servers for end-to-end tests
   iputils-ping fping sockperf time prometheus etcd-server etcd-client systemd prometheus-smokeping-prober
 )

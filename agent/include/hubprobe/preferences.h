@@ -32,8 +32,8 @@ struct PreferenceDocumentInput {
   std::string agent_id;
   std::string agent_hub;
   uint64_t generation = 0;
-  WallNs timestamp = 0;  ///< when the document was made
-  bool stale = false;    ///< the agent stopped: measurements no longer refresh (SPEC 8)
+  WallNs timestamp = 0;                              ///< when the document was made
+  bool stale = false;                                ///< the agent stopped: measurements no longer refresh (SPEC 8)
   std::vector<DestinationPreferences> destinations;  ///< any order; the document sorts by hub
 };
 

@@ -1,0 +1,555 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "hubprobe/preferences.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+namespace hubprobe {
+namespace {
+
+constexpr WallNs kNow = 1'795'602'660'123'000'000;  // 2026-11-25T10:31:00.123Z
+constexpr WallNs kSecond = 1'000'000'000;
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// A folder under the test temp dir, removed with everything in it.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = ::testing::TempDir() + "hubprobe-prefs-XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr) ADD_FAILURE() << "mkdtemp: " << std::strerror(errno);
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+}
+
+CandidateView candidate(const std::string& peer, const std::string& path, uint32_t rank, PathState state,
+                        double delay_rt_s) {
+  CandidateView view;
+  view.id = peer + "/" + path;
+  view.peer = peer;
+  view.path = path;
+  view.rank = rank;
+  view.state = state;
+  view.eligible = state == PathState::kOk;
+  view.delay_rt_s = delay_rt_s;
+  view.rtt_p99_s = delay_rt_s;
+  view.delay_ow_s = kNaN;
+  view.delay_ow_error_s = kNaN;
+  view.delay_variation_s = 0;
+  view.lossrate = 0;
+  view.score_s = delay_rt_s;
+  view.confidence = 1;
+  view.samples = 100;
+  view.judged = 100;
+  view.state_since = kNow - 600 * kSecond;
+  return view;
+}
+
+// gz-edge-01's view: sg over two uplinks (a preferred, b degraded), bj unreachable.
+PreferenceDocumentInput gz_input() {
+  PreferenceDocumentInput input;
+  input.agent_id = "gz-edge-01";
+  input.agent_hub = "gz";
+  input.generation = 42;
+  input.timestamp = kNow;
+
+  DestinationPreferences sg;
+  sg.hub = "sg";
+  CandidateView a = candidate("sg-edge-01", "uplink-a", 1, PathState::kOk, 0.0031);
+  a.preferred = true;
+  a.rtt_p99_s = 0.0034;
+  a.delay_ow_s = 0.0015;
+  a.delay_ow_error_s = 0.00005;
+  a.delay_variation_s = 0.00002;
+  a.lossrate = 0.01;
+  a.score_s = 0.004124;
+  CandidateView b = candidate("sg-edge-01", "uplink-b", 2, PathState::kDegraded, 0.0052);
+  b.delay_ow_error_s = 0.00005;  // an error bound without a one-way delay is not published
+  b.lossrate = 0.2;
+  b.confidence = 0.75;
+  b.samples = 75;
+  sg.ranked = {a, b};
+  sg.preferred = a.id;
+
+  DestinationPreferences bj;
+  bj.hub = "bj";
+  CandidateView down = candidate("bj-edge-01", "uplink-a", 1, PathState::kDown, kNaN);
+  down.rtt_p99_s = kNaN;
+  down.delay_variation_s = kNaN;
+  down.lossrate = 1.0;
+  down.score_s = kNaN;
+  down.confidence = 0;
+  down.samples = 0;
+  bj.ranked = {down};
+
+  input.destinations = {sg, bj};  // unsorted on purpose
+  return input;
+}
+
+TEST(PreferenceDocument, ShapeAndRfc9439Units) {
+  const nlohmann::json doc = make_preference_document(gz_input());
+  EXPECT_EQ(doc["schema"], "hubprobe.preferences/v1");
+  EXPECT_EQ(doc["agent"], nlohmann::json({{"id", "gz-edge-01"}, {"hub", "gz"}}));
+  EXPECT_EQ(doc["generation"], 42);
+  EXPECT_EQ(doc["timestamp"], "2026-11-25T10:31:00.123Z");
+  EXPECT_EQ(doc["stale"], false);
+  ASSERT_EQ(doc["destinations"].size(), 2u);
+  EXPECT_EQ(doc["destinations"][0]["hub"], "bj");  // sorted by hub
+  const nlohmann::json& sg = doc["destinations"][1];
+  EXPECT_EQ(sg["hub"], "sg");
+  EXPECT_EQ(sg["preferred"], nlohmann::json({{"peer", "sg-edge-01"}, {"path", "uplink-a"}}));
+  ASSERT_EQ(sg["paths"].size(), 2u);
+
+  const nlohmann::json& a = sg["paths"][0];
+  EXPECT_EQ(a["peer"], "sg-edge-01");
+  EXPECT_EQ(a["path"], "uplink-a");
+  EXPECT_EQ(a["rank"], 1);
+  EXPECT_EQ(a["state"], "ok");
+  EXPECT_EQ(a["eligible"], true);
+  EXPECT_EQ(a["preferred"], true);
+  EXPECT_DOUBLE_EQ(a["score"].get<double>(), 0.004124);  // seconds
+  EXPECT_DOUBLE_EQ(a["confidence"].get<double>(), 1.0);
+  EXPECT_EQ(a["samples"], 100);
+  EXPECT_EQ(a["state-since"], "2026-11-25T10:21:00.123Z");
+  // RFC 9439: delays in microseconds, lossrate in percent.
+  const nlohmann::json& costs = a["costs"];
+  EXPECT_DOUBLE_EQ(costs["delay-rt"].get<double>(), 3100.0);
+  EXPECT_DOUBLE_EQ(costs["delay-rt:p99"].get<double>(), 3400.0);
+  EXPECT_DOUBLE_EQ(costs["delay-ow"].get<double>(), 1500.0);
+  EXPECT_DOUBLE_EQ(costs["delay-ow-error"].get<double>(), 50.0);
+  EXPECT_DOUBLE_EQ(costs["delay-variation"].get<double>(), 20.0);
+  EXPECT_DOUBLE_EQ(costs["lossrate"].get<double>(), 1.0);
+  EXPECT_EQ(costs.size(), 6u) << costs.dump();
+
+  const nlohmann::json& b = sg["paths"][1];
+  EXPECT_EQ(b["rank"], 2);
+  EXPECT_EQ(b["state"], "degraded");
+  EXPECT_EQ(b["eligible"], false);
+  EXPECT_EQ(b["preferred"], false);
+  EXPECT_DOUBLE_EQ(b["confidence"].get<double>(), 0.75);
+  EXPECT_DOUBLE_EQ(b["costs"]["lossrate"].get<double>(), 20.0);
+  EXPECT_FALSE(b["costs"].contains("delay-ow"));        // clocks not synchronised
+  EXPECT_FALSE(b["costs"].contains("delay-ow-error"));  // only ever with delay-ow
+}
+
+TEST(PreferenceDocument, NaNIsAnAbsentMemberNeverNullOrInvalidJson) {
+  const nlohmann::json doc = make_preference_document(gz_input());
+  const nlohmann::json& bj = doc["destinations"][0];
+  EXPECT_TRUE(bj["preferred"].is_null());
+  const nlohmann::json& down = bj["paths"][0];
+  EXPECT_EQ(down["state"], "down");
+  EXPECT_FALSE(down.contains("score"));
+  EXPECT_EQ(down["costs"], nlohmann::json({{"lossrate", 100.0}}));
+  const std::string text = doc.dump();
+  EXPECT_EQ(text.find("NaN"), std::string::npos) << text;
+  const size_t null_at = text.find("null");
+  EXPECT_EQ(text.rfind("null"), null_at) << "one null only: " << text;
+  EXPECT_EQ(text.rfind("\"preferred\":null"), null_at - 12) << "the missing preference is the only null";
+  EXPECT_TRUE(nlohmann::json::accept(text));
+}
+
+TEST(PreferenceDocument, NegativeOneWayDelayAndUnsetTimesAreNotPublished) {
+  PreferenceDocumentInput input = gz_input();
+  input.destinations[0].ranked[0].delay_ow_s = -0.0002;  // clocks further apart than the delay
+  input.destinations[0].ranked[0].state_since = 0;
+  input.timestamp = kNow + 999'999;  // milliseconds are truncated, never rounded up
+  const nlohmann::json doc = make_preference_document(input);
+  const nlohmann::json& a = doc["destinations"][1]["paths"][0];
+  EXPECT_FALSE(a["costs"].contains("delay-ow"));
+  EXPECT_FALSE(a["costs"].contains("delay-ow-error"));
+  EXPECT_FALSE(a.contains("state-since"));
+  EXPECT_EQ(doc["timestamp"], "2026-11-25T10:31:00.123Z");
+}
+
+TEST(PreferenceDocument, PathsInRankOrderAndOnePreferredFromTheSelectorId) {
+  PreferenceDocumentInput input = gz_input();
+  auto& sg = input.destinations[0];
+  std::swap(sg.ranked[0], sg.ranked[1]);  // given worst first
+  sg.preferred = sg.ranked[0].id;         // the selector now prefers uplink-b
+  const nlohmann::json doc = make_preference_document(input);
+  const nlohmann::json& paths = doc["destinations"][1]["paths"];
+  EXPECT_EQ(paths[0]["path"], "uplink-a");
+  EXPECT_EQ(paths[0]["preferred"], false) << "the flag follows DestinationPreferences::preferred";
+  EXPECT_EQ(paths[1]["path"], "uplink-b");
+  EXPECT_EQ(paths[1]["preferred"], true);
+  EXPECT_EQ(doc["destinations"][1]["preferred"]["path"], "uplink-b");
+}
+
+TEST(PreferenceValidation, AcceptsWhatTheAgentMakes) {
+  const auto ok = validate_preference_document(make_preference_document(gz_input()));
+  EXPECT_TRUE(ok) << ok.error().message;
+  PreferenceDocumentInput empty;
+  empty.agent_id = "sg-edge-01";
+  empty.agent_hub = "sg";
+  empty.generation = 1;
+  empty.stale = true;
+  const auto also_ok = validate_preference_document(make_preference_document(empty));
+  EXPECT_TRUE(also_ok) << also_ok.error().message;
+}
+
+TEST(PreferenceValidation, NamesTheBadMember) {
+  struct Case {
+    const char* pointer;
+    nlohmann::json value;  // discarded: remove the member
+    const char* expected;
+  };
+  const Case cases[] = {
+      {"/schema", "hubprobe.preferences/v2", "schema: expected \"hubprobe.preferences/v1\", got \"hubprobe.pref"},
+      {"/agent/id", nlohmann::json::value_t::discarded, "agent.id: missing (expected a non-empty string)"},
+      {"/agent/hub", "", "agent.hub: expected a non-empty string, got \"\""},
+      {"/generation", 0, "generation: expected an integer >= 1, got 0"},
+      {"/generation", -3, "generation: expected an integer >= 1, got -3"},
+      {"/generation", "42", "generation: expected an integer >= 1, got \"42\""},
+      {"/generation", 4.5, "generation: expected an integer >= 1, got 4.5"},
+      {"/timestamp", "yesterday", "timestamp: expected an RFC 3339 date-time, got \"yesterday\""},
+      {"/timestamp", "2026-02-31T00:00:00Z", "timestamp: expected an RFC 3339 date-time"},
+      {"/stale", "no", "stale: expected true or false, got \"no\""},
+      {"/destinations", nlohmann::json::object(), "destinations: expected an array, got {}"},
+      {"/destinations/0/hub", 5, "destinations[0].hub: expected a non-empty string, got 5"},
+      {"/destinations/1/preferred", "uplink-a", "destinations[1].preferred: expected null or an object"},
+      {"/destinations/1/preferred/peer", nlohmann::json::value_t::discarded, "destinations[1].preferred.peer: missing"},
+      {"/destinations/1/paths", nlohmann::json::value_t::discarded, "destinations[1].paths: missing"},
+      {"/destinations/1/paths/0/state", "flapping", "destinations[1].paths[0].state: expected one of \"unknown\""},
+      {"/destinations/1/paths/1/rank", 0, "destinations[1].paths[1].rank: expected an integer >= 1, got 0"},
+      {"/destinations/1/paths/0/eligible", 1, "destinations[1].paths[0].eligible: expected true or false, got 1"},
+      {"/destinations/1/paths/0/confidence", 1.5, "destinations[1].paths[0].confidence: expected a number from 0 to 1"},
+      {"/destinations/1/paths/0/samples", -1, "destinations[1].paths[0].samples: expected an integer >= 0"},
+      {"/destinations/1/paths/0/score", "fast", "destinations[1].paths[0].score: expected a number >= 0"},
+      {"/destinations/1/paths/0/costs", nlohmann::json::array(), "destinations[1].paths[0].costs: expected an object"},
+      {"/destinations/1/paths/0/costs/delay-rt", -1, "destinations[1].paths[0].costs.delay-rt: expected a number >= 0"},
+      {"/destinations/1/paths/0/costs/lossrate", 150, "destinations[1].paths[0].costs.lossrate: expected a percentage"},
+      {"/destinations/1/paths/0/state-since", "10:31", "destinations[1].paths[0].state-since: expected an RFC 3339"},
+  };
+  for (const Case& c : cases) {
+    nlohmann::json doc = make_preference_document(gz_input());
+    const nlohmann::json::json_pointer pointer(c.pointer);
+    if (c.value.is_discarded()) {
+      doc.at(pointer.parent_pointer()).erase(pointer.back());
+    } else {
+      doc[pointer] = c.value;
+    }
+    const auto result = validate_preference_document(doc);
+    ASSERT_FALSE(result) << c.pointer << " = " << c.value.dump() << " was accepted";
+    EXPECT_EQ(result.error().message.rfind(c.expected, 0), 0u)
+        << c.pointer << ": got \"" << result.error().message << "\", expected it to start with \"" << c.expected
+        << "\"";
+  }
+  const auto not_object = validate_preference_document("garbage");
+  ASSERT_FALSE(not_object);
+  EXPECT_EQ(not_object.error().message, "document: expected a JSON object, got \"garbage\"");
+}
+
+TEST(PreferenceValidation, ReadersAcceptAnyRfc3339Time) {
+  for (const char* time : {"2026-11-25T10:31:00Z", "2026-11-25T18:31:00.5+08:00", "2026-11-25t10:31:00.123456789z"}) {
+    nlohmann::json doc = make_preference_document(gz_input());
+    doc["timestamp"] = time;
+    const auto ok = validate_preference_document(doc);
+    EXPECT_TRUE(ok) << time << ": " << ok.error().message;
+  }
+}
+
+// ---- the JSON Schema, checked by a real validator (python3-jsonschema, installed by scripts/setup.sh) ----
+
+std::string schema_path() { return std::string(HUBPROBE_SOURCE_DIR) + "/docs/scheduler-api.schema.json"; }
+
+struct SchemaCheck {
+  int status = -1;  // 0 valid, 2 invalid, 3 validator missing; anything else: the check itself broke
+  std::string output;
+};
+
+// Debian's interpreter on purpose: python3-jsonschema is installed for it, whatever else is on PATH.
+SchemaCheck check_against_schema(const nlohmann::json& document) {
+  TempDir dir;
+  const std::string script = dir.path() + "/check.py";
+  const std::string doc = dir.path() + "/doc.json";
+  write_file(script, R"(import json, sys
+try:
+    import jsonschema
+except ImportError as error:
+    print("python3-jsonschema is missing (scripts/setup.sh installs it):", error)
+    sys.exit(3)
+with open(sys.argv[1]) as f:
+    schema = json.load(f)
+with open(sys.argv[2]) as f:
+    document = json.load(f)
+jsonschema.Draft202012Validator.check_schema(schema)
+errors = list(jsonschema.Draft202012Validator(schema).iter_errors(document))
+for error in errors:
+    print("/" + "/".join(str(p) for p in error.absolute_path) + ": " + error.message)
+sys.exit(2 if errors else 0)
+)");
+  write_file(doc, document.dump(2));
+  SchemaCheck check;
+  const std::string command = "/usr/bin/python3 '" + script + "' '" + schema_path() + "' '" + doc + "' 2>&1";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) {
+    check.output = std::string("popen: ") + std::strerror(errno);
+    return check;
+  }
+  char buffer[512];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) check.output.append(buffer, n);
+  const int status = ::pclose(pipe);
+  check.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return check;
+}
+
+TEST(PreferenceSchema, AgentDocumentsValidate) {
+  PreferenceDocumentInput empty;
+  empty.agent_id = "sg-edge-01";
+  empty.agent_hub = "sg";
+  empty.generation = 1;
+  empty.stale = true;
+  for (const auto& input : {gz_input(), empty}) {
+    const SchemaCheck check = check_against_schema(make_preference_document(input));
+    ASSERT_NE(check.status, 3) << check.output;
+    EXPECT_EQ(check.status, 0) << check.output;
+  }
+}
+
+TEST(PreferenceSchema, BadMembersFailTheSchema) {
+  struct Case {
+    const char* pointer;
+    nlohmann::json value;
+    const char* expected;  // in the validator's output
+  };
+  const Case cases[] = {
+      {"/destinations/1/paths/0/state", "flapping", "/destinations/1/paths/0/state: 'flapping'"},
+      {"/generation", 0, "/generation: 0 is less than the minimum"},
+      {"/destinations/1/paths/0/costs/delay-rt", -1, "/destinations/1/paths/0/costs/delay-rt: -1 is less than"},
+      {"/destinations/1/paths/0/costs/delay_rt", 3100, "delay_rt"},
+      {"/destinations/1/paths/0/costs/lossrate", 150, "/destinations/1/paths/0/costs/lossrate: 150 is greater"},
+      {"/timestamp", "2026-11-25T10:31:00Z", "/timestamp: '2026-11-25T10:31:00Z' does not match"},
+      {"/agent/region", "south", "'region' was unexpected"},
+  };
+  for (const Case& c : cases) {
+    nlohmann::json doc = make_preference_document(gz_input());
+    doc[nlohmann::json::json_pointer(c.pointer)] = c.value;
+    const SchemaCheck check = check_against_schema(doc);
+    ASSERT_NE(check.status, 3) << check.output;
+    EXPECT_EQ(check.status, 2) << c.pointer << ": " << check.output;
+    EXPECT_NE(check.output.find(c.expected), std::string::npos) << c.pointer << ": " << check.output;
+  }
+  // The one-way delay's error bound never comes alone.
+  nlohmann::json doc = make_preference_document(gz_input());
+  doc["destinations"][1]["paths"][0]["costs"].erase("delay-ow");
+  const SchemaCheck check = check_against_schema(doc);
+  EXPECT_EQ(check.status, 2) << check.output;
+  EXPECT_NE(check.output.find("'delay-ow' is a dependency of 'delay-ow-error'"), std::string::npos) << check.output;
+}
+
+TEST(PreferenceSchema, DocumentationExampleValidates) {
+  const std::string doc = read_file(std::string(HUBPROBE_SOURCE_DIR) + "/docs/scheduler-api.md");
+  const std::string marker = "<!-- example document: checked against the schema by preferences_test.cpp -->";
+  const size_t at = doc.find(marker);
+  ASSERT_NE(at, std::string::npos) << "docs/scheduler-api.md lost its example marker";
+  const size_t begin = doc.find("```json\n", at);
+  ASSERT_NE(begin, std::string::npos);
+  const size_t end = doc.find("```", begin + 8);
+  ASSERT_NE(end, std::string::npos);
+  const nlohmann::json example = nlohmann::json::parse(doc.substr(begin + 8, end - begin - 8));
+  const auto ok = validate_preference_document(example);
+  EXPECT_TRUE(ok) << ok.error().message;
+  const SchemaCheck check = check_against_schema(example);
+  ASSERT_NE(check.status, 3) << check.output;
+  EXPECT_EQ(check.status, 0) << check.output;
+}
+
+// ---- `hubprobe prefs` ----
+
+PreferenceDocumentInput agent(const std::string& id, const std::string& hub, uint64_t generation, WallNs timestamp) {
+  PreferenceDocumentInput input;
+  input.agent_id = id;
+  input.agent_hub = hub;
+  input.generation = generation;
+  input.timestamp = timestamp;
+  return input;
+}
+
+DestinationPreferences preferring(const std::string& hub, const std::string& peer, const std::string& path,
+                                  double delay_rt_s) {
+  DestinationPreferences destination;
+  destination.hub = hub;
+  destination.ranked = {candidate(peer, path, 1, PathState::kOk, delay_rt_s)};
+  destination.preferred = destination.ranked[0].id;
+  return destination;
+}
+
+TEST(PreferencesTable, HubByHubWithAgesStaleAndInvalidDocuments) {
+  PreferenceDocumentInput bj = agent("bj-edge-01", "bj", 7, kNow - 65 * kSecond);
+  bj.stale = true;
+  bj.destinations = {preferring("sg", "sg-edge-01", "uplink-b", 0.025),
+                     preferring("gz", "gz-edge-01", "isp-a", 0.02012)};
+  PreferenceDocumentInput gz = gz_input();
+  gz.timestamp = kNow - 3200 * kSecond / 1000;
+  PreferenceDocumentInput sg = agent("sg-edge-01", "sg", 3, kNow - kSecond / 2);
+  sg.destinations = {preferring("gz", "gz-edge-01", "isp-b", 0.0032)};
+  nlohmann::json bad = make_preference_document(agent("x-edge-01", "x", 1, kNow));
+  bad["generation"] = 0;
+
+  const std::vector<nlohmann::json> documents = {make_preference_document(gz), make_preference_document(sg),
+                                                 make_preference_document(bj), bad, "garbage"};
+  EXPECT_EQ(render_preferences_table(documents, kNow),
+            "from \\ to  bj    gz          sg\n"
+            "bj         -     isp-a 20.1  uplink-b 25.0\n"
+            "gz         down  -           uplink-a 3.1\n"
+            "sg         -     isp-b 3.2   -\n"
+            "\n"
+            "bj (bj-edge-01): generation 7, 65.0 s old, stale\n"
+            "gz (gz-edge-01): generation 42, 3.2 s old\n"
+            "sg (sg-edge-01): generation 3, 0.5 s old\n"
+            "\n"
+            "invalid documents:\n"
+            "  document 4 (agent \"x-edge-01\"): generation: expected an integer >= 1, got 0\n"
+            "  document 5: document: expected a JSON object, got \"garbage\"\n");
+}
+
+TEST(PreferencesTable, SeveralAgentsInAHubAndCellsWithoutAPreference) {
+  PreferenceDocumentInput one = agent("gz-edge-01", "gz", 5, kNow - 2 * kSecond);
+  DestinationPreferences unmeasured = preferring("sg", "sg-edge-01", "uplink-a", kNaN);  // preferred, no delay-rt
+  DestinationPreferences starting;  // candidates, none judged yet: no preference
+  starting.hub = "sh";
+  starting.ranked = {candidate("sh-edge-01", "uplink-a", 1, PathState::kUnknown, kNaN)};
+  DestinationPreferences nothing;  // a hub without candidates
+  nothing.hub = "wh";
+  one.destinations = {unmeasured, starting, nothing};
+  PreferenceDocumentInput two = agent("gz-edge-02", "gz", 9, kNow + 2 * kSecond);  // its clock runs ahead
+  two.destinations = {preferring("sg", "sg-edge-01", "uplink-c", 0.00304)};
+
+  EXPECT_EQ(render_preferences_table({make_preference_document(two), make_preference_document(one)}, kNow),
+            "from \\ to        gz  sg            sh    wh\n"
+            "gz (gz-edge-01)  -   uplink-a ?    none  none\n"
+            "gz (gz-edge-02)  -   uplink-c 3.0  -     -\n"
+            "\n"
+            "gz (gz-edge-01): generation 5, 2.0 s old\n"
+            "gz (gz-edge-02): generation 9, 2.0 s in the future\n");
+  EXPECT_EQ(render_preferences_table({}, kNow), "no valid preference documents\n");
+}
+
+// ---- the generation store ----
+
+TEST(GenerationStore, FreshFolderCountsFromOneAndWritesDurably) {
+  TempDir tmp;
+  const std::string dir = tmp.path() + "/state/hubprobe";  // neither exists yet
+  auto store = GenerationStore::open(dir);
+  ASSERT_TRUE(store) << store.error().message;
+  EXPECT_EQ(store->current(), 0u);
+  EXPECT_EQ(store->path(), dir + "/generation");
+  struct stat info {};
+  ASSERT_EQ(::stat(dir.c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 07777, 0750u);
+  for (uint64_t expected : {1u, 2u, 3u}) {
+    const auto next = store->next();
+    ASSERT_TRUE(next) << next.error().message;
+    EXPECT_EQ(*next, expected);
+    EXPECT_EQ(store->current(), expected);
+  }
+  EXPECT_EQ(read_file(dir + "/generation"), "3\n");
+  EXPECT_FALSE(std::filesystem::exists(dir + "/generation.tmp"));
+}
+
+TEST(GenerationStore, ReopenContinuesWhereItStopped) {
+  TempDir tmp;
+  {
+    auto store = GenerationStore::open(tmp.path());
+    ASSERT_TRUE(store) << store.error().message;
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(store->next());
+  }
+  auto again = GenerationStore::open(tmp.path() + "/");
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->current(), 3u);
+  const auto next = again->next();
+  ASSERT_TRUE(next) << next.error().message;
+  EXPECT_EQ(*next, 4u);
+  EXPECT_EQ(read_file(tmp.path() + "/generation"), "4\n");
+
+  write_file(tmp.path() + "/generation", "18446744073709551614\n");  // the largest value but one
+  auto high = GenerationStore::open(tmp.path());
+  ASSERT_TRUE(high) << high.error().message;
+  ASSERT_TRUE(high->next());
+  const auto overflow = high->next();
+  ASSERT_FALSE(overflow);
+  EXPECT_NE(overflow.error().message.find("cannot grow"), std::string::npos) << overflow.error().message;
+}
+
+TEST(GenerationStore, CorruptFileIsAnErrorNamingTheFileNeverAReset) {
+  TempDir tmp;
+  const std::string file = tmp.path() + "/generation";
+  for (const char* text : {"", "\n", "12abc\n", "-1\n", " 7\n", "7\n\n", "99999999999999999999\n"}) {
+    write_file(file, text);
+    const auto store = GenerationStore::open(tmp.path());
+    ASSERT_FALSE(store) << "accepted " << nlohmann::json(text).dump();
+    EXPECT_NE(store.error().message.find("corrupt generation file " + file), std::string::npos)
+        << store.error().message;
+    EXPECT_EQ(read_file(file), text) << "the file must be left for the operator to look at";
+  }
+}
+
+TEST(GenerationStore, UnusableStateDirectoryIsAnError) {
+  TempDir tmp;
+  // Root ignores permissions, so make the path itself impossible: a folder under a regular file.
+  write_file(tmp.path() + "/file", "x");
+  const auto under_file = GenerationStore::open(tmp.path() + "/file/state");
+  ASSERT_FALSE(under_file);
+  EXPECT_EQ(under_file.error().code, ENOTDIR);
+  EXPECT_NE(under_file.error().message.find(tmp.path() + "/file"), std::string::npos) << under_file.error().message;
+
+  // A generation "file" that is a folder cannot be read.
+  std::filesystem::create_directory(tmp.path() + "/generation");
+  const auto folder = GenerationStore::open(tmp.path());
+  ASSERT_FALSE(folder);
+  EXPECT_NE(folder.error().message.find(tmp.path() + "/generation"), std::string::npos) << folder.error().message;
+}
+
+TEST(GenerationStore, FailedWriteHandsOutNoGeneration) {
+  TempDir tmp;
+  auto store = GenerationStore::open(tmp.path());
+  ASSERT_TRUE(store) << store.error().message;
+  ASSERT_TRUE(store->next());
+  // A folder where the temporary file goes: open(O_WRONLY) fails with EISDIR, even for root.
+  std::filesystem::create_directory(tmp.path() + "/generation.tmp");
+  const auto failed = store->next();
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(failed.error().code, EISDIR);
+  EXPECT_NE(failed.error().message.find(tmp.path() + "/generation.tmp"), std::string::npos) << failed.error().message;
+  EXPECT_EQ(store->current(), 1u);
+  EXPECT_EQ(read_file(tmp.path() + "/generation"), "1\n");
+  std::filesystem::remove(tmp.path() + "/generation.tmp");
+  const auto next = store->next();
+  ASSERT_TRUE(next) << next.error().message;
+  EXPECT_EQ(*next, 2u);
+}
+
+}  // namespace
+}  // namespace hubprobe
