@@ -7,20 +7,49 @@
 // reach that hub.
 //
 // What it does, per candidate:
-//   - keeps the outcomes of the last `sla.window` (replies with RTT, losses) and computes from them the
-//     RFC 9439 style costs: delay-rt (median RTT), delay-ow (median forward one-way delay, only when
-//     every sample in the window had synchronised clocks), delay-variation (mean |IPDV| between
-//     consecutive replies, RFC 3393/5481), lossrate (lost / judged probes);
-//   - judges a state against its SLA class: unknown (fewer than min_samples replies in the window and not
-//     down), ok, degraded (a threshold exceeded), down (`down_after` consecutive lost probes: fail fast);
+//   - keeps the outcomes of the last `sla.window` (replies with RTT, losses; an outcome at time t is in
+//     the window at `now` when now - window < t <= now) and computes from them the RFC 9439 style costs:
+//     delay-rt (median RTT; the mean of the two middle values for an even count), delay-ow (median forward
+//     one-way delay, only when every reply in the window had synchronised clocks), delay-variation (mean
+//     |IPDV| between consecutive replies, RFC 3393/5481; NaN below two replies), lossrate (lost / judged
+//     probes) and the RTT p99 (nearest rank) the SLA judges;
+//   - confidence = replies in the window / probes expected in it, capped at 1. The probes expected are
+//     min(window / interval, floor(age / interval) + 1), where age is the time since the candidate was
+//     first seen (its first outcome or the first evaluate() after add_candidate, whichever came first),
+//     so a candidate added a moment ago is not penalised for the part of the window before it existed.
+//     An interval <= 0 gives confidence 1 with any reply in the window, else 0;
+//   - judges a state against its SLA class: down (`down_after` consecutive lost probes, counted since the
+//     last reply whatever the window: fail fast), else unknown (fewer than min_samples replies in the
+//     window; min_samples 0 acts as 1), else ok or degraded (p99 RTT, delay-variation or lossrate above
+//     its threshold). One refinement: when the window already holds at least min_samples judged probes
+//     and the lossrate alone exceeds the threshold, the candidate is degraded even with fewer than
+//     min_samples replies: heavy loss is known, not unknown;
 //   - recovers slowly: a candidate that was down or degraded is not eligible to become preferred until it
-//     has been ok for `hold_down` without interruption;
-//   - a score (lower is better, in seconds): delay-rt + delay-variation + lossrate * loss_penalty.
-// Across candidates: ranked by (eligible ok first, then degraded, unknown, down; then score). The
-// preferred candidate only changes when the current one is down or degraded (and another ok eligible
-// candidate exists: switch at once), or when another eligible ok candidate has had a score better by
-// more than the margin, max(switch_margin, switch_margin_ratio * current score), continuously for
-// `switch_after`. Noise around equal paths therefore never switches.
+//     has been ok for `hold_down` without interruption (eligible_at = when it became ok + hold_down; a
+//     candidate that was never down or degraded is eligible as soon as it is ok). set_sla() applies a new
+//     hold_down to a hold-down in progress;
+//   - a score (lower is better, in seconds): delay-rt + delay-variation (0 below two replies) + lossrate *
+//     loss_penalty. NaN without replies in the window; reported as NaN while unknown (it still orders the
+//     unknown candidates among themselves).
+// Across candidates: ranked by group (eligible ok, ok in hold-down, degraded, unknown, down), then score
+// (NaN last), then id, so the order is deterministic.
+// The preferred candidate:
+//   - none yet (start, or the preferred one was removed): the best eligible ok candidate; without one, the
+//     best ranked candidate that is not down and has at least one reply in the window (the scheduler gets
+//     an answer while any path answers, even degraded); empty when none answers;
+//   - the current one is not eligible ok (down, degraded, unknown or in hold-down) and an eligible ok
+//     candidate exists: switch to the best one at once;
+//   - the current one is down and no candidate is eligible: the fallback above (possibly empty); when it
+//     is degraded, unknown or in hold-down it is kept (no churn between bad options);
+//   - otherwise another eligible ok candidate must have had a score below current score - margin, margin =
+//     max(switch_margin, switch_margin_ratio * current score), continuously for `switch_after` (measured
+//     at evaluate() times; the clock of a challenger restarts when it stops beating the margin and all
+//     restart after a switch). Noise around equal paths therefore never switches.
+// switches() counts the times the preferred candidate moved away from a candidate (to another or to none);
+// the first pick is not a switch.
+//
+// Not thread-safe: one thread (the agent's probe thread) drives a selector. Outcomes for unknown ids are
+// ignored; times are expected not to go backwards per candidate.
 #pragma once
 
 #include <cstdint>
@@ -40,15 +69,15 @@ const char* to_string(PathState state);
 /// [sla.NAME]: how the paths of the peers that name this class are judged and chosen between.
 struct SlaClass {
   std::string name = "default";
-  int64_t rtt_p99_ns = 0;         ///< p99 RTT above this -> degraded; 0 = not judged
-  int64_t jitter_ns = 0;          ///< delay-variation above this -> degraded; 0 = not judged
-  double loss_ratio = 0.05;       ///< lossrate above this -> degraded; < 0 = not judged
-  uint32_t min_samples = 10;      ///< replies in the window before a candidate is judged
-  uint32_t down_after = 3;        ///< consecutive lost probes -> down
-  int64_t window_ns = 10'000'000'000;     ///< the evaluation window
-  int64_t hold_down_ns = 30'000'000'000;  ///< ok this long after down/degraded before eligible again
-  int64_t switch_margin_ns = 250'000;     ///< absolute part of the margin
-  double switch_margin_ratio = 0.02;      ///< relative part of the margin (of the current score)
+  int64_t rtt_p99_ns = 0;                   ///< p99 RTT above this -> degraded; 0 = not judged
+  int64_t jitter_ns = 0;                    ///< delay-variation above this -> degraded; 0 = not judged
+  double loss_ratio = 0.05;                 ///< lossrate above this -> degraded; < 0 = not judged
+  uint32_t min_samples = 10;                ///< replies in the window before a candidate is judged
+  uint32_t down_after = 3;                  ///< consecutive lost probes -> down
+  int64_t window_ns = 10'000'000'000;       ///< the evaluation window
+  int64_t hold_down_ns = 30'000'000'000;    ///< ok this long after down/degraded before eligible again
+  int64_t switch_margin_ns = 250'000;       ///< absolute part of the margin
+  double switch_margin_ratio = 0.02;        ///< relative part of the margin (of the current score)
   int64_t switch_after_ns = 5'000'000'000;  ///< the margin must hold this long
   int64_t loss_penalty_ns = 100'000'000;    ///< score cost of 100 % loss (1 % costs 1 ms by default)
   bool operator==(const SlaClass&) const = default;
@@ -63,26 +92,26 @@ struct CandidateView {
   bool eligible = false;   ///< state ok and hold-down over
   bool preferred = false;  ///< the one the selector currently prefers
   uint32_t rank = 0;       ///< 1 = best
-  double score_s = 0;      ///< NaN when unknown
+  double score_s = 0;      ///< NaN when unknown or without replies in the window
   // Costs over the window, in seconds / ratio; NaN when there is nothing to say.
   double delay_rt_s = 0;
-  double delay_ow_s = 0;  ///< NaN unless all samples in the window had synchronised clocks
-  double delay_ow_error_s = 0;  ///< error bound of delay_ow (max over the window)
+  double delay_ow_s = 0;        ///< NaN unless all samples in the window had synchronised clocks
+  double delay_ow_error_s = 0;  ///< error bound of delay_ow (max over the window); NaN with it
   double delay_variation_s = 0;
   double rtt_p99_s = 0;
   double lossrate = 0;
-  double confidence = 0;   ///< 0..1: replies in the window / probes expected in it (capped at 1)
-  uint64_t samples = 0;    ///< replies in the window
-  uint64_t judged = 0;     ///< replies + losses in the window
+  double confidence = 0;  ///< 0..1: replies in the window / probes expected in it (capped at 1)
+  uint64_t samples = 0;   ///< replies in the window
+  uint64_t judged = 0;    ///< replies + losses in the window
   uint32_t consecutive_lost = 0;
   WallNs state_since = 0;  ///< when the state last changed
-  WallNs eligible_at = 0;  ///< when the hold-down ends (or ended)
+  WallNs eligible_at = 0;  ///< when the hold-down ends (or ended); 0 while the state is not ok
 };
 
 struct SelectionChange {
   bool preferred_changed = false;
-  bool state_changed = false;  ///< any candidate's state
-  bool rank_changed = false;   ///< the order of candidates
+  bool state_changed = false;  ///< any candidate's state (a new candidate's first judgement is not a change)
+  bool rank_changed = false;   ///< the order of candidates (also: one added or removed)
   bool any() const { return preferred_changed || state_changed || rank_changed; }
 };
 
@@ -120,11 +149,16 @@ class PathSelector {
 
  private:
   struct Candidate;  // defined in path_selection.cpp
+  Candidate* find(const std::string& id);
+  void pick_preferred(WallNs now);
+
   SlaClass sla_;
   std::vector<std::unique_ptr<Candidate>> candidates_;
   std::vector<CandidateView> ranked_;
   std::string preferred_;
   uint64_t switches_ = 0;
+  std::vector<Candidate*> order_;  // scratch: the ranking being built
+  std::vector<int64_t> scratch_;   // scratch: sorted RTTs / forward delays of one candidate
 };
 
 }  // namespace hubprobe

@@ -1,0 +1,340 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "hubprobe/path_selection.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <deque>
+#include <limits>
+#include <utility>
+
+namespace hubprobe {
+
+namespace {
+
+constexpr double kNan = std::numeric_limits<double>::quiet_NaN();
+constexpr double kNsToS = 1e-9;
+
+// Median of sorted values, in seconds.
+double median_s(const std::vector<int64_t>& sorted) {
+  const size_t n = sorted.size();
+  if (n == 0) return kNan;
+  if (n % 2 == 1) return static_cast<double>(sorted[n / 2]) * kNsToS;
+  return (static_cast<double>(sorted[n / 2 - 1]) + static_cast<double>(sorted[n / 2])) * 0.5 * kNsToS;
+}
+
+// Nearest-rank percentile of sorted values: the ceil(percent * n / 100)-th smallest (in integers, so
+// 99 % of 100 samples is exactly the 99th).
+int64_t nearest_rank(const std::vector<int64_t>& sorted, size_t percent) {
+  const size_t n = sorted.size();
+  const size_t rank = std::clamp<size_t>((percent * n + 99) / 100, 1, n);
+  return sorted[rank - 1];
+}
+
+// Ranking groups, best first.
+int group_of(const CandidateView& view) {
+  switch (view.state) {
+    case PathState::kOk: return view.eligible ? 0 : 1;
+    case PathState::kDegraded: return 2;
+    case PathState::kUnknown: return 3;
+    case PathState::kDown: return 4;
+  }
+  return 5;
+}
+
+}  // namespace
+
+const char* to_string(PathState state) {
+  switch (state) {
+    case PathState::kUnknown: return "unknown";
+    case PathState::kOk: return "ok";
+    case PathState::kDegraded: return "degraded";
+    case PathState::kDown: return "down";
+  }
+  return "unknown";
+}
+
+struct PathSelector::Candidate {
+  struct Outcome {
+    WallNs at = 0;
+    int64_t rtt_ns = 0;
+    int64_t forward_ns = 0;
+    double forward_error_s = 0;
+    bool lost = false;
+    bool has_forward = false;
+  };
+
+  CandidateView view;  // as of the last evaluate()
+  int64_t interval_ns = 0;
+  std::deque<Outcome> outcomes;  // oldest first
+  std::optional<WallNs> first_seen;
+  uint32_t consecutive_lost = 0;
+  bool evaluated = false;                // state / state_since are meaningful
+  bool needs_hold_down = false;          // was down or degraded since it was last eligible
+  WallNs ok_since = 0;                   // valid while view.state == kOk
+  std::optional<WallNs> eligible_since;  // this ok period reached eligibility (eligible_at is then fixed)
+  double rank_score = kNan;              // the score, also while unknown (orders the unknown ones)
+  std::optional<WallNs> beating_since;   // challenger: first evaluate() it beat the preferred by the margin
+
+  void prune(WallNs now, int64_t window_ns) {
+    while (!outcomes.empty() && outcomes.front().at <= now - window_ns) outcomes.pop_front();
+  }
+  void seen(WallNs now) {
+    if (!first_seen) first_seen = now;
+  }
+};
+
+PathSelector::PathSelector(SlaClass sla) : sla_(std::move(sla)) {}
+PathSelector::~PathSelector() = default;
+PathSelector::PathSelector(PathSelector&&) noexcept = default;
+PathSelector& PathSelector::operator=(PathSelector&&) noexcept = default;
+
+PathSelector::Candidate* PathSelector::find(const std::string& id) {
+  for (auto& candidate : candidates_) {
+    if (candidate->view.id == id) return candidate.get();
+  }
+  return nullptr;
+}
+
+bool PathSelector::add_candidate(const std::string& id, const std::string& peer, const std::string& path,
+                                 int64_t interval_ns) {
+  if (find(id) != nullptr) return false;
+  auto candidate = std::make_unique<Candidate>();
+  candidate->view.id = id;
+  candidate->view.peer = peer;
+  candidate->view.path = path;
+  candidate->interval_ns = interval_ns;
+  candidates_.push_back(std::move(candidate));
+  return true;
+}
+
+void PathSelector::remove_candidate(const std::string& id) {
+  std::erase_if(candidates_, [&](const std::unique_ptr<Candidate>& c) { return c->view.id == id; });
+}
+
+void PathSelector::set_sla(const SlaClass& sla) { sla_ = sla; }
+
+void PathSelector::on_reply(const std::string& id, WallNs now, int64_t rtt_ns, std::optional<int64_t> forward_ns,
+                            double forward_error_s) {
+  Candidate* c = find(id);
+  if (c == nullptr) return;
+  c->seen(now);
+  c->prune(now, sla_.window_ns);
+  Candidate::Outcome outcome;
+  outcome.at = now;
+  outcome.rtt_ns = rtt_ns;
+  outcome.has_forward = forward_ns.has_value();
+  outcome.forward_ns = forward_ns.value_or(0);
+  outcome.forward_error_s = forward_error_s;
+  c->outcomes.push_back(outcome);
+  c->consecutive_lost = 0;
+}
+
+void PathSelector::on_lost(const std::string& id, WallNs now) {
+  Candidate* c = find(id);
+  if (c == nullptr) return;
+  c->seen(now);
+  c->prune(now, sla_.window_ns);
+  Candidate::Outcome outcome;
+  outcome.at = now;
+  outcome.lost = true;
+  c->outcomes.push_back(outcome);
+  ++c->consecutive_lost;
+}
+
+SelectionChange PathSelector::evaluate(WallNs now) {
+  SelectionChange change;
+  const uint32_t min_samples = std::max<uint32_t>(1, sla_.min_samples);
+
+  for (auto& owned : candidates_) {
+    Candidate& c = *owned;
+    CandidateView& v = c.view;
+    c.seen(now);
+    c.prune(now, sla_.window_ns);
+
+    // Costs over the window.
+    uint64_t replies = 0;
+    uint64_t lost = 0;
+    bool all_forward = true;
+    double forward_error_s = 0;
+    double ipdv_sum_ns = 0;
+    const Candidate::Outcome* previous_reply = nullptr;
+    scratch_.clear();
+    for (const Candidate::Outcome& o : c.outcomes) {
+      if (o.lost) {
+        ++lost;
+        continue;
+      }
+      ++replies;
+      scratch_.push_back(o.rtt_ns);
+      if (previous_reply != nullptr) ipdv_sum_ns += std::abs(static_cast<double>(o.rtt_ns - previous_reply->rtt_ns));
+      previous_reply = &o;
+      all_forward = all_forward && o.has_forward;
+      if (o.has_forward) forward_error_s = std::max(forward_error_s, o.forward_error_s);
+    }
+    std::sort(scratch_.begin(), scratch_.end());
+    v.samples = replies;
+    v.judged = replies + lost;
+    v.consecutive_lost = c.consecutive_lost;
+    v.delay_rt_s = median_s(scratch_);
+    const int64_t rtt_p99_ns = replies > 0 ? nearest_rank(scratch_, 99) : 0;
+    v.rtt_p99_s = replies > 0 ? static_cast<double>(rtt_p99_ns) * kNsToS : kNan;
+    const double delay_variation_ns = replies >= 2 ? ipdv_sum_ns / static_cast<double>(replies - 1) : 0.0;
+    v.delay_variation_s = replies >= 2 ? delay_variation_ns * kNsToS : kNan;
+    v.lossrate = v.judged == 0 ? kNan : static_cast<double>(lost) / static_cast<double>(v.judged);
+    if (replies > 0 && all_forward) {
+      scratch_.clear();
+      for (const Candidate::Outcome& o : c.outcomes) {
+        if (!o.lost) scratch_.push_back(o.forward_ns);
+      }
+      std::sort(scratch_.begin(), scratch_.end());
+      v.delay_ow_s = median_s(scratch_);
+      v.delay_ow_error_s = forward_error_s;
+    } else {
+      v.delay_ow_s = kNan;
+      v.delay_ow_error_s = kNan;
+    }
+
+    // Confidence: replies against the probes expected since the candidate was first seen, at most a window.
+    if (c.interval_ns > 0) {
+      const double age_ns = static_cast<double>(std::max<int64_t>(0, now - *c.first_seen));
+      const double interval = static_cast<double>(c.interval_ns);
+      const double expected =
+          std::min(static_cast<double>(sla_.window_ns) / interval, std::floor(age_ns / interval) + 1.0);
+      v.confidence = expected > 0 ? std::min(1.0, static_cast<double>(replies) / expected) : 0.0;
+    } else {
+      v.confidence = replies > 0 ? 1.0 : 0.0;
+    }
+
+    c.rank_score = replies == 0 ? kNan
+                                : v.delay_rt_s + delay_variation_ns * kNsToS +
+                                      v.lossrate * static_cast<double>(sla_.loss_penalty_ns) * kNsToS;
+
+    // State.
+    const bool loss_exceeded = sla_.loss_ratio >= 0 && v.judged > 0 && v.lossrate > sla_.loss_ratio;
+    PathState state = PathState::kOk;
+    if (sla_.down_after > 0 && c.consecutive_lost >= sla_.down_after) {
+      state = PathState::kDown;
+    } else if (replies < min_samples) {
+      state = loss_exceeded && v.judged >= min_samples ? PathState::kDegraded : PathState::kUnknown;
+    } else if (loss_exceeded || (sla_.rtt_p99_ns > 0 && rtt_p99_ns > sla_.rtt_p99_ns) ||
+               (sla_.jitter_ns > 0 && delay_variation_ns > static_cast<double>(sla_.jitter_ns))) {
+      state = PathState::kDegraded;
+    }
+    if (!c.evaluated || state != v.state) {
+      if (c.evaluated) change.state_changed = true;
+      v.state = state;
+      v.state_since = now;
+      if (state == PathState::kOk) c.ok_since = now;
+      c.eligible_since.reset();
+      c.evaluated = true;
+    }
+    if (state == PathState::kDown || state == PathState::kDegraded) c.needs_hold_down = true;
+
+    // Hold-down.
+    if (state == PathState::kOk) {
+      if (!c.eligible_since) {
+        const WallNs eligible_at = c.needs_hold_down ? c.ok_since + sla_.hold_down_ns : c.ok_since;
+        if (now >= eligible_at) {
+          c.eligible_since = eligible_at;
+          c.needs_hold_down = false;
+        }
+        v.eligible_at = eligible_at;
+      } else {
+        v.eligible_at = *c.eligible_since;
+      }
+      v.eligible = c.eligible_since.has_value();
+    } else {
+      v.eligible_at = 0;
+      v.eligible = false;
+    }
+    v.score_s = state == PathState::kUnknown ? kNan : c.rank_score;
+  }
+
+  // Ranking.
+  order_.clear();
+  for (auto& owned : candidates_) order_.push_back(owned.get());
+  std::sort(order_.begin(), order_.end(), [](const Candidate* a, const Candidate* b) {
+    const int ga = group_of(a->view);
+    const int gb = group_of(b->view);
+    if (ga != gb) return ga < gb;
+    const bool a_nan = std::isnan(a->rank_score);
+    const bool b_nan = std::isnan(b->rank_score);
+    if (a_nan != b_nan) return b_nan;
+    if (!a_nan && a->rank_score != b->rank_score) return a->rank_score < b->rank_score;
+    return a->view.id < b->view.id;
+  });
+
+  // The previous order, before ranked_ is rebuilt.
+  bool same_order = ranked_.size() == order_.size();
+  for (size_t i = 0; same_order && i < order_.size(); ++i) same_order = ranked_[i].id == order_[i]->view.id;
+  change.rank_changed = !same_order;
+
+  const std::string previous_preferred = preferred_;
+  pick_preferred(now);
+  change.preferred_changed = preferred_ != previous_preferred;
+  if (change.preferred_changed && !previous_preferred.empty()) ++switches_;
+
+  ranked_.clear();
+  ranked_.reserve(order_.size());
+  for (size_t i = 0; i < order_.size(); ++i) {
+    CandidateView& v = order_[i]->view;
+    v.rank = static_cast<uint32_t>(i + 1);
+    v.preferred = v.id == preferred_;
+    ranked_.push_back(v);
+  }
+  return change;
+}
+
+void PathSelector::pick_preferred(WallNs now) {
+  // order_ is ranked: the eligible ok candidates, best first, come first.
+  Candidate* best_eligible = !order_.empty() && order_.front()->view.eligible ? order_.front() : nullptr;
+  auto fallback = [&]() -> Candidate* {
+    if (best_eligible != nullptr) return best_eligible;
+    for (Candidate* c : order_) {
+      if (c->view.state != PathState::kDown && c->view.samples > 0) return c;
+    }
+    return nullptr;
+  };
+  auto choose = [&](Candidate* c) {
+    for (Candidate* other : order_) other->beating_since.reset();
+    preferred_ = c == nullptr ? std::string() : c->view.id;
+  };
+
+  Candidate* current = preferred_.empty() ? nullptr : find(preferred_);
+  if (current == nullptr) {
+    choose(fallback());
+    return;
+  }
+  if (!current->view.eligible) {
+    if (best_eligible != nullptr) {
+      choose(best_eligible);
+    } else if (current->view.state == PathState::kDown) {
+      choose(fallback());
+    } else {
+      for (Candidate* other : order_) other->beating_since.reset();
+    }
+    return;
+  }
+
+  // The current one is eligible ok (so it has replies and a score): challengers need the margin for a time.
+  const double current_score = current->rank_score;
+  const double margin =
+      std::max(static_cast<double>(sla_.switch_margin_ns) * kNsToS, sla_.switch_margin_ratio * current_score);
+  Candidate* winner = nullptr;
+  for (Candidate* c : order_) {
+    if (c == current) {
+      c->beating_since.reset();
+      continue;
+    }
+    if (c->view.eligible && c->rank_score < current_score - margin) {
+      if (!c->beating_since) c->beating_since = now;
+      if (winner == nullptr && now - *c->beating_since >= sla_.switch_after_ns) winner = c;
+    } else {
+      c->beating_since.reset();
+    }
+  }
+  if (winner != nullptr) choose(winner);
+}
+
+}  // namespace hubprobe
