@@ -1,16 +1,25 @@
 // SPDX-License-Identifier: Apache-2.0
-// hubprobe: the command-line tool (ping, reflect).
+// hubprobe: the command-line tool (ping, reflect, check-config, status, prefs).
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "hubprobe/config.h"
 #include "hubprobe/ping.h"
+#include "hubprobe/preferences.h"
 #include "hubprobe/reflect.h"
+#include "hubprobe/scheduler_sink.h"
 #include "hubprobe/stamp.h"
 #include "hubprobe/status_command.h"
 #include "hubprobe_version.h"
@@ -59,6 +68,89 @@ std::shared_ptr<const hubprobe::stamp::HmacKey> load_key(const std::string& path
   auto key = hubprobe::stamp::load_key_file(path);
   if (!key) usage_error("--auth-key-file: " + key.error().message);
   return std::make_shared<const hubprobe::stamp::HmacKey>(std::move(key.value()));
+}
+
+// `hubprobe prefs`: exit statuses beyond 0 (shown) and 2 (usage).
+constexpr int kNoDocument = 1;
+constexpr int kEtcdUnreachable = 3;
+
+struct PrefsSource {
+  std::vector<nlohmann::json> documents;
+  size_t valid = 0;
+};
+
+// Adds `text` (from `origin`, a key or a file) when it parses as JSON; says why on stderr when not.
+void add_document(PrefsSource& source, const std::string& origin, const std::string& text) {
+  nlohmann::json document = nlohmann::json::parse(text, nullptr, false);
+  if (document.is_discarded()) {
+    std::cerr << "hubprobe prefs: " << origin << ": not JSON\n";
+    return;
+  }
+  if (hubprobe::validate_preference_document(document)) ++source.valid;
+  source.documents.push_back(std::move(document));
+}
+
+// Every document under PREFIX/preferences/ of the etcd cluster at `endpoints`; nullopt (after printing
+// why) when etcd cannot be read.
+std::optional<PrefsSource> read_etcd_preferences(const std::string& endpoints, const std::string& prefix,
+                                                 const hubprobe::EtcdClient::Options& tls) {
+  hubprobe::EtcdClient::Options options = tls;
+  std::stringstream list(endpoints);
+  for (std::string endpoint; std::getline(list, endpoint, ',');) {
+    if (!endpoint.empty()) options.endpoints.push_back(endpoint);
+  }
+  if (options.endpoints.empty()) usage_error("--etcd: expected URL[,URL...], got \"" + endpoints + "\"");
+  for (const auto& endpoint : options.endpoints) {
+    if (endpoint.rfind("http://", 0) != 0 && endpoint.rfind("https://", 0) != 0) {
+      usage_error("--etcd: \"" + endpoint + "\" is not an http:// or https:// URL");
+    }
+  }
+  hubprobe::EtcdClient client(options);
+  std::string key_prefix = prefix;
+  while (!key_prefix.empty() && key_prefix.back() == '/') key_prefix.pop_back();
+  key_prefix += "/preferences/";
+  auto values = client.get_prefix(key_prefix);
+  if (!values) {
+    std::cerr << "hubprobe prefs: " << values.error().message << "\n";
+    return std::nullopt;
+  }
+  PrefsSource source;
+  for (const auto& kv : *values) add_document(source, kv.key, kv.value);
+  if (values->empty()) std::cerr << "hubprobe prefs: no keys under " << key_prefix << "\n";
+  return source;
+}
+
+// One document per file; a directory stands for every *.json file in it (not recursive, sorted).
+PrefsSource read_file_preferences(const std::vector<std::string>& paths) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> files;
+  for (const auto& path : paths) {
+    std::error_code error;
+    if (fs::is_directory(path, error)) {
+      std::vector<fs::path> found;
+      for (const auto& entry : fs::directory_iterator(path, error)) {
+        if (entry.path().extension() == ".json" && !entry.is_directory()) found.push_back(entry.path());
+      }
+      if (error) std::cerr << "hubprobe prefs: " << path << ": " << error.message() << "\n";
+      if (found.empty() && !error) std::cerr << "hubprobe prefs: " << path << ": no *.json files\n";
+      std::sort(found.begin(), found.end());
+      files.insert(files.end(), found.begin(), found.end());
+    } else {
+      files.emplace_back(path);
+    }
+  }
+  PrefsSource source;
+  for (const auto& file : files) {
+    std::ifstream in(file, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in) {
+      std::cerr << "hubprobe prefs: " << file.string() << ": cannot read: " << std::strerror(errno) << "\n";
+      continue;
+    }
+    add_document(source, file.string(), text.str());
+  }
+  return source;
 }
 
 }  // namespace
@@ -126,6 +218,23 @@ int main(int argc, char** argv) {
   status->add_option("-a,--agent", agent_address, "the agent's metrics.listen address (default 127.0.0.1:9862)");
   status->add_flag("--json", status_json, "print the agent's status document as JSON");
 
+  // hubprobe prefs
+  auto* prefs = app.add_subcommand("prefs", "the fleet's path preferences, hub by hub, from etcd or files");
+  std::string prefs_etcd;
+  std::string prefs_prefix = "/hubprobe";
+  std::vector<std::string> prefs_files;
+  hubprobe::EtcdClient::Options prefs_tls;
+  auto* etcd_option =
+      prefs->add_option("--etcd", prefs_etcd, "etcd endpoints URL[,URL...], e.g. http://198.18.0.254:2379");
+  prefs->add_option("--prefix", prefs_prefix, "key prefix of the agents' sinks (default /hubprobe)");
+  auto* file_option =
+      prefs->add_option("--file", prefs_files, "preference documents: JSON files, or directories of *.json files");
+  prefs->add_option("--ca-file", prefs_tls.ca_file, "verify https etcd endpoints with this CA bundle");
+  prefs->add_option("--cert-file", prefs_tls.client_cert_file, "client certificate for https etcd endpoints (PEM)");
+  prefs->add_option("--key-file", prefs_tls.client_key_file, "client key for https etcd endpoints (PEM)");
+  etcd_option->excludes(file_option);
+  file_option->excludes(etcd_option);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -141,6 +250,25 @@ int main(int argc, char** argv) {
 
   if (*check) return hubprobe::check_config_command(check_file, std::cout, std::cerr);
   if (*status) return hubprobe::status_command(agent_address, status_json, std::cout, std::cerr);
+  if (*prefs) {
+    if (prefs_etcd.empty() && prefs_files.empty()) usage_error("prefs: give --etcd URL[,URL...] or --file PATH...");
+    PrefsSource found;
+    if (!prefs_files.empty()) {
+      found = read_file_preferences(prefs_files);
+    } else {
+      auto read = read_etcd_preferences(prefs_etcd, prefs_prefix, prefs_tls);
+      if (!read) return kEtcdUnreachable;
+      found = std::move(*read);
+    }
+    if (!found.documents.empty()) {
+      std::cout << hubprobe::render_preferences_table(found.documents, hubprobe::wall_now());
+    }
+    if (found.valid == 0) {
+      std::cerr << "hubprobe prefs: no valid preference document\n";
+      return kNoDocument;
+    }
+    return 0;
+  }
 
   install_signal_handlers();
   std::ios::sync_with_stdio(false);

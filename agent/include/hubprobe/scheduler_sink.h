@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -30,8 +31,8 @@ struct BackoffConfig {
 
 /// [[scheduler.http]]
 struct HttpSinkConfig {
-  std::string name;  ///< the `sink` label; default "http" (+ index when several)
-  std::string url;   ///< http:// or https://
+  std::string name;                            ///< the `sink` label; default "http" (+ index when several)
+  std::string url;                             ///< http:// or https://
   int64_t timeout_ns = 2'000'000'000;          ///< whole request
   int64_t connect_timeout_ns = 1'000'000'000;  ///< TCP + TLS handshake
   int64_t refresh_ns = 30'000'000'000;         ///< re-send the current document this often; 0 = only on change
@@ -61,13 +62,13 @@ struct EtcdSinkConfig {
 /// What a sink reports for /metrics and /status.
 struct SinkStatus {
   std::string name;
-  std::string kind;  ///< "http" or "etcd"
+  std::string kind;    ///< "http" or "etcd"
   std::string target;  ///< the URL or the endpoint currently in use
   uint64_t pushes_ok = 0;
   uint64_t pushes_failed = 0;  ///< attempts that did not deliver (each retry counts)
   uint64_t superseded = 0;     ///< documents replaced by a newer one before they were delivered
   WallNs last_attempt = 0;
-  WallNs last_success = 0;          ///< 0 = never
+  WallNs last_success = 0;            ///< 0 = never
   uint64_t delivered_generation = 0;  ///< the generation of the last document the target accepted
   uint64_t pending_generation = 0;    ///< the newest generation handed to publish()
   std::string last_error;             ///< empty after a success
@@ -95,6 +96,9 @@ std::unique_ptr<SchedulerSink> make_etcd_sink(const EtcdSinkConfig& config, cons
 /// A small etcd v3 client over its JSON gateway (/v3/...), used by the sink, by discovery and by
 /// `hubprobe prefs --etcd`. Blocking calls with the configured timeout; keys and values are plain strings
 /// (base64 is handled inside).
+/// Thread-safe: calls from several threads are served one at a time. Errors name the endpoint(s) tried,
+/// e.g. "etcd http://198.18.0.254:2379: connection refused"; Error::code is ENOENT when etcd says the
+/// lease is not found.
 class EtcdClient {
  public:
   struct Options {
@@ -119,8 +123,12 @@ class EtcdClient {
   /// Every key starting with `prefix`.
   Result<std::vector<KeyValue>> get_prefix(const std::string& prefix);
   Result<void> revoke(int64_t lease);
-  /// The endpoint that answered last.
+  /// The endpoint that answered last (the first one before any answered).
   std::string endpoint() const;
+  /// From now on no request runs past `deadline`: later requests get shorter timeouts (or fail at once
+  /// once it has passed) and one already running is abandoned (libcurl checks about once a second).
+  /// Thread-safe; the etcd sink's stop() uses it to bound its last put.
+  void set_deadline(std::chrono::steady_clock::time_point deadline);
 
  private:
   struct Impl;
