@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 
@@ -22,17 +23,21 @@ Agent::Agent(const AgentConfig& config) : config_(config), started_at_(wall_now(
 
 Agent::~Agent() { stop(); }
 
-SessionSpec Agent::session_spec(const PeerConfig& peer) {
+SessionSpec Agent::session_spec(const PeerConfig& peer, const PathConfig& path) {
   SessionSpec spec;
-  spec.id = peer.name;
+  spec.id = session_id(peer.name, path.name);
   spec.target = peer.address;
   spec.mode = peer.probe.mode();
   spec.key = peer.probe.auth_key.key;
   spec.packet_size = peer.probe.size;
-  spec.dscp = peer.probe.dscp;
+  spec.dscp = path.dscp >= 0 ? path.dscp : peer.probe.dscp;
   spec.interval_ns = peer.probe.interval_ns;
   spec.timeout_ns = peer.probe.timeout_ns;
   spec.format = peer.probe.timestamp_format;
+  spec.device = path.interface;
+  spec.fwmark = path.fwmark;
+  if (path.source.valid()) spec.source = path.source;
+  spec.source_ports = path.source_ports;
   return spec;
 }
 
@@ -62,15 +67,36 @@ Result<std::unique_ptr<Agent>> Agent::start(const AgentConfig& config) {
       return r.error();
     }
   }
+  if (auto r = agent->start_sinks(config.scheduler); !r) {
+    agent->stop();
+    return r.error();
+  }
   agent->last_tick_ = now;
   agent->probe_thread_ = std::thread([a = agent.get()] { a->probe_loop(); });
+  agent->publisher_thread_ = std::thread([a = agent.get()] { a->publisher_loop(); });
   return agent;
 }
 
 void Agent::stop() {
-  stop_ = true;
+  {
+    std::lock_guard lock(publisher_wait_mutex_);
+    publisher_stop_ = true;
+  }
+  publisher_wake_.notify_all();
+  if (publisher_thread_.joinable()) publisher_thread_.join();
+  const bool was_running = !stop_.exchange(true);
   if (probe_thread_.joinable()) probe_thread_.join();
   stop_reflector();
+  if (was_running) {
+    bool any_sink = false;
+    {
+      std::lock_guard lock(sinks_mutex_);
+      any_sink = !sinks_.empty();
+    }
+    // SPEC 8: the last preferences go out once more, marked stale, so the scheduler stops trusting them.
+    if (any_sink) publish_preferences(true, true);
+    stop_sinks(2 * kOncePerSecond);
+  }
 }
 
 Result<void> Agent::start_reflector(const ReflectorConfig& config) {
@@ -110,39 +136,89 @@ void Agent::stop_reflector() {
   reflector_.reset();
 }
 
+PathSelector& Agent::selector_for(const PeerConfig& peer) {
+  const auto sla = config_.sla.find(peer.sla);
+  const SlaClass& sla_class = sla != config_.sla.end() ? sla->second : SlaClass{};
+  auto it = selectors_.find(peer.hub);
+  if (it == selectors_.end()) it = selectors_.emplace(peer.hub, PathSelector(sla_class)).first;
+  return it->second;
+}
+
+void Agent::prune_selectors() {
+  std::erase_if(selectors_, [&](const auto& entry) {
+    return std::none_of(config_.peers.begin(), config_.peers.end(),
+                        [&](const PeerConfig& peer) { return peer.hub == entry.first; });
+  });
+}
+
 Result<void> Agent::add_peer(const PeerConfig& peer, WallNs now) {
-  if (auto r = engine_->add_session(session_spec(peer), phase_seed(peer.name), now); !r) return r.error();
-  peers_[peer.name] = PeerRuntime{peer, std::make_unique<WindowedStats>(window_options(peer))};
+  std::vector<std::string> added;
+  for (const PathConfig& path : peer.paths) {
+    const SessionSpec spec = session_spec(peer, path);
+    if (auto r = engine_->add_session(spec, phase_seed(spec.id), now); !r) {
+      for (const auto& id : added) engine_->remove_session(id);
+      return r.error();
+    }
+    added.push_back(spec.id);
+  }
+  PathSelector& selector = selector_for(peer);
+  for (const PathConfig& path : peer.paths) {
+    const std::string id = session_id(peer.name, path.name);
+    sessions_[id] = SessionRuntime{peer, path, std::make_unique<WindowedStats>(window_options(peer))};
+    selector.add_candidate(id, peer.name, path.name, peer.probe.interval_ns);
+  }
   return {};
 }
 
 void Agent::remove_peer(const std::string& name) {
-  engine_->remove_session(name);
-  peers_.erase(name);
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    if (it->second.peer.name != name) {
+      ++it;
+      continue;
+    }
+    engine_->remove_session(it->first);
+    if (auto selector = selectors_.find(it->second.peer.hub); selector != selectors_.end()) {
+      selector->second.remove_candidate(it->first);
+    }
+    it = sessions_.erase(it);
+  }
 }
 
 void Agent::on_probe_sent(const std::string& session_id, uint32_t seq, WallNs when) {
-  auto it = peers_.find(session_id);
-  if (it != peers_.end()) it->second.stats->on_sent(seq, when);
+  auto it = sessions_.find(session_id);
+  if (it != sessions_.end()) it->second.stats->on_sent(seq, when);
 }
 
 void Agent::on_probe_event(const std::string& session_id, const stamp::ProbeEvent& event, WallNs now) {
-  auto it = peers_.find(session_id);
-  if (it == peers_.end()) return;
-  const PeerState before = it->second.stats->peer_state().state();
-  it->second.stats->on_event(event, now);
-  const PeerState after = it->second.stats->peer_state().state();
+  auto it = sessions_.find(session_id);
+  if (it == sessions_.end()) return;
+  SessionRuntime& session = it->second;
+  const PeerState before = session.stats->peer_state().state();
+  session.stats->on_event(event, now);
+  const PeerState after = session.stats->peer_state().state();
   if (after != before && after == PeerState::kDown) {
-    spdlog::warn("peer {} ({}) is down: {} probes in a row without a reply", session_id,
-                 it->second.config.address.to_string(), it->second.config.probe.down_after);
+    spdlog::warn("peer {} ({}) path {} is down: {} probes in a row without a reply", session.peer.name,
+                 session.peer.address.to_string(), session.path.name, session.peer.probe.down_after);
   } else if (after != before && after == PeerState::kUp) {
-    spdlog::info("peer {} ({}) is up", session_id, it->second.config.address.to_string());
+    spdlog::info("peer {} ({}) path {} is up", session.peer.name, session.peer.address.to_string(), session.path.name);
+  }
+  auto selector = selectors_.find(session.peer.hub);
+  if (selector == selectors_.end()) return;
+  if (event.kind == stamp::ProbeEvent::Kind::kReply) {
+    const stamp::Sample& sample = event.sample;
+    if (sample.one_way_valid()) {
+      selector->second.on_reply(session_id, now, sample.rtt_ns(), sample.forward_ns(), sample.one_way_error_s());
+    } else {
+      selector->second.on_reply(session_id, now, sample.rtt_ns());
+    }
+  } else if (event.kind == stamp::ProbeEvent::Kind::kLost) {
+    selector->second.on_lost(session_id, now);
   }
 }
 
 void Agent::refresh_sender_counters(WallNs now) {
-  for (auto& [name, peer] : peers_) {
-    if (const auto* counters = engine_->sender_counters(name)) peer.stats->on_sender_counters(*counters, now);
+  for (auto& [id, session] : sessions_) {
+    if (const auto* counters = engine_->sender_counters(id)) session.stats->on_sender_counters(*counters, now);
   }
   counters_refreshed_at_ = now;
 }
@@ -200,12 +276,20 @@ Result<void> Agent::reload(const AgentConfig& next) {
   }
 
   // Pre-flight: every port a new session needs must open, before anything changes.
-  for (const auto& name : diff.peers_added) {
+  std::vector<std::string> preflight = diff.peers_added;
+  preflight.insert(preflight.end(), diff.peers_restarted.begin(), diff.peers_restarted.end());
+  for (const auto& name : preflight) {
     const PeerConfig* peer = next.find_peer(name);
-    dp::PortOptions options;
-    options.local = SocketAddress::any(peer->address.family(), 0);
-    if (auto port = dataplane_->open_port(options); !port) {
-      return make_error("peer " + name + ": " + port.error().message);
+    for (const PathConfig& path : peer->paths) {
+      dp::PortOptions options;
+      options.local = SocketAddress::any(peer->address.family(), 0);
+      if (path.source.valid()) options.local = path.source;
+      options.device = path.interface;
+      options.fwmark = path.fwmark;
+      // Fixed source ports may be held by the running session: only an ephemeral port is tried here.
+      if (auto port = dataplane_->open_port(options); !port) {
+        return make_error("peer " + name + " path " + path.name + ": " + port.error().message);
+      }
     }
   }
 
@@ -225,8 +309,16 @@ Result<void> Agent::reload(const AgentConfig& next) {
     }
   }
 
-  std::lock_guard lock(mutex_);
+  if (diff.scheduler_changed) {
+    stop_sinks(kOncePerSecond);
+    if (auto r = start_sinks(next.scheduler); !r) {
+      spdlog::error("scheduler sinks: {} (running without sinks until the next successful reload)", r.error().message);
+    }
+  }
+
+  std::unique_lock lock(mutex_);
   const WallNs now = wall_now();
+  config_ = next;  // first: new sessions find their SLA class in it
   for (const auto& name : diff.peers_removed) remove_peer(name);
   for (const auto& name : diff.peers_restarted) remove_peer(name);
   std::vector<std::string> to_add = diff.peers_added;
@@ -236,20 +328,130 @@ Result<void> Agent::reload(const AgentConfig& next) {
       spdlog::error("peer {}: {}", name, r.error().message);
     }
   }
-  for (const auto& name : diff.peers_updated) {
-    PeerRuntime& runtime = peers_.at(name);
-    const PeerConfig& peer = *next.find_peer(name);
-    if (peer.probe.window_ns != runtime.config.probe.window_ns) runtime.stats->set_window(peer.probe.window_ns, now);
-    runtime.stats->set_peer_state_options(window_options(peer).peer_state, now);
-    runtime.config = peer;
+  for (auto& [id, session] : sessions_) {
+    const PeerConfig* peer = next.find_peer(session.peer.name);
+    if (peer == nullptr) continue;
+    if (peer->probe.window_ns != session.peer.probe.window_ns) session.stats->set_window(peer->probe.window_ns, now);
+    if (peer->probe.down_after != session.peer.probe.down_after) {
+      session.stats->set_peer_state_options(window_options(*peer).peer_state, now);
+    }
+    session.peer = *peer;
   }
-  for (const auto& name : diff.peers_unchanged) peers_.at(name).config = *next.find_peer(name);
+  prune_selectors();
+  for (auto& [hub, selector] : selectors_) {
+    const PeerConfig* peer = nullptr;
+    for (const PeerConfig& candidate : next.peers) {
+      if (candidate.hub == hub) peer = &candidate;
+    }
+    if (peer == nullptr) continue;
+    const auto sla = next.sla.find(peer->sla);
+    if (sla != next.sla.end() && !(sla->second == selector.sla())) selector.set_sla(sla->second);
+  }
   if (diff.logging_changed) spdlog::set_level(spdlog::level::from_str(to_string(next.logging.level)));
-  config_ = next;
   spdlog::info("configuration reloaded: {} peers added, {} removed, {} restarted, {} updated, {} unchanged",
                diff.peers_added.size(), diff.peers_removed.size(), diff.peers_restarted.size(),
                diff.peers_updated.size(), diff.peers_unchanged.size());
+  lock.unlock();
+  if (diff.scheduler_changed) publish_preferences(true, false);
   return {};
+}
+
+std::shared_ptr<const nlohmann::json> Agent::preferences() const {
+  std::lock_guard lock(mutex_);
+  return document_;
+}
+
+Result<void> Agent::start_sinks(const SchedulerConfig& scheduler) {
+  if (!scheduler.has_sinks()) return {};
+  {
+    std::lock_guard publish(publish_mutex_);
+    if (!generation_store_ || generation_store_->path() != scheduler.state_dir + "/generation") {
+      auto store = GenerationStore::open(scheduler.state_dir);
+      if (!store) return make_error("scheduler.state_dir: " + store.error().message);
+      generation_ = std::max(generation_, store->current());
+      generation_store_ = std::move(store.value());
+    }
+  }
+  std::vector<std::unique_ptr<SchedulerSink>> sinks;
+  for (const HttpSinkConfig& http : scheduler.http) sinks.push_back(make_http_sink(http));
+  AgentConfig config = this->config();
+  nlohmann::json registration = {{"id", config.agent.id},
+                                 {"hub", config.agent.hub},
+                                 {"metrics", config.metrics.listen.to_string()},
+                                 {"reflector_port", config.reflector.port}};
+  for (const EtcdSinkConfig& etcd : scheduler.etcd) {
+    sinks.push_back(make_etcd_sink(etcd, config.agent.id, registration));
+  }
+  std::lock_guard lock(sinks_mutex_);
+  sinks_ = std::move(sinks);
+  return {};
+}
+
+void Agent::stop_sinks(int64_t deadline_ns) {
+  std::vector<std::unique_ptr<SchedulerSink>> sinks;
+  {
+    std::lock_guard lock(sinks_mutex_);
+    sinks.swap(sinks_);
+  }
+  for (auto& sink : sinks) sink->stop(deadline_ns);
+}
+
+void Agent::publisher_loop() {
+  std::unique_lock wait(publisher_wait_mutex_);
+  while (!publisher_stop_) {
+    wait.unlock();
+    publish_preferences(false, false);
+    wait.lock();
+    publisher_wake_.wait_for(wait, std::chrono::seconds(1), [&] { return publisher_stop_; });
+  }
+}
+
+void Agent::publish_preferences(bool force, bool stale) {
+  std::lock_guard publish(publish_mutex_);
+  PreferenceDocumentInput input;
+  bool changed = false;
+  const WallNs now = wall_now();
+  int64_t refresh_ns = 0;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& [hub, selector] : selectors_) {
+      const SelectionChange change = selector.evaluate(now);
+      if (change.preferred_changed) {
+        spdlog::info("hub {}: preferred path now {} (switch {})", hub,
+                     selector.preferred().empty() ? std::string("none") : selector.preferred(), selector.switches());
+      }
+      changed = changed || change.any();
+      input.destinations.push_back(DestinationPreferences{hub, selector.ranked(), selector.preferred()});
+    }
+    input.agent_id = config_.agent.id;
+    input.agent_hub = config_.agent.hub;
+    refresh_ns = config_.scheduler.refresh_ns;
+  }
+  const bool due = document_ == nullptr || now - last_document_at_ >= refresh_ns;
+  if (!force && !changed && !due) return;
+
+  uint64_t generation = generation_ + 1;
+  if (generation_store_) {
+    auto next = generation_store_->next();
+    if (!next) {
+      ++generation_errors_;
+      spdlog::error("preferences not published: generation could not be stored: {}", next.error().message);
+      return;
+    }
+    generation = *next;
+  }
+  generation_ = generation;
+  input.generation = generation;
+  input.timestamp = now;
+  input.stale = stale;
+  auto document = std::make_shared<const nlohmann::json>(make_preference_document(input));
+  last_document_at_ = now;
+  {
+    std::lock_guard lock(mutex_);
+    document_ = document;
+  }
+  std::lock_guard lock(sinks_mutex_);
+  for (auto& sink : sinks_) sink->publish(document, generation);
 }
 
 }  // namespace hubprobe

@@ -103,7 +103,9 @@ std::vector<MetricFamily> Agent::collect() const {
   f.gauge("hubprobe_config_last_reload_success_timestamp_seconds",
           "When the configuration was last loaded successfully (start or reload).", agent_labels,
           seconds(last_reload_success_at_ ? last_reload_success_at_ : started_at_));
-  f.gauge("hubprobe_peers", "Peers configured.", agent_labels, static_cast<double>(peers_.size()));
+  f.gauge("hubprobe_peers", "Peers configured.", agent_labels, static_cast<double>(config_.peers.size()));
+  f.gauge("hubprobe_probe_sessions", "Probe sessions: one per peer and path.", agent_labels,
+          static_cast<double>(sessions_.size()));
 
   const auto ports = engine_->port_counters();
   const auto& engine = engine_->counters();
@@ -139,10 +141,12 @@ std::vector<MetricFamily> Agent::collect() const {
             static_cast<double>(r.engine.sessions_active));
   }
 
-  for (const auto& [name, peer] : peers_) {
-    const StatsSnapshot s = peer.stats->snapshot(now);
-    const Labels labels = {
-        {"hub", config_.agent.hub}, {"peer", name}, {"peer_hub", peer.config.hub}, {"path", "default"}};
+  for (const auto& [id, session] : sessions_) {
+    const StatsSnapshot s = session.stats->snapshot(now);
+    const Labels labels = {{"hub", config_.agent.hub},
+                           {"peer", session.peer.name},
+                           {"peer_hub", session.peer.hub},
+                           {"path", session.path.name}};
     const auto& t = s.totals;
     f.counter("hubprobe_probes_sent_total", "STAMP probes sent.", labels, static_cast<double>(t.sent));
     f.counter("hubprobe_replies_received_total", "Replies received before the timeout.", labels,
@@ -171,7 +175,7 @@ std::vector<MetricFamily> Agent::collect() const {
               static_cast<double>(t.send_errors));
 
     // The cumulative RTT histogram: log-linear buckets that tell 20 ms from 21 ms.
-    const ExportHistogram& histogram = peer.stats->rtt_histogram();
+    const ExportHistogram& histogram = session.stats->rtt_histogram();
     ClientMetric metric;
     metric.label = labels;
     metric.histogram.sample_count = histogram.count();
@@ -223,6 +227,49 @@ std::vector<MetricFamily> Agent::collect() const {
     f.gauge("hubprobe_peer_last_reply_timestamp_seconds", "When the last reply came (Unix time), 0 = never.", labels,
             seconds(s.last_reply_at));
   }
+
+  // Path selection: one series per (peer, path) candidate, as of the last evaluation (once a second).
+  for (const auto& [peer_hub, selector] : selectors_) {
+    for (const CandidateView& c : selector.ranked()) {
+      const Labels labels = {{"hub", config_.agent.hub}, {"peer", c.peer}, {"peer_hub", peer_hub}, {"path", c.path}};
+      for (PathState state : {PathState::kUnknown, PathState::kOk, PathState::kDegraded, PathState::kDown}) {
+        f.gauge("hubprobe_path_state", "The path's SLA state: 1 for the current one.",
+                with(labels, "state", to_string(state)), c.state == state ? 1 : 0);
+      }
+      f.gauge("hubprobe_path_rank", "The path's rank towards its destination hub (1 = best).", labels, c.rank);
+      f.gauge("hubprobe_path_preferred", "1 for the path the agent prefers towards the destination hub.", labels,
+              c.preferred ? 1 : 0);
+      f.gauge("hubprobe_path_eligible", "1 when the path is ok and its hold-down is over.", labels, c.eligible ? 1 : 0);
+      f.gauge("hubprobe_path_score_seconds",
+              "The path's score (lower is better): delay-rt + delay-variation + loss penalty.", labels, c.score_s);
+      f.gauge("hubprobe_path_confidence", "Replies in the SLA window / probes expected in it (0..1).", labels,
+              c.confidence);
+    }
+    f.counter("hubprobe_path_switches_total", "Times the preferred path towards the destination hub changed.",
+              {{"hub", config_.agent.hub}, {"peer_hub", peer_hub}}, static_cast<double>(selector.switches()));
+  }
+  const double generation = document_ ? static_cast<double>((*document_).value("generation", uint64_t{0})) : 0;
+  f.gauge("hubprobe_preferences_generation", "Generation of the current preference document (0 = none yet).",
+          agent_labels, generation);
+  {
+    std::lock_guard sinks(sinks_mutex_);
+    for (const auto& sink : sinks_) {
+      const SinkStatus st = sink->status();
+      const Labels labels = {{"hub", config_.agent.hub}, {"sink", st.name}, {"kind", st.kind}};
+      f.counter("hubprobe_scheduler_pushes_total", "Attempts to deliver preferences to a sink, by result.",
+                with(labels, "result", "success"), static_cast<double>(st.pushes_ok));
+      f.counter("hubprobe_scheduler_pushes_total", "Attempts to deliver preferences to a sink, by result.",
+                with(labels, "result", "failure"), static_cast<double>(st.pushes_failed));
+      f.counter("hubprobe_scheduler_superseded_total",
+                "Documents replaced by a newer one before the sink could deliver them.", labels,
+                static_cast<double>(st.superseded));
+      f.gauge("hubprobe_scheduler_last_success_timestamp_seconds",
+              "When the sink last delivered a document (Unix time), 0 = never.", labels, seconds(st.last_success));
+      f.gauge("hubprobe_scheduler_up", "1 when the sink's last attempt succeeded.", labels, st.healthy ? 1 : 0);
+      f.gauge("hubprobe_scheduler_delivered_generation", "Generation of the last document the sink delivered.", labels,
+              static_cast<double>(st.delivered_generation));
+    }
+  }
   return f.take();
 }
 
@@ -259,12 +306,12 @@ nlohmann::json Agent::status() const {
     doc["reflector"] = nullptr;
   }
   doc["peers"] = nlohmann::json::array();
-  for (const auto& [name, peer] : peers_) {
-    const StatsSnapshot s = peer.stats->snapshot(now);
-    doc["peers"].push_back({{"name", name},
-                            {"hub", peer.config.hub},
-                            {"address", peer.config.address.to_string()},
-                            {"path", "default"},
+  for (const auto& [id, session] : sessions_) {
+    const StatsSnapshot s = session.stats->snapshot(now);
+    doc["peers"].push_back({{"name", session.peer.name},
+                            {"hub", session.peer.hub},
+                            {"address", session.peer.address.to_string()},
+                            {"path", session.path.name},
                             {"state", to_string(s.state)},
                             {"state_since", seconds(s.state_since)},
                             {"rtt_ms", delay_json(s.rtt)},
@@ -279,6 +326,25 @@ nlohmann::json Agent::status() const {
                             {"lost", s.totals.lost},
                             {"last_reply_at", seconds(s.last_reply_at)},
                             {"window_s", seconds(s.window_ns)}});
+  }
+  doc["preferences"] = document_ ? *document_ : nlohmann::json(nullptr);
+  doc["sinks"] = nlohmann::json::array();
+  {
+    std::lock_guard sinks(sinks_mutex_);
+    for (const auto& sink : sinks_) {
+      const SinkStatus st = sink->status();
+      doc["sinks"].push_back({{"name", st.name},
+                              {"kind", st.kind},
+                              {"target", st.target},
+                              {"healthy", st.healthy},
+                              {"pushes_ok", st.pushes_ok},
+                              {"pushes_failed", st.pushes_failed},
+                              {"superseded", st.superseded},
+                              {"last_success", seconds(st.last_success)},
+                              {"delivered_generation", st.delivered_generation},
+                              {"pending_generation", st.pending_generation},
+                              {"last_error", st.last_error}});
+    }
   }
   return doc;
 }

@@ -9,10 +9,13 @@
 #include <toml++/toml.h>
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <initializer_list>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <ostream>
@@ -231,18 +234,20 @@ size_t read_choice(const toml::node& node, const std::string& path, std::initial
 }
 
 // Agent ids, hub names, peer names: label values, file names and etcd key parts alike.
-std::string read_name(const toml::node& node, const std::string& path, std::string_view example) {
-  const std::string what = "a name of letters, digits, '.', '_' or '-' (at most " + std::to_string(kMaxNameLength) +
-                           ", starting with a letter or digit) like \"" + std::string(example) + "\"";
-  const std::string_view text = read_string(node, path, what);
+bool valid_name(std::string_view text) {
   const auto allowed = [](char c) {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
            c == '-';
   };
-  if (text.empty() || text.size() > kMaxNameLength || !std::all_of(text.begin(), text.end(), allowed) ||
-      text.front() == '.' || text.front() == '_' || text.front() == '-') {
-    expected(node, path, what);
-  }
+  return !text.empty() && text.size() <= kMaxNameLength && std::all_of(text.begin(), text.end(), allowed) &&
+         text.front() != '.' && text.front() != '_' && text.front() != '-';
+}
+
+std::string read_name(const toml::node& node, const std::string& path, std::string_view example) {
+  const std::string what = "a name of letters, digits, '.', '_' or '-' (at most " + std::to_string(kMaxNameLength) +
+                           ", starting with a letter or digit) like \"" + std::string(example) + "\"";
+  const std::string_view text = read_string(node, path, what);
+  if (!valid_name(text)) expected(node, path, what);
   return std::string(text);
 }
 
@@ -329,9 +334,10 @@ std::string read_interface(const toml::node& node, const std::string& path) {
 
 constexpr std::array<std::string_view, 8> kProbeKeys = {
     "interval", "size", "dscp", "timeout", "window", "down_after", "timestamp_format", "auth_key_file"};
-constexpr std::array<std::string_view, 12> kPeerKeys = {
-    "name", "hub",     "address", "port",       "interval",         "size",
-    "dscp", "timeout", "window",  "down_after", "timestamp_format", "auth_key_file"};
+constexpr std::array<std::string_view, 14> kPeerKeys = {
+    "name",   "hub",        "address",          "port",          "interval", "size", "dscp", "timeout",
+    "window", "down_after", "timestamp_format", "auth_key_file", "paths",    "sla"};
+constexpr size_t kMaxSourcePorts = 64;
 
 // Where a peer's effective probe settings were written in the table being read (null = inherited).
 struct ProbeNodes {
@@ -355,6 +361,13 @@ class Loader {
   ProbeNodes read_probe_settings(const toml::table& table, const std::string& path, ProbeSettings& settings);
   void check_probe_settings(const toml::table& table, const std::string& path, const ProbeSettings& settings,
                             const ProbeNodes& nodes, bool inherits_from_probe);
+  void read_paths(const toml::table& root, AgentConfig& config);
+  void read_sla(const toml::table& root, AgentConfig& config);
+  void resolve_peer_paths(const toml::table& table, const std::string& path, const AgentConfig& config,
+                          PeerConfig& peer);
+  void read_scheduler(const toml::table& root, AgentConfig& config);
+  std::string read_file_path(const toml::node& node, const std::string& path, std::string_view what);
+  BackoffConfig read_backoff(const toml::table& table, const std::string& path);
   void read_peers(const toml::table& root, AgentConfig& config);
   void read_metrics(const toml::table& root, AgentConfig& config);
   void read_logging(const toml::table& root, AgentConfig& config);
@@ -364,7 +377,8 @@ class Loader {
 };
 
 AgentConfig Loader::load(const toml::table& root) {
-  check_keys(root, "", {"agent", "dataplane", "reflector", "probe", "peer", "metrics", "logging"});
+  check_keys(root, "",
+             {"agent", "dataplane", "reflector", "probe", "peer", "path", "sla", "scheduler", "metrics", "logging"});
   AgentConfig config;
   read_agent(root, config);
   read_dataplane(root, config);
@@ -374,7 +388,10 @@ AgentConfig Loader::load(const toml::table& root) {
     const ProbeNodes nodes = read_probe_settings(*probe, "probe", config.probe);
     check_probe_settings(*probe, "probe", config.probe, nodes, false);
   }
+  read_paths(root, config);
+  read_sla(root, config);
   read_peers(root, config);
+  read_scheduler(root, config);
   read_metrics(root, config);
   read_logging(root, config);
   return config;
@@ -581,6 +598,429 @@ void Loader::check_probe_settings(const toml::table& table, const std::string& p
   }
 }
 
+// ---- Paths, SLA classes, the scheduler ---------------------------------------------------------------
+
+std::vector<uint16_t> read_source_ports(const toml::node& node, const std::string& path) {
+  constexpr std::string_view kWhat =
+      "an array of UDP ports and ranges like [40000, \"40010-40017\"] (at most 64 ports, 1..65535)";
+  if (!node.is_array() || node.as_array()->empty()) expected(node, path, kWhat);
+  const toml::array& array = *node.as_array();
+  std::vector<uint16_t> ports;
+  for (size_t i = 0; i < array.size(); ++i) {
+    const toml::node& element = *array.get(i);
+    const std::string element_path = indexed(path, i);
+    uint32_t first = 0;
+    uint32_t last = 0;
+    if (element.is_integer()) {
+      first = last = static_cast<uint32_t>(read_integer(element, element_path, 1, 65535, kWhat));
+    } else {
+      const std::string text(read_string(element, element_path, kWhat));
+      const size_t dash = text.find('-');
+      const auto number = [&](std::string_view digits) -> uint32_t {
+        if (digits.empty() || digits.size() > 5 ||
+            !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+          expected(element, element_path, kWhat);
+        }
+        const uint32_t value = static_cast<uint32_t>(std::stoul(std::string(digits)));
+        if (value < 1 || value > 65535) expected(element, element_path, kWhat);
+        return value;
+      };
+      if (dash == std::string::npos) {
+        first = last = number(text);
+      } else {
+        first = number(std::string_view(text).substr(0, dash));
+        last = number(std::string_view(text).substr(dash + 1));
+      }
+      if (last < first) expected(element, element_path, "a range whose first port is not above its last");
+    }
+    for (uint32_t port = first; port <= last; ++port) {
+      if (std::find(ports.begin(), ports.end(), port) != ports.end()) {
+        expected(element, element_path, "ports not listed before (port " + std::to_string(port) + " repeats)");
+      }
+      ports.push_back(static_cast<uint16_t>(port));
+      if (ports.size() > kMaxSourcePorts) expected(element, element_path, kWhat);
+    }
+  }
+  return ports;
+}
+
+std::vector<std::string> read_names(const toml::node& node, const std::string& path, std::string_view example) {
+  const std::string what = "an array of names like [\"" + std::string(example) + "\"]";
+  if (!node.is_array()) expected(node, path, what);
+  const toml::array& array = *node.as_array();
+  std::vector<std::string> names;
+  for (size_t i = 0; i < array.size(); ++i) {
+    std::string name = read_name(*array.get(i), indexed(path, i), example);
+    if (std::find(names.begin(), names.end(), name) != names.end()) {
+      expected(*array.get(i), indexed(path, i), "a name not listed before");
+    }
+    names.push_back(std::move(name));
+  }
+  return names;
+}
+
+void Loader::read_paths(const toml::table& root, AgentConfig& config) {
+  const toml::node* paths = root.get("path");
+  if (paths == nullptr) return;
+  if (!paths->is_array()) expected(*paths, "path", "[[path]] entries (an array of tables)");
+  const toml::array& array = *paths->as_array();
+  for (size_t i = 0; i < array.size(); ++i) {
+    const std::string path = indexed("path", i);
+    const toml::node& element = *array.get(i);
+    if (!element.is_table()) expected(element, path, "a table with a name and how probes are pinned to the path");
+    const toml::table& table = *element.as_table();
+    check_keys(table, path, {"name", "interface", "source", "fwmark", "dscp", "source_ports", "hubs", "next_hop"});
+    PathConfig entry;
+    const toml::node* name = table.get("name");
+    if (name == nullptr) missing(table, path + ".name", "a name like \"backbone-a\"");
+    entry.name = read_name(*name, path + ".name", "backbone-a");
+    for (const PathConfig& other : config.paths) {
+      if (other.name == entry.name) expected(*name, path + ".name", "a name no other path uses");
+    }
+    if (const toml::node* node = table.get("next_hop")) {
+      fail(node->source(), path + ".next_hop",
+           "the kernel dataplane cannot pin a next hop per socket: give the path a fwmark and route that mark "
+           "via the next hop with policy routing (ip rule add fwmark MARK table T; ip route add PEER via NEXT_HOP "
+           "table T), see docs/configuration.md");
+    }
+    if (const toml::node* node = table.get("interface")) entry.interface = read_interface(*node, path + ".interface");
+    if (const toml::node* node = table.get("source")) {
+      entry.source = read_host(*node, path + ".source", "198.18.1.1", false);
+      entry.source.set_port(0);
+    }
+    if (const toml::node* node = table.get("fwmark")) {
+      entry.fwmark = static_cast<uint32_t>(
+          read_integer(*node, path + ".fwmark", 0, UINT32_MAX, "a firewall mark 0..4294967295 (0 = none)"));
+    }
+    if (const toml::node* node = table.get("dscp")) entry.dscp = read_dscp(*node, path + ".dscp");
+    if (const toml::node* node = table.get("source_ports")) {
+      entry.source_ports = read_source_ports(*node, path + ".source_ports");
+    }
+    if (const toml::node* node = table.get("hubs")) entry.hubs = read_names(*node, path + ".hubs", "sh");
+    config.paths.push_back(std::move(entry));
+  }
+}
+
+void Loader::read_sla(const toml::table& root, AgentConfig& config) {
+  SlaClass defaults;
+  defaults.down_after = config.probe.down_after;
+  config.sla["default"] = defaults;
+  const toml::table* classes = optional_table(root, "sla", "sla", "[sla.NAME] tables");
+  if (classes == nullptr) return;
+  for (auto&& [key, value] : *classes) {
+    const std::string path = join("sla", key.str());
+    if (!value.is_table()) expected(value, path, "a table [" + path + "] of SLA thresholds");
+    if (!valid_name(key.str())) {
+      fail(key.source(), path,
+           "expected an SLA class name of letters, digits, '.', '_' or '-' (at most " + std::to_string(kMaxNameLength) +
+               ", starting with a letter or digit) like \"gold\"");
+    }
+    const toml::table& table = *value.as_table();
+    check_keys(table, path,
+               {"rtt_p99", "jitter", "loss", "min_samples", "down_after", "window", "hold_down", "switch_margin",
+                "switch_margin_ratio", "switch_after", "loss_penalty"});
+    SlaClass sla = defaults;
+    sla.name = std::string(key.str());
+    if (const toml::node* node = table.get("rtt_p99")) {
+      sla.rtt_p99_ns = read_duration(*node, path + ".rtt_p99", 0, kHour);
+    }
+    if (const toml::node* node = table.get("jitter")) sla.jitter_ns = read_duration(*node, path + ".jitter", 0, kHour);
+    if (const toml::node* node = table.get("loss")) {
+      constexpr std::string_view kWhat = "a loss ratio 0..1 like 0.01 or a percentage like \"1%\"";
+      double ratio = -1;
+      if (node->is_floating_point() || node->is_integer()) {
+        ratio = node->is_integer() ? static_cast<double>(node->as_integer()->get()) : node->as_floating_point()->get();
+      } else if (node->is_string()) {
+        const std::string text = node->as_string()->get();
+        if (text.size() >= 2 && text.back() == '%') {
+          try {
+            size_t used = 0;
+            ratio = std::stod(text.substr(0, text.size() - 1), &used) / 100.0;
+            if (used != text.size() - 1) ratio = -1;
+          } catch (const std::exception&) {
+            ratio = -1;
+          }
+        }
+      }
+      if (!(ratio >= 0 && ratio <= 1)) expected(*node, path + ".loss", kWhat);
+      sla.loss_ratio = ratio;
+    }
+    if (const toml::node* node = table.get("min_samples")) {
+      sla.min_samples =
+          static_cast<uint32_t>(read_integer(*node, path + ".min_samples", 1, 1'000'000, "a count 1..1000000"));
+    }
+    if (const toml::node* node = table.get("down_after")) {
+      sla.down_after = static_cast<uint32_t>(read_integer(
+          *node, path + ".down_after", 1, kMaxDownAfter, "a count of lost probes 1.." + std::to_string(kMaxDownAfter)));
+    }
+    if (const toml::node* node = table.get("window"))
+      sla.window_ns = read_duration(*node, path + ".window", kSecond, kHour);
+    if (const toml::node* node = table.get("hold_down")) {
+      sla.hold_down_ns = read_duration(*node, path + ".hold_down", 0, kHour);
+    }
+    if (const toml::node* node = table.get("switch_margin")) {
+      sla.switch_margin_ns = read_duration(*node, path + ".switch_margin", 0, kSecond);
+    }
+    if (const toml::node* node = table.get("switch_margin_ratio")) {
+      constexpr std::string_view kWhat = "a ratio 0..1 like 0.02";
+      double ratio = -1;
+      if (node->is_floating_point()) ratio = node->as_floating_point()->get();
+      if (node->is_integer()) ratio = static_cast<double>(node->as_integer()->get());
+      if (!(ratio >= 0 && ratio <= 1)) expected(*node, path + ".switch_margin_ratio", kWhat);
+      sla.switch_margin_ratio = ratio;
+    }
+    if (const toml::node* node = table.get("switch_after")) {
+      sla.switch_after_ns = read_duration(*node, path + ".switch_after", 0, kHour);
+    }
+    if (const toml::node* node = table.get("loss_penalty")) {
+      sla.loss_penalty_ns = read_duration(*node, path + ".loss_penalty", 0, kHour);
+    }
+    config.sla[sla.name] = sla;
+  }
+}
+
+bool same_family_or_unset(const SocketAddress& source, int family) {
+  return !source.valid() || source.family() == family;
+}
+
+void Loader::resolve_peer_paths(const toml::table& table, const std::string& path, const AgentConfig& config,
+                                PeerConfig& peer) {
+  const int family = peer.address.family();
+  if (const toml::node* node = table.get("paths")) {
+    const std::vector<std::string> names = read_names(*node, path + ".paths", "backbone-a");
+    if (names.empty()) expected(*node, path + ".paths", "at least one path name (or leave paths out)");
+    for (size_t i = 0; i < names.size(); ++i) {
+      const auto it = std::find_if(config.paths.begin(), config.paths.end(),
+                                   [&](const PathConfig& candidate) { return candidate.name == names[i]; });
+      const toml::node& element = *node->as_array()->get(i);
+      if (it == config.paths.end()) {
+        if (names[i] == "default") {
+          peer.paths.push_back(PathConfig{});
+          continue;
+        }
+        expected(element, indexed(path + ".paths", i), "the name of a [[path]] (or \"default\")");
+      }
+      if (!same_family_or_unset(it->source, family)) {
+        expected(element, indexed(path + ".paths", i),
+                 "a path whose source address has the peer's address family (path \"" + it->name + "\" has " +
+                     it->source.host() + ")");
+      }
+      peer.paths.push_back(*it);
+    }
+  } else {
+    for (const PathConfig& candidate : config.paths) {
+      if (candidate.applies_to(peer.hub, family)) peer.paths.push_back(candidate);
+    }
+    if (peer.paths.empty()) peer.paths.push_back(PathConfig{});
+  }
+  if (const toml::node* node = table.get("sla")) {
+    peer.sla = read_name(*node, path + ".sla", "gold");
+    if (config.sla.count(peer.sla) == 0) expected(*node, path + ".sla", "the name of an [sla.NAME] table");
+  }
+  // One selector per destination hub: its peers share one SLA class.
+  for (const PeerConfig& other : config.peers) {
+    if (other.hub == peer.hub && other.sla != peer.sla) {
+      fail(table.source(), path + ".sla",
+           "expected the SLA class of the other peers of hub \"" + peer.hub + "\" (\"" + other.sla + "\", peer \"" +
+               other.name + "\"), got \"" + peer.sla + "\"");
+    }
+  }
+}
+
+std::string Loader::read_file_path(const toml::node& node, const std::string& path, std::string_view what) {
+  const std::string_view text = read_string(node, path, what);
+  if (text.empty() || text.find('\0') != std::string_view::npos) expected(node, path, what);
+  std::filesystem::path file(text);
+  if (file.is_relative() && !base_directory_.empty()) file = base_directory_ / file;
+  struct stat info {};
+  if (::stat(file.c_str(), &info) != 0) {
+    fail(node.source(), path,
+         "expected " + std::string(what) + ", got " + describe(node) + " (cannot open '" + file.string() +
+             "': " + std::strerror(errno) + ")");
+  }
+  if (!S_ISREG(info.st_mode)) {
+    fail(node.source(), path,
+         "expected " + std::string(what) + ", got " + describe(node) + " ('" + file.string() +
+             "' is not a regular file)");
+  }
+  return file.string();
+}
+
+BackoffConfig Loader::read_backoff(const toml::table& table, const std::string& path) {
+  BackoffConfig backoff;
+  if (const toml::node* node = table.get("backoff_initial")) {
+    backoff.initial_ns = read_duration(*node, path + ".backoff_initial", kMillisecond, kHour);
+  }
+  if (const toml::node* node = table.get("backoff_max")) {
+    backoff.max_ns = read_duration(*node, path + ".backoff_max", kMillisecond, kHour);
+    if (backoff.max_ns < backoff.initial_ns) {
+      expected(*node, path + ".backoff_max",
+               "a duration of at least backoff_initial (" + format_duration(backoff.initial_ns) + ")");
+    }
+  }
+  return backoff;
+}
+
+void Loader::read_scheduler(const toml::table& root, AgentConfig& config) {
+  SchedulerConfig& scheduler = config.scheduler;
+  const toml::table* table = optional_table(root, "scheduler", "scheduler", "a table [scheduler]");
+  if (table == nullptr) return;
+  check_keys(*table, "scheduler", {"state_dir", "refresh", "http", "etcd"});
+  if (const toml::node* node = table->get("state_dir")) {
+    constexpr std::string_view kWhat = "an absolute directory path like \"/var/lib/hubprobe\"";
+    const std::string_view text = read_string(*node, "scheduler.state_dir", kWhat);
+    if (text.empty() || text.front() != '/' || text.find('\0') != std::string_view::npos) {
+      expected(*node, "scheduler.state_dir", kWhat);
+    }
+    scheduler.state_dir = std::string(text);
+  }
+  if (const toml::node* node = table->get("refresh")) {
+    scheduler.refresh_ns = read_duration(*node, "scheduler.refresh", kSecond, kHour);
+  }
+  std::vector<std::string> names;
+  const auto unique_name = [&](const toml::table& entry, const std::string& path, std::string fallback) {
+    std::string name = std::move(fallback);
+    const toml::node* node = entry.get("name");
+    if (node != nullptr) name = read_name(*node, path + ".name", "scheduler-a");
+    if (std::find(names.begin(), names.end(), name) != names.end()) {
+      if (node != nullptr) expected(*node, path + ".name", "a name no other sink uses");
+      fail(entry.source(), path + ".name", "two sinks would both be called \"" + name + "\": give them names");
+    }
+    names.push_back(name);
+    return name;
+  };
+  const auto tables = [&](std::string_view key) {
+    std::vector<const toml::table*> entries;
+    const toml::node* node = table->get(key);
+    if (node == nullptr) return entries;
+    const std::string path = "scheduler." + std::string(key);
+    if (!node->is_array()) expected(*node, path, "[[" + path + "]] entries (an array of tables)");
+    for (size_t i = 0; i < node->as_array()->size(); ++i) {
+      const toml::node& element = *node->as_array()->get(i);
+      if (!element.is_table()) expected(element, indexed(path, i), "a table");
+      entries.push_back(element.as_table());
+    }
+    return entries;
+  };
+  const auto tls_files = [&](const toml::table& entry, const std::string& path, std::string& ca, std::string& cert,
+                             std::string& key) {
+    if (const toml::node* node = entry.get("ca_file")) {
+      ca = read_file_path(*node, path + ".ca_file", "a readable CA bundle file (PEM)");
+    }
+    if (const toml::node* node = entry.get("client_cert_file")) {
+      cert = read_file_path(*node, path + ".client_cert_file", "a readable client certificate file (PEM)");
+    }
+    if (const toml::node* node = entry.get("client_key_file")) {
+      key = read_file_path(*node, path + ".client_key_file", "a readable client key file (PEM)");
+    }
+    if (cert.empty() != key.empty()) {
+      fail(entry.source(), path + (cert.empty() ? ".client_cert_file" : ".client_key_file"),
+           "required key is missing (client_cert_file and client_key_file go together)");
+    }
+  };
+  const auto http_url = [](std::string_view text) {
+    return text.rfind("http://", 0) == 0 || text.rfind("https://", 0) == 0;
+  };
+
+  const auto http_entries = tables("http");
+  for (size_t i = 0; i < http_entries.size(); ++i) {
+    const toml::table& entry = *http_entries[i];
+    const std::string path = indexed("scheduler.http", i);
+    check_keys(entry, path,
+               {"name", "url", "timeout", "connect_timeout", "backoff_initial", "backoff_max", "bearer_token_file",
+                "ca_file", "client_cert_file", "client_key_file"});
+    HttpSinkConfig sink;
+    sink.name = unique_name(entry, path, http_entries.size() == 1 ? "http" : "http" + std::to_string(i));
+    const toml::node* url = entry.get("url");
+    constexpr std::string_view kUrl = "an http:// or https:// URL like \"https://scheduler.example/v1/preferences\"";
+    if (url == nullptr) missing(entry, path + ".url", kUrl);
+    sink.url = std::string(read_string(*url, path + ".url", kUrl));
+    if (!http_url(sink.url) || sink.url.find_first_of(" \t\r\n") != std::string::npos) {
+      expected(*url, path + ".url", kUrl);
+    }
+    if (const toml::node* node = entry.get("timeout")) {
+      sink.timeout_ns = read_duration(*node, path + ".timeout", kMillisecond, kMinute);
+    }
+    if (const toml::node* node = entry.get("connect_timeout")) {
+      sink.connect_timeout_ns = read_duration(*node, path + ".connect_timeout", kMillisecond, kMinute);
+    }
+    sink.backoff = read_backoff(entry, path);
+    sink.refresh_ns = scheduler.refresh_ns;
+    if (const toml::node* node = entry.get("bearer_token_file")) {
+      sink.bearer_token_file = read_file_path(*node, path + ".bearer_token_file", "a readable file holding a token");
+      std::ifstream in(sink.bearer_token_file);
+      std::string token((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+      while (!token.empty() && std::isspace(static_cast<unsigned char>(token.front()))) token.erase(0, 1);
+      const bool printable = std::all_of(token.begin(), token.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+      if (!in.good() && !in.eof()) {
+        fail(node->source(), path + ".bearer_token_file", "cannot read '" + sink.bearer_token_file + "'");
+      }
+      if (token.empty() || token.size() > 8192 || !printable) {
+        fail(node->source(), path + ".bearer_token_file",
+             "expected a file holding one token of printable characters, '" + sink.bearer_token_file +
+                 "' holds something else");
+      }
+      sink.bearer_token = token;
+    }
+    tls_files(entry, path, sink.ca_file, sink.client_cert_file, sink.client_key_file);
+    scheduler.http.push_back(std::move(sink));
+  }
+
+  const auto etcd_entries = tables("etcd");
+  for (size_t i = 0; i < etcd_entries.size(); ++i) {
+    const toml::table& entry = *etcd_entries[i];
+    const std::string path = indexed("scheduler.etcd", i);
+    check_keys(entry, path,
+               {"name", "endpoints", "prefix", "ttl", "timeout", "backoff_initial", "backoff_max", "register",
+                "discover", "ca_file", "client_cert_file", "client_key_file"});
+    EtcdSinkConfig sink;
+    sink.name = unique_name(entry, path, etcd_entries.size() == 1 ? "etcd" : "etcd" + std::to_string(i));
+    constexpr std::string_view kEndpoints = "an array of etcd client URLs like [\"http://198.18.0.254:2379\"]";
+    const toml::node* endpoints = entry.get("endpoints");
+    if (endpoints == nullptr) missing(entry, path + ".endpoints", kEndpoints);
+    if (!endpoints->is_array() || endpoints->as_array()->empty()) expected(*endpoints, path + ".endpoints", kEndpoints);
+    for (size_t j = 0; j < endpoints->as_array()->size(); ++j) {
+      const toml::node& element = *endpoints->as_array()->get(j);
+      std::string url(read_string(element, indexed(path + ".endpoints", j), kEndpoints));
+      if (!http_url(url) || url.find_first_of(" \t\r\n") != std::string::npos) {
+        expected(element, indexed(path + ".endpoints", j),
+                 "an http:// or https:// URL like \"http://198.18.0.254:2379\"");
+      }
+      while (!url.empty() && url.back() == '/') url.pop_back();
+      sink.endpoints.push_back(url);
+    }
+    if (const toml::node* node = entry.get("prefix")) {
+      constexpr std::string_view kWhat = "a key prefix starting with '/' like \"/hubprobe\"";
+      std::string prefix(read_string(*node, path + ".prefix", kWhat));
+      while (prefix.size() > 1 && prefix.back() == '/') prefix.pop_back();
+      if (prefix.empty() || prefix.front() != '/' || prefix.find('\0') != std::string::npos) {
+        expected(*node, path + ".prefix", kWhat);
+      }
+      sink.prefix = prefix;
+    }
+    if (const toml::node* node = entry.get("ttl")) {
+      sink.ttl_ns = read_duration(*node, path + ".ttl", 2 * kSecond, kHour);
+      if (sink.ttl_ns % kSecond != 0) expected(*node, path + ".ttl", "whole seconds (etcd leases count seconds)");
+    }
+    if (const toml::node* node = entry.get("timeout")) {
+      sink.timeout_ns = read_duration(*node, path + ".timeout", kMillisecond, kMinute);
+    }
+    sink.backoff = read_backoff(entry, path);
+    if (const toml::node* node = entry.get("register")) sink.register_agent = read_bool(*node, path + ".register");
+    if (const toml::node* node = entry.get("discover")) {
+      sink.discover = read_bool(*node, path + ".discover");
+      if (sink.discover) {
+        fail(node->source(), path + ".discover",
+             "peer discovery through etcd is not implemented in this version: list the peers as [[peer]] "
+             "(registration under PREFIX/agents/ works, set register = true)");
+      }
+    }
+    tls_files(entry, path, sink.ca_file, sink.client_cert_file, sink.client_key_file);
+    scheduler.etcd.push_back(std::move(sink));
+  }
+}
+
 void Loader::read_peers(const toml::table& root, AgentConfig& config) {
   const toml::node* peers = root.get("peer");
   if (peers == nullptr) return;
@@ -631,6 +1071,7 @@ void Loader::read_peers(const toml::table& root, AgentConfig& config) {
     const ProbeNodes nodes = read_probe_settings(table, path, peer.probe);
     check_probe_settings(table, path, peer.probe, nodes, true);
     if (peer.probe.size == 0) peer.probe.size = static_cast<uint32_t>(stamp::base_length(peer.probe.mode()));
+    resolve_peer_paths(table, path, config, peer);
 
     if (auto it = addresses.find(peer.address); it != addresses.end()) {
       fail(address->source(), path + ".address",
@@ -702,6 +1143,11 @@ bool KeyFile::operator==(const KeyFile& other) const {
   if (path != other.path) return false;
   if (!key || !other.key) return !key && !other.key;
   return key->bytes == other.key->bytes;
+}
+
+bool PathConfig::applies_to(const std::string& hub, int family) const {
+  if (source.valid() && source.family() != family) return false;
+  return hubs.empty() || std::find(hubs.begin(), hubs.end(), hub) != hubs.end();
 }
 
 bool ReflectorConfig::authenticated() const { return static_cast<bool>(auth_key) || !source_keys.empty(); }
@@ -806,13 +1252,13 @@ bool same_session(const PeerConfig& before, const PeerConfig& after) {
                         (a.auth_key.key && b.auth_key.key && a.auth_key.key->bytes == b.auth_key.key->bytes);
   return before.name == after.name && before.hub == after.hub && before.address == after.address && same_key &&
          a.interval_ns == b.interval_ns && a.size == b.size && a.dscp == b.dscp && a.timeout_ns == b.timeout_ns &&
-         a.timestamp_format == b.timestamp_format;
+         a.timestamp_format == b.timestamp_format && before.paths == after.paths;
 }
 
 bool ConfigDiff::empty() const {
   return peers_added.empty() && peers_removed.empty() && peers_restarted.empty() && peers_updated.empty() &&
          !agent_changed && !dataplane_changed && !reflector_changed && !probe_defaults_changed && !metrics_changed &&
-         !logging_changed;
+         !logging_changed && !sla_changed && !scheduler_changed;
 }
 
 ConfigDiff diff_configs(const AgentConfig& before, const AgentConfig& after) {
@@ -823,6 +1269,8 @@ ConfigDiff diff_configs(const AgentConfig& before, const AgentConfig& after) {
   diff.probe_defaults_changed = !(before.probe == after.probe);
   diff.metrics_changed = !(before.metrics == after.metrics);
   diff.logging_changed = !(before.logging == after.logging);
+  diff.sla_changed = before.sla != after.sla;
+  diff.scheduler_changed = !(before.scheduler == after.scheduler);
   for (const PeerConfig& peer : after.peers) {
     const PeerConfig* old = before.find_peer(peer.name);
     if (old == nullptr) {

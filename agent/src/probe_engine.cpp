@@ -19,7 +19,7 @@ bool SessionSpec::same_session(const SessionSpec& other) const {
   return id == other.id && target == other.target && mode == other.mode && key_bytes(key) == key_bytes(other.key) &&
          packet_size == other.packet_size && dscp == other.dscp && interval_ns == other.interval_ns &&
          timeout_ns == other.timeout_ns && format == other.format && device == other.device && fwmark == other.fwmark &&
-         source == other.source;
+         source == other.source && source_ports == other.source_ports;
 }
 
 ProbeEngine::ProbeEngine(std::shared_ptr<dp::Dataplane> dataplane)
@@ -35,15 +35,12 @@ ProbeEngine::ProbeEngine(std::shared_ptr<dp::Dataplane> dataplane)
 
 ProbeEngine::~ProbeEngine() = default;
 
-Result<void> ProbeEngine::add_session(const SessionSpec& spec, uint64_t phase_seed, WallNs now) {
-  if (sessions_.count(spec.id)) return make_error("session " + spec.id + " exists already");
-  if (!spec.target.valid()) return make_error("session " + spec.id + ": no target address");
-
-  PortKey key{spec.target.family(), spec.device, spec.fwmark, spec.source.valid() ? spec.source.to_string() : ""};
+Result<ProbeEngine::PortKey> ProbeEngine::acquire_port(const SessionSpec& spec, const SocketAddress& local) {
+  PortKey key{spec.target.family(), spec.device, spec.fwmark, local.valid() ? local.to_string() : ""};
   auto port_it = ports_.find(key);
   if (port_it == ports_.end()) {
     dp::PortOptions options;
-    options.local = spec.source.valid() ? spec.source : SocketAddress::any(spec.target.family(), 0);
+    options.local = local.valid() ? local : SocketAddress::any(spec.target.family(), 0);
     options.device = spec.device;
     options.fwmark = spec.fwmark;
     options.tx_timestamps = true;
@@ -52,14 +49,56 @@ Result<void> ProbeEngine::add_session(const SessionSpec& spec, uint64_t phase_se
     port_it = ports_.emplace(key, PortState{}).first;
     port_it->second.port = std::move(port.value());
   }
-  PortState& port = port_it->second;
+  ++port_it->second.users;
+  return key;
+}
 
-  // A random non-zero SSID, unique on this port: replies are demultiplexed by it.
+void ProbeEngine::release_port(const PortKey& key, uint16_t ssid, const std::string& id) {
+  auto port_it = ports_.find(key);
+  if (port_it == ports_.end()) return;
+  PortState& port = port_it->second;
+  if (auto owner = port.session_by_ssid.find(ssid); owner != port.session_by_ssid.end() && owner->second == id) {
+    port.session_by_ssid.erase(owner);
+  }
+  std::erase_if(port.session_by_tx_id, [&](const auto& entry) { return entry.second == id; });
+  if (--port.users == 0) ports_.erase(port_it);
+}
+
+Result<void> ProbeEngine::add_session(const SessionSpec& spec, uint64_t phase_seed, WallNs now) {
+  if (sessions_.count(spec.id)) return make_error("session " + spec.id + " exists already");
+  if (!spec.target.valid()) return make_error("session " + spec.id + ": no target address");
+
+  // The local addresses: the source as given, or one per source port.
+  std::vector<SocketAddress> locals;
+  if (spec.source_ports.empty()) {
+    locals.push_back(spec.source);
+  } else {
+    for (const uint16_t source_port : spec.source_ports) {
+      SocketAddress local = spec.source.valid() ? spec.source : SocketAddress::any(spec.target.family(), 0);
+      local.set_port(source_port);
+      locals.push_back(local);
+    }
+  }
+  std::vector<PortKey> keys;
+  for (const SocketAddress& local : locals) {
+    auto key = acquire_port(spec, local);
+    if (!key) {
+      for (const PortKey& acquired : keys) release_port(acquired, 0, spec.id);
+      return key.error();
+    }
+    keys.push_back(*key);
+  }
+
+  // A random non-zero SSID, unique on every port of the session: replies are demultiplexed by it.
   std::mt19937_64 random(phase_seed ^ static_cast<uint64_t>(now));
   uint16_t ssid = 0;
+  const auto taken = [&](uint16_t candidate) {
+    return std::any_of(keys.begin(), keys.end(),
+                       [&](const PortKey& key) { return ports_.at(key).session_by_ssid.count(candidate) != 0; });
+  };
   do {
     ssid = static_cast<uint16_t>(random() % 65535 + 1);
-  } while (port.session_by_ssid.count(ssid));
+  } while (taken(ssid));
 
   stamp::SenderOptions options;
   options.mode = spec.mode;
@@ -71,14 +110,13 @@ Result<void> ProbeEngine::add_session(const SessionSpec& spec, uint64_t phase_se
 
   Session session;
   session.spec = spec;
-  session.port_key = key;
+  session.port_keys = keys;
   session.sender = std::make_unique<stamp::SessionSender>(options, spec.target);
   session.buffer.resize(session.sender->packet_size());
   // Spread first probes over the interval so peers are not probed in lock-step.
   session.next_send =
       now + static_cast<WallNs>(phase_seed % static_cast<uint64_t>(std::max<WallNs>(spec.interval_ns, 1)));
-  port.session_by_ssid[ssid] = spec.id;
-  ++port.users;
+  for (const PortKey& key : keys) ports_.at(key).session_by_ssid[ssid] = spec.id;
   sessions_.emplace(spec.id, std::move(session));
   return {};
 }
@@ -86,13 +124,7 @@ Result<void> ProbeEngine::add_session(const SessionSpec& spec, uint64_t phase_se
 void ProbeEngine::remove_session(const std::string& id) {
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return;
-  auto port_it = ports_.find(it->second.port_key);
-  if (port_it != ports_.end()) {
-    PortState& port = port_it->second;
-    port.session_by_ssid.erase(it->second.sender->options().ssid);
-    std::erase_if(port.session_by_tx_id, [&](const auto& entry) { return entry.second == id; });
-    if (--port.users == 0) ports_.erase(port_it);
-  }
+  for (const PortKey& key : it->second.port_keys) release_port(key, it->second.sender->options().ssid, id);
   sessions_.erase(it);
 }
 
@@ -178,7 +210,7 @@ void ProbeEngine::run_tick(WallNs now, const ClockState& clock, ProbeListener& l
     std::vector<dp::TxPacket> batch;
     std::vector<Session*> owners;
     for (auto& [id, session] : sessions_) {
-      if (!(session.port_key == key) || session.next_send > now) continue;
+      if (!(session.port_keys[session.next_port] == key) || session.next_send > now) continue;
       auto probe = session.sender->build_probe(session.buffer, now, clock);
       if (!probe) continue;
       probe->tos = session.spec.dscp >= 0 ? session.spec.dscp << 2 : -1;
@@ -193,6 +225,7 @@ void ProbeEngine::run_tick(WallNs now, const ClockState& clock, ProbeListener& l
     auto sent = port.port->send(batch);
     for (size_t i = 0; i < batch.size(); ++i) {
       Session& session = *owners[i];
+      session.next_port = (session.next_port + 1) % session.port_keys.size();
       if (sent && batch[i].error == 0) {
         const uint32_t seq = session.sender->next_seq();
         session.sender->on_sent(batch[i]);

@@ -35,16 +35,51 @@ std::string format_status(const nlohmann::json& status) {
   if (!config.value("last_reload_ok", true)) {
     out += "last reload REFUSED: " + config.value("last_reload_error", std::string()) + "\n";
   }
-  out += fmt::format("\n{:<20} {:<8} {:<24} {:<8} {:>10} {:>10} {:>10} {:>8} {:>10}\n", "PEER", "HUB", "ADDRESS",
-                     "STATE", "RTT p50", "RTT p99", "JITTER", "LOSS", "SENT");
+  out += fmt::format("\n{:<20} {:<8} {:<24} {:<12} {:<8} {:>10} {:>10} {:>10} {:>8} {:>10}\n", "PEER", "HUB", "ADDRESS",
+                     "PATH", "STATE", "RTT p50", "RTT p99", "JITTER", "LOSS", "SENT");
   for (const auto& peer : status.at("peers")) {
     const auto& rtt = peer.at("rtt_ms");
     const bool has_rtt = rtt.value("count", 0) > 0;
-    out += fmt::format("{:<20} {:<8} {:<24} {:<8} {:>10} {:>10} {:>10} {:>7.2f}% {:>10}\n", peer.value("name", "?"),
-                       peer.value("hub", "?"), peer.value("address", "?"), peer.value("state", "?"),
-                       has_rtt ? number(rtt.at("p50"), "{:.3f}ms") : "-",
-                       has_rtt ? number(rtt.at("p99"), "{:.3f}ms") : "-", number(peer.at("jitter_ms"), "{:.3f}ms"),
-                       peer.at("loss").value("total", 0.0) * 100, peer.value("sent", 0));
+    out += fmt::format(
+        "{:<20} {:<8} {:<24} {:<12} {:<8} {:>10} {:>10} {:>10} {:>7.2f}% {:>10}\n", peer.value("name", "?"),
+        peer.value("hub", "?"), peer.value("address", "?"), peer.value("path", "default"), peer.value("state", "?"),
+        has_rtt ? number(rtt.at("p50"), "{:.3f}ms") : "-", has_rtt ? number(rtt.at("p99"), "{:.3f}ms") : "-",
+        number(peer.at("jitter_ms"), "{:.3f}ms"), peer.at("loss").value("total", 0.0) * 100, peer.value("sent", 0));
+  }
+  // Path preferences: per destination hub, the ranked paths (docs/scheduler-api.md).
+  const auto preferences = status.value("preferences", nlohmann::json(nullptr));
+  if (preferences.is_object()) {
+    out += fmt::format("\npreferences: generation {}{}\n", preferences.value("generation", uint64_t{0}),
+                       preferences.value("stale", false) ? " (stale)" : "");
+    out += fmt::format("{:<8} {:<5} {:<20} {:<12} {:<9} {:>10} {:>10} {:>8} {:>6}\n", "TO HUB", "RANK", "PEER", "PATH",
+                       "STATE", "SCORE", "DELAY-RT", "LOSS", "CONF");
+    for (const auto& destination : preferences.value("destinations", nlohmann::json::array())) {
+      for (const auto& path : destination.value("paths", nlohmann::json::array())) {
+        const auto costs = path.value("costs", nlohmann::json::object());
+        const bool preferred = path.value("preferred", false);
+        out += fmt::format("{:<8} {:<5} {:<20} {:<12} {:<9} {:>10} {:>10} {:>8} {:>6}\n", destination.value("hub", "?"),
+                           std::to_string(path.value("rank", 0)) + (preferred ? "*" : ""), path.value("peer", "?"),
+                           path.value("path", "?"), path.value("state", "?"),
+                           path.contains("score") ? number(path["score"], "{:.3f}") : "-",
+                           costs.contains("delay-rt") ? number(costs["delay-rt"], "{:.0f}us") : "-",
+                           costs.contains("lossrate") ? number(costs["lossrate"], "{:.2f}%") : "-",
+                           number(path.value("confidence", nlohmann::json(nullptr)), "{:.2f}"));
+      }
+    }
+    out += "(* = preferred)\n";
+  }
+  const auto sinks = status.value("sinks", nlohmann::json::array());
+  if (!sinks.empty()) {
+    out += "\nsinks:\n";
+    for (const auto& sink : sinks) {
+      out +=
+          fmt::format("  {} ({}) {}: {}, delivered generation {}, {} ok / {} failed{}\n", sink.value("name", "?"),
+                      sink.value("kind", "?"), sink.value("target", "?"), sink.value("healthy", false) ? "up" : "DOWN",
+                      sink.value("delivered_generation", uint64_t{0}), sink.value("pushes_ok", uint64_t{0}),
+                      sink.value("pushes_failed", uint64_t{0}),
+                      sink.value("last_error", std::string()).empty() ? std::string()
+                                                                      : ": " + sink.value("last_error", std::string()));
+    }
   }
   return out;
 }

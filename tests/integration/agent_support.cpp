@@ -26,6 +26,28 @@ namespace {
 
 using nlohmann::json;
 
+struct Fd {
+  int fd;
+  ~Fd() {
+    if (fd >= 0) close(fd);
+  }
+};
+
+std::string unescape_label(const std::string& v) {
+  std::string out;
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (v[i] == '\\' && i + 1 < v.size()) {
+      ++i;
+      out += v[i] == 'n' ? '\n' : v[i];
+    } else {
+      out += v[i];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 // A socket created inside `ns`: a socket keeps the network namespace it was created in, so the test
 // binary enters the namespace only for the socket() call. It is single-threaded; should the way back
 // fail, carrying on in the wrong namespace would be worse than stopping.
@@ -49,28 +71,6 @@ int socket_in_netns(const Namespace& ns, int domain, int type) {
   if (fd < 0) throw HarnessError(std::string("socket in ") + ns.name() + ": " + strerror(socket_errno));
   return fd;
 }
-
-struct Fd {
-  int fd;
-  ~Fd() {
-    if (fd >= 0) close(fd);
-  }
-};
-
-std::string unescape_label(const std::string& v) {
-  std::string out;
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (v[i] == '\\' && i + 1 < v.size()) {
-      ++i;
-      out += v[i] == 'n' ? '\n' : v[i];
-    } else {
-      out += v[i];
-    }
-  }
-  return out;
-}
-
-}  // namespace
 
 std::string hubprobed_binary() {
   if (const char* dir = getenv("HUBPROBE_BIN_DIR"); dir != nullptr && *dir != '\0') {

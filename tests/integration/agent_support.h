@@ -62,6 +62,10 @@ struct HttpResult {
   std::string error;  ///< what went wrong when !ok
 };
 
+/// A non-blocking socket created inside `ns` (setns there for the socket() call and straight back). A socket
+/// keeps the namespace it was created in. Call from the test's main thread.
+int socket_in_netns(const Namespace& ns, int domain, int type);
+
 /// GET http://HOST:PORT/TARGET over IPv4 from inside `ns`: the socket is created in the namespace
 /// (setns there and straight back), so no process is forked. HTTP/1.0, the server closes the connection.
 HttpResult http_get(const Namespace& ns, const std::string& host, uint16_t port, const std::string& target,

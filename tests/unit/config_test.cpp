@@ -179,6 +179,10 @@ TEST(ConfigDefaults, ExampleFileShowsTheRealDefaults) {
   EXPECT_EQ(all->peers, loaded->peers);
   EXPECT_EQ(all->metrics, loaded->metrics);
   EXPECT_EQ(all->logging, loaded->logging);
+  EXPECT_EQ(all->sla, loaded->sla);
+  EXPECT_EQ(all->sla.at("default"), SlaClass{});
+  EXPECT_EQ(all->scheduler, loaded->scheduler);
+  EXPECT_EQ(all->scheduler, SchedulerConfig{});
   ProbeSettings shown = all->probe;
   EXPECT_EQ(shown.size, 44u);  // "size = 44" is what the base packet resolves to without a key
   shown.size = 0;
@@ -404,9 +408,9 @@ TEST(ConfigErrors, WrongType) {
 }
 
 TEST(ConfigErrors, UnknownKeyAtTopLevel) {
-  EXPECT_EQ(parse_error(with_agent("[sla.gold]\nrtt_p99 = \"25ms\"\n")),
-            "hubprobe.toml:5:2: sla: unknown key (expected one of: agent dataplane reflector probe peer metrics "
-            "logging)");
+  EXPECT_EQ(parse_error(with_agent("[telemetry]\nrtt_p99 = \"25ms\"\n")),
+            "hubprobe.toml:5:2: telemetry: unknown key (expected one of: agent dataplane reflector probe peer path sla "
+            "scheduler metrics logging)");
   EXPECT_EQ(parse_error(with_agent("[reflectr]\n")),
             R"(hubprobe.toml:5:2: reflectr: unknown key (did you mean "reflector"?))");
 }
@@ -428,7 +432,7 @@ zzz = 1
 aaa = 2
 )")),
             "hubprobe.toml:8:1: peer[0].zzz: unknown key (expected one of: name hub address port interval size "
-            "dscp timeout window down_after timestamp_format auth_key_file)");
+            "dscp timeout window down_after timestamp_format auth_key_file paths sla)");
 }
 
 TEST(ConfigErrors, UnknownKeyInNestedTables) {

@@ -9,17 +9,22 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "hubprobe/config.h"
+#include "hubprobe/path_selection.h"
+#include "hubprobe/preferences.h"
 #include "hubprobe/probe_engine.h"
 #include "hubprobe/reflector_service.h"
+#include "hubprobe/scheduler_sink.h"
 #include "hubprobe/window_stats.h"
 
 namespace prometheus {
@@ -42,7 +47,8 @@ class Agent : private ProbeListener {
   /// Records the outcome of a reload attempt (including files refused by the loader) for metrics.
   void record_reload(bool success, const std::string& error);
 
-  /// Stops the threads and closes everything (idempotent).
+  /// Stops the threads and closes everything (idempotent). With sinks configured, the last preference
+  /// document is sent once more marked stale (SPEC 8), within about two seconds.
   void stop();
 
   /// Prometheus metric families, computed now. Thread-safe.
@@ -55,10 +61,17 @@ class Agent : private ProbeListener {
   bool healthy() const;
 
   AgentConfig config() const;
+  /// The current preference document (null before the first one).
+  std::shared_ptr<const nlohmann::json> preferences() const;
+
+  /// The probe session id of a peer's path: "PEER/PATH" (names cannot contain '/').
+  static std::string session_id(const std::string& peer, const std::string& path) { return peer + "/" + path; }
 
  private:
-  struct PeerRuntime {
-    PeerConfig config;
+  /// One probe session: a peer over one of its paths.
+  struct SessionRuntime {
+    PeerConfig peer;
+    PathConfig path;
     std::unique_ptr<WindowedStats> stats;
   };
 
@@ -71,14 +84,26 @@ class Agent : private ProbeListener {
   Result<void> add_peer(const PeerConfig& peer, WallNs now);
   void remove_peer(const std::string& name);
   void refresh_sender_counters(WallNs now);
-  static SessionSpec session_spec(const PeerConfig& peer);
+  static SessionSpec session_spec(const PeerConfig& peer, const PathConfig& path);
   static WindowOptions window_options(const PeerConfig& peer);
+  PathSelector& selector_for(const PeerConfig& peer);
+  void prune_selectors();
+
+  // Preferences: the publisher thread evaluates the selectors once a second and hands documents to the
+  // sinks; it never holds mutex_ while it writes the generation file or talks to a sink.
+  Result<void> start_sinks(const SchedulerConfig& scheduler);
+  void stop_sinks(int64_t deadline_ns);
+  void publisher_loop();
+  /// Evaluates (mutex_ held), then makes and publishes a document when something changed, the refresh
+  /// period passed, or `force`. `stale` marks the final document.
+  void publish_preferences(bool force, bool stale);
 
   mutable std::mutex mutex_;  // guards everything below that is not atomic
   AgentConfig config_;
   std::shared_ptr<dp::Dataplane> dataplane_;
   std::unique_ptr<ProbeEngine> engine_;
-  std::map<std::string, PeerRuntime> peers_;
+  std::map<std::string, SessionRuntime> sessions_;  ///< by session_id()
+  std::map<std::string, PathSelector> selectors_;   ///< by destination hub
   ClockState clock_;
   WallNs clock_read_at_ = 0;
   WallNs counters_refreshed_at_ = 0;
@@ -98,6 +123,20 @@ class Agent : private ProbeListener {
   WallNs last_reload_at_ = 0;
   WallNs last_reload_success_at_ = 0;
   std::string last_reload_error_;
+
+  // Preferences and sinks (publish_mutex_ serialises documents; sinks_mutex_ guards sinks_).
+  std::mutex publish_mutex_;
+  std::optional<GenerationStore> generation_store_;
+  uint64_t generation_ = 0;
+  uint64_t generation_errors_ = 0;
+  WallNs last_document_at_ = 0;
+  std::shared_ptr<const nlohmann::json> document_;  ///< guarded by mutex_
+  mutable std::mutex sinks_mutex_;
+  std::vector<std::unique_ptr<SchedulerSink>> sinks_;
+  std::thread publisher_thread_;
+  std::mutex publisher_wait_mutex_;
+  std::condition_variable publisher_wake_;
+  bool publisher_stop_ = false;
 };
 
 }  // namespace hubprobe

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <iosfwd>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -14,8 +15,10 @@
 
 #include "hubprobe/clock.h"
 #include "hubprobe/net.h"
+#include "hubprobe/path_selection.h"
 #include "hubprobe/prefix.h"
 #include "hubprobe/result.h"
+#include "hubprobe/scheduler_sink.h"
 #include "hubprobe/stamp.h"
 
 namespace hubprobe {
@@ -110,14 +113,30 @@ struct ProbeSettings {
   bool operator==(const ProbeSettings&) const = default;
 };
 
+/// [[path]]: one way through the network to a peer, and how a probe is pinned to it. A peer is probed
+/// over every path that applies to it, each as its own session with its own statistics (`path` label).
+struct PathConfig {
+  std::string name = "default";        ///< unique among paths; the `path` label. "default" = the routing table's choice
+  std::string interface;               ///< SO_BINDTODEVICE; empty = any
+  SocketAddress source;                ///< source address (port 0); unset = the routing table's
+  uint32_t fwmark = 0;                 ///< SO_MARK for policy routing; 0 = none
+  int dscp = -1;                       ///< DSCP of this path's probes; -1 = the peer's probe.dscp
+  std::vector<uint16_t> source_ports;  ///< UDP source ports used in turn (ECMP spread); empty = one ephemeral port
+  std::vector<std::string> hubs;       ///< destination hubs this path applies to; empty = every hub
+  bool applies_to(const std::string& hub, int family) const;
+  bool operator==(const PathConfig&) const = default;
+};
+
 /// [[peer]] with its effective settings ([probe] defaults merged with the peer's overrides).
 struct PeerConfig {
   std::string name;       ///< unique among peers; the `peer` label
   std::string hub;        ///< the `destination hub` label
   SocketAddress address;  ///< the peer's reflector, with its port; unique among peers
   ProbeSettings probe;
-  // Later milestones add here: the names of the [[path]] entries this peer is probed over (none = the
-  // default route) and the SLA class that judges them.
+  /// The paths this peer is probed over (resolved: its `paths` list, else every [[path]] that applies to it,
+  /// else one path "default" that pins nothing). Never empty.
+  std::vector<PathConfig> paths;
+  std::string sla = "default";  ///< the SLA class judging its paths (all peers of one hub share one)
   bool operator==(const PeerConfig&) const = default;
 };
 
@@ -138,14 +157,27 @@ struct LoggingConfig {
   bool operator==(const LoggingConfig&) const = default;
 };
 
+/// [scheduler]: where path preferences go.
+struct SchedulerConfig {
+  std::string state_dir = "/var/lib/hubprobe";  ///< keeps the generation counter across restarts
+  int64_t refresh_ns = 30 * kSecond;            ///< a new document this often even without a change (fresh costs)
+  std::vector<HttpSinkConfig> http;             ///< [[scheduler.http]]
+  std::vector<EtcdSinkConfig> etcd;             ///< [[scheduler.etcd]]
+  bool has_sinks() const { return !http.empty() || !etcd.empty(); }
+  bool operator==(const SchedulerConfig&) const = default;
+};
+
 /// The whole file. A plain value: copy it, compare it, hand parts of it to threads.
 struct AgentConfig {
   std::string source;  ///< the file it came from (for messages)
   AgentIdentity agent;
   DataplaneConfig dataplane;
   ReflectorConfig reflector;
-  ProbeSettings probe;            ///< the defaults, as written (size 0 = base packet)
-  std::vector<PeerConfig> peers;  ///< in file order
+  ProbeSettings probe;                  ///< the defaults, as written (size 0 = base packet)
+  std::vector<PeerConfig> peers;        ///< in file order
+  std::vector<PathConfig> paths;        ///< [[path]], in file order (peers carry the ones that apply to them)
+  std::map<std::string, SlaClass> sla;  ///< [sla.NAME] by name; "default" always present
+  SchedulerConfig scheduler;
   MetricsConfig metrics;
   LoggingConfig logging;
 
@@ -163,9 +195,9 @@ Result<AgentConfig> load_config(const std::string& path);
 /// peer[0] is the first [[peer]] in the file.
 Result<AgentConfig> parse_config(std::string_view text, const std::string& source_name);
 
-/// True when a peer's probe session can continue unchanged from `before` to `after`: same name, hub,
-/// address, port, key octets, interval, size, DSCP, timeout and timestamp format. `window` and
-/// `down_after` may differ: they only change how samples are judged, and are applied in place.
+/// True when a peer's probe sessions can continue unchanged from `before` to `after`: same name, hub,
+/// address, port, key octets, interval, size, DSCP, timeout, timestamp format and paths. `window`,
+/// `down_after` and `sla` may differ: they only change how samples are judged, and are applied in place.
 bool same_session(const PeerConfig& before, const PeerConfig& after);
 
 /// What a reload changes. Peers are matched by name.
@@ -181,6 +213,8 @@ struct ConfigDiff {
   bool probe_defaults_changed = false;  ///< informational: peers already carry their effective values
   bool metrics_changed = false;
   bool logging_changed = false;
+  bool sla_changed = false;        ///< applied in place: selectors re-judge with the new classes
+  bool scheduler_changed = false;  ///< sinks are replaced
   /// Nothing at all differs.
   bool empty() const;
 };

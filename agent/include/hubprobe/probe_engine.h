@@ -34,6 +34,9 @@ struct SessionSpec {
   std::string device;
   uint32_t fwmark = 0;
   SocketAddress source;  ///< local address and port; unset = any
+  /// UDP source ports used in turn, one probe each (spreads probes over ECMP paths); each is its own
+  /// socket. Empty = the port of `source` (ephemeral when 0).
+  std::vector<uint16_t> source_ports;
 
   bool same_session(const SessionSpec& other) const;
 };
@@ -92,7 +95,8 @@ class ProbeEngine {
   };
   struct Session {
     SessionSpec spec;
-    PortKey port_key;
+    std::vector<PortKey> port_keys;  ///< one, or one per source port (used in turn)
+    size_t next_port = 0;
     std::unique_ptr<stamp::SessionSender> sender;
     WallNs next_send = 0;
     std::vector<uint8_t> buffer;
@@ -100,6 +104,8 @@ class ProbeEngine {
 
   void collect(PortState& port, WallNs now, ProbeListener& listener);
   Session* session_for_reply(PortState& port, const dp::RxPacket& packet);
+  Result<PortKey> acquire_port(const SessionSpec& spec, const SocketAddress& local);
+  void release_port(const PortKey& key, uint16_t ssid, const std::string& id);
 
   std::shared_ptr<dp::Dataplane> dataplane_;
   std::map<PortKey, PortState> ports_;
