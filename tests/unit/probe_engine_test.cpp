@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <map>
 #include <thread>
@@ -49,6 +50,7 @@ struct LoopbackReflector {
     size_t replies = 0;
     for (size_t i = 0; i < *n; ++i) {
       ++seen;
+      source_ports.push_back(rx[i].source.port());
       if (drop_every > 0 && seen % drop_every == 0) continue;
       if (reflector.reflect(rx[i], out[replies], ClockState{}, wall_now, tx[replies])) ++replies;
     }
@@ -57,7 +59,17 @@ struct LoopbackReflector {
   std::unique_ptr<dp::Port> port;
   stamp::SessionReflector reflector;
   int seen = 0;
+  std::vector<uint16_t> source_ports;  ///< of every request, in arrival order
 };
+
+// A UDP port that was free a moment ago (bound and released).
+uint16_t free_udp_port() {
+  auto dataplane = dp::make_dataplane("kernel");
+  dp::PortOptions options;
+  options.local = *SocketAddress::parse("127.0.0.1:0", 0);
+  auto port = (*dataplane)->open_port(options);
+  return port ? (*port)->local_address().port() : 0;
+}
 
 TEST(ProbeEngine, SessionsShareAPortAndGetTheirOwnReplies) {
   LoopbackReflector reflector(true);
@@ -134,6 +146,79 @@ TEST(ProbeEngine, LossIsReportedAfterTheTimeout) {
   // A quarter of the requests were ignored; the last 50 ms of probes have not timed out yet.
   const double ratio = static_cast<double>(lost) / static_cast<double>(lost + replies);
   EXPECT_NEAR(ratio, 0.25, 0.06);
+}
+
+TEST(ProbeEngine, SourcePortSetIsUsedInTurnAndRepliesComeBackOnEveryPort) {
+  LoopbackReflector reflector(true);
+  auto dataplane = dp::make_dataplane("kernel");
+  ProbeEngine engine(std::shared_ptr<dp::Dataplane>(std::move(dataplane.value())));
+  std::vector<uint16_t> ports;
+  while (ports.size() < 3) {
+    const uint16_t port = free_udp_port();
+    ASSERT_NE(port, 0);
+    if (std::find(ports.begin(), ports.end(), port) == ports.end()) ports.push_back(port);
+  }
+  SessionSpec spec;
+  spec.id = "peer/ecmp";
+  spec.target = reflector.port->local_address();
+  spec.interval_ns = 5'000'000;
+  spec.timeout_ns = 200'000'000;
+  spec.source_ports = ports;
+  // A second session on one of the same ports (another path of another peer): SSIDs keep them apart.
+  SessionSpec other = spec;
+  other.id = "other/ecmp";
+  other.source_ports = {ports[1]};
+  const WallNs start = wall_now();
+  ASSERT_TRUE(engine.add_session(spec, 0, start).ok());
+  ASSERT_TRUE(engine.add_session(other, 1'000'000, start).ok());
+
+  Recorder recorder;
+  while (wall_now() - start < 250'000'000) {
+    engine.run_tick(wall_now(), ClockState{}, recorder);
+    reflector.serve();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  for (int i = 0; i < 50; ++i) {  // collect the last replies
+    engine.run_tick(wall_now(), ClockState{}, recorder);
+    reflector.serve();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  const size_t sent = recorder.sent["peer/ecmp"].size();
+  ASSERT_GE(sent, 30u);
+  // Every port of the set carried a third of the probes: each port's count within one of the others.
+  std::map<uint16_t, size_t> per_port;
+  for (const uint16_t port : reflector.source_ports) ++per_port[port];
+  for (const uint16_t port : ports) EXPECT_GE(per_port[port], sent / 3 - 1) << port;
+  EXPECT_EQ(per_port.size(), 3u);
+  // Replies on every port reach their session: all probes answered, nothing unmatched.
+  EXPECT_EQ(engine.sender_counters("peer/ecmp")->received, sent);
+  EXPECT_EQ(engine.sender_counters("other/ecmp")->received, recorder.sent["other/ecmp"].size());
+  EXPECT_EQ(engine.counters().unmatched_replies, 0u);
+  EXPECT_EQ(engine.sender_counters("peer/ecmp")->invalid, 0u);
+
+  // Removing a session releases its ports (the shared one stays with the other session).
+  engine.remove_session("peer/ecmp");
+  EXPECT_TRUE(engine.add_session(spec, 0, wall_now()).ok());
+}
+
+TEST(ProbeEngine, SourcePortInUseFailsTheWholeSession) {
+  auto dataplane = dp::make_dataplane("kernel");
+  auto shared = std::shared_ptr<dp::Dataplane>(std::move(dataplane.value()));
+  dp::PortOptions options;
+  options.local = *SocketAddress::parse("127.0.0.1:0", 0);
+  auto taken = shared->open_port(options);
+  ASSERT_TRUE(taken.ok());
+  ProbeEngine engine(shared);
+  SessionSpec spec;
+  spec.id = "peer/busy";
+  spec.target = *SocketAddress::parse("127.0.0.1:862", 862);
+  spec.source = *SocketAddress::parse("127.0.0.1", 0);
+  spec.source_ports = {free_udp_port(), (*taken)->local_address().port()};
+  const auto result = engine.add_session(spec, 0, wall_now());
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.error().message.find("peer/busy"), std::string::npos) << result.error().message;
+  EXPECT_EQ(engine.session_count(), 0u);
+  EXPECT_EQ(engine.port_counters().tx_packets, 0u);
 }
 
 }  // namespace
