@@ -417,10 +417,12 @@ void Agent::publish_preferences(bool force, bool stale) {
     for (auto& [hub, selector] : selectors_) {
       const SelectionChange change = selector.evaluate(now);
       if (change.preferred_changed) {
-        spdlog::info("hub {}: preferred path now {} (switch {})", hub,
+        spdlog::info("hub {}: preferred path now {} ({} switches so far)", hub,
                      selector.preferred().empty() ? std::string("none") : selector.preferred(), selector.switches());
       }
-      changed = changed || change.any();
+      // A new document when what the scheduler acts on moved: the preferred path or a path's state. Rank
+      // changes among the other paths (near-equal scores trading places) wait for the next refresh.
+      changed = changed || change.preferred_changed || change.state_changed;
       input.destinations.push_back(DestinationPreferences{hub, selector.ranked(), selector.preferred()});
     }
     input.agent_id = config_.agent.id;

@@ -265,15 +265,23 @@ SelectionChange PathSelector::evaluate(WallNs now) {
     return a->view.id < b->view.id;
   });
 
-  // The previous order, before ranked_ is rebuilt.
-  bool same_order = ranked_.size() == order_.size();
-  for (size_t i = 0; same_order && i < order_.size(); ++i) same_order = ranked_[i].id == order_[i]->view.id;
-  change.rank_changed = !same_order;
-
+  bool same_order = false;
   const std::string previous_preferred = preferred_;
   pick_preferred(now);
   change.preferred_changed = preferred_ != previous_preferred;
   if (change.preferred_changed && !previous_preferred.empty()) ++switches_;
+
+  // The preferred candidate is rank 1 even while a challenger's better score has not yet held the margin
+  // for switch_after: ranks carry the same damping as the preference, and a scheduler reading only
+  // ranks sees what the agent prefers. The others keep their order.
+  if (!preferred_.empty()) {
+    const auto it =
+        std::find_if(order_.begin(), order_.end(), [&](const Candidate* c) { return c->view.id == preferred_; });
+    if (it != order_.end()) std::rotate(order_.begin(), it, it + 1);
+  }
+  same_order = ranked_.size() == order_.size();
+  for (size_t i = 0; same_order && i < order_.size(); ++i) same_order = ranked_[i].id == order_[i]->view.id;
+  change.rank_changed = !same_order;
 
   ranked_.clear();
   ranked_.reserve(order_.size());

@@ -57,13 +57,14 @@ std::string format_status(const nlohmann::json& status) {
       for (const auto& path : destination.value("paths", nlohmann::json::array())) {
         const auto costs = path.value("costs", nlohmann::json::object());
         const bool preferred = path.value("preferred", false);
-        out += fmt::format("{:<8} {:<5} {:<20} {:<12} {:<9} {:>10} {:>10} {:>8} {:>6}\n", destination.value("hub", "?"),
-                           std::to_string(path.value("rank", 0)) + (preferred ? "*" : ""), path.value("peer", "?"),
-                           path.value("path", "?"), path.value("state", "?"),
-                           path.contains("score") ? number(path["score"], "{:.3f}") : "-",
-                           costs.contains("delay-rt") ? number(costs["delay-rt"], "{:.0f}us") : "-",
-                           costs.contains("lossrate") ? number(costs["lossrate"], "{:.2f}%") : "-",
-                           number(path.value("confidence", nlohmann::json(nullptr)), "{:.2f}"));
+        out += fmt::format(
+            "{:<8} {:<5} {:<20} {:<12} {:<9} {:>10} {:>10} {:>8} {:>6}\n", destination.value("hub", "?"),
+            std::to_string(path.value("rank", 0)) + (preferred ? "*" : ""), path.value("peer", "?"),
+            path.value("path", "?"), path.value("state", "?"),
+            path.contains("score") ? number(nlohmann::json(path["score"].get<double>() * 1e3), "{:.3f}ms") : "-",
+            costs.contains("delay-rt") ? number(costs["delay-rt"], "{:.0f}us") : "-",
+            costs.contains("lossrate") ? number(costs["lossrate"], "{:.2f}%") : "-",
+            number(path.value("confidence", nlohmann::json(nullptr)), "{:.2f}"));
       }
     }
     out += "(* = preferred)\n";

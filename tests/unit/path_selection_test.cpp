@@ -657,13 +657,49 @@ TEST(PathSelectionPreferred, FallsBackToTheBestAnsweringCandidateWhenNoneIsEligi
     s.on_reply("slower", t, 8 * kMs);
   }
   s.evaluate(t);
-  EXPECT_EQ(order_of(s).front(), "slower");
+  // Ranks carry the damping: the kept preferred path is rank 1, the better-scoring one rank 2.
+  EXPECT_EQ(order_of(s).at(0), "slow");
+  EXPECT_EQ(order_of(s).at(1), "slower");
   EXPECT_EQ(s.preferred(), "slow");
   // ... but not when it goes down.
   for (int i = 151; i <= 153; ++i) s.on_lost("slow", kT0 + i * kInterval);
   s.evaluate(kT0 + 153 * kInterval);
   EXPECT_EQ(s.preferred(), "slower");
   EXPECT_EQ(s.switches(), 1u);
+}
+
+TEST(PathSelectionPreferred, PreferredIsRankOneUntilTheChallengerHasHeldTheMargin) {
+  SlaClass sla;
+  sla.window_ns = 2 * kSecond;
+  sla.min_samples = 5;
+  sla.switch_after_ns = 3 * kSecond;
+  PathSelector s(sla);
+  s.add_candidate("a", "p", "a", kInterval);
+  s.add_candidate("b", "p", "b", kInterval);
+  WallNs t = kT0;
+  int i = 0;
+  const auto run = [&](double seconds, int64_t rtt_a, int64_t rtt_b) {
+    const int n = static_cast<int>(seconds * kSecond / kInterval);
+    for (int k = 0; k < n; ++k) {
+      t = kT0 + (++i) * kInterval;
+      s.on_reply("a", t, rtt_a);
+      s.on_reply("b", t, rtt_b);
+      if (t % kSecond == 0) s.evaluate(t);
+    }
+  };
+  run(5, 20 * kMs, 21 * kMs);
+  ASSERT_EQ(s.preferred(), "a");
+  ASSERT_EQ(order_of(s), (std::vector<std::string>{"a", "b"}));
+  // b is now 2 ms better: its score wins at once, but a stays rank 1 until the margin held switch_after.
+  run(2.5, 23 * kMs, 21 * kMs);
+  EXPECT_EQ(s.preferred(), "a");
+  EXPECT_EQ(order_of(s), (std::vector<std::string>{"a", "b"}));
+  EXPECT_TRUE(view_of(s, "a")->preferred);
+  EXPECT_EQ(view_of(s, "a")->rank, 1u);
+  run(3, 23 * kMs, 21 * kMs);
+  EXPECT_EQ(s.preferred(), "b");
+  EXPECT_EQ(order_of(s), (std::vector<std::string>{"b", "a"}));
+  EXPECT_EQ(view_of(s, "b")->rank, 1u);
 }
 
 TEST(PathSelectionPreferred, UnknownPreferredGivesWayToAnEligibleOne) {

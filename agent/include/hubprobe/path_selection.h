@@ -32,7 +32,8 @@
 //     loss_penalty. NaN without replies in the window; reported as NaN while unknown (it still orders the
 //     unknown candidates among themselves).
 // Across candidates: ranked by group (eligible ok, ok in hold-down, degraded, unknown, down), then score
-// (NaN last), then id, so the order is deterministic.
+// (NaN last), then id, so the order is deterministic; then the preferred candidate (below) is moved to
+// rank 1, so ranks carry the same damping as the preference and rank 1 is always what the agent prefers.
 // The preferred candidate:
 //   - none yet (start, or the preferred one was removed): the best eligible ok candidate; without one, the
 //     best ranked candidate that is not down and has at least one reply in the window (the scheduler gets
@@ -48,8 +49,8 @@
 // switches() counts the times the preferred candidate moved away from a candidate (to another or to none);
 // the first pick is not a switch.
 //
-// Not thread-safe: one thread (the agent's probe thread) drives a selector. Outcomes for unknown ids are
-// ignored; times are expected not to go backwards per candidate.
+// Not thread-safe: the agent serialises calls (probe thread for outcomes, publisher thread for evaluate()). Outcomes
+// for unknown ids are ignored; times are expected not to go backwards per candidate.
 #pragma once
 
 #include <cstdint>
