@@ -19,6 +19,8 @@ packages=(
   libcli11-dev libspdlog-dev libfmt-dev libsystemd-dev libcivetweb-dev
   # tests
   libgtest-dev libgmock-dev iproute2 nftables ethtool tcpdump procps curl jq
+  # the demo: Prometheus forwarded to 127.0.0.1 of this machine
+  socat
   # baselines for benchmarks and real servers for end-to-end tests
   iputils-ping fping sockperf time prometheus etcd-server etcd-client systemd prometheus-smokeping-prober
 )
