@@ -422,7 +422,7 @@ render_matrix() {
       if (length(lossy) > 70) lossy = substr(lossy, 1, 66) " ..."
       print "loss:" (lossy == "" ? " none in the window" : lossy)
       print "bands: " (colour ? G "<= 5 ms" N ", <= 20 ms, " Y "> 20 ms" N ", " R "down / no data" N : \
-        "<= 5 ms region, <= 20 ms between hubs (policy targets), ? = no data, DOWN, . = no link")
+        "(policy targets) <= 5 ms region, <= 20 ms between hubs; ? no data, . no link")
       missing = 0
       for (i = 1; i <= nexp; i++) if (!((eh[i], ep[i]) in ok)) missing++
       print missing > mfile
