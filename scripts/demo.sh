@@ -2,25 +2,32 @@
 # SPDX-License-Identifier: Apache-2.0
 # Usage: ./scripts/demo.sh [--headless]      (as root)
 # The local demo. Installs what is needed (scripts/setup.sh), builds (scripts/build.sh), then:
-#   - puts three hubs, gz (Guangzhou), sg (Shaoguan) and sh (Shanghai), in network namespaces
-#     hpdemo-<pid>-{gz,sg,sh}, joined through a bridge in a core namespace hpdemo-<pid>-core,
-#   - runs a hubprobed agent in each hub, probing the other two every 100 ms, with /metrics on the
-#     hub's address (198.18.x.1:9862),
-#   - runs a real Prometheus in the core namespace that scrapes the three agents every second,
-#   - prints the hub-to-hub RTT matrix read back from Prometheus' HTTP API for DEMO_SECONDS,
-#   - shows `hubprobe ping` against one hub's reflector and `hubprobe status` of one agent,
+#   - builds the emulated WAN of a topology file with scripts/testbed.sh (default: the eight hub regions
+#     of "East Data West Computing", config/topology/eight-regions.toml: 10 hub namespaces, 32 links
+#     through the link emulator with 2.8 to 26.7 ms RTT), in namespaces hpdemo-<pid>-*,
+#   - runs a hubprobed agent in each hub, probing every hub it has a link to (over every link) every
+#     100 ms, with /metrics on the hub's management address (198.19.255.<i>:9862),
+#   - runs a real Prometheus in the core namespace that scrapes every agent each second, reachable from
+#     this machine at http://127.0.0.1:9090/ (forwarded with socat through a unix socket; nothing
+#     listens on any other address of this machine),
+#   - prints the hub-to-hub RTT p50 matrix read back from Prometheus' HTTP API, refreshed in place for
+#     DEMO_SECONDS (plain snapshots when headless), coloured by the policy latency bands,
+#   - shows `hubprobe ping` between two hubs (IPv4 and IPv6) and `hubprobe status` of one agent,
 #   - tears everything down (also on Ctrl-C or failure) and checks that nothing is left behind.
-# Run as root. Addresses come only from 198.18.0.0/15 and 2001:db8::/32, inside the namespaces.
+# Addresses come only from 198.18.0.0/15 and 2001:db8::/32, inside the namespaces.
 #
 # Environment:
-#   DEMO_SECONDS=10     how long to show the matrix (seconds)
-#   DEMO_REFRESH=2      seconds between matrix updates
-#   DEMO_HEADLESS=1     for tests and CI: no in-place redraw, no hold; same checks. Also --headless.
-#   DEMO_HOLD=1         keep everything running after the matrix until Ctrl-C (to explore Prometheus)
+#   DEMO_TOPOLOGY=FILE  topology (default config/topology/eight-regions.toml; format in docs/testbed.md)
+#   DEMO_SECONDS=30     how long to show the matrix (seconds)
+#   DEMO_REFRESH=2      seconds between matrix updates (headless: 10)
+#   DEMO_HEADLESS=1     for tests and CI: no colours, no in-place redraw, no hold. Also --headless.
+#   DEMO_HOLD=1         keep everything running (matrix refreshing) after the checks until Ctrl-C
+#   DEMO_PROM_PORT=9090 port on 127.0.0.1 of this machine for Prometheus (the next free one up to +9 if
+#                       taken); 0: no forwarding (use `ip netns exec` as printed)
 #   DEMO_SKIP_BUILD=1   skip setup.sh and build.sh (the binaries must already be built)
 #   HUBPROBE_BUILD_DIR  build directory (default: build/), as for scripts/build.sh
-# Exit status: 0 when every hub pair has an RTT in Prometheus and every peer is up; 1 when the matrix
-# is incomplete or a step failed; 130 on Ctrl-C. Teardown leftovers also make the status non-zero.
+# Exit status: 0 when every linked hub pair has an RTT in Prometheus and every peer is up; 1 when the
+# matrix is incomplete or a step failed; 130 on Ctrl-C. Teardown leftovers also make the status non-zero.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -41,16 +48,26 @@ for arg in "$@"; do
     ;;
   esac
 done
-seconds=${DEMO_SECONDS:-10}
-refresh=${DEMO_REFRESH:-2}
+topology=${DEMO_TOPOLOGY:-$top/config/topology/eight-regions.toml}
+seconds=${DEMO_SECONDS:-30}
+if [[ $headless == 1 ]]; then refresh=${DEMO_REFRESH:-10}; else refresh=${DEMO_REFRESH:-2}; fi
 hold=${DEMO_HOLD:-0}
+prom_host_port=${DEMO_PROM_PORT:-9090}
 [[ $headless == 1 ]] && hold=0
-if ! [[ $seconds =~ ^[0-9]+$ && $refresh =~ ^[1-9][0-9]*$ ]]; then
-  echo "demo.sh: DEMO_SECONDS and DEMO_REFRESH must be whole seconds (DEMO_REFRESH >= 1)" >&2
+if ! [[ $seconds =~ ^[0-9]+$ && $refresh =~ ^[1-9][0-9]*$ && $prom_host_port =~ ^[0-9]+$ ]] ||
+  ((prom_host_port > 65526)); then
+  echo "demo.sh: DEMO_SECONDS, DEMO_REFRESH (>= 1) must be whole seconds, DEMO_PROM_PORT a port" >&2
   exit 2
 fi
-redraw=0
-[[ $headless != 1 && -t 1 ]] && redraw=1
+[[ -r $topology ]] || {
+  echo "demo.sh: cannot read DEMO_TOPOLOGY '$topology'" >&2
+  exit 2
+}
+redraw=0 colour=0
+if [[ $headless != 1 && -t 1 ]]; then
+  redraw=1
+  [[ -z ${NO_COLOR:-} ]] && colour=1
+fi
 
 if [[ $(id -u) -ne 0 ]]; then
   echo "demo.sh: run as root (it creates network namespaces)" >&2
@@ -60,6 +77,7 @@ fi
 # --- teardown, armed before anything is created ---------------------------------------------------
 dir=
 failed_step=
+testbed_state=
 show_logs=('agent-*.log' prometheus.log) # what to show on failure (globs in $dir)
 on_exit() {
   local rc=$? i pat
@@ -76,9 +94,15 @@ on_exit() {
     done
   fi
   echo
-  echo "tearing down: stopping ${#TB_PIDS[@]} processes, removing ${#TB_NETNS[@]} namespaces and $dir"
+  echo "tearing down: stopping ${#TB_PIDS[@]} processes, the testbed's emulators and namespaces, and $dir"
+  local t0=$SECONDS
+  tb_stop_all
+  if [[ -n $testbed_state && -d $testbed_state ]]; then
+    HPTB_STATE_DIR=$testbed_state HPTB_PREFIX=$prefix scripts/testbed.sh down "$topology" ||
+      echo "teardown: scripts/testbed.sh down failed" >&2
+  fi
   if tb_cleanup; then
-    echo "teardown: clean (no namespaces, processes or files of this demo left)"
+    echo "teardown: clean in $((SECONDS - t0)) s (no namespaces, processes or files of this demo left)"
   else
     echo "teardown: something was left behind, see above" >&2
     ((rc != 0)) || rc=1
@@ -97,16 +121,23 @@ if [[ ${DEMO_SKIP_BUILD:-0} != 1 ]]; then
   scripts/setup.sh >"$dir/setup.log" 2>&1
   failed_step="scripts/build.sh" show_logs=(build.log)
   echo "building hubprobe (scripts/build.sh)..."
-  scripts/build.sh >"$dir/build.log" 2>&1
+  HUBPROBE_BUILD_DIR=$build scripts/build.sh >"$dir/build.log" 2>&1
   show_logs=('agent-*.log' prometheus.log)
 fi
 daemon=$build/agent/hubprobed
 cli=$build/agent/hubprobe
-for b in "$daemon" "$cli"; do
-  [[ -x $b ]] || { failed_step="$b is missing: build first"; exit 1; }
+linkemu=$build/tests/linkemu/hubprobe-linkemu
+for b in "$daemon" "$cli" "$linkemu"; do
+  [[ -x $b ]] || {
+    failed_step="$b is missing: build first"
+    exit 1
+  }
 done
-for c in prometheus curl jq; do
-  command -v "$c" >/dev/null || { failed_step="$c is not installed: run scripts/setup.sh"; exit 1; }
+for c in prometheus curl jq ethtool; do
+  command -v "$c" >/dev/null || {
+    failed_step="$c is not installed: run scripts/setup.sh"
+    exit 1
+  }
 done
 
 # Namespaces of an earlier demo that was killed (SIGKILL skips its teardown): point them out, never
@@ -123,85 +154,148 @@ done < <(ip netns list 2>/dev/null)
 # --- the testbed ------------------------------------------------------------------------------------
 prefix=hpdemo-$$
 core=$prefix-core
-hubs=(gz sg sh)
-declare -A hub_name=([gz]=Guangzhou [sg]=Shaoguan [sh]=Shanghai)
-declare -A hub_v4=([gz]=198.18.0.1 [sg]=198.18.1.1 [sh]=198.18.2.1)
-declare -A hub_v6=([gz]=2001:db8::1 [sg]=2001:db8::2 [sh]=2001:db8::3)
-core_v4=198.18.255.254
-prom_port=9090
 metrics_port=9862
+prom_port=9090
+interval=100ms
+window=10s
 
-failed_step="creating the namespaces"
+failed_step="building the testbed (scripts/testbed.sh up $topology)" show_logs=(testbed.log)
 echo
-echo "testbed: core namespace $core, bridge hpbr0, Prometheus on $core_v4 (scrapes) and 127.0.0.1:$prom_port (web)"
-tb_core "$core" hpbr0 "$core_v4/16" 2001:db8::ff/64
+echo "testbed: $(scripts/testbed.sh check "$topology" | head -1)"
+testbed_state=$dir/testbed
+HPTB_STATE_DIR=$testbed_state HPTB_PREFIX=$prefix HUBPROBE_LINKEMU=$linkemu \
+  scripts/testbed.sh up --detach "$topology" >"$dir/testbed.log" 2>&1
+mapfile -t testbed_ns <"$testbed_state/namespaces"
+tb_adopt_netns "${testbed_ns[@]}"
+show_logs=('agent-*.log' prometheus.log testbed.log)
+
+# Hubs (in file order) and their management addresses; links as "hub peer address ns if link nth v6 delay".
+hubs=()
+declare -A hub_site=() hub_region=() mgmt=()
+while IFS=$'\t' read -r h site region; do
+  hubs+=("$h")
+  hub_site[$h]=$site
+  hub_region[$h]=$region
+done <"$testbed_state/hubs"
+while read -r h addr _; do mgmt[$h]=$addr; done <"$testbed_state/mgmt"
+core_v4=${mgmt[core]}
+mapfile -t ends <"$testbed_state/hosts"
+links_n=$(($(wc -l <"$testbed_state/pids")))
+echo "         ${#hubs[@]} hubs in namespaces $prefix-<hub>, $links_n emulated links (hubprobe-linkemu in $prefix-bb<N>),"
+echo "         a management network without delay (bridge in $core, 198.19.255.0/24) for /metrics and Prometheus"
 for h in "${hubs[@]}"; do
-  tb_hub "$prefix-$h" "$core" hpbr0 "$h" "${hub_v4[$h]}/16" "${hub_v6[$h]}/64"
-  printf '  hub %-3s %-10s namespace %-22s %-11s %s\n' "$h" "${hub_name[$h]}" "$prefix-$h" \
-    "${hub_v4[$h]}" "${hub_v6[$h]}"
+  printf '  %-4s %-19s %-44s mgmt %s\n' "$h" "${hub_site[$h]}" "${hub_region[$h]}" "${mgmt[$h]}"
 done
-echo "links: veth to one Linux bridge, no added delay (this kernel has no netem; the link emulator that"
-echo "       gives the hubs real distances comes with a later milestone), so RTTs are host-local microseconds."
 
 # --- agents -----------------------------------------------------------------------------------------
+# peer name: the peer hub for the first link between two hubs, <hub>-link<N> for the Nth.
+peer_name() { if (($2 == 1)); then printf '%s' "$1"; else printf '%s-link%d' "$1" "$2"; fi; }
 failed_step="starting the agents"
+declare -A npeers=() addr_of=()
+for e in "${ends[@]}"; do
+  read -r eh _ eaddr _ _ link _ <<<"$e"
+  addr_of[$link $eh]=$eaddr
+done
 for h in "${hubs[@]}"; do
   conf=$dir/$h.toml
+  npeers[$h]=0
   {
-    echo "# hubprobe demo: agent of hub $h (${hub_name[$h]})"
+    echo "# hubprobe demo: agent of hub $h (${hub_site[$h]}, ${hub_region[$h]})"
     echo "[agent]"
     echo "id = \"$h-demo\""
     echo "hub = \"$h\""
     echo "[probe]"
-    echo "interval = \"100ms\""
-    echo "window = \"10s\""
-    for p in "${hubs[@]}"; do
-      [[ $p == "$h" ]] && continue
+    echo "interval = \"$interval\""
+    echo "window = \"$window\""
+    for e in "${ends[@]}"; do
+      read -r eh peer _ _ _ link nth _ <<<"$e"
+      [[ $eh == "$h" ]] || continue
       echo "[[peer]]"
-      echo "name = \"$p-demo\""
-      echo "hub = \"$p\""
-      echo "address = \"${hub_v4[$p]}\""
+      echo "name = \"$(peer_name "$peer" "$nth")\""
+      echo "hub = \"$peer\""
+      echo "address = \"${addr_of[$link $peer]}\"" # the other end of the same link
+      npeers[$h]=$((${npeers[$h]} + 1))
     done
     echo "[metrics]"
-    echo "listen = \"${hub_v4[$h]}:$metrics_port\""
+    echo "listen = \"${mgmt[$h]}:$metrics_port\""
   } >"$conf"
-  out=$("$daemon" -c "$conf" --check-config 2>&1) || { failed_step="config of agent $h: $out"; exit 1; }
+  out=$("$daemon" -c "$conf" --check-config 2>&1) || {
+    failed_step="config of agent $h: $out"
+    exit 1
+  }
 done
 # Started back to back: an agent's probes to a peer whose agent is not up yet are lost (forward loss).
 for h in "${hubs[@]}"; do
   tb_spawn "hubprobed/$h" "$prefix-$h" "$dir/agent-$h.log" "$daemon" -c "$dir/$h.toml"
 done
 for h in "${hubs[@]}"; do
-  tb_wait_http "$core" "http://${hub_v4[$h]}:$metrics_port/healthz" 10 || {
+  tb_wait_http "$core" "http://${mgmt[$h]}:$metrics_port/healthz" 10 || {
     failed_step="agent $h did not answer /healthz within 10 s"
     exit 1
   }
 done
+sessions=0
+for h in "${hubs[@]}"; do sessions=$((sessions + ${npeers[$h]})); done
 echo
-echo "agents: hubprobed in each hub probes the other two every 100 ms (window 10 s), /metrics on :$metrics_port"
-echo "        (the agents start one after another: probes sent before a peer's agent was listening count"
-echo "        as forward loss, and leave the matrix when they leave the 10 s window)"
+echo "agents: hubprobed in each hub probes each hub it has a link to, over each link, every $interval"
+echo "        ($sessions sessions; statistics window $window); /metrics on <mgmt address>:$metrics_port"
 
 # --- Prometheus -------------------------------------------------------------------------------------
 failed_step="starting Prometheus"
-cat >"$dir/prometheus.yml" <<EOF
-# Written by scripts/demo.sh; see config/prometheus/prometheus.yml for the operator example.
-global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-scrape_configs:
-  - job_name: hubprobe
-    static_configs:
-      - targets: ['${hub_v4[gz]}:$metrics_port', '${hub_v4[sg]}:$metrics_port', '${hub_v4[sh]}:$metrics_port']
-EOF
+{
+  echo "# Written by scripts/demo.sh; see config/prometheus/prometheus.yml for the operator example."
+  echo "global:"
+  echo "  scrape_interval: 1s"
+  echo "  scrape_timeout: 1s"
+  echo "scrape_configs:"
+  echo "  - job_name: hubprobe"
+  echo "    static_configs:"
+  echo "      - targets:"
+  for h in "${hubs[@]}"; do echo "          - '${mgmt[$h]}:$metrics_port'"; done
+} >"$dir/prometheus.yml"
 mkdir "$dir/tsdb"
 tb_spawn prometheus "$core" "$dir/prometheus.log" prometheus \
   --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/tsdb" \
-  --web.listen-address="127.0.0.1:$prom_port" --log.level=warn
-prom=http://127.0.0.1:$prom_port
-tb_wait_http "$core" "$prom/-/ready" 15 || { failed_step="Prometheus not ready within 15 s"; exit 1; }
-echo "prometheus: ready, web UI and API at $prom inside $core; while the demo runs (DEMO_HOLD=1 keeps it):"
-echo "  sudo ip netns exec $core curl -s '$prom/api/v1/query?query=hubprobe_peer_up'"
+  --web.listen-address="$core_v4:$prom_port" --log.level=warn
+prom=http://$core_v4:$prom_port
+tb_wait_http "$core" "$prom/-/ready" 15 || {
+  failed_step="Prometheus not ready within 15 s"
+  exit 1
+}
+# To this machine's loopback (only): socat in the core namespace serves a unix socket in $dir, socat in
+# this namespace listens on 127.0.0.1:PORT and connects to it. Unix sockets do not care about network
+# namespaces, so no interface or address is added to this machine.
+prom_local=
+if ((prom_host_port != 0)) && command -v socat >/dev/null; then
+  failed_step="forwarding Prometheus to 127.0.0.1"
+  for ((p = prom_host_port; p <= prom_host_port + 9; p++)); do
+    if [[ -z $(ss -Hltn "sport = :$p" 2>/dev/null) ]]; then
+      tb_spawn socat-core "$core" "$dir/socat-core.log" socat \
+        "UNIX-LISTEN:$dir/prometheus.sock,fork,mode=600" "TCP:$core_v4:$prom_port"
+      tb_spawn socat-host - "$dir/socat-host.log" socat \
+        "TCP-LISTEN:$p,bind=127.0.0.1,reuseaddr,fork" "UNIX-CONNECT:$dir/prometheus.sock"
+      for _ in $(seq 50); do
+        curl -fsS --max-time 1 -o /dev/null "http://127.0.0.1:$p/-/ready" 2>/dev/null && {
+          prom_local=http://127.0.0.1:$p
+          break
+        }
+        sleep 0.1
+      done
+      [[ -n $prom_local ]] || echo "note: forwarding Prometheus to 127.0.0.1:$p did not work ($(cat "$dir/socat-host.log"))"
+      break
+    fi
+  done
+  [[ -n $prom_local ]] || echo "note: no free port in 127.0.0.1:$prom_host_port-$((prom_host_port + 9)) for Prometheus"
+elif ((prom_host_port != 0)); then
+  echo "note: socat is not installed (scripts/setup.sh installs it): Prometheus only inside $core"
+fi
+echo
+if [[ -n $prom_local ]]; then
+  echo "prometheus: $prom_local/  (browser on this machine; from another: ssh -L ${prom_local##*:}:127.0.0.1:${prom_local##*:} root@<this host>)"
+  echo "            e.g. $prom_local/graph?g0.expr=hubprobe_rtt_window_seconds%7Bquantile%3D%220.5%22%7D"
+fi
+echo "prometheus: $prom inside $core, scraping ${#hubs[@]} agents every second; from a shell:"
+echo "  ip netns exec $core curl -s '$prom/api/v1/query?query=hubprobe_peer_up'"
 
 # Prometheus' HTTP API from inside the core namespace; query strings are URL-encoded by curl.
 # prom_query QUERY [CURL ARGS...]
@@ -211,7 +305,7 @@ prom_query() {
   tb_http_get "$core" "$prom/api/v1/query" -G --data-urlencode "query=$q" "$@"
 }
 
-failed_step="waiting for Prometheus to scrape all three agents"
+failed_step="waiting for Prometheus to scrape all ${#hubs[@]} agents"
 deadline=$((SECONDS + 20))
 until [[ $(tb_http_get "$core" "$prom/api/v1/targets?state=active" 2>/dev/null |
   jq '[.data.activeTargets[] | select(.health == "up")] | length' 2>/dev/null) == "${#hubs[@]}" ]]; do
@@ -222,114 +316,180 @@ until [[ $(tb_http_get "$core" "$prom/api/v1/targets?state=active" 2>/dev/null |
   }
   sleep 0.2
 done
-# Up targets are not yet samples: wait for the first RTT of every pair to land in the TSDB.
-pairs=$((${#hubs[@]} * (${#hubs[@]} - 1)))
-failed_step="waiting for RTT samples of all $pairs hub pairs in Prometheus"
-deadline=$((SECONDS + 10))
+# Up targets are not yet samples: wait for the first RTT of every session to land in the TSDB.
+failed_step="waiting for RTT samples of all $sessions sessions in Prometheus"
+deadline=$((SECONDS + 15))
 until [[ $(prom_query 'count(hubprobe_rtt_window_samples{job="hubprobe"} > 0)' 2>/dev/null |
-  jq -r '.data.result[0].value[1] // 0' 2>/dev/null) == "$pairs" ]]; do
+  jq -r '.data.result[0].value[1] // 0' 2>/dev/null) == "$sessions" ]]; do
   ((SECONDS < deadline)) || break # the matrix shows what is missing and fails the demo
   sleep 0.2
 done
-echo "prometheus: scraping all ${#hubs[@]} agents (job=\"hubprobe\", every 1 s)"
 
 # --- the matrix -------------------------------------------------------------------------------------
 # Four instant queries evaluated at the same time (the time= parameter), so every cell is consistent:
-# p50 and p99 of the windowed RTT summary, how many RTT samples the window holds (an empty window is
-# "no samples", whatever the quantiles say), the windowed loss ratio and whether the peer is up.
-# (Not one query joined with `or`: `or` matches label sets without the metric name, so
-# hubprobe_peer_up would be shadowed by hubprobe_rtt_window_samples, which has the same labels.)
+# the windowed RTT p50, how many RTT samples the window holds (an empty window is "no samples", whatever
+# the quantile says), the windowed loss ratio and whether the peer is up. (Not one query joined with
+# `or`: `or` matches label sets without the metric name, so hubprobe_peer_up would be shadowed by
+# hubprobe_rtt_window_samples, which has the same labels.)
 matrix_queries=(
-  'hubprobe_rtt_window_seconds{job="hubprobe",quantile=~"0.5|0.99"}'
+  'hubprobe_rtt_window_seconds{job="hubprobe",quantile="0.5"}'
   'hubprobe_rtt_window_samples{job="hubprobe"}'
   'hubprobe_loss_window_ratio{job="hubprobe",direction="total"}'
   'hubprobe_peer_up{job="hubprobe"}'
 )
+# Expected sessions as "hub peer-name peer-hub nth" lines, for the renderer.
+expected=$dir/sessions.txt
+for e in "${ends[@]}"; do
+  read -r eh peer _ _ _ _ nth _ <<<"$e"
+  echo "$eh $(peer_name "$peer" "$nth") $peer $nth"
+done >"$expected"
 
-# render_matrix FILE: writes the table to FILE and sets missing_pairs (pairs without an RTT, or down).
+# render_matrix FILE: writes the matrix to FILE and sets missing_pairs (sessions without an RTT, or down).
 # Lines stay under 80 columns so that the in-place redraw on a terminal counts them right.
 render_matrix() {
   local out=$1 at q rows="" part
-  missing_pairs=$pairs
   at=$(date +%s.%N)
   for q in "${matrix_queries[@]}"; do
-    # TSV rows: from-hub, to-hub, field, value.
+    # TSV rows: hub, peer (name), field, value.
     part=$(prom_query "$q" --data-urlencode "time=$at" | jq -r '.data.result[] | .metric as $m |
-        [$m.hub, $m.peer_hub,
-         (if $m.__name__ == "hubprobe_rtt_window_seconds" then "p" + $m.quantile
+        [$m.hub, $m.peer,
+         (if $m.__name__ == "hubprobe_rtt_window_seconds" then "p50"
           elif $m.__name__ == "hubprobe_rtt_window_samples" then "samples"
           elif $m.__name__ == "hubprobe_loss_window_ratio" then "loss" else "up" end),
-         .value[1]] | @tsv') || { echo "(the Prometheus query failed: $q)" >"$out"; return 0; }
+         .value[1]] | @tsv') || {
+      echo "(the Prometheus query failed: $q)" >"$out"
+      missing_pairs=$sessions
+      return 0
+    }
     rows+=$part$'\n'
   done
-  awk -F'\t' -v hubs="${hubs[*]}" -v at="$(date -d "@$at" +%T)" -v mfile="$out.missing" '
+  awk -F'\t' -v hubs="${hubs[*]}" -v at="$(date -d "@$at" +%T)" -v mfile="$out.missing" -v colour="$colour" \
+    -v expected="$expected" -v window="$window" '
+    BEGIN {
+      while ((getline line < expected) > 0) { split(line, e, " "); nexp++; eh[nexp] = e[1]; ep[nexp] = e[2]; eph[nexp] = e[3]; en[nexp] = e[4] }
+      if (colour) { G = "\033[32m"; Y = "\033[33m"; R = "\033[1;31m"; D = "\033[2m"; N = "\033[0m" }
+    }
     { v[$1, $2, $3] = $4 }
     function num(k) { return (k in v) && v[k] != "NaN" }
+    # cell(hub, peer name): "12.3" (p50 in ms), "DOWN", "?" (no data yet); sets ok[hub, peer], band colour.
+    function cell(h, p,    k) {
+      k = h SUBSEP p
+      if ((k SUBSEP "up") in v && v[k, "up"] != 1) return "DOWN"
+      if (!num(k SUBSEP "p50") || ((k SUBSEP "samples") in v && v[k, "samples"] == 0)) return "?"
+      ok[h, p] = 1
+      return sprintf("%.1f", v[k, "p50"] * 1000)
+    }
+    # The cell right-aligned in w columns, coloured by band (escape codes outside the width).
+    function paint(s, w,    x, c) {
+      x = sprintf("%" w "s", s)
+      if (!colour || s == "-") return x
+      if (s == ".") return D x N
+      if (s == "DOWN" || s == "?") return R x N
+      c = s + 0
+      if (c <= 5) return G x N
+      if (c <= 20) return x
+      return Y x N
+    }
     END {
-      n = split(hubs, h, " ")
-      printf "%s  RTT p50 / p99 (microseconds)  loss   rows: from, columns: to\n", at
-      printf "%-9s", "from\\to"
-      for (j = 1; j <= n; j++) printf " %21s", h[j]
+      n = split(hubs, hub, " ")
+      for (i = 1; i <= nexp; i++) { if (en[i] == 1) link1[eh[i], eph[i]] = ep[i]; else extra[++nx] = i }
+      printf "%s  RTT p50 in ms (window %s, from Prometheus); rows: from, columns: to\n", at, window
+      printf "%-8s", "from\\to"
+      for (j = 1; j <= n; j++) printf " %5s", hub[j]
       printf "\n"
-      missing = 0
       for (i = 1; i <= n; i++) {
-        printf "%-9s", h[i]
+        printf "%-8s", hub[i]
         for (j = 1; j <= n; j++) {
-          if (i == j) { printf " %21s", "-"; continue }
-          k = h[i] SUBSEP h[j]
-          if ((k SUBSEP "up") in v && v[k, "up"] != 1) {
-            # A peer that is down: its RTT quantiles are stale or empty, the loss says how bad.
-            cell = "DOWN" (num(k SUBSEP "loss") ? sprintf(", loss %.1f%%", v[k, "loss"] * 100) : "")
-            missing++
-          } else if (!num(k SUBSEP "p0.5")) { cell = "no data"; missing++ }
-          else if ((k SUBSEP "samples") in v && v[k, "samples"] == 0) { cell = "no samples"; missing++ }
-          else {
-            cell = sprintf("%.1f / %s", v[k, "p0.5"] * 1e6, \
-              num(k SUBSEP "p0.99") ? sprintf("%.1f", v[k, "p0.99"] * 1e6) : "?")
-            cell = cell (num(k SUBSEP "loss") ? sprintf("  %.1f%%", v[k, "loss"] * 100) : "  ?%")
-          }
-          printf " %21s", cell
+          if (i == j) s = "-"
+          else if ((hub[i], hub[j]) in link1) s = cell(hub[i], link1[hub[i], hub[j]])
+          else s = "."
+          printf " %s", paint(s, 5)
         }
         printf "\n"
       }
+      # Second (third...) links between two hubs, next to the first link of the same pair.
+      for (x = 1; x <= nx; x++) {
+        i = extra[x]
+        printf "link %d  %3s -> %-3s %s ms   (link 1: %s ms)\n", en[i], eh[i], eph[i], paint(cell(eh[i], ep[i]), 5), \
+          paint(((eh[i], eph[i]) in link1) ? cell(eh[i], link1[eh[i], eph[i]]) : ".", 5)
+      }
+      lossy = ""
+      for (i = 1; i <= nexp; i++) {
+        k = eh[i] SUBSEP ep[i]
+        if (num(k SUBSEP "loss") && v[k, "loss"] > 0)
+          lossy = lossy sprintf(" %s->%s%s %.1f%%", eh[i], eph[i], en[i] > 1 ? "#" en[i] : "", v[k, "loss"] * 100)
+      }
+      if (length(lossy) > 70) lossy = substr(lossy, 1, 66) " ..."
+      print "loss:" (lossy == "" ? " none in the window" : lossy)
+      print "bands: " (colour ? G "<= 5 ms" N ", <= 20 ms, " Y "> 20 ms" N ", " R "down / no data" N : \
+        "(policy targets) <= 5 ms region, <= 20 ms between hubs; ? no data, . no link")
+      missing = 0
+      for (i = 1; i <= nexp; i++) if (!((eh[i], ep[i]) in ok)) missing++
       print missing > mfile
     }' <<<"$rows" >"$out"
   missing_pairs=$(<"$out.missing")
 }
 
+# show_matrix SECONDS: renders and prints the matrix every $refresh seconds for SECONDS (forever if
+# SECONDS is "forever"), in place on a terminal.
+show_matrix() {
+  local until=$1 end drawn=0
+  end=$((SECONDS + ${until/forever/0}))
+  while :; do
+    render_matrix "$dir/matrix.txt"
+    if ((redraw && drawn)); then
+      printf '\033[%dA\033[J' "$drawn"
+    elif ((drawn)); then
+      echo
+    fi
+    cat "$dir/matrix.txt"
+    drawn=$(wc -l <"$dir/matrix.txt")
+    [[ $until == forever ]] || ((SECONDS + refresh <= end)) || break
+    sleep "$refresh"
+  done
+}
+
 echo
-echo "hub-to-hub matrix for ${seconds} s, read from Prometheus' HTTP API (/api/v1/query):"
+echo "nominal RTTs of the topology (2 x the emulated one-way delay; the measured ones come out a few"
+echo "tens of microseconds above: the emulator's own delay, veth hops, the stack):"
+scripts/testbed.sh check "$topology" | tail -n +3 | sed 's/^# /   /; s/^/  /'
+echo
+echo "measured: hub-to-hub matrix for ${seconds} s, read from Prometheus' HTTP API (/api/v1/query):"
 printf '  %s\n' "${matrix_queries[@]}"
 failed_step="reading the matrix from Prometheus"
-end=$((SECONDS + seconds))
-drawn=0
-while :; do
-  render_matrix "$dir/matrix.txt"
-  if ((redraw && drawn)); then
-    printf '\033[%dA\033[J' "$drawn"
-  elif ((drawn)); then
-    echo
-  fi
-  cat "$dir/matrix.txt"
-  drawn=$(wc -l <"$dir/matrix.txt")
-  ((SECONDS + refresh <= end)) || break
-  sleep "$refresh"
-done
+show_matrix "$seconds"
 
 # --- the CLI and /status ----------------------------------------------------------------------------
+# A pair with a second link if there is one (IPv4 on link 1, IPv6 on link 2), else the first link.
+pick=${ends[0]}
+for e in "${ends[@]}"; do
+  read -r _ _ _ _ _ _ nth _ <<<"$e"
+  if ((nth == 2)); then
+    pick=$e
+    break
+  fi
+done
+read -r ph pp _ _ _ _ pnth _ <<<"$pick"
+v4_1='' v6_n=''
+for e in "${ends[@]}"; do
+  read -r eh ep eaddr _ _ _ enth ev6 _ <<<"$e"
+  [[ $eh == "$pp" && $ep == "$ph" ]] || continue
+  ((enth == 1)) && v4_1=$eaddr
+  ((enth == pnth)) && v6_n=$ev6
+done
 failed_step="hubprobe ping"
 echo
-echo "hub sh -> reflector of the gz agent: hubprobe ping -c 10 -i 0.05 ${hub_v4[gz]}"
-ip netns exec "$prefix-sh" "$cli" ping -c 10 -i 0.05 "${hub_v4[gz]}"
+echo "hub $ph -> reflector of the $pp agent over link 1: hubprobe ping -c 10 -i 0.05 $v4_1"
+ip netns exec "$prefix-$ph" "$cli" ping -c 10 -i 0.05 "$v4_1"
 echo
-echo "hub sh -> gz over IPv6: hubprobe ping -q -c 100 -i 0.01 [${hub_v6[gz]}]"
-ip netns exec "$prefix-sh" "$cli" ping -q -c 100 -i 0.01 "[${hub_v6[gz]}]"
+echo "hub $ph -> $pp over link $pnth and IPv6: hubprobe ping -q -c 100 -i 0.01 [$v6_n]"
+ip netns exec "$prefix-$ph" "$cli" ping -q -c 100 -i 0.01 "[$v6_n]"
 
-failed_step="hubprobe status of the gz agent"
+failed_step="hubprobe status of the $ph agent"
 echo
-echo "hubprobe status -a ${hub_v4[gz]}:$metrics_port   (the gz agent's /status, from the core namespace)"
-ip netns exec "$core" "$cli" status -a "${hub_v4[gz]}:$metrics_port"
-tb_http_get "$core" "http://${hub_v4[gz]}:$metrics_port/status" | jq -r '.reflector |
+echo "hubprobe status -a ${mgmt[$ph]}:$metrics_port   (the $ph agent's /status, from the core namespace)"
+ip netns exec "$core" "$cli" status -a "${mgmt[$ph]}:$metrics_port"
+tb_http_get "$core" "http://${mgmt[$ph]}:$metrics_port/status" | jq -r '.reflector |
   "reflector: \(.listen | join(" ")), \(if .stateful then "stateful" else "stateless" end),"
   + " \(.received) received, \(.reflected) reflected, \(.dropped) dropped"'
 
@@ -337,11 +497,20 @@ tb_http_get "$core" "http://${hub_v4[gz]}:$metrics_port/status" | jq -r '.reflec
 failed_step=
 echo
 if [[ $missing_pairs != 0 ]]; then
-  echo "RESULT: matrix incomplete: $missing_pairs of $pairs hub pairs down or without an RTT in Prometheus"
+  echo "RESULT: matrix incomplete: $missing_pairs of $sessions sessions down or without an RTT in Prometheus"
   exit 1
 fi
-echo "RESULT: ok, all $pairs hub pairs measured by the agents and read back from Prometheus"
+echo "RESULT: ok, all $sessions sessions (every linked hub pair, both ways, every link) measured by the"
+echo "        agents and read back from Prometheus"
 if [[ $hold == 1 ]]; then
-  echo "DEMO_HOLD=1: everything keeps running; Prometheus at $prom in $core. Ctrl-C tears down."
-  while :; do sleep 1; done
+  echo
+  read -r l1a l1b _ _ _ _ _ _ l1delay <<<"${ends[0]}"
+  echo "DEMO_HOLD=1: everything keeps running until Ctrl-C. Change a link while it runs (link1 is $l1a-$l1b,"
+  echo "$l1delay each way; ab = $l1a to $l1b), e.g. 5 ms more one way, or 2 % loss:"
+  echo "  $linkemu --ctl $testbed_state/link1.sock 'set ab delay=$(awk -v d="${l1delay%ms}" 'BEGIN { printf "%g", d + 5 }')ms'"
+  echo "  $linkemu --ctl $testbed_state/link1.sock 'set ab loss=2%'"
+  echo "  (links: $testbed_state/hosts; shell in a hub: ip netns exec $prefix-${hubs[0]} bash)"
+  [[ -n $prom_local ]] && echo "  Prometheus: $prom_local/"
+  echo
+  show_matrix forever
 fi

@@ -21,6 +21,8 @@ packages=(
   libgtest-dev libgmock-dev iproute2 nftables ethtool tcpdump procps curl jq
   # a real JSON Schema (draft 2020-12) validator for the preference document test (/usr/bin/python3)
   python3-jsonschema
+  # the demo: Prometheus forwarded to 127.0.0.1 of this machine
+  socat
   # baselines for benchmarks and real servers for end-to-end tests
   iputils-ping fping sockperf time prometheus etcd-server etcd-client systemd prometheus-smokeping-prober
 )

@@ -74,12 +74,23 @@ tb_hub() {
   ip -n "$ns" link set dev eth0 up
 }
 
+# tb_adopt_netns NAME...: namespaces someone else made for us (scripts/testbed.sh): tb_cleanup stops
+# what still runs in them, deletes them if they are still there, and checks that they are gone.
+tb_adopt_netns() {
+  TB_NETNS+=("$@")
+}
+
 # tb_spawn NAME NS LOG CMD...: runs CMD in namespace NS in the background, output to LOG. `ip netns
-# exec` execs CMD in place, so the recorded PID is CMD's own. The PID is left in TB_LAST_PID.
+# exec` execs CMD in place, so the recorded PID is CMD's own. NS "-" runs it in the caller's namespace.
+# The PID is left in TB_LAST_PID.
 tb_spawn() {
   local name=$1 ns=$2 log=$3
   shift 3
-  ip netns exec "$ns" "$@" >"$log" 2>&1 </dev/null &
+  if [[ $ns == - ]]; then
+    "$@" >"$log" 2>&1 </dev/null &
+  else
+    ip netns exec "$ns" "$@" >"$log" 2>&1 </dev/null &
+  fi
   TB_LAST_PID=$!
   TB_PIDS+=("$TB_LAST_PID")
   TB_PID_NAMES+=("$name")
@@ -93,8 +104,10 @@ tb_alive() {
 }
 
 # tb_stop PID [GRACE_TENTHS]: SIGTERM, then SIGKILL after the grace period (default 3 s); reaps it.
+# Children it forked (socat's per-connection processes) are stopped after it, by their PIDs.
 tb_stop() {
-  local pid=$1 grace=${2:-30} i
+  local pid=$1 grace=${2:-30} i children child
+  children=$(ps -o pid= --ppid "$pid" 2>/dev/null || true)
   kill -TERM "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
   for ((i = 0; i < grace; i++)); do
     tb_alive "$pid" || break
@@ -105,6 +118,28 @@ tb_stop() {
     kill -KILL "$pid" 2>/dev/null || true
   fi
   wait "$pid" 2>/dev/null || true
+  for child in $children; do
+    tb_alive "$child" && tb_stop "$child" "$grace"
+  done
+  return 0
+}
+
+# tb_stop_all: stops every process tb_spawn started (tb_cleanup does it too): SIGTERM to all of them
+# at once, last started first, then each is waited for as in tb_stop (SIGKILL after its grace period).
+tb_stop_all() {
+  local i children="" child
+  for ((i = ${#TB_PIDS[@]} - 1; i >= 0; i--)); do
+    tb_alive "${TB_PIDS[i]}" || continue
+    children+=" $(ps -o pid= --ppid "${TB_PIDS[i]}" 2>/dev/null || true)"
+    kill -TERM "${TB_PIDS[i]}" 2>/dev/null || true
+  done
+  for ((i = ${#TB_PIDS[@]} - 1; i >= 0; i--)); do
+    tb_stop "${TB_PIDS[i]}"
+  done
+  for child in $children; do
+    tb_alive "$child" && tb_stop "$child"
+  done
+  return 0
 }
 
 # tb_http_get NS URL [CURL ARGS...]: GET from inside a namespace, body on stdout; fails on HTTP errors.
@@ -127,9 +162,7 @@ tb_wait_http() {
 # directories. Reports and returns non-zero if anything it created is still there afterwards.
 tb_cleanup() {
   local i pid ns d rc=0
-  for ((i = ${#TB_PIDS[@]} - 1; i >= 0; i--)); do
-    tb_stop "${TB_PIDS[i]}"
-  done
+  tb_stop_all
   # Anything still running inside our namespaces was started by us too (for instance by a tb_spawn
   # interrupted before it could record the PID): stop it, by PID, before the namespace goes.
   for ns in "${TB_NETNS[@]}"; do

@@ -22,10 +22,10 @@
 //    and its reply reaching the tap, so 20 us is a bound with margin for scheduling noise on a shared
 //    2-vCPU VM, yet 150x below the 3 ms being measured.
 //  * capture RTT p50 in [nominal, nominal + 400 us] (the emulator's own p50 error is 6-9 us per
-//    direction and its test bounds it by 200 us, tests/linkemu/README.md), and capture min >= nominal
-//    - 100 us: the emulator is early only when it is preempted between its CLOCK_MONOTONIC and
-//    CLOCK_REALTIME reads (linkemu.cpp converts the frame stamp with real - mono), seen once in 17 runs
-//    on a loaded VM (min 21 us below nominal).
+//    direction and its test bounds it by 200 us, tests/linkemu/README.md), and capture min >= nominal:
+//    the emulator is never early (it converts the frame's realtime stamp with a lower bound of
+//    realtime - monotonic, so a preemption between its clock reads makes a frame late, not early;
+//    before that fix it was seen 21 us early once in 17 runs on a loaded VM).
 //  * no probe is lost and capture and report agree on the count.
 // Takes ~ 5 s.
 
@@ -48,6 +48,7 @@
 #include <vector>
 
 #include "../support/pcap_reader.h"
+#include "emulated_link.h"
 #include "hubprobe_cli.h"
 #include "netns.h"
 #include "process.h"
@@ -58,29 +59,7 @@ namespace {
 constexpr double kCaptureBoundUs = 20.0;  // |hubprobe - capture| on p50 and min
 // Capture p50 - nominal RTT: 2 x the 200 us per-direction p50 bound of tests/linkemu.
 constexpr double kEmulatorSlackUs = 400.0;
-// How early the emulator may be when preempted between its two clock reads (see above).
-constexpr double kEarlyToleranceUs = 100.0;
 constexpr int kProbes = 200;
-
-std::string linkemu_binary() {
-#ifdef HUBPROBE_BINARY_DIR
-  return std::string(HUBPROBE_BINARY_DIR) + "/tests/linkemu/hubprobe-linkemu";
-#else
-  return "hubprobe-linkemu";
-#endif
-}
-
-std::optional<std::string> tcpdump_missing_reason() {
-  const CommandResult r = run_command({"tcpdump", "--version"}, Seconds(5));
-  if (!r.ok()) return std::string("tcpdump is not usable: ") + r.describe();
-  return std::nullopt;
-}
-
-std::optional<std::string> ethtool_missing_reason() {
-  const CommandResult r = run_command({"ethtool", "--version"}, Seconds(5));
-  if (!r.ok()) return std::string("ethtool is not usable: ") + r.describe();
-  return std::nullopt;
-}
 
 template <class F>
 bool wait_until(F cond, Seconds timeout) {
@@ -143,32 +122,9 @@ class TestbedAccuracyTest : public ::testing::Test {
     HUBPROBE_REQUIRE(ethtool_missing_reason());
     ASSERT_EQ(access(linkemu_binary().c_str(), X_OK), 0)
         << linkemu_binary() << " is missing: build the hubprobe-linkemu target";
-
-    s_ = std::make_unique<Namespace>("s");
-    b_ = std::make_unique<Namespace>("b");
-    r_ = std::make_unique<Namespace>("r");
-    run_checked(
-        {"ip", "link", "add", "hpv0", "netns", s_->name(), "type", "veth", "peer", "name", "bl0", "netns", b_->name()});
-    run_checked(
-        {"ip", "link", "add", "hpv1", "netns", r_->name(), "type", "veth", "peer", "name", "br0", "netns", b_->name()});
-    s_->ip({"addr", "add", "198.18.0.1/24", "dev", "hpv0"});
-    r_->ip({"addr", "add", "198.18.0.2/24", "dev", "hpv1"});
-    for (const Namespace* ns : {s_.get(), b_.get(), r_.get()}) {  // no RS/MLD chatter in the captures
-      ns->exec_checked({"sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"});
-    }
-    const std::vector<std::pair<const Namespace*, std::string>> ifs = {
-        {s_.get(), "hpv0"}, {b_.get(), "bl0"}, {b_.get(), "br0"}, {r_.get(), "hpv1"}};
-    for (const auto& [ns, dev] : ifs) {
-      // Wire-size frames with complete checksums for the emulator (tests/linkemu/README.md).
-      ns->exec_checked({"ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off", "tx", "off"});
-      ns->ip({"link", "set", "dev", dev, "up"});
-    }
-    sock_ = (dir_.path() / "emu.sock").string();
-    emu_ = std::make_unique<Process>(
-        std::vector<std::string>{linkemu_binary(), "--a", "bl0", "--b", "br0", "--delay", "1.5ms", "--control", sock_},
-        b_->name(), dir_.path(), "linkemu");
-    ASSERT_TRUE(wait_until([&] { return std::filesystem::exists(sock_) || !emu_->running(); }, Seconds(5)));
-    ASSERT_TRUE(emu_->running()) << emu_->describe();
+    link_ = std::make_unique<EmulatedLink>(dir_.path(), std::vector<std::string>{"--delay", "1.5ms"});
+    s_ = &link_->sender();
+    r_ = &link_->reflector();
     reflector_ = std::make_unique<Reflector>(*r_, std::vector<std::string>{"--listen", "198.18.0.2:862", "--stateful"},
                                              dir_.path(), "reflector");
   }
@@ -176,15 +132,11 @@ class TestbedAccuracyTest : public ::testing::Test {
   void TearDown() override {
     // Processes first, then the namespaces (members are destroyed in reverse order anyway).
     reflector_.reset();
-    emu_.reset();
+    link_.reset();
   }
 
   /// `set both delay=D` on the emulator's control socket.
-  void set_delay(const std::string& delay) {
-    const CommandResult r = run_command({linkemu_binary(), "--ctl", sock_, "set both delay=" + delay}, Seconds(5));
-    ASSERT_TRUE(r.ok()) << r.describe();
-    ASSERT_EQ(r.out, "ok\n") << r.describe();
-  }
+  void set_delay(const std::string& delay) { ASSERT_NO_THROW(link_->set("both delay=" + delay)); }
 
   /// One measurement: warm-up, tcpdump on hpv0, ping, compare. `nominal_rtt_us` is 2 x one-way delay.
   void measure(const std::string& label, double nominal_rtt_us) {
@@ -260,7 +212,7 @@ class TestbedAccuracyTest : public ::testing::Test {
 
     EXPECT_NEAR(hp_p50, cap_p50, kCaptureBoundUs) << line;
     EXPECT_NEAR(hp_min, cap_min, kCaptureBoundUs) << line;
-    EXPECT_GE(cap_min, nominal_rtt_us - kEarlyToleranceUs) << "the emulator is early at most by a preemption\n" << line;
+    EXPECT_GE(cap_min, nominal_rtt_us) << "the emulator is never early\n" << line;
     EXPECT_GE(cap_p50, nominal_rtt_us) << line;
     EXPECT_LT(cap_p50, nominal_rtt_us + kEmulatorSlackUs) << line;
     EXPECT_GE(hp_p50, nominal_rtt_us - kCaptureBoundUs) << line;
@@ -268,9 +220,9 @@ class TestbedAccuracyTest : public ::testing::Test {
   }
 
   TempDir dir_;
-  std::unique_ptr<Namespace> s_, b_, r_;
-  std::string sock_;
-  std::unique_ptr<Process> emu_;
+  std::unique_ptr<EmulatedLink> link_;
+  const Namespace* s_ = nullptr;
+  const Namespace* r_ = nullptr;
   std::unique_ptr<Reflector> reflector_;
 };
 

@@ -54,6 +54,10 @@ int64_t now_ns(clockid_t c) {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
+int64_t read_clock(hubprobe::linkemu::ClockId id) {
+  return now_ns(id == hubprobe::linkemu::ClockId::kRealtime ? CLOCK_REALTIME : CLOCK_MONOTONIC);
+}
+
 [[noreturn]] void die(const std::string& msg) {
   std::fprintf(stderr, "hubprobe-linkemu: %s\n", msg.c_str());
   std::exit(2);
@@ -173,8 +177,6 @@ void drain(Port& p, std::vector<uint8_t>& buf, int budget) {
     msg.msg_control = ctrl;
     msg.msg_controllen = sizeof ctrl;
     const ssize_t n = recvmsg(p.fd, &msg, MSG_DONTWAIT | MSG_TRUNC);
-    const int64_t mono = now_ns(CLOCK_MONOTONIC);
-    const int64_t real = now_ns(CLOCK_REALTIME);
     if (n < 0) {
       if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) die_errno("recvmsg");
       return;
@@ -185,13 +187,18 @@ void drain(Port& p, std::vector<uint8_t>& buf, int budget) {
       ++p.dir->counters().send_error;
       continue;
     }
+    // The offset is a lower bound (realtime read before the last monotonic read), so the converted
+    // arrival is never earlier than the true one and the frame never leaves early; a preemption between
+    // the reads makes it late instead (linkemu_core.h, realtime_offset_floor).
+    const hubprobe::linkemu::ClockOffset off = hubprobe::linkemu::realtime_offset_floor(read_clock);
+    const int64_t mono = off.mono_ns;
     int64_t arrival = mono;
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
       if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
         timespec ts;
         std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
         const int64_t k = static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-        const int64_t conv = k - (real - mono);
+        const int64_t conv = k - off.offset_ns;
         if (conv <= mono && conv > mono - 1000000000) arrival = conv;  // ignore a clock step
       }
     }

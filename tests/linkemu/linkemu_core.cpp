@@ -282,6 +282,26 @@ std::optional<Scheduled> Direction::pop_due(int64_t now_ns) {
   return s;
 }
 
+ClockOffset realtime_offset_floor(const std::function<int64_t(ClockId)>& read, int tries, int64_t tight_ns) {
+  ClockOffset best;
+  bool have = false;
+  for (int i = 0; i < std::max(tries, 1); ++i) {
+    const int64_t m1 = read(ClockId::kMonotonic);
+    const int64_t real = read(ClockId::kRealtime);
+    const int64_t m2 = read(ClockId::kMonotonic);
+    const int64_t offset = real - m2;  // <= true offset: m2 is read after real
+    const int64_t gap = m2 - m1;       // bounds how much too small it is
+    best.mono_ns = m2;
+    if (!have || offset > best.offset_ns) {
+      best.offset_ns = offset;
+      best.uncertainty_ns = gap;
+      have = true;
+    }
+    if (gap <= tight_ns) break;
+  }
+  return best;
+}
+
 std::string format_counters(const Direction& d) {
   const DirCounters& c = d.counters();
   return "received=" + std::to_string(c.received) + " forwarded=" + std::to_string(c.forwarded) +

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <optional>
 #include <random>
 #include <string>
@@ -126,6 +127,23 @@ class Direction {
   uint64_t tb_backlog_bytes_ = 0;
   std::vector<Scheduled> heap_;  // std::push_heap/pop_heap with Later: earliest on top
 };
+
+enum class ClockId { kMonotonic, kRealtime };
+
+/// CLOCK_REALTIME - CLOCK_MONOTONIC as a lower bound: never above the true offset.
+struct ClockOffset {
+  int64_t offset_ns = 0;       ///< realtime - monotonic, at most the true offset
+  int64_t mono_ns = 0;         ///< the last monotonic read (a "now" taken after the realtime read)
+  int64_t uncertainty_ns = 0;  ///< the true offset is in [offset_ns, offset_ns + uncertainty_ns]
+};
+
+/// Reads the realtime clock between two monotonic reads m1 <= m2 and takes `real - m2`: the realtime
+/// read happened at or before m2, so the difference can only come out too small (by the time between
+/// the reads), never too large. A realtime stamp converted with it (stamp - offset) is then never
+/// earlier than the true monotonic time of that stamp: a frame scheduled from it is never sent early,
+/// only late by at most the gap (a preemption between the reads makes the gap long). Up to `tries`
+/// samples, keeping the largest (tightest) bound; stops once one had its reads at most `tight_ns` apart.
+ClockOffset realtime_offset_floor(const std::function<int64_t(ClockId)>& read, int tries = 4, int64_t tight_ns = 2000);
 
 /// "received=.. forwarded=.. drop_loss=.. drop_burst=.. drop_queue=.. send_error=.. queued=..
 /// late_max_us=.. late_over_100us=.."

@@ -309,5 +309,61 @@ TEST(LinkemuControl, SetAndShow) {
   EXPECT_NE(s.find("\nba delay=7ms"), std::string::npos) << s;
 }
 
+// A fake pair of clocks: realtime = monotonic + kOffset. Each read advances time by 50 ns; `stalls[i]`
+// adds a preemption of that many ns just before read number i.
+struct FakeClocks {
+  static constexpr int64_t kOffset = 1'700'000'000'000'000'000;
+  int64_t mono = 5 * kMs;
+  std::vector<int64_t> stalls;
+  size_t reads = 0;
+  int64_t read(ClockId id) {
+    if (reads < stalls.size()) mono += stalls[reads];
+    ++reads;
+    mono += 50;
+    return id == ClockId::kRealtime ? mono + kOffset : mono;
+  }
+};
+
+TEST(LinkemuClock, OffsetNeverAboveTheTrueOne) {
+  // No preemption: one sample, off by the 50 ns between the realtime read and the second monotonic read.
+  FakeClocks quiet;
+  ClockOffset o = realtime_offset_floor([&](ClockId id) { return quiet.read(id); });
+  EXPECT_EQ(quiet.reads, 3u);
+  EXPECT_EQ(o.offset_ns, FakeClocks::kOffset - 50);
+  EXPECT_EQ(o.mono_ns, quiet.mono);
+  EXPECT_EQ(o.uncertainty_ns, 100);
+
+  // Preempted for 20 us between the realtime read and the monotonic read after it (the case that made
+  // the old "monotonic, then realtime" conversion 20 us early, the other way round): the bound is 20 us
+  // too small, never too large, so the sample is retried and the tight one wins.
+  FakeClocks preempted;
+  preempted.stalls = {0, 0, 20 * kUs};
+  o = realtime_offset_floor([&](ClockId id) { return preempted.read(id); });
+  EXPECT_EQ(preempted.reads, 6u);
+  EXPECT_EQ(o.offset_ns, FakeClocks::kOffset - 50);
+  EXPECT_EQ(o.uncertainty_ns, 100);
+
+  // Preempted on every try: still a lower bound, with the uncertainty saying by how much at most.
+  FakeClocks busy;
+  busy.stalls = {0, 0, 30 * kUs, 0, 0, 25 * kUs, 0, 0, 40 * kUs, 0, 0, 50 * kUs};
+  o = realtime_offset_floor([&](ClockId id) { return busy.read(id); }, 4);
+  EXPECT_EQ(busy.reads, 12u);
+  EXPECT_LE(o.offset_ns, FakeClocks::kOffset);
+  EXPECT_EQ(o.offset_ns, FakeClocks::kOffset - 25 * kUs - 50);  // the tightest of the four
+  EXPECT_GE(o.offset_ns + o.uncertainty_ns, FakeClocks::kOffset);
+
+  // Preempted between the first monotonic read and the realtime read: the bound stays exact, only the
+  // uncertainty grows (and the sample is retried).
+  FakeClocks early;
+  early.stalls = {0, 30 * kUs};
+  o = realtime_offset_floor([&](ClockId id) { return early.read(id); });
+  EXPECT_EQ(o.offset_ns, FakeClocks::kOffset - 50);
+  EXPECT_LE(o.offset_ns, FakeClocks::kOffset);
+
+  // A realtime stamp converted with the bound never lands before its true monotonic time.
+  const int64_t true_mono = 3 * kMs;
+  EXPECT_GE(true_mono + FakeClocks::kOffset - o.offset_ns, true_mono);
+}
+
 }  // namespace
 }  // namespace hubprobe::linkemu
