@@ -13,6 +13,9 @@
 #   - prints the hub-to-hub RTT p50 matrix read back from Prometheus' HTTP API, refreshed in place for
 #     DEMO_SECONDS (plain snapshots when headless), coloured by the policy latency bands,
 #   - shows `hubprobe ping` between two hubs (IPv4 and IPv6) and `hubprobe status` of one agent,
+#   - runs a real etcd in the core namespace where every agent publishes its path preferences (lease
+#     with TTL), prints them as a hub-by-hub table (`hubprobe prefs --etcd`), then slows down the
+#     preferred one of two links between two hubs and shows the preference moving to the other link,
 #   - tears everything down (also on Ctrl-C or failure) and checks that nothing is left behind.
 # Addresses come only from 198.18.0.0/15 and 2001:db8::/32, inside the namespaces.
 #
@@ -26,8 +29,8 @@
 #                       taken); 0: no forwarding (use `ip netns exec` as printed)
 #   DEMO_SKIP_BUILD=1   skip setup.sh and build.sh (the binaries must already be built)
 #   HUBPROBE_BUILD_DIR  build directory (default: build/), as for scripts/build.sh
-# Exit status: 0 when every linked hub pair has an RTT in Prometheus and every peer is up; 1 when the
-# matrix is incomplete or a step failed; 130 on Ctrl-C. Teardown leftovers also make the status non-zero.
+# Exit status: 0 when every linked hub pair has an RTT in Prometheus, every peer is up and the preference
+# moved; 1 when the matrix is incomplete or a step failed; 130 on Ctrl-C. Teardown leftovers also make the status non-zero.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -133,7 +136,7 @@ for b in "$daemon" "$cli" "$linkemu"; do
     exit 1
   }
 done
-for c in prometheus curl jq ethtool; do
+for c in prometheus etcd curl jq ethtool; do
   command -v "$c" >/dev/null || {
     failed_step="$c is not installed: run scripts/setup.sh"
     exit 1
@@ -187,6 +190,20 @@ for h in "${hubs[@]}"; do
   printf '  %-4s %-19s %-44s mgmt %s\n' "$h" "${hub_site[$h]}" "${hub_region[$h]}" "${mgmt[$h]}"
 done
 
+# --- etcd: where the agents publish their path preferences (the scheduler's view) --------------------
+failed_step="starting etcd" show_logs=(etcd.log testbed.log)
+etcd_url=http://$core_v4:2379
+etcd_prefix=/hubprobe-demo
+tb_spawn etcd "$core" "$dir/etcd.log" etcd --name demo --data-dir "$dir/etcd" \
+  --listen-client-urls "$etcd_url" --advertise-client-urls "$etcd_url" \
+  --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+  --initial-cluster demo=http://127.0.0.1:2380 --log-level warn
+tb_wait_http "$core" "$etcd_url/health" 20 || {
+  failed_step="etcd did not answer $etcd_url/health within 20 s"
+  exit 1
+}
+show_logs=('agent-*.log' prometheus.log etcd.log testbed.log)
+
 # --- agents -----------------------------------------------------------------------------------------
 # peer name: the peer hub for the first link between two hubs, <hub>-link<N> for the Nth.
 peer_name() { if (($2 == 1)); then printf '%s' "$1"; else printf '%s-link%d' "$1" "$2"; fi; }
@@ -216,6 +233,18 @@ for h in "${hubs[@]}"; do
       echo "address = \"${addr_of[$link $peer]}\"" # the other end of the same link
       npeers[$h]=$((${npeers[$h]} + 1))
     done
+    # Path selection: the links to one hub are that hub's candidates; a short SLA window for the demo.
+    echo "[sla.default]"
+    echo "window = \"$window\""
+    echo "hold_down = \"20s\""
+    echo "switch_after = \"3s\""
+    echo "[scheduler]"
+    echo "state_dir = \"$dir/state-$h\""
+    echo "refresh = \"10s\""
+    echo "[[scheduler.etcd]]"
+    echo "endpoints = [\"$etcd_url\"]"
+    echo "prefix = \"$etcd_prefix\""
+    echo "ttl = \"5s\""
     echo "[metrics]"
     echo "listen = \"${mgmt[$h]}:$metrics_port\""
   } >"$conf"
@@ -492,6 +521,50 @@ ip netns exec "$core" "$cli" status -a "${mgmt[$ph]}:$metrics_port"
 tb_http_get "$core" "http://${mgmt[$ph]}:$metrics_port/status" | jq -r '.reflector |
   "reflector: \(.listen | join(" ")), \(if .stateful then "stateful" else "stateless" end),"
   + " \(.received) received, \(.reflected) reflected, \(.dropped) dropped"'
+
+# --- path preferences: what the scheduler sees, and a preference that moves ------------------------
+failed_step="hubprobe prefs"
+echo
+echo "path preferences in etcd (what a scheduler reads): hubprobe prefs --etcd $etcd_url --prefix $etcd_prefix"
+echo "(per source hub: the preferred link to each destination hub and its delay-rt in ms)"
+ip netns exec "$core" "$cli" prefs --etcd "$etcd_url" --prefix "$etcd_prefix"
+
+# The pair picked above has two links: slow down the link its agent prefers by 5 ms each way and watch the
+# preference move to the other link (after the SLA's switch_after of 3 s, once the windowed median moved).
+preferred_peer() {
+  tb_http_get "$core" "http://${mgmt[$ph]}:$metrics_port/status" |
+    jq -r --arg hub "$pp" '.preferences.destinations[]? | select(.hub == $hub) | .preferred.peer // empty'
+}
+if ((pnth == 2)); then
+  failed_step="moving a preference"
+  before=$(preferred_peer)
+  slow_link='' slow_delay=''
+  for e in "${ends[@]}"; do
+    read -r eh ep _ _ _ elink enth _ edelay <<<"$e"
+    [[ $eh == "$ph" && $ep == "$pp" && $(peer_name "$ep" "$enth") == "$before" ]] || continue
+    slow_link=$elink slow_delay=$edelay
+  done
+  if [[ -n $slow_link ]]; then
+    new_delay=$(awk -v d="${slow_delay%ms}" 'BEGIN { printf "%g", d + 5 }')ms
+    echo
+    echo "the $ph agent prefers $before to reach $pp; making that link 10 ms slower (RTT):"
+    echo "  $linkemu --ctl $testbed_state/$slow_link.sock 'set both delay=$new_delay'"
+    "$linkemu" --ctl "$testbed_state/$slow_link.sock" "set both delay=$new_delay" >/dev/null
+    moved_at=$SECONDS after=$before
+    while [[ $after == "$before" ]] && ((SECONDS - moved_at < 30)); do
+      sleep 0.5
+      after=$(preferred_peer)
+    done
+    if [[ $after != "$before" ]]; then
+      echo "preference of $ph for hub $pp moved from $before to $after within $((SECONDS - moved_at)) s"
+      echo "(it waits for the SLA window's median to move, then for switch_after: no flapping on noise)"
+      ip netns exec "$core" "$cli" prefs --etcd "$etcd_url" --prefix "$etcd_prefix" | grep -E "^ *(from|$ph) " || true
+    else
+      echo "preference of $ph for hub $pp did not move within 30 s"
+      missing_pairs=$((missing_pairs + 1))
+    fi
+  fi
+fi
 
 # --- verdict ----------------------------------------------------------------------------------------
 failed_step=

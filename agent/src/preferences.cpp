@@ -290,7 +290,10 @@ std::string cell_text(const nlohmann::json& destination) {
   const nlohmann::json& paths = destination["paths"];
   const nlohmann::json& preferred = destination["preferred"];
   if (preferred.is_object()) {
+    // The path's name; for the implicit path "default" (peers without [[path]] entries, where the choice
+    // is between peers of the hub, e.g. one per link) the peer's name says more.
     std::string text = preferred["path"].get<std::string>();
+    if (text == "default") text = preferred["peer"].get<std::string>();
     for (const auto& candidate : paths) {
       if (candidate["peer"] == preferred["peer"] && candidate["path"] == preferred["path"]) {
         if (const auto* delay = find(candidate["costs"], "delay-rt"); delay != nullptr) {

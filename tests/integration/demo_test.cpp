@@ -260,6 +260,25 @@ TEST(DemoTest, HeadlessEightRegionsMatrixMatchesTheTopologyAndLeavesNothing) {
               sum_diff / std::max(1, checked), max_diff, max_at.c_str());
   EXPECT_EQ(static_cast<size_t>(checked), topo.rtt_ms.size()) << block;
 
+  // ---- path preferences read back from etcd, and one that moves ------------------------------------
+  size_t prefs = lines.size();
+  for (size_t k = 0; k < lines.size(); ++k) {
+    if (lines[k].rfind("from \\ to", 0) == 0) {
+      prefs = k;
+      break;
+    }
+  }
+  ASSERT_LT(prefs, lines.size()) << "no `hubprobe prefs` table in the output\n" << out;
+  std::set<std::string> rows;
+  for (size_t k = prefs + 1; k < lines.size() && !lines[k].empty(); ++k) rows.insert(words(lines[k]).at(0));
+  for (const std::string& hub : topo.hubs)
+    EXPECT_EQ(rows.count(hub), 1u) << "no preferences of hub " << hub << "\n" << out;
+  // The demo slows down the preferred one of two links and the preference must move to the other one.
+  const size_t moved = out.find("moved from ");
+  ASSERT_NE(moved, std::string::npos) << "the demo's preference did not move\n" << out;
+  std::cout << "[ measured ] "
+            << out.substr(out.rfind('\n', moved) + 1, out.find('\n', moved) - out.rfind('\n', moved) - 1) << "\n";
+
   // ---- nothing left behind --------------------------------------------------------------------------
   const std::string prefix = "hpdemo-" + std::to_string(demo_pid) + "-";
   const CommandResult netns = run_command({"ip", "netns", "list"}, Seconds(5));

@@ -435,6 +435,17 @@ TEST(PreferencesTable, HubByHubWithAgesStaleAndInvalidDocuments) {
             "  document 5: document: expected a JSON object, got \"garbage\"\n");
 }
 
+TEST(PreferencesTable, TheDefaultPathIsShownByItsPeer) {
+  // Peers without [[path]] entries (one per link, say): the choice is between peers of the hub.
+  PreferenceDocumentInput one = agent("zjk-demo", "zjk", 4, kNow);
+  one.destinations = {preferring("ga", "ga-link2", "default", 0.02315), preferring("wh", "wh", "default", 0.0164)};
+  EXPECT_EQ(render_preferences_table({make_preference_document(one)}, kNow),
+            "from \\ to  ga             wh       zjk\n"
+            "zjk        ga-link2 23.1  wh 16.4  -\n"
+            "\n"
+            "zjk (zjk-demo): generation 4, 0.0 s old\n");
+}
+
 TEST(PreferencesTable, SeveralAgentsInAHubAndCellsWithoutAPreference) {
   PreferenceDocumentInput one = agent("gz-edge-01", "gz", 5, kNow - 2 * kSecond);
   DestinationPreferences unmeasured = preferring("sg", "sg-edge-01", "uplink-a", kNaN);  // preferred, no delay-rt
