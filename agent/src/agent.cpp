@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <functional>
 
@@ -74,10 +75,12 @@ Result<std::unique_ptr<Agent>> Agent::start(const AgentConfig& config) {
   agent->last_tick_ = now;
   agent->probe_thread_ = std::thread([a = agent.get()] { a->probe_loop(); });
   agent->publisher_thread_ = std::thread([a = agent.get()] { a->publisher_loop(); });
+  agent->start_discovery(config.scheduler);
   return agent;
 }
 
 void Agent::stop() {
+  stop_discovery();
   {
     std::lock_guard lock(publisher_wait_mutex_);
     publisher_stop_ = true;
@@ -144,11 +147,29 @@ PathSelector& Agent::selector_for(const PeerConfig& peer) {
   return it->second;
 }
 
+const PeerConfig* Agent::any_peer_of_hub(const std::string& hub) const {
+  const PeerConfig* found = nullptr;
+  for (const PeerConfig& peer : config_.peers) {
+    if (peer.hub == hub) found = &peer;
+  }
+  if (found != nullptr) return found;
+  for (const auto& [name, peer] : discovered_) {
+    if (peer.hub == hub) return &peer;
+  }
+  return nullptr;
+}
+
 void Agent::prune_selectors() {
-  std::erase_if(selectors_, [&](const auto& entry) {
-    return std::none_of(config_.peers.begin(), config_.peers.end(),
-                        [&](const PeerConfig& peer) { return peer.hub == entry.first; });
-  });
+  for (auto it = selectors_.begin(); it != selectors_.end();) {
+    const PeerConfig* peer = any_peer_of_hub(it->first);
+    if (peer == nullptr) {
+      it = selectors_.erase(it);
+      continue;
+    }
+    const auto sla = config_.sla.find(peer->sla);
+    if (sla != config_.sla.end() && !(sla->second == it->second.sla())) it->second.set_sla(sla->second);
+    ++it;
+  }
 }
 
 Result<void> Agent::add_peer(const PeerConfig& peer, WallNs now) {
@@ -181,6 +202,17 @@ void Agent::remove_peer(const std::string& name) {
       selector->second.remove_candidate(it->first);
     }
     it = sessions_.erase(it);
+  }
+}
+
+void Agent::update_peer(const PeerConfig& peer, WallNs now) {
+  for (auto& [id, session] : sessions_) {
+    if (session.peer.name != peer.name) continue;
+    if (peer.probe.window_ns != session.peer.probe.window_ns) session.stats->set_window(peer.probe.window_ns, now);
+    if (peer.probe.down_after != session.peer.probe.down_after) {
+      session.stats->set_peer_state_options(window_options(peer).peer_state, now);
+    }
+    session.peer = peer;
   }
 }
 
@@ -310,6 +342,7 @@ Result<void> Agent::reload(const AgentConfig& next) {
   }
 
   if (diff.scheduler_changed) {
+    stop_discovery();
     stop_sinks(kOncePerSecond);
     if (auto r = start_sinks(next.scheduler); !r) {
       spdlog::error("scheduler sinks: {} (running without sinks until the next successful reload)", r.error().message);
@@ -321,6 +354,13 @@ Result<void> Agent::reload(const AgentConfig& next) {
   config_ = next;  // first: new sessions find their SLA class in it
   for (const auto& name : diff.peers_removed) remove_peer(name);
   for (const auto& name : diff.peers_restarted) remove_peer(name);
+  // Discovered peers are not in the file and stay; they follow it: one whose name or address a new [[peer]]
+  // takes leaves before that peer starts, and [probe] or [[path]] changes reach them. Without discovery in
+  // the new file, they all go.
+  const bool discovering = std::any_of(next.scheduler.etcd.begin(), next.scheduler.etcd.end(),
+                                       [](const EtcdSinkConfig& etcd) { return etcd.discover; });
+  if (!discovering) registrations_.reset();
+  apply_discovered(now);
   std::vector<std::string> to_add = diff.peers_added;
   to_add.insert(to_add.end(), diff.peers_restarted.begin(), diff.peers_restarted.end());
   for (const auto& name : to_add) {
@@ -328,31 +368,17 @@ Result<void> Agent::reload(const AgentConfig& next) {
       spdlog::error("peer {}: {}", name, r.error().message);
     }
   }
-  for (auto& [id, session] : sessions_) {
-    const PeerConfig* peer = next.find_peer(session.peer.name);
-    if (peer == nullptr) continue;
-    if (peer->probe.window_ns != session.peer.probe.window_ns) session.stats->set_window(peer->probe.window_ns, now);
-    if (peer->probe.down_after != session.peer.probe.down_after) {
-      session.stats->set_peer_state_options(window_options(*peer).peer_state, now);
-    }
-    session.peer = *peer;
-  }
+  for (const PeerConfig& peer : next.peers) update_peer(peer, now);
   prune_selectors();
-  for (auto& [hub, selector] : selectors_) {
-    const PeerConfig* peer = nullptr;
-    for (const PeerConfig& candidate : next.peers) {
-      if (candidate.hub == hub) peer = &candidate;
-    }
-    if (peer == nullptr) continue;
-    const auto sla = next.sla.find(peer->sla);
-    if (sla != next.sla.end() && !(sla->second == selector.sla())) selector.set_sla(sla->second);
-  }
   if (diff.logging_changed) spdlog::set_level(spdlog::level::from_str(to_string(next.logging.level)));
   spdlog::info("configuration reloaded: {} peers added, {} removed, {} restarted, {} updated, {} unchanged",
                diff.peers_added.size(), diff.peers_removed.size(), diff.peers_restarted.size(),
                diff.peers_updated.size(), diff.peers_unchanged.size());
   lock.unlock();
-  if (diff.scheduler_changed) publish_preferences(true, false);
+  if (diff.scheduler_changed) {
+    start_discovery(next.scheduler);
+    publish_preferences(true, false);
+  }
   return {};
 }
 
@@ -374,13 +400,9 @@ Result<void> Agent::start_sinks(const SchedulerConfig& scheduler) {
   }
   std::vector<std::unique_ptr<SchedulerSink>> sinks;
   for (const HttpSinkConfig& http : scheduler.http) sinks.push_back(make_http_sink(http));
-  AgentConfig config = this->config();
-  nlohmann::json registration = {{"id", config.agent.id},
-                                 {"hub", config.agent.hub},
-                                 {"metrics", config.metrics.listen.to_string()},
-                                 {"reflector_port", config.reflector.port}};
+  const AgentConfig config = this->config();
   for (const EtcdSinkConfig& etcd : scheduler.etcd) {
-    sinks.push_back(make_etcd_sink(etcd, config.agent.id, registration));
+    sinks.push_back(make_etcd_sink(etcd, config.agent.id, make_registration(config, etcd)));
   }
   std::lock_guard lock(sinks_mutex_);
   sinks_ = std::move(sinks);
@@ -454,6 +476,128 @@ void Agent::publish_preferences(bool force, bool stale) {
   }
   std::lock_guard lock(sinks_mutex_);
   for (auto& sink : sinks_) sink->publish(document, generation);
+}
+
+// ---- Discovery --------------------------------------------------------------------------------------
+
+void Agent::start_discovery(const SchedulerConfig& scheduler) {
+  const auto sink = std::find_if(scheduler.etcd.begin(), scheduler.etcd.end(),
+                                 [](const EtcdSinkConfig& etcd) { return etcd.discover; });
+  {
+    std::lock_guard lock(mutex_);
+    discovery_enabled_ = sink != scheduler.etcd.end();
+    if (discovery_enabled_) discovery_endpoint_ = sink->endpoints.front();
+  }
+  if (sink == scheduler.etcd.end()) return;
+  auto client = std::make_shared<EtcdClient>(etcd_client_options(*sink));
+  {
+    std::lock_guard wait(discovery_wait_mutex_);
+    discovery_stop_ = false;
+    discovery_client_ = client;
+  }
+  discovery_thread_ = std::thread([this, settings = *sink, client] { discovery_loop(settings, client); });
+}
+
+void Agent::stop_discovery() {
+  {
+    std::lock_guard wait(discovery_wait_mutex_);
+    discovery_stop_ = true;
+    // Abandons a poll in flight: a stop or reload does not wait for etcd's timeout.
+    if (discovery_client_) discovery_client_->set_deadline(std::chrono::steady_clock::now());
+  }
+  discovery_wake_.notify_all();
+  if (discovery_thread_.joinable()) discovery_thread_.join();
+  std::lock_guard wait(discovery_wait_mutex_);
+  discovery_client_.reset();
+}
+
+void Agent::discovery_loop(EtcdSinkConfig sink, std::shared_ptr<EtcdClient> client) {
+  const std::string prefix = registrations_prefix(sink.prefix);
+  uint64_t failures = 0;  // in a row
+  std::unique_lock wait(discovery_wait_mutex_);
+  while (!discovery_stop_) {
+    wait.unlock();
+    auto registrations = client->get_prefix(prefix);
+    const std::string endpoint = client->endpoint();
+    const WallNs now = wall_now();
+    bool stopping = false;
+    {
+      std::lock_guard stop_check(discovery_wait_mutex_);
+      stopping = discovery_stop_;
+    }
+    if (registrations) {
+      if (failures > 0) {
+        spdlog::info("discovery: etcd {} answers again after {} failed polls", endpoint, failures);
+      }
+      failures = 0;
+      std::lock_guard lock(mutex_);
+      ++discovery_polls_ok_;
+      discovery_last_poll_at_ = now;
+      discovery_last_success_at_ = now;
+      discovery_error_.clear();
+      discovery_endpoint_ = endpoint;
+      registrations_ = std::move(*registrations);
+      registrations_prefix_ = sink.prefix;
+      apply_discovered(now);
+      prune_selectors();
+    } else if (!(stopping && registrations.error().code == ECANCELED)) {
+      // etcd unreachable: the peers found before stay (an outage of etcd is not an outage of the fleet).
+      std::lock_guard lock(mutex_);
+      if (failures++ == 0) {
+        spdlog::warn("discovery: {} (keeping the {} peers found before; polling again every {})",
+                     registrations.error().message, discovered_.size(), format_duration(sink.discover_interval_ns));
+      }
+      ++discovery_polls_failed_;
+      discovery_last_poll_at_ = now;
+      discovery_error_ = registrations.error().message;
+      discovery_endpoint_ = endpoint;
+    }
+    wait.lock();
+    discovery_wake_.wait_for(wait, std::chrono::nanoseconds(sink.discover_interval_ns),
+                             [&] { return discovery_stop_; });
+  }
+}
+
+void Agent::apply_discovered(WallNs now) {
+  DiscoveredPeers wanted;
+  if (registrations_) wanted = discover_peers(*registrations_, registrations_prefix_, config_);
+  const std::vector<IgnoredRegistration> before = std::move(discovery_ignored_);
+  discovery_ignored_ = std::move(wanted.ignored);
+  std::map<std::string, PeerConfig> next;
+  for (PeerConfig& peer : wanted.peers) next.emplace(peer.name, std::move(peer));
+
+  for (auto it = discovered_.begin(); it != discovered_.end();) {
+    const auto found = next.find(it->first);
+    if (found != next.end() && same_session(it->second, found->second)) {
+      if (!(it->second == found->second)) {
+        update_peer(found->second, now);
+        it->second = found->second;
+      }
+      next.erase(found);
+      ++it;
+      continue;
+    }
+    remove_peer(it->first);
+    if (found == next.end()) {
+      spdlog::info("discovery: peer {} ({}) left etcd (lease expired or ignored now): stopped probing it", it->first,
+                   it->second.address.to_string());
+    }
+    it = discovered_.erase(it);
+  }
+  const std::string base = registrations_prefix(registrations_prefix_);
+  for (auto& [name, peer] : next) {
+    if (auto r = add_peer(peer, now); !r) {
+      discovery_ignored_.push_back({base + name, "cannot probe it: " + r.error().message});
+      continue;
+    }
+    spdlog::info("discovery: probing peer {} (hub {}, {}) found in etcd", name, peer.hub, peer.address.to_string());
+    discovered_.emplace(name, std::move(peer));
+  }
+  for (const IgnoredRegistration& ignored : discovery_ignored_) {
+    if (std::find(before.begin(), before.end(), ignored) == before.end()) {
+      spdlog::warn("discovery: registration {} ignored: {}", ignored.key, ignored.reason);
+    }
+  }
 }
 
 }  // namespace hubprobe

@@ -103,7 +103,17 @@ std::vector<MetricFamily> Agent::collect() const {
   f.gauge("hubprobe_config_last_reload_success_timestamp_seconds",
           "When the configuration was last loaded successfully (start or reload).", agent_labels,
           seconds(last_reload_success_at_ ? last_reload_success_at_ : started_at_));
-  f.gauge("hubprobe_peers", "Peers configured.", agent_labels, static_cast<double>(config_.peers.size()));
+  f.gauge("hubprobe_peers", "Peers configured ([[peer]] in the file).", agent_labels,
+          static_cast<double>(config_.peers.size()));
+  f.gauge("hubprobe_peers_discovered", "Peers found in etcd (discover = true) and probed.", agent_labels,
+          static_cast<double>(discovered_.size()));
+  f.counter("hubprobe_discovery_polls_total", "Polls of the etcd registrations (PREFIX/agents/), by result.",
+            with(agent_labels, "result", "success"), static_cast<double>(discovery_polls_ok_));
+  f.counter("hubprobe_discovery_polls_total", "Polls of the etcd registrations (PREFIX/agents/), by result.",
+            with(agent_labels, "result", "failure"), static_cast<double>(discovery_polls_failed_));
+  f.gauge("hubprobe_discovery_ignored_registrations",
+          "Registrations in etcd that the last poll did not turn into peers (malformed, no address, collisions).",
+          agent_labels, static_cast<double>(discovery_ignored_.size()));
   f.gauge("hubprobe_probe_sessions", "Probe sessions: one per peer and path.", agent_labels,
           static_cast<double>(sessions_.size()));
 
@@ -309,6 +319,7 @@ nlohmann::json Agent::status() const {
   for (const auto& [id, session] : sessions_) {
     const StatsSnapshot s = session.stats->snapshot(now);
     doc["peers"].push_back({{"name", session.peer.name},
+                            {"source", discovered_.count(session.peer.name) != 0 ? "etcd" : "config"},
                             {"hub", session.peer.hub},
                             {"address", session.peer.address.to_string()},
                             {"path", session.path.name},
@@ -326,6 +337,24 @@ nlohmann::json Agent::status() const {
                             {"lost", s.totals.lost},
                             {"last_reply_at", seconds(s.last_reply_at)},
                             {"window_s", seconds(s.window_ns)}});
+  }
+  if (discovery_enabled_ || !discovered_.empty()) {
+    nlohmann::json peers = nlohmann::json::array();
+    for (const auto& [name, peer] : discovered_) peers.push_back(name);
+    nlohmann::json ignored = nlohmann::json::array();
+    for (const IgnoredRegistration& entry : discovery_ignored_) {
+      ignored.push_back({{"key", entry.key}, {"reason", entry.reason}});
+    }
+    doc["discovery"] = {{"endpoint", discovery_endpoint_},
+                        {"polls_ok", discovery_polls_ok_},
+                        {"polls_failed", discovery_polls_failed_},
+                        {"last_poll_at", seconds(discovery_last_poll_at_)},
+                        {"last_success_at", seconds(discovery_last_success_at_)},
+                        {"last_error", discovery_error_},
+                        {"peers", peers},
+                        {"ignored", ignored}};
+  } else {
+    doc["discovery"] = nullptr;
   }
   doc["preferences"] = document_ ? *document_ : nlohmann::json(nullptr);
   doc["sinks"] = nlohmann::json::array();

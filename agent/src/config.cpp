@@ -233,16 +233,6 @@ size_t read_choice(const toml::node& node, const std::string& path, std::initial
   return static_cast<size_t>(it - choices.begin());
 }
 
-// Agent ids, hub names, peer names: label values, file names and etcd key parts alike.
-bool valid_name(std::string_view text) {
-  const auto allowed = [](char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-           c == '-';
-  };
-  return !text.empty() && text.size() <= kMaxNameLength && std::all_of(text.begin(), text.end(), allowed) &&
-         text.front() != '.' && text.front() != '_' && text.front() != '-';
-}
-
 std::string read_name(const toml::node& node, const std::string& path, std::string_view example) {
   const std::string what = "a name of letters, digits, '.', '_' or '-' (at most " + std::to_string(kMaxNameLength) +
                            ", starting with a letter or digit) like \"" + std::string(example) + "\"";
@@ -273,6 +263,17 @@ int read_dscp(const toml::node& node, const std::string& path) {
   return *dscp;
 }
 
+// Not multicast; 0.0.0.0 and :: only when `allow_unspecified` (a listen address).
+bool unicast(const SocketAddress& address, bool allow_unspecified) {
+  const auto* v4 = reinterpret_cast<const sockaddr_in*>(address.sockaddr_ptr());
+  const auto* v6 = reinterpret_cast<const sockaddr_in6*>(address.sockaddr_ptr());
+  const bool unspecified =
+      address.is_v4() ? v4->sin_addr.s_addr == htonl(INADDR_ANY) : IN6_IS_ADDR_UNSPECIFIED(&v6->sin6_addr);
+  const bool multicast =
+      address.is_v4() ? IN_MULTICAST(ntohl(v4->sin_addr.s_addr)) : IN6_IS_ADDR_MULTICAST(&v6->sin6_addr);
+  return !multicast && (allow_unspecified || !unspecified);
+}
+
 // An IP address without a port (the port has its own key).
 SocketAddress read_host(const toml::node& node, const std::string& path, std::string_view example,
                         bool allow_unspecified) {
@@ -284,13 +285,7 @@ SocketAddress read_host(const toml::node& node, const std::string& path, std::st
   if (!with_1 || !with_2) expected(node, path, what);
   if (with_1->port() == with_2->port()) expected(node, path, what + " without a port (the port has its own key)");
   const SocketAddress address = *with_1;
-  const auto* v4 = reinterpret_cast<const sockaddr_in*>(address.sockaddr_ptr());
-  const auto* v6 = reinterpret_cast<const sockaddr_in6*>(address.sockaddr_ptr());
-  const bool unspecified =
-      address.is_v4() ? v4->sin_addr.s_addr == htonl(INADDR_ANY) : IN6_IS_ADDR_UNSPECIFIED(&v6->sin6_addr);
-  const bool multicast =
-      address.is_v4() ? IN_MULTICAST(ntohl(v4->sin_addr.s_addr)) : IN6_IS_ADDR_MULTICAST(&v6->sin6_addr);
-  if (multicast || (unspecified && !allow_unspecified)) expected(node, path, "a unicast " + what.substr(2));
+  if (!unicast(address, allow_unspecified)) expected(node, path, "a unicast " + what.substr(2));
   return address;
 }
 
@@ -808,10 +803,7 @@ void Loader::resolve_peer_paths(const toml::table& table, const std::string& pat
       peer.paths.push_back(*it);
     }
   } else {
-    for (const PathConfig& candidate : config.paths) {
-      if (candidate.applies_to(peer.hub, family)) peer.paths.push_back(candidate);
-    }
-    if (peer.paths.empty()) peer.paths.push_back(PathConfig{});
+    peer.paths = default_paths_for(config.paths, peer.hub, family);
   }
   if (const toml::node* node = table.get("sla")) {
     peer.sla = read_name(*node, path + ".sla", "gold");
@@ -968,12 +960,13 @@ void Loader::read_scheduler(const toml::table& root, AgentConfig& config) {
   }
 
   const auto etcd_entries = tables("etcd");
+  std::optional<size_t> discovering;  // the [[scheduler.etcd]] entry with discover = true
   for (size_t i = 0; i < etcd_entries.size(); ++i) {
     const toml::table& entry = *etcd_entries[i];
     const std::string path = indexed("scheduler.etcd", i);
     check_keys(entry, path,
                {"name", "endpoints", "prefix", "ttl", "timeout", "backoff_initial", "backoff_max", "register",
-                "discover", "ca_file", "client_cert_file", "client_key_file"});
+                "advertise", "discover", "discover_interval", "ca_file", "client_cert_file", "client_key_file"});
     EtcdSinkConfig sink;
     sink.name = unique_name(entry, path, etcd_entries.size() == 1 ? "etcd" : "etcd" + std::to_string(i));
     constexpr std::string_view kEndpoints = "an array of etcd client URLs like [\"http://198.18.0.254:2379\"]";
@@ -1008,13 +1001,31 @@ void Loader::read_scheduler(const toml::table& root, AgentConfig& config) {
     }
     sink.backoff = read_backoff(entry, path);
     if (const toml::node* node = entry.get("register")) sink.register_agent = read_bool(*node, path + ".register");
+    const toml::node* advertise = entry.get("advertise");
+    if (advertise != nullptr) {
+      sink.advertise = read_host(*advertise, path + ".advertise", "198.18.0.1", false).host();
+      if (!sink.register_agent) {
+        expected(*advertise, path + ".advertise",
+                 "no advertise with register = false (the address is written in the registration only)");
+      }
+    }
     if (const toml::node* node = entry.get("discover")) {
       sink.discover = read_bool(*node, path + ".discover");
-      if (sink.discover) {
-        fail(node->source(), path + ".discover",
-             "peer discovery through etcd is not implemented in this version: list the peers as [[peer]] "
-             "(registration under PREFIX/agents/ works, set register = true)");
+      if (sink.discover && discovering.has_value()) {
+        expected(
+            *node, path + ".discover",
+            "discover = true in one [[scheduler.etcd]] only (also " + indexed("scheduler.etcd", *discovering) + ")");
       }
+      if (sink.discover) discovering = i;
+    }
+    if (const toml::node* node = entry.get("discover_interval")) {
+      sink.discover_interval_ns = read_duration(*node, path + ".discover_interval", kSecond, kHour);
+    }
+    // An agent that discovers its peers and registers itself is in a discovering fleet: without an address,
+    // its registration would be ignored by every other agent.
+    if (sink.discover && sink.register_agent && advertise == nullptr) {
+      missing(entry, path + ".advertise",
+              "the numeric address other agents probe, like \"198.18.0.1\" (register = true with discover = true)");
     }
     tls_files(entry, path, sink.ca_file, sink.client_cert_file, sink.client_key_file);
     scheduler.etcd.push_back(std::move(sink));
@@ -1148,6 +1159,35 @@ bool KeyFile::operator==(const KeyFile& other) const {
 bool PathConfig::applies_to(const std::string& hub, int family) const {
   if (source.valid() && source.family() != family) return false;
   return hubs.empty() || std::find(hubs.begin(), hubs.end(), hub) != hubs.end();
+}
+
+std::vector<PathConfig> default_paths_for(const std::vector<PathConfig>& paths, const std::string& hub, int family) {
+  std::vector<PathConfig> applying;
+  for (const PathConfig& candidate : paths) {
+    if (candidate.applies_to(hub, family)) applying.push_back(candidate);
+  }
+  if (applying.empty()) applying.push_back(PathConfig{});
+  return applying;
+}
+
+// Agent ids, hub names, peer names: label values, file names and etcd key parts alike.
+bool valid_name(std::string_view text) {
+  const auto allowed = [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+           c == '-';
+  };
+  return !text.empty() && text.size() <= kMaxNameLength && std::all_of(text.begin(), text.end(), allowed) &&
+         text.front() != '.' && text.front() != '_' && text.front() != '-';
+}
+
+Result<SocketAddress> parse_unicast_host(std::string_view text) {
+  // Parsing with two different default ports tells whether the text carried its own.
+  auto with_1 = SocketAddress::parse(text, 1);
+  auto with_2 = SocketAddress::parse(text, 2);
+  if (!with_1 || !with_2) return make_error("not a numeric IPv4 or IPv6 address: " + quote(text), EINVAL);
+  if (with_1->port() == with_2->port()) return make_error("an address with a port: " + quote(text), EINVAL);
+  if (!unicast(*with_1, false)) return make_error("not a unicast address: " + quote(text), EINVAL);
+  return *with_1;
 }
 
 bool ReflectorConfig::authenticated() const { return static_cast<bool>(auth_key) || !source_keys.empty(); }

@@ -35,16 +35,6 @@ std::string without_trailing_slashes(std::string text) {
   return text;
 }
 
-EtcdClient::Options client_options(const EtcdSinkConfig& config) {
-  EtcdClient::Options options;
-  options.endpoints = config.endpoints;
-  options.timeout_ns = config.timeout_ns;
-  options.ca_file = config.ca_file;
-  options.client_cert_file = config.client_cert_file;
-  options.client_key_file = config.client_key_file;
-  return options;
-}
-
 class EtcdSink final : public SchedulerSink {
  public:
   EtcdSink(const EtcdSinkConfig& config, const std::string& agent_id, nlohmann::json registration)
@@ -53,7 +43,7 @@ class EtcdSink final : public SchedulerSink {
         registration_key_(without_trailing_slashes(config.prefix) + "/agents/" + agent_id),
         preferences_key_(without_trailing_slashes(config.prefix) + "/preferences/" + agent_id),
         registration_(registration.dump()),
-        client_(client_options(config)) {
+        client_(etcd_client_options(config)) {
     status_.name = config_.name.empty() ? "etcd" : config_.name;
     status_.kind = "etcd";
     status_.target = client_.endpoint();
@@ -268,6 +258,16 @@ void EtcdSink::run() {
 }
 
 }  // namespace
+
+EtcdClient::Options etcd_client_options(const EtcdSinkConfig& config) {
+  EtcdClient::Options options;
+  options.endpoints = config.endpoints;
+  options.timeout_ns = config.timeout_ns;
+  options.ca_file = config.ca_file;
+  options.client_cert_file = config.client_cert_file;
+  options.client_key_file = config.client_key_file;
+  return options;
+}
 
 std::unique_ptr<SchedulerSink> make_etcd_sink(const EtcdSinkConfig& config, const std::string& agent_id,
                                               nlohmann::json registration) {

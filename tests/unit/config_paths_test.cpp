@@ -312,6 +312,70 @@ discover = false
   EXPECT_EQ(etcd.timeout_ns, 1 * kSecond);
   EXPECT_FALSE(etcd.register_agent);
   EXPECT_FALSE(etcd.discover);
+  EXPECT_EQ(etcd.advertise, "");
+  EXPECT_EQ(etcd.discover_interval_ns, 5 * kSecond);
+}
+
+TEST(ConfigDiscovery, RegisterDiscoverAndAdvertise) {
+  const AgentConfig config = parse_ok(R"(
+[[scheduler.etcd]]
+endpoints = ["http://198.18.0.254:2379"]
+advertise = "198.18.0.1"
+discover = true
+discover_interval = "1s"
+)");
+  ASSERT_EQ(config.scheduler.etcd.size(), 1u);
+  const EtcdSinkConfig& etcd = config.scheduler.etcd[0];
+  EXPECT_TRUE(etcd.register_agent);
+  EXPECT_TRUE(etcd.discover);
+  EXPECT_EQ(etcd.advertise, "198.18.0.1");
+  EXPECT_EQ(etcd.discover_interval_ns, 1 * kSecond);
+  EXPECT_TRUE(config.peers.empty()) << "discovering agents need no [[peer]]";
+
+  // IPv6, written in any valid form, is kept in its canonical form.
+  const AgentConfig v6 =
+      parse_ok("[[scheduler.etcd]]\nendpoints = [\"http://a:2379\"]\nadvertise = \"2001:DB8:0::1\"\ndiscover = true\n");
+  EXPECT_EQ(v6.scheduler.etcd[0].advertise, "2001:db8::1");
+  // Registering with an address, not discovering: the address is for the others.
+  EXPECT_FALSE(parse_ok("[[scheduler.etcd]]\nendpoints = [\"http://a:2379\"]\nadvertise = \"198.18.0.1\"\n")
+                   .scheduler.etcd[0]
+                   .discover);
+  // Discovering without registering: this agent probes others and is not probed.
+  EXPECT_TRUE(parse_ok("[[scheduler.etcd]]\nendpoints = [\"http://a:2379\"]\nregister = false\ndiscover = true\n")
+                  .scheduler.etcd[0]
+                  .discover);
+}
+
+TEST(ConfigDiscovery, BadDiscoverySettings) {
+  EXPECT_EQ(parse_error("[[scheduler.etcd]]\nendpoints = [\"http://a:2379\"]\ndiscover = true\n"),
+            "hubprobe.toml:4:1: scheduler.etcd[0].advertise: required key is missing (expected the numeric address "
+            "other agents probe, like \"198.18.0.1\" (register = true with discover = true))");
+  EXPECT_EQ(parse_error("[[scheduler.etcd]]\nendpoints = [\"http://a:2379\"]\nadvertise = \"gz-edge-01.example\"\n"),
+            "hubprobe.toml:6:13: scheduler.etcd[0].advertise: expected a numeric IPv4 or IPv6 address like "
+            "\"198.18.0.1\", got \"gz-edge-01.example\"");
+  EXPECT_NE(parse_error("[[scheduler.etcd]]\nendpoints = [\"http://a:2379\"]\nadvertise = \"198.18.0.1:862\"\n")
+                .find("without a port"),
+            std::string::npos);
+  EXPECT_NE(parse_error("[[scheduler.etcd]]\nendpoints = [\"http://a:2379\"]\nadvertise = \"0.0.0.0\"\n")
+                .find("expected a unicast"),
+            std::string::npos);
+  EXPECT_NE(parse_error("[[scheduler.etcd]]\nendpoints = [\"http://a:2379\"]\nregister = false\nadvertise = "
+                        "\"198.18.0.1\"\n")
+                .find("no advertise with register = false"),
+            std::string::npos);
+  EXPECT_NE(
+      parse_error("[[scheduler.etcd]]\nendpoints = [\"http://a:2379\"]\ndiscover = \"yes\"\n").find("true or false"),
+      std::string::npos);
+  EXPECT_NE(parse_error("[[scheduler.etcd]]\nendpoints = [\"http://a:2379\"]\ndiscover_interval = \"500ms\"\n")
+                .find("from 1s to 1h"),
+            std::string::npos);
+  EXPECT_NE(parse_error("[[scheduler.etcd]]\nendpoints = [\"http://a:2379\"]\ndiscover_interval = \"2h\"\n")
+                .find("from 1s to 1h"),
+            std::string::npos);
+  EXPECT_NE(parse_error("[[scheduler.etcd]]\nendpoints = [\"http://a:2379\"]\nregister = false\ndiscover = true\n"
+                        "[[scheduler.etcd]]\nendpoints = [\"http://b:2379\"]\nregister = false\ndiscover = true\n")
+                .find("discover = true in one [[scheduler.etcd]] only (also scheduler.etcd[0])"),
+            std::string::npos);
 }
 
 TEST_F(SchedulerFiles, BadSinks) {
@@ -350,9 +414,6 @@ TEST_F(SchedulerFiles, BadSinks) {
             std::string::npos);
   EXPECT_NE(parse_error("[[scheduler.etcd]]\nendpoints = [\"http://a:2379\"]\nprefix = \"hubprobe\"\n")
                 .find("starting with '/'"),
-            std::string::npos);
-  EXPECT_NE(parse_error("[[scheduler.etcd]]\nendpoints = [\"http://a:2379\"]\ndiscover = true\n")
-                .find("peer discovery through etcd is not implemented"),
             std::string::npos);
   EXPECT_NE(parse_error("[scheduler]\nstate_dir = \"relative/dir\"\n").find("an absolute directory path"),
             std::string::npos);

@@ -4,8 +4,13 @@
 // only the difference and keeps sessions and statistics of peers that did not change.
 //
 // Threads: a probe thread (ticks the probe engine), a reflector thread, civetweb's workers for HTTP, and the
-// caller's (start, reload, stop). One mutex guards the sessions and statistics; the probe thread holds it
-// only while it processes a tick, never while it sleeps.
+// caller's (start, reload, stop); with sinks a publisher thread, and with etcd discovery a discovery thread.
+// One mutex guards the sessions and statistics; the probe thread holds it only while it processes a tick,
+// never while it sleeps, and no thread holds it during network I/O.
+//
+// Peers come from the file ([[peer]], config_.peers) and, with `discover = true`, from etcd (discovered_).
+// A reload applies the file's difference and keeps the discovered peers; a discovery poll applies etcd's
+// difference and never touches the file's peers (they win any name or address collision).
 #pragma once
 
 #include <atomic>
@@ -20,6 +25,7 @@
 #include <vector>
 
 #include "hubprobe/config.h"
+#include "hubprobe/discovery.h"
 #include "hubprobe/path_selection.h"
 #include "hubprobe/preferences.h"
 #include "hubprobe/probe_engine.h"
@@ -84,10 +90,24 @@ class Agent : private ProbeListener {
   Result<void> add_peer(const PeerConfig& peer, WallNs now);
   void remove_peer(const std::string& name);
   void refresh_sender_counters(WallNs now);
+  /// Applies a change of window, down_after or SLA class to a running peer's sessions (same_session holds).
+  void update_peer(const PeerConfig& peer, WallNs now);
   static SessionSpec session_spec(const PeerConfig& peer, const PathConfig& path);
   static WindowOptions window_options(const PeerConfig& peer);
   PathSelector& selector_for(const PeerConfig& peer);
+  /// Drops selectors of hubs without peers, and gives the others their hub's SLA class from config_.
   void prune_selectors();
+  /// A peer of `hub`, from the file or discovered (null when none).
+  const PeerConfig* any_peer_of_hub(const std::string& hub) const;
+
+  // Discovery (etcd, discover = true): a thread polls PREFIX/agents/ every discover_interval with its own
+  // etcd client, without mutex_, then applies the result under mutex_.
+  void start_discovery(const SchedulerConfig& scheduler);
+  void stop_discovery();
+  void discovery_loop(EtcdSinkConfig sink, std::shared_ptr<EtcdClient> client);
+  /// (mutex_ held) Brings the discovered peers' sessions in line with registrations_ and config_: adds,
+  /// removes, restarts or updates them. No registrations (discovery off) = no discovered peers.
+  void apply_discovered(WallNs now);
 
   // Preferences: the publisher thread evaluates the selectors once a second and hands documents to the
   // sinks; it never holds mutex_ while it writes the generation file or talks to a sink.
@@ -123,6 +143,26 @@ class Agent : private ProbeListener {
   WallNs last_reload_at_ = 0;
   WallNs last_reload_success_at_ = 0;
   std::string last_reload_error_;
+
+  // Discovery, guarded by mutex_ (the thread's own state below it).
+  std::map<std::string, PeerConfig> discovered_;  ///< peers found in etcd, by name
+  /// The registrations of the last successful poll (keys under registrations_prefix_); unset = none yet, or
+  /// discovery off. Kept while etcd is unreachable: its peers stay.
+  std::optional<std::vector<EtcdClient::KeyValue>> registrations_;
+  std::string registrations_prefix_;  ///< the sink's prefix the registrations were read under
+  std::vector<IgnoredRegistration> discovery_ignored_;
+  bool discovery_enabled_ = false;
+  uint64_t discovery_polls_ok_ = 0;
+  uint64_t discovery_polls_failed_ = 0;
+  WallNs discovery_last_poll_at_ = 0;
+  WallNs discovery_last_success_at_ = 0;
+  std::string discovery_error_;  ///< of the last poll; empty after a success
+  std::string discovery_endpoint_;
+  std::thread discovery_thread_;
+  std::mutex discovery_wait_mutex_;  // guards the three below
+  std::condition_variable discovery_wake_;
+  bool discovery_stop_ = false;
+  std::shared_ptr<EtcdClient> discovery_client_;
 
   // Preferences and sinks (publish_mutex_ serialises documents; sinks_mutex_ guards sinks_).
   std::mutex publish_mutex_;

@@ -127,6 +127,11 @@ struct PathConfig {
   bool operator==(const PathConfig&) const = default;
 };
 
+/// The paths of a peer that has no `paths` list: every [[path]] of `paths` that applies to `hub` and the address
+/// `family`, in file order; without any, one path "default" that pins nothing. The loader resolves file peers
+/// with it and discovery resolves peers found in etcd with it, so both get the same paths.
+std::vector<PathConfig> default_paths_for(const std::vector<PathConfig>& paths, const std::string& hub, int family);
+
 /// [[peer]] with its effective settings ([probe] defaults merged with the peer's overrides).
 struct PeerConfig {
   std::string name;       ///< unique among peers; the `peer` label
@@ -219,6 +224,13 @@ struct ConfigDiff {
   bool empty() const;
 };
 ConfigDiff diff_configs(const AgentConfig& before, const AgentConfig& after);
+
+/// A name as the file accepts it (agent.id, hubs, peers, paths, SLA classes, sinks): 1 to 63 letters, digits,
+/// '.', '_' or '-', starting with a letter or digit. Names become label values and etcd key parts.
+bool valid_name(std::string_view text);
+/// A numeric IPv4 or IPv6 unicast address without a port (not 0.0.0.0 or ::), as `peer.address` takes it.
+/// The error says what is wrong with `text`.
+Result<SocketAddress> parse_unicast_host(std::string_view text);
 
 /// Durations as the file writes them: one or more "<number><unit>" with units ns, us (or µs), ms, s, m,
 /// h; decimals allowed ("2.5s", "1m30s"). No sign. Exact to the nanosecond (finer digits are dropped).

@@ -53,8 +53,12 @@ struct EtcdSinkConfig {
   int64_t ttl_ns = 15'000'000'000;     ///< lease TTL (whole seconds, >= 2 s); kept alive every TTL/3
   int64_t timeout_ns = 2'000'000'000;  ///< per request
   BackoffConfig backoff;
-  bool register_agent = true;  ///< write PREFIX/agents/AGENT_ID (id, hub, reflector address) under the lease
-  bool discover = false;       ///< read PREFIX/agents/ and probe the agents found there (see Agent)
+  bool register_agent = true;  ///< write PREFIX/agents/AGENT_ID (id, hub, address, ports) under the lease
+  /// The numeric address other agents probe (written as "address" in the registration); empty = none, and
+  /// discovering agents ignore the registration.
+  std::string advertise;
+  bool discover = false;                                   ///< poll PREFIX/agents/ and probe the agents found there
+  int64_t discover_interval_ns = 5'000'000'000;            ///< between polls of PREFIX/agents/
   std::string ca_file, client_cert_file, client_key_file;  ///< https endpoints
   bool operator==(const EtcdSinkConfig&) const = default;
 };
@@ -134,5 +138,9 @@ class EtcdClient {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+/// The client options an etcd sink's settings give (endpoints, timeout, TLS files): the sink's client and
+/// the discovery client talk to etcd the same way.
+EtcdClient::Options etcd_client_options(const EtcdSinkConfig& config);
 
 }  // namespace hubprobe

@@ -1,0 +1,247 @@
+// SPDX-License-Identifier: Apache-2.0
+// Peer discovery through etcd end to end (issue 5): three hubprobed agents on the mesh (agent_support.h)
+// with no [[peer]] at all, only [[scheduler.etcd]] with register + discover + advertise, and a real etcd in
+// the core namespace (198.18.0.254:2379). Each agent registers under /hubprobe/agents/ID with a 3 s lease and
+// polls that prefix every second:
+//   1. every agent probes the two others (up in /status, marked "source": "etcd") within 10 s;
+//   2. a reload (SIGHUP) keeps the discovered peers and their statistics;
+//   3. an agent killed with SIGKILL is dropped by the others once its lease expires: within
+//      TTL + poll interval (+ slack), never long before the TTL;
+//   4. restarted, it is found again, and finds the others;
+//   5. etcd frozen (SIGSTOP): the agents keep their peers and count failed polls; after it resumes the
+//      mesh is whole again.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <set>
+
+#include "agent_support.h"
+
+namespace hubprobe::it::agent {
+namespace {
+
+using nlohmann::json;
+
+const char* const kHubs[] = {"gz", "sg", "sh"};
+constexpr uint16_t kMetricsPort = 9862;
+constexpr double kTtl = 3.0;
+constexpr double kDiscoverInterval = 1.0;
+
+std::string agent_id(size_t i) { return std::string(kHubs[i]) + "-edge-01"; }
+
+std::optional<std::string> etcd_missing_reason() {
+  if (access("/usr/bin/etcd", X_OK) != 0) return "etcd not installed (Debian package etcd-server; scripts/setup.sh)";
+  return std::nullopt;
+}
+
+class AgentDiscoveryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    HUBPROBE_REQUIRE_NETNS();
+    HUBPROBE_REQUIRE_HUBPROBED();
+    HUBPROBE_REQUIRE(etcd_missing_reason());
+    mesh_ = std::make_unique<Mesh>(3);
+    const std::string client_url = std::string("http://") + Mesh::kCoreV4 + ":2379";
+    etcd_ = std::make_unique<Process>(
+        std::vector<std::string>{"/usr/bin/etcd", "--name", "hp", "--data-dir", (dir_.path() / "etcd").string(),
+                                 "--listen-client-urls", client_url, "--advertise-client-urls", client_url,
+                                 "--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls",
+                                 "http://127.0.0.1:2380", "--initial-cluster", "hp=http://127.0.0.1:2380",
+                                 "--log-level", "warn"},
+        mesh_->core().name(), dir_.path(), "etcd");
+    ASSERT_TRUE(wait_until(
+        [&] {
+          const HttpResult r = http_get(mesh_->core(), Mesh::kCoreV4, 2379, "/health", Seconds(1));
+          return (r.ok && r.status == 200) || !etcd_->running();
+        },
+        Seconds(20)));
+    ASSERT_TRUE(etcd_->running()) << etcd_->describe();
+    for (size_t i = 0; i < 3; ++i) agents_.push_back(start_agent(i));
+  }
+
+  void TearDown() override {
+    agents_.clear();
+    if (etcd_) etcd_->signal(SIGCONT);  // a test that failed while etcd was frozen
+    etcd_.reset();
+  }
+
+  std::string config_text(size_t i, const std::string& log_level = "info") const {
+    AgentFile f;
+    f.id = agent_id(i);
+    f.hub = kHubs[i];
+    f.metrics_listen = Mesh::address(i) + ":" + std::to_string(kMetricsPort);
+    f.interval = "100ms";
+    f.timeout = "1s";
+    f.down_after = 3;
+    f.log_level = log_level;
+    // No [[peer]]: the peers come from etcd.
+    return f.toml() + R"(
+[scheduler]
+state_dir = ")" +
+           (dir_.path() / ("state-" + std::string(kHubs[i]))).string() +
+           R"("
+refresh = "5s"
+
+[[scheduler.etcd]]
+endpoints = ["http://198.18.0.254:2379"]
+prefix = "/hubprobe"
+ttl = "3s"
+timeout = "1s"
+backoff_initial = "200ms"
+backoff_max = "1s"
+advertise = ")" +
+           Mesh::address(i) +
+           R"("
+discover = true
+discover_interval = "1s"
+)";
+  }
+
+  std::unique_ptr<AgentProcess> start_agent(size_t i) {
+    const auto config = dir_.write_file("agent-" + std::string(kHubs[i]) + ".toml", config_text(i));
+    return std::make_unique<AgentProcess>(mesh_->node(i), config, Mesh::address(i), kMetricsPort, dir_.path(),
+                                          "hubprobed-" + std::string(kHubs[i]) + "-" + std::to_string(++starts_));
+  }
+
+  /// Every agent not in `except` sees each other agent not in `except` up, found in etcd.
+  ::testing::AssertionResult all_up(Seconds timeout, const std::set<size_t>& except = {}) {
+    json last;
+    const bool ok = wait_until(
+        [&] {
+          for (size_t i = 0; i < 3; ++i) {
+            if (except.count(i)) continue;
+            last = agents_[i]->status();
+            for (size_t j = 0; j < 3; ++j) {
+              if (j == i || except.count(j)) continue;
+              const json peer = peer_of(last, agent_id(j));
+              if (!peer.is_object() || peer.value("state", "") != "up" || peer.value("source", "") != "etcd") {
+                return false;
+              }
+            }
+          }
+          return true;
+        },
+        timeout, std::chrono::milliseconds(50));
+    if (ok) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << "peers not all up within " << timeout.count() << " s; last /status:\n"
+                                         << last.dump(2);
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Mesh> mesh_;
+  std::unique_ptr<Process> etcd_;
+  std::vector<std::unique_ptr<AgentProcess>> agents_;
+  int starts_ = 0;
+};
+
+TEST_F(AgentDiscoveryTest, AgentsFindEachOtherInEtcdAndDropTheDead) {
+  // 1. The full mesh from etcd alone.
+  const auto started = Clock::now();
+  ASSERT_TRUE(all_up(Seconds(10)));
+  std::cout << "[ measured ] full mesh discovered and up " << seconds_since(started) << " s after the agents started\n";
+  for (size_t i = 0; i < 3; ++i) {
+    const json status = agents_[i]->status();
+    ASSERT_TRUE(status["discovery"].is_object()) << status.dump(2);
+    EXPECT_EQ(status["discovery"]["peers"].size(), 2u) << status["discovery"].dump();
+    EXPECT_EQ(status["discovery"]["ignored"], json::array()) << status["discovery"].dump();
+    EXPECT_EQ(status["discovery"].value("last_error", "?"), "");
+    const auto samples = agents_[i]->metrics();
+    EXPECT_EQ(only_value(samples, "hubprobe_peers_discovered"), 2);
+    EXPECT_EQ(only_value(samples, "hubprobe_peers"), 0) << "no [[peer]] in the file";
+    EXPECT_GE(only_value(samples, "hubprobe_discovery_polls_total", {{"result", "success"}}), 1);
+    EXPECT_EQ(only_value(samples, "hubprobe_discovery_polls_total", {{"result", "failure"}}), 0);
+    EXPECT_EQ(only_value(samples, "hubprobe_peer_up", {{"peer", agent_id((i + 1) % 3)}, {"path", "default"}}), 1);
+  }
+  // The discovered peers reach the preference document: a destination per other hub.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const json preferences = agents_[0]->status()["preferences"];
+        if (!preferences.is_object()) return false;
+        std::set<std::string> hubs;
+        for (const json& destination : preferences.value("destinations", json::array())) {
+          hubs.insert(destination.value("hub", ""));
+        }
+        return hubs == std::set<std::string>{"sg", "sh"};
+      },
+      Seconds(5)))
+      << agents_[0]->status()["preferences"].dump(2);
+
+  // 2. A reload keeps the discovered peers (they are not in the file) and their statistics.
+  const int64_t sent_before = peer_count(agents_[0]->status(), agent_id(1), "sent");
+  dir_.write_file("agent-gz.toml", config_text(0, "debug"));
+  agents_[0]->process().signal(SIGHUP);
+  ASSERT_TRUE(wait_until([&] { return agents_[0]->status()["config"].value("reloads_ok", 0) == 1; }, Seconds(5)))
+      << agents_[0]->status()["config"].dump();
+  const json reloaded = agents_[0]->status();
+  EXPECT_EQ(peer_of(reloaded, agent_id(1)).value("source", ""), "etcd") << reloaded.dump(2);
+  EXPECT_EQ(peer_of(reloaded, agent_id(2)).value("source", ""), "etcd") << reloaded.dump(2);
+  EXPECT_GE(peer_count(reloaded, agent_id(1), "sent"), sent_before) << "the session was restarted by the reload";
+  EXPECT_EQ(peer_state(reloaded, agent_id(1)), "up");
+
+  // 3. SIGKILL sh: its lease runs out after at most the TTL, and the next poll drops it.
+  agents_[2]->process().signal(SIGKILL);
+  const auto killed = Clock::now();
+  ASSERT_TRUE(agents_[2]->process().wait_for_exit(Seconds(5)));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return peer_of(agents_[0]->status(), agent_id(2)).is_null() &&
+               peer_of(agents_[1]->status(), agent_id(2)).is_null();
+      },
+      Seconds(kTtl + kDiscoverInterval + 4)))
+      << "the dead agent is still probed; gz /status:\n"
+      << agents_[0]->status().dump(2);
+  const double dropped = seconds_since(killed);
+  // Keepalives go every TTL/3: the lease has at least 2/3 of the TTL left when the agent dies.
+  EXPECT_GE(dropped, kTtl * 2 / 3 - 0.5) << "dropped long before its lease could have expired";
+  EXPECT_LE(dropped, kTtl + kDiscoverInterval + 2.0) << "later than TTL + poll interval + slack";
+  std::cout << "[ measured ] killed agent dropped by both others " << dropped
+            << " s after SIGKILL (TTL 3 s, poll 1 s)\n";
+  EXPECT_EQ(only_value(agents_[0]->metrics(), "hubprobe_peers_discovered"), 1);
+  EXPECT_EQ(peer_state(agents_[0]->status(), agent_id(1)), "up") << "the live peer went with the dead one";
+
+  // 4. Restarted: found again by both, and it finds both.
+  agents_[2].reset();
+  const auto restarted = Clock::now();
+  agents_[2] = start_agent(2);
+  ASSERT_TRUE(all_up(Seconds(10)));
+  std::cout << "[ measured ] restarted agent rediscovered and up " << seconds_since(restarted) << " s after restart\n";
+
+  // 5. etcd frozen for 5 s (longer than the TTL): polls fail, the peers found before stay.
+  const double failures_before =
+      only_value(agents_[0]->metrics(), "hubprobe_discovery_polls_total", {{"result", "failure"}});
+  etcd_->signal(SIGSTOP);
+  const auto frozen = Clock::now();
+  bool kept = true;
+  json during;
+  while (seconds_since(frozen) < 5.0) {
+    during = agents_[0]->status();
+    kept = kept && peer_of(during, agent_id(1)).is_object() && peer_of(during, agent_id(2)).is_object();
+    sleep_for(std::chrono::milliseconds(250));
+  }
+  EXPECT_TRUE(kept) << "peers dropped while etcd was unreachable:\n" << during.dump(2);
+  EXPECT_GE(only_value(agents_[0]->metrics(), "hubprobe_discovery_polls_total", {{"result", "failure"}}),
+            failures_before + 2);
+  EXPECT_NE(during["discovery"].value("last_error", ""), "") << during["discovery"].dump();
+  EXPECT_EQ(peer_state(during, agent_id(1)), "up") << "probing depends on etcd";
+  etcd_->signal(SIGCONT);
+  const auto resumed = Clock::now();
+  // The agents' leases may have run out meanwhile: the sinks register again (under new leases if need
+  // be), the polls succeed again, and the mesh is whole.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        for (size_t i = 0; i < 3; ++i) {
+          const json discovery = agents_[i]->status()["discovery"];
+          if (discovery.value("last_error", "?") != "" || discovery["peers"].size() != 2) return false;
+        }
+        return true;
+      },
+      Seconds(15)))
+      << agents_[0]->status()["discovery"].dump(2);
+  ASSERT_TRUE(all_up(Seconds(15)));
+  std::cout << "[ measured ] polls succeed and the mesh is whole " << seconds_since(resumed)
+            << " s after etcd resumed\n";
+}
+
+}  // namespace
+}  // namespace hubprobe::it::agent
