@@ -188,6 +188,7 @@ Result<void> Agent::add_peer(const PeerConfig& peer, WallNs now) {
     sessions_[id] = SessionRuntime{peer, path, std::make_unique<WindowedStats>(window_options(peer))};
     selector.add_candidate(id, peer.name, path.name, peer.probe.interval_ns);
   }
+  peers_changed_ = true;
   return {};
 }
 
@@ -202,6 +203,7 @@ void Agent::remove_peer(const std::string& name) {
       selector->second.remove_candidate(it->first);
     }
     it = sessions_.erase(it);
+    peers_changed_ = true;
   }
 }
 
@@ -447,6 +449,9 @@ void Agent::publish_preferences(bool force, bool stale) {
       changed = changed || change.preferred_changed || change.state_changed;
       input.destinations.push_back(DestinationPreferences{hub, selector.ranked(), selector.preferred()});
     }
+    // Peers came or went (reload, discovery): the scheduler learns at once which candidates exist.
+    changed = changed || peers_changed_;
+    peers_changed_ = false;
     input.agent_id = config_.agent.id;
     input.agent_hub = config_.agent.hub;
     refresh_ns = config_.scheduler.refresh_ns;

@@ -128,6 +128,17 @@ discover_interval = "1s"
                                          << last.dump(2);
   }
 
+  /// The destination hubs of agent i's current preference document.
+  std::set<std::string> destination_hubs(size_t i) const {
+    std::set<std::string> hubs;
+    const json preferences = agents_[i]->status()["preferences"];
+    if (!preferences.is_object()) return hubs;
+    for (const json& destination : preferences.value("destinations", json::array())) {
+      hubs.insert(destination.value("hub", ""));
+    }
+    return hubs;
+  }
+
   TempDir dir_;
   std::unique_ptr<Mesh> mesh_;
   std::unique_ptr<Process> etcd_;
@@ -156,13 +167,7 @@ TEST_F(AgentDiscoveryTest, AgentsFindEachOtherInEtcdAndDropTheDead) {
   // The discovered peers reach the preference document: a destination per other hub.
   ASSERT_TRUE(wait_until(
       [&] {
-        const json preferences = agents_[0]->status()["preferences"];
-        if (!preferences.is_object()) return false;
-        std::set<std::string> hubs;
-        for (const json& destination : preferences.value("destinations", json::array())) {
-          hubs.insert(destination.value("hub", ""));
-        }
-        return hubs == std::set<std::string>{"sg", "sh"};
+        return destination_hubs(0) == std::set<std::string>{"sg", "sh"};
       },
       Seconds(5)))
       << agents_[0]->status()["preferences"].dump(2);
@@ -197,6 +202,9 @@ TEST_F(AgentDiscoveryTest, AgentsFindEachOtherInEtcdAndDropTheDead) {
   EXPECT_LE(dropped, kTtl + kDiscoverInterval + 2.0) << "later than TTL + poll interval + slack";
   std::cout << "[ measured ] killed agent dropped by both others " << dropped
             << " s after SIGKILL (TTL 3 s, poll 1 s)\n";
+  // The next document (made within a second of the change, not at the 5 s refresh) has no sh any more.
+  EXPECT_TRUE(wait_until([&] { return destination_hubs(0) == std::set<std::string>{"sg"}; }, Seconds(2)))
+      << agents_[0]->status()["preferences"].dump(2);
   EXPECT_EQ(only_value(agents_[0]->metrics(), "hubprobe_peers_discovered"), 1);
   EXPECT_EQ(peer_state(agents_[0]->status(), agent_id(1)), "up") << "the live peer went with the dead one";
 

@@ -127,6 +127,7 @@ class Agent : private ProbeListener {
   ClockState clock_;
   WallNs clock_read_at_ = 0;
   WallNs counters_refreshed_at_ = 0;
+  bool peers_changed_ = false;  ///< a peer was added or removed since the last preference document
 
   std::unique_ptr<ReflectorService> reflector_;
   std::thread reflector_thread_;
