@@ -46,6 +46,22 @@ std::string format_status(const nlohmann::json& status) {
         has_rtt ? number(rtt.at("p50"), "{:.3f}ms") : "-", has_rtt ? number(rtt.at("p99"), "{:.3f}ms") : "-",
         number(peer.at("jitter_ms"), "{:.3f}ms"), peer.at("loss").value("total", 0.0) * 100, peer.value("sent", 0));
   }
+  // Peers found through etcd (discover = true).
+  const auto discovery = status.value("discovery", nlohmann::json(nullptr));
+  if (discovery.is_object()) {
+    const auto peers = discovery.value("peers", nlohmann::json::array());
+    std::string names;
+    for (const auto& name : peers) names += (names.empty() ? "" : " ") + name.get<std::string>();
+    out += fmt::format("\ndiscovery ({}): {} peers from etcd{}{}, {} polls ok / {} failed{}\n",
+                       discovery.value("endpoint", "?"), peers.size(), names.empty() ? "" : ": ", names,
+                       discovery.value("polls_ok", uint64_t{0}), discovery.value("polls_failed", uint64_t{0}),
+                       discovery.value("last_error", std::string()).empty()
+                           ? std::string()
+                           : ", last error: " + discovery.value("last_error", std::string()));
+    for (const auto& entry : discovery.value("ignored", nlohmann::json::array())) {
+      out += fmt::format("  ignored {}: {}\n", entry.value("key", "?"), entry.value("reason", "?"));
+    }
+  }
   // Path preferences: per destination hub, the ranked paths (docs/scheduler-api.md).
   const auto preferences = status.value("preferences", nlohmann::json(nullptr));
   if (preferences.is_object()) {
