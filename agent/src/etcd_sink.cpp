@@ -26,16 +26,14 @@ using detail::steady_now_ns;
 
 constexpr int64_t kSecond = 1'000'000'000;
 
-std::chrono::steady_clock::time_point steady_time(int64_t ns) {
-  return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(ns));
-}
+using detail::steady_time;
 
 std::string without_trailing_slashes(std::string text) {
   while (!text.empty() && text.back() == '/') text.pop_back();
   return text;
 }
 
-class EtcdSink final : public SchedulerSink {
+class EtcdSink final : public detail::LatestDocumentSink {
  public:
   EtcdSink(const EtcdSinkConfig& config, const std::string& agent_id, nlohmann::json registration)
       : config_(config),
@@ -51,33 +49,6 @@ class EtcdSink final : public SchedulerSink {
   }
 
   ~EtcdSink() override { stop(0); }
-
-  void publish(std::shared_ptr<const nlohmann::json> document, uint64_t generation) override {
-    if (document == nullptr) return;
-    {
-      std::lock_guard lock(mutex_);
-      if (document_ != nullptr && !delivered_) ++status_.superseded;
-      document_ = std::move(document);
-      generation_ = generation;
-      delivered_ = false;
-      status_.pending_generation = generation;
-    }
-    wake_.notify_one();
-  }
-
-  void stop(int64_t deadline_ns) override {
-    {
-      std::lock_guard lock(mutex_);
-      if (!stopping_) {
-        stopping_ = true;
-        stop_at_ = steady_now_ns() + std::max<int64_t>(deadline_ns, 0);
-        client_.set_deadline(steady_time(stop_at_));
-      }
-    }
-    wake_.notify_one();
-    std::lock_guard join_lock(join_mutex_);
-    if (thread_.joinable()) thread_.join();
-  }
 
   SinkStatus status() const override {
     std::lock_guard lock(mutex_);
@@ -98,16 +69,9 @@ class EtcdSink final : public SchedulerSink {
   const std::string registration_;
   EtcdClient client_;
 
-  mutable std::mutex mutex_;  // guards everything below but the thread
-  std::condition_variable wake_;
-  std::shared_ptr<const nlohmann::json> document_;
-  uint64_t generation_ = 0;
-  bool delivered_ = false;  // document_ (this very pointer) is in etcd under the current lease
-  bool stopping_ = false;
-  int64_t stop_at_ = 0;  // steady ns
-  SinkStatus status_;
-  std::mutex join_mutex_;
-  std::thread thread_;
+  // Requests still running at the stop deadline give up then. (delivered_: document_, this very pointer,
+  // is in etcd under the current lease.)
+  void on_stop_requested(int64_t stop_at_ns) override { client_.set_deadline(steady_time(stop_at_ns)); }
 };
 
 void EtcdSink::run() {

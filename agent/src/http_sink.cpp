@@ -31,11 +31,9 @@ std::string describe_status(long status, const std::string& body) {
   return text;
 }
 
-std::chrono::steady_clock::time_point steady_time(int64_t ns) {
-  return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(ns));
-}
+using detail::steady_time;
 
-class HttpSink final : public SchedulerSink {
+class HttpSink final : public detail::LatestDocumentSink {
  public:
   explicit HttpSink(const HttpSinkConfig& config) : config_(config) {
     status_.name = config_.name.empty() ? "http" : config_.name;
@@ -45,33 +43,6 @@ class HttpSink final : public SchedulerSink {
   }
 
   ~HttpSink() override { stop(0); }
-
-  void publish(std::shared_ptr<const nlohmann::json> document, uint64_t generation) override {
-    if (document == nullptr) return;
-    {
-      std::lock_guard lock(mutex_);
-      if (document_ != nullptr && !delivered_) ++status_.superseded;
-      document_ = std::move(document);
-      generation_ = generation;
-      delivered_ = false;
-      status_.pending_generation = generation;
-    }
-    wake_.notify_one();
-  }
-
-  void stop(int64_t deadline_ns) override {
-    {
-      std::lock_guard lock(mutex_);
-      if (!stopping_) {
-        stopping_ = true;
-        stop_at_ = steady_now_ns() + std::max<int64_t>(deadline_ns, 0);
-        abort_at_.store(stop_at_);  // a request still running then is abandoned
-      }
-    }
-    wake_.notify_one();
-    std::lock_guard join_lock(join_mutex_);
-    if (thread_.joinable()) thread_.join();
-  }
 
   SinkStatus status() const override {
     std::lock_guard lock(mutex_);
@@ -84,17 +55,10 @@ class HttpSink final : public SchedulerSink {
   Result<void> deliver(detail::Poster& poster, const std::string& body, uint64_t generation);
 
   const HttpSinkConfig config_;
-  mutable std::mutex mutex_;  // guards everything below but the thread and the atomic
-  std::condition_variable wake_;
-  std::shared_ptr<const nlohmann::json> document_;
-  uint64_t generation_ = 0;
-  bool delivered_ = false;  // the target accepted document_ (this very pointer)
-  bool stopping_ = false;
-  int64_t stop_at_ = 0;  // steady ns
-  SinkStatus status_;
+  // A request still running at the stop deadline is abandoned.
+  void on_stop_requested(int64_t stop_at_ns) override { abort_at_.store(stop_at_ns); }
+
   std::atomic<int64_t> abort_at_{0};  // steady ns, 0 = none; read by libcurl's progress callback
-  std::mutex join_mutex_;
-  std::thread thread_;
 };
 
 Result<void> HttpSink::deliver(detail::Poster& poster, const std::string& body, uint64_t generation) {

@@ -30,11 +30,6 @@ constexpr double kDiscoverInterval = 1.0;
 
 std::string agent_id(size_t i) { return std::string(kHubs[i]) + "-edge-01"; }
 
-std::optional<std::string> etcd_missing_reason() {
-  if (access("/usr/bin/etcd", X_OK) != 0) return "etcd not installed (Debian package etcd-server; scripts/setup.sh)";
-  return std::nullopt;
-}
-
 class AgentDiscoveryTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -42,21 +37,7 @@ class AgentDiscoveryTest : public ::testing::Test {
     HUBPROBE_REQUIRE_HUBPROBED();
     HUBPROBE_REQUIRE(etcd_missing_reason());
     mesh_ = std::make_unique<Mesh>(3);
-    const std::string client_url = std::string("http://") + Mesh::kCoreV4 + ":2379";
-    etcd_ = std::make_unique<Process>(
-        std::vector<std::string>{"/usr/bin/etcd", "--name", "hp", "--data-dir", (dir_.path() / "etcd").string(),
-                                 "--listen-client-urls", client_url, "--advertise-client-urls", client_url,
-                                 "--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls",
-                                 "http://127.0.0.1:2380", "--initial-cluster", "hp=http://127.0.0.1:2380",
-                                 "--log-level", "warn"},
-        mesh_->core().name(), dir_.path(), "etcd");
-    ASSERT_TRUE(wait_until(
-        [&] {
-          const HttpResult r = http_get(mesh_->core(), Mesh::kCoreV4, 2379, "/health", Seconds(1));
-          return (r.ok && r.status == 200) || !etcd_->running();
-        },
-        Seconds(20)));
-    ASSERT_TRUE(etcd_->running()) << etcd_->describe();
+    etcd_ = start_etcd(mesh_->core(), Mesh::kCoreV4, dir_.path());
     for (size_t i = 0; i < 3; ++i) agents_.push_back(start_agent(i));
   }
 

@@ -44,11 +44,6 @@ constexpr const char* kAgentId = "gz-edge-01";
 std::string linkemu_binary() { return std::string(HUBPROBE_BINARY_DIR) + "/tests/linkemu/hubprobe-linkemu"; }
 std::string hubprobe_cli() { return std::string(HUBPROBE_BINARY_DIR) + "/agent/hubprobe"; }
 
-std::optional<std::string> etcd_missing_reason() {
-  if (access("/usr/bin/etcd", X_OK) != 0) return "etcd not installed (Debian package etcd-server; scripts/setup.sh)";
-  return std::nullopt;
-}
-
 // A scheduler's HTTP endpoint: records every POSTed document. Listens in the core namespace; the socket
 // is made on the test's main thread, the accept loop runs on its own.
 class Receiver {
@@ -246,21 +241,7 @@ class AgentPathsTest : public ::testing::Test {
     reflector_ = std::make_unique<Reflector>(*b_, std::vector<std::string>{"--listen", "198.18.3.2:862", "--stateful"},
                                              dir_.path(), "reflector");
 
-    const auto etcd_dir = dir_.path() / "etcd";
-    etcd_ = std::make_unique<Process>(
-        std::vector<std::string>{"/usr/bin/etcd", "--name", "hp", "--data-dir", etcd_dir.string(),
-                                 "--listen-client-urls", "http://198.18.9.254:2379", "--advertise-client-urls",
-                                 "http://198.18.9.254:2379", "--listen-peer-urls", "http://127.0.0.1:2380",
-                                 "--initial-advertise-peer-urls", "http://127.0.0.1:2380", "--initial-cluster",
-                                 "hp=http://127.0.0.1:2380", "--log-level", "warn"},
-        c_->name(), dir_.path(), "etcd");
-    ASSERT_TRUE(wait_until(
-        [&] {
-          const HttpResult r = http_get(*c_, kCore, 2379, "/health", Seconds(1));
-          return (r.ok && r.status == 200) || !etcd_->running();
-        },
-        Seconds(20)));
-    ASSERT_TRUE(etcd_->running()) << etcd_->describe();
+    etcd_ = start_etcd(*c_, kCore, dir_.path());
     receiver_ = std::make_unique<Receiver>(*c_);
     state_dir_ = dir_.path() / "state";
     config_ = dir_.write_file("agent.toml", config_text());

@@ -480,4 +480,28 @@ std::optional<NotifySocket::Message> NotifySocket::receive_with(const std::vecto
   }
 }
 
+std::optional<std::string> etcd_missing_reason() {
+  if (access("/usr/bin/etcd", X_OK) != 0) return "etcd not installed (Debian package etcd-server; scripts/setup.sh)";
+  return std::nullopt;
+}
+
+std::unique_ptr<Process> start_etcd(const Namespace& ns, const std::string& host, const std::filesystem::path& dir) {
+  const std::string client_url = "http://" + host + ":2379";
+  auto etcd = std::make_unique<Process>(
+      std::vector<std::string>{"/usr/bin/etcd", "--name", "hp", "--data-dir", (dir / "etcd").string(),
+                               "--listen-client-urls", client_url, "--advertise-client-urls", client_url,
+                               "--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls",
+                               "http://127.0.0.1:2380", "--initial-cluster", "hp=http://127.0.0.1:2380", "--log-level",
+                               "warn"},
+      ns.name(), dir, "etcd");
+  const bool up = wait_until(
+      [&] {
+        const HttpResult r = http_get(ns, host, 2379, "/health", Seconds(1));
+        return (r.ok && r.status == 200) || !etcd->running();
+      },
+      Seconds(20));
+  if (!up || !etcd->running()) throw HarnessError("etcd did not come up: " + etcd->describe());
+  return etcd;
+}
+
 }  // namespace hubprobe::it::agent

@@ -154,6 +154,15 @@ int64_t peer_count(const nlohmann::json& status, const std::string& name, const 
 /// A peer's state from /status ("" when absent).
 std::string peer_state(const nlohmann::json& status, const std::string& name);
 
+// ---- etcd ------------------------------------------------------------------------------------------
+
+/// Why /usr/bin/etcd (Debian etcd-server) cannot be run, or nullopt.
+std::optional<std::string> etcd_missing_reason();
+/// A real single-member etcd in `ns`, clients on http://HOST:2379 (peers on 127.0.0.1:2380 of the
+/// namespace), data under `dir`/etcd. Returns once /health answers 200; throws HarnessError (with etcd's
+/// output) if it exits first or takes longer than 20 s.
+std::unique_ptr<Process> start_etcd(const Namespace& ns, const std::string& host, const std::filesystem::path& dir);
+
 // ---- the mesh --------------------------------------------------------------------------------------
 
 class Mesh {
