@@ -19,6 +19,8 @@ packages=(
   libcli11-dev libspdlog-dev libfmt-dev libsystemd-dev libcivetweb-dev
   # tests
   libgtest-dev libgmock-dev iproute2 nftables ethtool tcpdump procps curl jq
+  # certificates for the mutual-TLS test of the HTTPS sink, and its HTTPS server
+  openssl python3
   # a real JSON Schema (draft 2020-12) validator for the preference document test (/usr/bin/python3)
   python3-jsonschema
   # the demo: Prometheus forwarded to 127.0.0.1 of this machine
