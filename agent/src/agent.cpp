@@ -68,7 +68,7 @@ Result<std::unique_ptr<Agent>> Agent::start(const AgentConfig& config) {
       return r.error();
     }
   }
-  if (auto r = agent->start_sinks(config.scheduler); !r) {
+  if (auto r = agent->start_sinks(config); !r) {
     agent->stop();
     return r.error();
   }
@@ -315,15 +315,7 @@ Result<void> Agent::reload(const AgentConfig& next) {
   for (const auto& name : preflight) {
     const PeerConfig* peer = next.find_peer(name);
     for (const PathConfig& path : peer->paths) {
-      dp::PortOptions options;
-      options.local = SocketAddress::any(peer->address.family(), 0);
-      if (path.source.valid()) options.local = path.source;
-      options.device = path.interface;
-      options.fwmark = path.fwmark;
-      // Fixed source ports may be held by the running session: only an ephemeral port is tried here.
-      if (auto port = dataplane_->open_port(options); !port) {
-        return make_error("peer " + name + " path " + path.name + ": " + port.error().message);
-      }
+      if (auto r = engine_->check_port(session_spec(*peer, path)); !r) return r.error();
     }
   }
 
@@ -346,7 +338,7 @@ Result<void> Agent::reload(const AgentConfig& next) {
   if (diff.scheduler_changed) {
     stop_discovery();
     stop_sinks(kOncePerSecond);
-    if (auto r = start_sinks(next.scheduler); !r) {
+    if (auto r = start_sinks(next); !r) {
       spdlog::error("scheduler sinks: {} (running without sinks until the next successful reload)", r.error().message);
     }
   }
@@ -389,7 +381,8 @@ std::shared_ptr<const nlohmann::json> Agent::preferences() const {
   return document_;
 }
 
-Result<void> Agent::start_sinks(const SchedulerConfig& scheduler) {
+Result<void> Agent::start_sinks(const AgentConfig& config) {
+  const SchedulerConfig& scheduler = config.scheduler;
   if (!scheduler.has_sinks()) return {};
   {
     std::lock_guard publish(publish_mutex_);
@@ -402,7 +395,6 @@ Result<void> Agent::start_sinks(const SchedulerConfig& scheduler) {
   }
   std::vector<std::unique_ptr<SchedulerSink>> sinks;
   for (const HttpSinkConfig& http : scheduler.http) sinks.push_back(make_http_sink(http));
-  const AgentConfig config = this->config();
   for (const EtcdSinkConfig& etcd : scheduler.etcd) {
     sinks.push_back(make_etcd_sink(etcd, config.agent.id, make_registration(config, etcd)));
   }

@@ -242,7 +242,7 @@ std::vector<MetricFamily> Agent::collect() const {
   for (const auto& [peer_hub, selector] : selectors_) {
     for (const CandidateView& c : selector.ranked()) {
       const Labels labels = {{"hub", config_.agent.hub}, {"peer", c.peer}, {"peer_hub", peer_hub}, {"path", c.path}};
-      for (PathState state : {PathState::kUnknown, PathState::kOk, PathState::kDegraded, PathState::kDown}) {
+      for (PathState state : kPathStates) {
         f.gauge("hubprobe_path_state", "The path's SLA state: 1 for the current one.",
                 with(labels, "state", to_string(state)), c.state == state ? 1 : 0);
       }

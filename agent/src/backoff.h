@@ -8,6 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -67,6 +68,17 @@ class LatestDocumentSink : public SchedulerSink {
  protected:
   /// Called once, under mutex_, when stop() sets the deadline: bound the requests still running.
   virtual void on_stop_requested(int64_t stop_at_ns) = 0;
+
+  /// The sink thread's sleep (`lock` holds mutex_): until `wake_at_ns` (steady ns; INT64_MAX = no timer),
+  /// the stop deadline once stopping, or a publish()/stop() wake-up, whichever comes first.
+  void sleep_until(std::unique_lock<std::mutex>& lock, int64_t wake_at_ns) {
+    if (stopping_) wake_at_ns = std::min(wake_at_ns, stop_at_);
+    if (wake_at_ns == std::numeric_limits<int64_t>::max()) {
+      wake_.wait(lock);
+    } else {
+      wake_.wait_until(lock, steady_time(wake_at_ns));
+    }
+  }
 
   mutable std::mutex mutex_;  // guards everything below but the thread
   std::condition_variable wake_;

@@ -212,12 +212,7 @@ void EtcdSink::run() {
     } else if (lease != 0 && !stopping_) {
       wake_at = std::min(keep_alive_at, lease_expires_at);
     }
-    if (stopping_) wake_at = std::min(wake_at, stop_at_);
-    if (wake_at == std::numeric_limits<int64_t>::max()) {
-      wake_.wait(lock);
-    } else {
-      wake_.wait_until(lock, steady_time(wake_at));
-    }
+    sleep_until(lock, wake_at);
   }
 }
 

@@ -31,8 +31,6 @@ std::string describe_status(long status, const std::string& body) {
   return text;
 }
 
-using detail::steady_time;
-
 class HttpSink final : public detail::LatestDocumentSink {
  public:
   explicit HttpSink(const HttpSinkConfig& config) : config_(config) {
@@ -134,12 +132,7 @@ void HttpSink::run() {
     } else if (!stopping_ && document_ != nullptr && refresh_at > 0) {
       wake_at = refresh_at;
     }
-    if (stopping_) wake_at = std::min(wake_at, stop_at_);
-    if (wake_at == std::numeric_limits<int64_t>::max()) {
-      wake_.wait(lock);
-    } else {
-      wake_.wait_until(lock, steady_time(wake_at));
-    }
+    sleep_until(lock, wake_at);
   }
 }
 

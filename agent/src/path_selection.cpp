@@ -114,31 +114,31 @@ void PathSelector::remove_candidate(const std::string& id) {
 
 void PathSelector::set_sla(const SlaClass& sla) { sla_ = sla; }
 
-void PathSelector::on_reply(const std::string& id, WallNs now, int64_t rtt_ns, std::optional<int64_t> forward_ns,
-                            double forward_error_s) {
+PathSelector::Candidate* PathSelector::record(const std::string& id, WallNs now) {
   Candidate* c = find(id);
-  if (c == nullptr) return;
+  if (c == nullptr) return nullptr;
   c->seen(now);
   c->prune(now, sla_.window_ns);
-  Candidate::Outcome outcome;
-  outcome.at = now;
+  c->outcomes.push_back(Candidate::Outcome{.at = now});
+  return c;
+}
+
+void PathSelector::on_reply(const std::string& id, WallNs now, int64_t rtt_ns, std::optional<int64_t> forward_ns,
+                            double forward_error_s) {
+  Candidate* c = record(id, now);
+  if (c == nullptr) return;
+  Candidate::Outcome& outcome = c->outcomes.back();
   outcome.rtt_ns = rtt_ns;
   outcome.has_forward = forward_ns.has_value();
   outcome.forward_ns = forward_ns.value_or(0);
   outcome.forward_error_s = forward_error_s;
-  c->outcomes.push_back(outcome);
   c->consecutive_lost = 0;
 }
 
 void PathSelector::on_lost(const std::string& id, WallNs now) {
-  Candidate* c = find(id);
+  Candidate* c = record(id, now);
   if (c == nullptr) return;
-  c->seen(now);
-  c->prune(now, sla_.window_ns);
-  Candidate::Outcome outcome;
-  outcome.at = now;
-  outcome.lost = true;
-  c->outcomes.push_back(outcome);
+  c->outcomes.back().lost = true;
   ++c->consecutive_lost;
 }
 

@@ -22,19 +22,6 @@
 namespace hubprobe {
 namespace {
 
-// Our own names rather than to_string(PathState): this file must not depend on path_selection.cpp.
-const char* state_name(PathState state) {
-  switch (state) {
-    case PathState::kUnknown: return "unknown";
-    case PathState::kOk: return "ok";
-    case PathState::kDegraded: return "degraded";
-    case PathState::kDown: return "down";
-  }
-  return "unknown";
-}
-
-constexpr const char* kStateNames[] = {"unknown", "ok", "degraded", "down"};
-
 // A cost worth publishing: RFC 9439 values are non-negative numbers. NaN means "nothing to say"; a
 // negative median one-way delay means the two clocks disagree by more than the delay itself.
 bool publishable(double value) { return std::isfinite(value) && value >= 0; }
@@ -145,7 +132,7 @@ nlohmann::json make_candidate(const CandidateView& candidate, uint32_t position,
       {"peer", candidate.peer},
       {"path", candidate.path},
       {"rank", candidate.rank != 0 ? candidate.rank : position},
-      {"state", state_name(candidate.state)},
+      {"state", to_string(candidate.state)},
       {"eligible", candidate.eligible},
       {"preferred", preferred},
       {"confidence",
@@ -220,8 +207,8 @@ Result<void> check_candidate(const nlohmann::json& candidate, const std::string&
   }
   const nlohmann::json* state = find(candidate, "state");
   if (state == nullptr || !state->is_string() ||
-      std::none_of(std::begin(kStateNames), std::end(kStateNames),
-                   [&](const char* name) { return state->get<std::string>() == name; })) {
+      std::none_of(std::begin(kPathStates), std::end(kPathStates),
+                   [&](PathState known) { return state->get<std::string>() == to_string(known); })) {
     return member_error(where + "state", "one of \"unknown\", \"ok\", \"degraded\", \"down\"", state);
   }
   for (const char* name : {"eligible", "preferred"}) {

@@ -35,16 +35,28 @@ ProbeEngine::ProbeEngine(std::shared_ptr<dp::Dataplane> dataplane)
 
 ProbeEngine::~ProbeEngine() = default;
 
+dp::PortOptions ProbeEngine::port_options(const SessionSpec& spec, const SocketAddress& local) {
+  dp::PortOptions options;
+  options.local = local.valid() ? local : SocketAddress::any(spec.target.family(), 0);
+  options.device = spec.device;
+  options.fwmark = spec.fwmark;
+  options.tx_timestamps = true;
+  return options;
+}
+
+Result<void> ProbeEngine::check_port(const SessionSpec& spec) const {
+  SocketAddress local = spec.source;
+  if (local.valid()) local.set_port(0);
+  auto port = dataplane_->open_port(port_options(spec, local));
+  if (!port) return make_error("session " + spec.id + ": " + port.error().message, port.error().code);
+  return {};
+}
+
 Result<ProbeEngine::PortKey> ProbeEngine::acquire_port(const SessionSpec& spec, const SocketAddress& local) {
   PortKey key{spec.target.family(), spec.device, spec.fwmark, local.valid() ? local.to_string() : ""};
   auto port_it = ports_.find(key);
   if (port_it == ports_.end()) {
-    dp::PortOptions options;
-    options.local = local.valid() ? local : SocketAddress::any(spec.target.family(), 0);
-    options.device = spec.device;
-    options.fwmark = spec.fwmark;
-    options.tx_timestamps = true;
-    auto port = dataplane_->open_port(options);
+    auto port = dataplane_->open_port(port_options(spec, local));
     if (!port) return make_error("session " + spec.id + ": " + port.error().message, port.error().code);
     port_it = ports_.emplace(key, PortState{}).first;
     port_it->second.port = std::move(port.value());
@@ -205,37 +217,40 @@ void ProbeEngine::run_tick(WallNs now, const ClockState& clock, ProbeListener& l
     for (const auto& event : session.sender->poll_events()) listener.on_probe_event(id, event, now);
   }
 
-  // Send what is due, one batch per port.
+  // Send what is due, one batch per port: one pass over the sessions puts each due probe in the batch of
+  // the port it leaves from (a session with a source-port set uses its ports in turn).
+  for (auto& [id, session] : sessions_) {
+    if (session.next_send > now) continue;
+    auto probe = session.sender->build_probe(session.buffer, now, clock);
+    if (!probe) continue;
+    probe->tos = session.spec.dscp >= 0 ? session.spec.dscp << 2 : -1;
+    PortState& port = ports_.at(session.port_keys[session.next_port]);
+    port.batch.push_back(*probe);
+    port.owners.push_back(&session);
+    session.next_send += session.spec.interval_ns;
+    // After a stall keep the rhythm rather than bursting to catch up.
+    if (session.next_send <= now) session.next_send = now + session.spec.interval_ns;
+  }
   for (auto& [key, port] : ports_) {
-    std::vector<dp::TxPacket> batch;
-    std::vector<Session*> owners;
-    for (auto& [id, session] : sessions_) {
-      if (!(session.port_keys[session.next_port] == key) || session.next_send > now) continue;
-      auto probe = session.sender->build_probe(session.buffer, now, clock);
-      if (!probe) continue;
-      probe->tos = session.spec.dscp >= 0 ? session.spec.dscp << 2 : -1;
-      batch.push_back(*probe);
-      owners.push_back(&session);
-      session.next_send += session.spec.interval_ns;
-      // After a stall keep the rhythm rather than bursting to catch up.
-      if (session.next_send <= now) session.next_send = now + session.spec.interval_ns;
-    }
-    if (batch.empty()) continue;
+    if (port.batch.empty()) continue;
     ++counters_.send_batches;
-    auto sent = port.port->send(batch);
-    for (size_t i = 0; i < batch.size(); ++i) {
-      Session& session = *owners[i];
+    auto sent = port.port->send(port.batch);
+    for (size_t i = 0; i < port.batch.size(); ++i) {
+      Session& session = *port.owners[i];
+      const dp::TxPacket& packet = port.batch[i];
       session.next_port = (session.next_port + 1) % session.port_keys.size();
-      if (sent && batch[i].error == 0) {
+      if (sent && packet.error == 0) {
         const uint32_t seq = session.sender->next_seq();
-        session.sender->on_sent(batch[i]);
-        port.session_by_tx_id[batch[i].tx_id] = session.spec.id;
-        listener.on_probe_sent(session.spec.id, seq, batch[i].sent_at.ns);
+        session.sender->on_sent(packet);
+        port.session_by_tx_id[packet.tx_id] = session.spec.id;
+        listener.on_probe_sent(session.spec.id, seq, packet.sent_at.ns);
       } else {
         session.sender->on_send_failed();
         ++counters_.send_errors;
       }
     }
+    port.batch.clear();
+    port.owners.clear();
   }
   // TX stamps that never came (a dropped error-queue message) must not pile up.
   for (auto& [key, port] : ports_) {

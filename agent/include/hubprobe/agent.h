@@ -111,7 +111,8 @@ class Agent : private ProbeListener {
 
   // Preferences: the publisher thread evaluates the selectors once a second and hands documents to the
   // sinks; it never holds mutex_ while it writes the generation file or talks to a sink.
-  Result<void> start_sinks(const SchedulerConfig& scheduler);
+  /// The sinks of `config.scheduler` (the registration in etcd also comes from `config`).
+  Result<void> start_sinks(const AgentConfig& config);
   void stop_sinks(int64_t deadline_ns);
   void publisher_loop();
   /// Evaluates (mutex_ held), then makes and publishes a document when something changed, the refresh

@@ -66,6 +66,9 @@ namespace hubprobe {
 enum class PathState : uint8_t { kUnknown, kOk, kDegraded, kDown };
 /// "unknown", "ok", "degraded", "down" (the JSON document's and the metrics' names).
 const char* to_string(PathState state);
+/// Every state, in the order above (metrics, validation).
+inline constexpr PathState kPathStates[] = {PathState::kUnknown, PathState::kOk, PathState::kDegraded,
+                                            PathState::kDown};
 
 /// [sla.NAME]: how the paths of the peers that name this class are judged and chosen between.
 struct SlaClass {
@@ -151,6 +154,8 @@ class PathSelector {
  private:
   struct Candidate;  // defined in path_selection.cpp
   Candidate* find(const std::string& id);
+  /// Appends an outcome at `now` (to be filled in) to the candidate's window; null for an unknown id.
+  Candidate* record(const std::string& id, WallNs now);
   void pick_preferred(WallNs now);
 
   SlaClass sla_;

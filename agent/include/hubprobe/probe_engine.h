@@ -65,6 +65,10 @@ class ProbeEngine {
   /// interval derived from `phase_seed`, so sessions are not probed in lock-step.
   Result<void> add_session(const SessionSpec& spec, uint64_t phase_seed, WallNs now);
   void remove_session(const std::string& id);
+  /// Opens and closes the port `spec` would need (its device, fwmark and source address, on an ephemeral
+  /// port: a fixed source port may be held by the running session), so a reload can refuse a session
+  /// before it changes anything. Does not touch the engine's own ports.
+  Result<void> check_port(const SessionSpec& spec) const;
   bool has_session(const std::string& id) const { return sessions_.count(id) != 0; }
   const SessionSpec* spec(const std::string& id) const;
   const stamp::SenderCounters* sender_counters(const std::string& id) const;
@@ -87,11 +91,15 @@ class ProbeEngine {
     std::string source;  ///< SocketAddress::to_string of the bound source, "" = any
     auto operator<=>(const PortKey&) const = default;
   };
+  struct Session;
   struct PortState {
     std::unique_ptr<dp::Port> port;
     std::unordered_map<uint16_t, std::string> session_by_ssid;
     std::unordered_map<uint32_t, std::string> session_by_tx_id;
     size_t users = 0;
+    // Scratch of one tick: the probes due on this port and the sessions they belong to.
+    std::vector<dp::TxPacket> batch;
+    std::vector<Session*> owners;
   };
   struct Session {
     SessionSpec spec;
@@ -105,6 +113,7 @@ class ProbeEngine {
   void collect(PortState& port, WallNs now, ProbeListener& listener);
   Session* session_for_reply(PortState& port, const dp::RxPacket& packet);
   Result<PortKey> acquire_port(const SessionSpec& spec, const SocketAddress& local);
+  static dp::PortOptions port_options(const SessionSpec& spec, const SocketAddress& local);
   void release_port(const PortKey& key, uint16_t ssid, const std::string& id);
 
   std::shared_ptr<dp::Dataplane> dataplane_;
