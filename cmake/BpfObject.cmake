@@ -32,9 +32,9 @@ endif()
 
 set(HUBPROBE_BPF_INCLUDE_DIR ${CMAKE_BINARY_DIR}/bpf-include)
 # Headers shared with user space (hubprobe/stamp_wire.h); relative to this module, which is what
-# ${CMAKE_SOURCE_DIR}/dataplane/include is in the hubprobe tree, and also right when another project
+# ${CMAKE_SOURCE_DIR}/dataplane/stamp/include is in the hubprobe tree, and also right when another project
 # includes the module.
-get_filename_component(HUBPROBE_BPF_SHARED_INCLUDE_DIR ${CMAKE_CURRENT_LIST_DIR}/../dataplane/include ABSOLUTE)
+get_filename_component(HUBPROBE_BPF_SHARED_INCLUDE_DIR ${CMAKE_CURRENT_LIST_DIR}/../dataplane/stamp/include ABSOLUTE)
 set(HUBPROBE_VMLINUX_H ${HUBPROBE_BPF_INCLUDE_DIR}/vmlinux.h)
 
 if(NOT EXISTS ${HUBPROBE_BPF_VMLINUX_BTF})

@@ -35,9 +35,11 @@ fi
 
 step "unit tests under AddressSanitizer and UndefinedBehaviorSanitizer"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DHUBPROBE_SANITIZE=ON -DHUBPROBE_WERROR=ON >/dev/null
-cmake --build build-asan -j"$(nproc)" --target hubprobe_unit_tests
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  build-asan/tests/hubprobe_unit_tests --gtest_brief=1
+cmake --build build-asan -j"$(nproc)" --target hubprobe_unit_tests hubprobe_component_tests
+for suite in hubprobe_unit_tests hubprobe_component_tests; do
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    "build-asan/tests/$suite" --gtest_brief=1
+done
 
 step "fuzzing (${fuzz_seconds}s per target)"
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHUBPROBE_FUZZ=ON \

@@ -2,7 +2,7 @@
 #include <string>
 
 #include "hubprobe/dataplane.h"
-#include "kernel/kernel_port.h"
+#include "hubprobe/kernel_port.h"
 
 namespace hubprobe::dp {
 

@@ -5,7 +5,7 @@
 #   2. promtool check rules   config/prometheus/hubprobe.rules.yml
 #   3. promtool test rules    tests/operator/rules_test.yml
 #   4. config/grafana/hubprobe-dashboard.json is valid JSON, and every hubprobe_* metric the dashboard
-#      and the rules use is documented in docs/metrics.md and exported by agent/src/agent_views.cpp.
+#      and the rules use is documented in docs/metrics.md and exported by agent/daemon/src/agent_views.cpp.
 # Run from anywhere; ctest runs it as the test `operator_assets` (label operator). Needs promtool
 # (Debian: prometheus) and jq, both installed by scripts/setup.sh.
 set -u
@@ -18,7 +18,7 @@ rules=config/prometheus/hubprobe.rules.yml
 rules_test=tests/operator/rules_test.yml
 dashboard=config/grafana/hubprobe-dashboard.json
 metrics_doc=docs/metrics.md
-exporter=agent/src/agent_views.cpp
+exporter=agent/daemon/src/agent_views.cpp
 
 failures=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }

@@ -201,7 +201,7 @@ TEST(Discovery, DiscoverPeersSortsOutAWholePrefix) {
   const AgentConfig agent = config();
   const std::string base = registrations_prefix(agent.scheduler.etcd[0].prefix);
   EXPECT_EQ(base, "/fleet/agents/");
-  const std::vector<EtcdClient::KeyValue> registrations = {
+  const std::vector<EtcdKeyValue> registrations = {
       {base + "bj-edge-01", registration("bj-edge-01", "bj", "198.18.0.3"), 7, 1},
       {base + "gz-edge-01", registration("gz-edge-01", "gz", "198.18.0.1"), 8, 2},
       {base + "sg-edge-01", registration("sg-edge-01", "sg", "198.18.0.2"), 9, 3},

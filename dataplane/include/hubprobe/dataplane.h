@@ -9,62 +9,13 @@
 #include <string>
 #include <string_view>
 
-#include "hubprobe/clock.h"
 #include "hubprobe/net.h"
+#include "hubprobe/packet.h"
 #include "hubprobe/result.h"
 
 namespace hubprobe::dp {
 
-/// Where a timestamp was taken, from farthest to closest to the wire.
-enum class TimestampSource : uint8_t {
-  kNone,            ///< not available
-  kUser,            ///< user-space clock read around the system call
-  kKernelSoftware,  ///< kernel software stamp (SO_TIMESTAMPING software RX/TX)
-  kXdp,             ///< taken by an XDP/TC program (bpf_ktime)
-  kHardware,        ///< NIC hardware clock
-};
-const char* to_string(TimestampSource source);
-
-struct Timestamp {
-  WallNs ns = 0;
-  TimestampSource source = TimestampSource::kNone;
-  bool valid() const { return source != TimestampSource::kNone; }
-};
-
-/// A received datagram. `data`/`capacity` are provided by the caller; the backend fills the rest.
-struct RxPacket {
-  uint8_t* data = nullptr;
-  uint32_t capacity = 0;
-  uint32_t length = 0;
-  bool truncated = false;     ///< the datagram was longer than capacity
-  SocketAddress source;       ///< remote endpoint
-  SocketAddress destination;  ///< local address the datagram was sent to (port = the port's)
-  int ifindex = 0;
-  int ttl = -1;  ///< IPv4 TTL / IPv6 hop limit, -1 when unknown
-  int tos = -1;  ///< IPv4 TOS / IPv6 traffic class, -1 when unknown
-  Timestamp rx;  ///< receive time, as close to the wire as the backend can
-};
-
-/// A datagram to send. The backend fills `tx_id` (to match a later TX timestamp), `sent_at` (user clock
-/// right before the system call) and `error` (0 when the packet left, else an errno value).
-struct TxPacket {
-  const uint8_t* data = nullptr;
-  uint32_t length = 0;
-  SocketAddress destination;
-  SocketAddress source;  ///< optional local address (a reflector answers from the address asked)
-  int tos = -1;          ///< per-packet TOS/traffic class, -1 = the port's setting
-  uint32_t tx_id = 0;
-  Timestamp sent_at;
-  int error = 0;
-};
-
-/// A transmit timestamp delivered after the packet left (kernel error queue, NIC completion).
-struct TxTimestamp {
-  uint32_t tx_id = 0;
-  Timestamp ts;
-};
-
-/// How a port is pinned to a path (SPEC section 3).
+/// How a port is pinned to a path (docs/design.md "Dataplanes").
 struct PortOptions {
   SocketAddress local;               ///< bind address and port; port 0 = ephemeral
   std::string device;                ///< SO_BINDTODEVICE, empty = any

@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: Apache-2.0
+// The agent inside hubprobed: a probe session and statistics per peer, the reflector, and the views the
+// HTTP endpoints serve (/metrics, /status). Configuration arrives whole (start, reload); a reload applies
+// only the difference and keeps sessions and statistics of peers that did not change.
+//
+// Threads: a probe thread (ticks the probe engine), a reflector thread, civetweb's workers for HTTP, and the
+// caller's (start, reload, stop); with sinks a publisher thread, and with etcd discovery a discovery thread.
+// One mutex guards the sessions and statistics; the probe thread holds it only while it processes a tick,
+// never while it sleeps, and no thread holds it during network I/O.
+//
+// Peers come from the file ([[peer]], config_.peers) and, with `discover = true`, from etcd (discovered_).
+// A reload applies the file's difference and keeps the discovered peers; a discovery poll applies etcd's
+// difference and never touches the file's peers (they win any name or address collision).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "hubprobe/config.h"
+#include "hubprobe/discovery.h"
+#include "hubprobe/etcd_client.h"
+#include "hubprobe/generation_store.h"
+#include "hubprobe/path_selection.h"
+#include "hubprobe/preferences.h"
+#include "hubprobe/probe_engine.h"
+#include "hubprobe/reflector_service.h"
+#include "hubprobe/scheduler_sink.h"
+#include "hubprobe/window_stats.h"
+
+namespace prometheus {
+struct MetricFamily;
+}
+
+namespace hubprobe {
+
+class Agent : private ProbeListener {
+ public:
+  /// Opens the dataplane, the reflector ports and every peer's session, then starts the threads. Any
+  /// failure (port in use, unknown interface) is returned and nothing keeps running.
+  static Result<std::unique_ptr<Agent>> start(const AgentConfig& config);
+  ~Agent() override;
+
+  /// Applies `next`: peers added, removed or changed; reflector and logging changes. When something
+  /// cannot be applied (a port that cannot be opened, a dataplane change), returns the error and the
+  /// running configuration stays as it was. Call from one thread at a time.
+  Result<void> reload(const AgentConfig& next);
+  /// Records the outcome of a reload attempt (including files refused by the loader) for metrics.
+  void record_reload(bool success, const std::string& error);
+
+  /// Stops the threads and closes everything (idempotent). With sinks configured, the last preference
+  /// document is sent once more marked stale (docs/operations.md, shutdown), within about two seconds.
+  void stop();
+
+  /// Prometheus metric families, computed now. Thread-safe.
+  std::vector<prometheus::MetricFamily> collect() const;
+  /// The Prometheus text exposition of collect().
+  std::string metrics_text() const;
+  /// What `hubprobe status` shows. Thread-safe.
+  nlohmann::json status() const;
+  /// The probe thread ticked within the last two seconds.
+  bool healthy() const;
+
+  AgentConfig config() const;
+  /// The current preference document (null before the first one).
+  std::shared_ptr<const nlohmann::json> preferences() const;
+
+  /// The probe session id of a peer's path: "PEER/PATH" (names cannot contain '/').
+  static std::string session_id(const std::string& peer, const std::string& path) { return peer + "/" + path; }
+
+ private:
+  /// One probe session: a peer over one of its paths.
+  struct SessionRuntime {
+    PeerConfig peer;
+    PathConfig path;
+    std::unique_ptr<WindowedStats> stats;
+  };
+
+  explicit Agent(const AgentConfig& config);
+  void on_probe_sent(const std::string& session_id, uint32_t seq, WallNs when) override;
+  void on_probe_event(const std::string& session_id, const stamp::ProbeEvent& event, WallNs now) override;
+  void probe_loop();
+  Result<void> start_reflector(const ReflectorConfig& config);
+  void stop_reflector();
+  Result<void> add_peer(const PeerConfig& peer, WallNs now);
+  void remove_peer(const std::string& name);
+  void refresh_sender_counters(WallNs now);
+  /// Applies a change of window, down_after or SLA class to a running peer's sessions (same_session holds).
+  void update_peer(const PeerConfig& peer, WallNs now);
+  static SessionSpec session_spec(const PeerConfig& peer, const PathConfig& path);
+  static WindowOptions window_options(const PeerConfig& peer);
+  PathSelector& selector_for(const PeerConfig& peer);
+  /// Drops selectors of hubs without peers, and gives the others their hub's SLA class from config_.
+  void prune_selectors();
+  /// A peer of `hub`, from the file or discovered (null when none).
+  const PeerConfig* any_peer_of_hub(const std::string& hub) const;
+
+  // Discovery (etcd, discover = true): a thread polls PREFIX/agents/ every discover_interval with its own
+  // etcd client, without mutex_, then applies the result under mutex_.
+  void start_discovery(const SchedulerConfig& scheduler);
+  void stop_discovery();
+  void discovery_loop(EtcdSinkConfig sink, std::shared_ptr<EtcdClient> client);
+  /// (mutex_ held) Brings the discovered peers' sessions in line with registrations_ and config_: adds,
+  /// removes, restarts or updates them. No registrations (discovery off) = no discovered peers.
+  void apply_discovered(WallNs now);
+
+  // Preferences: the publisher thread evaluates the selectors once a second and hands documents to the
+  // sinks; it never holds mutex_ while it writes the generation file or talks to a sink.
+  /// The sinks of `config.scheduler` (the registration in etcd also comes from `config`).
+  Result<void> start_sinks(const AgentConfig& config);
+  void stop_sinks(int64_t deadline_ns);
+  void publisher_loop();
+  /// Evaluates (mutex_ held), then makes and publishes a document when something changed, the refresh
+  /// period passed, or `force`. `stale` marks the final document.
+  void publish_preferences(bool force, bool stale);
+
+  mutable std::mutex mutex_;  // guards everything below that is not atomic
+  AgentConfig config_;
+  std::shared_ptr<dp::Dataplane> dataplane_;
+  std::unique_ptr<ProbeEngine> engine_;
+  std::map<std::string, SessionRuntime> sessions_;  ///< by session_id()
+  std::map<std::string, PathSelector> selectors_;   ///< by destination hub
+  ClockState clock_;
+  WallNs clock_read_at_ = 0;
+  WallNs counters_refreshed_at_ = 0;
+  bool peers_changed_ = false;  ///< a peer was added or removed since the last preference document
+
+  std::unique_ptr<ReflectorService> reflector_;
+  std::thread reflector_thread_;
+  std::atomic<bool> reflector_stop_{false};
+
+  std::thread probe_thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<WallNs> last_tick_{0};
+  WallNs started_at_ = 0;
+
+  uint64_t reloads_ok_ = 0;
+  uint64_t reloads_failed_ = 0;
+  bool last_reload_ok_ = true;
+  WallNs last_reload_at_ = 0;
+  WallNs last_reload_success_at_ = 0;
+  std::string last_reload_error_;
+
+  // Discovery, guarded by mutex_ (the thread's own state below it).
+  std::map<std::string, PeerConfig> discovered_;  ///< peers found in etcd, by name
+  /// The registrations of the last successful poll (keys under registrations_prefix_); unset = none yet, or
+  /// discovery off. Kept while etcd is unreachable: its peers stay.
+  std::optional<std::vector<EtcdClient::KeyValue>> registrations_;
+  std::string registrations_prefix_;  ///< the sink's prefix the registrations were read under
+  std::vector<IgnoredRegistration> discovery_ignored_;
+  bool discovery_enabled_ = false;
+  uint64_t discovery_polls_ok_ = 0;
+  uint64_t discovery_polls_failed_ = 0;
+  WallNs discovery_last_poll_at_ = 0;
+  WallNs discovery_last_success_at_ = 0;
+  std::string discovery_error_;  ///< of the last poll; empty after a success
+  std::string discovery_endpoint_;
+  std::thread discovery_thread_;
+  std::mutex discovery_wait_mutex_;  // guards the three below
+  std::condition_variable discovery_wake_;
+  bool discovery_stop_ = false;
+  std::shared_ptr<EtcdClient> discovery_client_;
+
+  // Preferences and sinks (publish_mutex_ serialises documents; sinks_mutex_ guards sinks_).
+  std::mutex publish_mutex_;
+  std::optional<GenerationStore> generation_store_;
+  uint64_t generation_ = 0;
+  uint64_t generation_errors_ = 0;
+  WallNs last_document_at_ = 0;
+  std::shared_ptr<const nlohmann::json> document_;  ///< guarded by mutex_
+  mutable std::mutex sinks_mutex_;
+  std::vector<std::unique_ptr<SchedulerSink>> sinks_;
+  std::thread publisher_thread_;
+  std::mutex publisher_wait_mutex_;
+  std::condition_variable publisher_wake_;
+  bool publisher_stop_ = false;
+};
+
+}  // namespace hubprobe

@@ -1,0 +1,601 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "hubprobe/agent.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <functional>
+
+namespace hubprobe {
+
+namespace {
+// The probe thread's tick: replies and TX timestamps wait in the kernel (with their kernel timestamps)
+// until the next tick, so a coarse tick costs no precision and batches the system calls.
+constexpr WallNs kTickNs = 2'000'000;
+constexpr WallNs kMaxSleepNs = 100'000'000;
+constexpr WallNs kOncePerSecond = 1'000'000'000;
+
+uint64_t phase_seed(const std::string& name) { return std::hash<std::string>{}(name); }
+}  // namespace
+
+Agent::Agent(const AgentConfig& config) : config_(config), started_at_(wall_now()) {}
+
+Agent::~Agent() { stop(); }
+
+SessionSpec Agent::session_spec(const PeerConfig& peer, const PathConfig& path) {
+  SessionSpec spec;
+  spec.id = session_id(peer.name, path.name);
+  spec.target = peer.address;
+  spec.mode = peer.probe.mode();
+  spec.key = peer.probe.auth_key.key;
+  spec.packet_size = peer.probe.size;
+  spec.dscp = path.dscp >= 0 ? path.dscp : peer.probe.dscp;
+  spec.interval_ns = peer.probe.interval_ns;
+  spec.timeout_ns = peer.probe.timeout_ns;
+  spec.format = peer.probe.timestamp_format;
+  spec.device = path.interface;
+  spec.fwmark = path.fwmark;
+  if (path.source.valid()) spec.source = path.source;
+  spec.source_ports = path.source_ports;
+  return spec;
+}
+
+WindowOptions Agent::window_options(const PeerConfig& peer) {
+  WindowOptions options;
+  options.window_ns = peer.probe.window_ns;
+  options.peer_state.down_after_lost = peer.probe.down_after;
+  return options;
+}
+
+Result<std::unique_ptr<Agent>> Agent::start(const AgentConfig& config) {
+  std::unique_ptr<Agent> agent(new Agent(config));
+  auto dataplane = dp::make_dataplane(config.dataplane.backend);
+  if (!dataplane) return dataplane.error();
+  agent->dataplane_ = std::shared_ptr<dp::Dataplane>(std::move(dataplane.value()));
+  agent->engine_ = std::make_unique<ProbeEngine>(agent->dataplane_);
+  agent->clock_ = read_clock_state();
+  agent->clock_read_at_ = wall_now();
+
+  if (config.reflector.enabled) {
+    if (auto r = agent->start_reflector(config.reflector); !r) return r.error();
+  }
+  const WallNs now = wall_now();
+  for (const auto& peer : config.peers) {
+    if (auto r = agent->add_peer(peer, now); !r) {
+      agent->stop();
+      return r.error();
+    }
+  }
+  if (auto r = agent->start_sinks(config); !r) {
+    agent->stop();
+    return r.error();
+  }
+  agent->last_tick_ = now;
+  agent->probe_thread_ = std::thread([a = agent.get()] { a->probe_loop(); });
+  agent->publisher_thread_ = std::thread([a = agent.get()] { a->publisher_loop(); });
+  agent->start_discovery(config.scheduler);
+  return agent;
+}
+
+void Agent::stop() {
+  stop_discovery();
+  {
+    std::lock_guard lock(publisher_wait_mutex_);
+    publisher_stop_ = true;
+  }
+  publisher_wake_.notify_all();
+  if (publisher_thread_.joinable()) publisher_thread_.join();
+  const bool was_running = !stop_.exchange(true);
+  if (probe_thread_.joinable()) probe_thread_.join();
+  stop_reflector();
+  if (was_running) {
+    bool any_sink = false;
+    {
+      std::lock_guard lock(sinks_mutex_);
+      any_sink = !sinks_.empty();
+    }
+    // On shutdown (docs/operations.md) the last preferences go out once more, marked stale, so the scheduler stops
+    // trusting them.
+    if (any_sink) publish_preferences(true, true);
+    stop_sinks(2 * kOncePerSecond);
+  }
+}
+
+Result<void> Agent::start_reflector(const ReflectorConfig& config) {
+  ReflectorServiceOptions options;
+  for (SocketAddress address : config.listen) {
+    address.set_port(config.port);
+    options.listen.push_back(address);
+  }
+  options.interface = config.interface;
+  options.reflector.stateful = config.stateful;
+  options.reflector.format = config.timestamp_format;
+  if (config.authenticated()) {
+    options.reflector.mode = stamp::Mode::kAuthenticated;
+    // The service outlives no config: copy what the key lookup needs.
+    options.reflector.key_for = [config](const SocketAddress& source) { return config.key_for(source); };
+  }
+  if (!config.allow.empty()) {
+    options.allow = [config](const SocketAddress& source) { return config.allows(source); };
+  }
+  options.rate_limit_pps = config.rate_limit_pps;
+  auto service = ReflectorService::open(*dataplane_, std::move(options));
+  if (!service) return service.error();
+  reflector_stop_ = false;
+  ReflectorService* running = service.value().get();
+  {
+    std::lock_guard lock(mutex_);
+    reflector_ = std::move(service.value());
+  }
+  reflector_thread_ = std::thread([this, running] { running->run(reflector_stop_); });
+  return {};
+}
+
+void Agent::stop_reflector() {
+  reflector_stop_ = true;
+  if (reflector_thread_.joinable()) reflector_thread_.join();
+  std::lock_guard lock(mutex_);
+  reflector_.reset();
+}
+
+PathSelector& Agent::selector_for(const PeerConfig& peer) {
+  const auto sla = config_.sla.find(peer.sla);
+  const SlaClass& sla_class = sla != config_.sla.end() ? sla->second : SlaClass{};
+  auto it = selectors_.find(peer.hub);
+  if (it == selectors_.end()) it = selectors_.emplace(peer.hub, PathSelector(sla_class)).first;
+  return it->second;
+}
+
+const PeerConfig* Agent::any_peer_of_hub(const std::string& hub) const {
+  const PeerConfig* found = nullptr;
+  for (const PeerConfig& peer : config_.peers) {
+    if (peer.hub == hub) found = &peer;
+  }
+  if (found != nullptr) return found;
+  for (const auto& [name, peer] : discovered_) {
+    if (peer.hub == hub) return &peer;
+  }
+  return nullptr;
+}
+
+void Agent::prune_selectors() {
+  for (auto it = selectors_.begin(); it != selectors_.end();) {
+    const PeerConfig* peer = any_peer_of_hub(it->first);
+    if (peer == nullptr) {
+      it = selectors_.erase(it);
+      continue;
+    }
+    const auto sla = config_.sla.find(peer->sla);
+    if (sla != config_.sla.end() && !(sla->second == it->second.sla())) it->second.set_sla(sla->second);
+    ++it;
+  }
+}
+
+Result<void> Agent::add_peer(const PeerConfig& peer, WallNs now) {
+  std::vector<std::string> added;
+  for (const PathConfig& path : peer.paths) {
+    const SessionSpec spec = session_spec(peer, path);
+    if (auto r = engine_->add_session(spec, phase_seed(spec.id), now); !r) {
+      for (const auto& id : added) engine_->remove_session(id);
+      return r.error();
+    }
+    added.push_back(spec.id);
+  }
+  PathSelector& selector = selector_for(peer);
+  for (const PathConfig& path : peer.paths) {
+    const std::string id = session_id(peer.name, path.name);
+    sessions_[id] = SessionRuntime{peer, path, std::make_unique<WindowedStats>(window_options(peer))};
+    selector.add_candidate(id, peer.name, path.name, peer.probe.interval_ns);
+  }
+  peers_changed_ = true;
+  return {};
+}
+
+void Agent::remove_peer(const std::string& name) {
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    if (it->second.peer.name != name) {
+      ++it;
+      continue;
+    }
+    engine_->remove_session(it->first);
+    if (auto selector = selectors_.find(it->second.peer.hub); selector != selectors_.end()) {
+      selector->second.remove_candidate(it->first);
+    }
+    it = sessions_.erase(it);
+    peers_changed_ = true;
+  }
+}
+
+void Agent::update_peer(const PeerConfig& peer, WallNs now) {
+  for (auto& [id, session] : sessions_) {
+    if (session.peer.name != peer.name) continue;
+    if (peer.probe.window_ns != session.peer.probe.window_ns) session.stats->set_window(peer.probe.window_ns, now);
+    if (peer.probe.down_after != session.peer.probe.down_after) {
+      session.stats->set_peer_state_options(window_options(peer).peer_state, now);
+    }
+    session.peer = peer;
+  }
+}
+
+void Agent::on_probe_sent(const std::string& session_id, uint32_t seq, WallNs when) {
+  auto it = sessions_.find(session_id);
+  if (it != sessions_.end()) it->second.stats->on_sent(seq, when);
+}
+
+void Agent::on_probe_event(const std::string& session_id, const stamp::ProbeEvent& event, WallNs now) {
+  auto it = sessions_.find(session_id);
+  if (it == sessions_.end()) return;
+  SessionRuntime& session = it->second;
+  const PeerState before = session.stats->peer_state().state();
+  session.stats->on_event(event, now);
+  const PeerState after = session.stats->peer_state().state();
+  if (after != before && after == PeerState::kDown) {
+    spdlog::warn("peer {} ({}) path {} is down: {} probes in a row without a reply", session.peer.name,
+                 session.peer.address.to_string(), session.path.name, session.peer.probe.down_after);
+  } else if (after != before && after == PeerState::kUp) {
+    spdlog::info("peer {} ({}) path {} is up", session.peer.name, session.peer.address.to_string(), session.path.name);
+  }
+  auto selector = selectors_.find(session.peer.hub);
+  if (selector == selectors_.end()) return;
+  if (event.kind == stamp::ProbeEvent::Kind::kReply) {
+    const stamp::Sample& sample = event.sample;
+    if (sample.one_way_valid()) {
+      selector->second.on_reply(session_id, now, sample.rtt_ns(), sample.forward_ns(), sample.one_way_error_s());
+    } else {
+      selector->second.on_reply(session_id, now, sample.rtt_ns());
+    }
+  } else if (event.kind == stamp::ProbeEvent::Kind::kLost) {
+    selector->second.on_lost(session_id, now);
+  }
+}
+
+void Agent::refresh_sender_counters(WallNs now) {
+  for (auto& [id, session] : sessions_) {
+    if (const auto* counters = engine_->sender_counters(id)) session.stats->on_sender_counters(*counters, now);
+  }
+  counters_refreshed_at_ = now;
+}
+
+void Agent::probe_loop() {
+  while (!stop_.load(std::memory_order_relaxed)) {
+    WallNs now = wall_now();
+    WallNs next_due;
+    {
+      std::lock_guard lock(mutex_);
+      if (now - clock_read_at_ >= kOncePerSecond) {
+        clock_ = read_clock_state();
+        clock_read_at_ = now;
+      }
+      engine_->run_tick(now, clock_, *this);
+      if (now - counters_refreshed_at_ >= kOncePerSecond) refresh_sender_counters(now);
+      next_due = engine_->next_due();
+    }
+    last_tick_.store(now, std::memory_order_relaxed);
+    now = wall_now();
+    const WallNs wake = std::clamp(next_due, now + kTickNs, now + kMaxSleepNs);
+    std::this_thread::sleep_for(std::chrono::nanoseconds(wake - now));
+  }
+}
+
+bool Agent::healthy() const { return wall_now() - last_tick_.load(std::memory_order_relaxed) < 2 * kOncePerSecond; }
+
+AgentConfig Agent::config() const {
+  std::lock_guard lock(mutex_);
+  return config_;
+}
+
+void Agent::record_reload(bool success, const std::string& error) {
+  std::lock_guard lock(mutex_);
+  const WallNs now = wall_now();
+  last_reload_at_ = now;
+  last_reload_ok_ = success;
+  if (success) {
+    ++reloads_ok_;
+    last_reload_success_at_ = now;
+    last_reload_error_.clear();
+  } else {
+    ++reloads_failed_;
+    last_reload_error_ = error;
+  }
+}
+
+Result<void> Agent::reload(const AgentConfig& next) {
+  const ConfigDiff diff = [&] {
+    std::lock_guard lock(mutex_);
+    return diff_configs(config_, next);
+  }();
+  if (diff.dataplane_changed) {
+    return make_error("dataplane settings changed: restart hubprobed to apply them (the running configuration stays)");
+  }
+
+  // Pre-flight: every port a new session needs must open, before anything changes.
+  std::vector<std::string> preflight = diff.peers_added;
+  preflight.insert(preflight.end(), diff.peers_restarted.begin(), diff.peers_restarted.end());
+  for (const auto& name : preflight) {
+    const PeerConfig* peer = next.find_peer(name);
+    for (const PathConfig& path : peer->paths) {
+      if (auto r = engine_->check_port(session_spec(*peer, path)); !r) return r.error();
+    }
+  }
+
+  if (diff.reflector_changed) {
+    const ReflectorConfig old_reflector = config().reflector;
+    stop_reflector();
+    if (next.reflector.enabled) {
+      if (auto r = start_reflector(next.reflector); !r) {
+        // Put the old reflector back: the running configuration stays.
+        if (old_reflector.enabled) {
+          if (auto back = start_reflector(old_reflector); !back) {
+            spdlog::error("reflector could not be restored: {}", back.error().message);
+          }
+        }
+        return r.error();
+      }
+    }
+  }
+
+  if (diff.scheduler_changed) {
+    stop_discovery();
+    stop_sinks(kOncePerSecond);
+    if (auto r = start_sinks(next); !r) {
+      spdlog::error("scheduler sinks: {} (running without sinks until the next successful reload)", r.error().message);
+    }
+  }
+
+  std::unique_lock lock(mutex_);
+  const WallNs now = wall_now();
+  config_ = next;  // first: new sessions find their SLA class in it
+  for (const auto& name : diff.peers_removed) remove_peer(name);
+  for (const auto& name : diff.peers_restarted) remove_peer(name);
+  // Discovered peers are not in the file and stay; they follow it: one whose name or address a new [[peer]]
+  // takes leaves before that peer starts, and [probe] or [[path]] changes reach them. Without discovery in
+  // the new file, they all go.
+  const bool discovering = std::any_of(next.scheduler.etcd.begin(), next.scheduler.etcd.end(),
+                                       [](const EtcdSinkConfig& etcd) { return etcd.discover; });
+  if (!discovering) registrations_.reset();
+  apply_discovered(now);
+  std::vector<std::string> to_add = diff.peers_added;
+  to_add.insert(to_add.end(), diff.peers_restarted.begin(), diff.peers_restarted.end());
+  for (const auto& name : to_add) {
+    if (auto r = add_peer(*next.find_peer(name), now); !r) {
+      spdlog::error("peer {}: {}", name, r.error().message);
+    }
+  }
+  for (const PeerConfig& peer : next.peers) update_peer(peer, now);
+  prune_selectors();
+  if (diff.logging_changed) spdlog::set_level(spdlog::level::from_str(to_string(next.logging.level)));
+  spdlog::info("configuration reloaded: {} peers added, {} removed, {} restarted, {} updated, {} unchanged",
+               diff.peers_added.size(), diff.peers_removed.size(), diff.peers_restarted.size(),
+               diff.peers_updated.size(), diff.peers_unchanged.size());
+  lock.unlock();
+  if (diff.scheduler_changed) {
+    start_discovery(next.scheduler);
+    publish_preferences(true, false);
+  }
+  return {};
+}
+
+std::shared_ptr<const nlohmann::json> Agent::preferences() const {
+  std::lock_guard lock(mutex_);
+  return document_;
+}
+
+Result<void> Agent::start_sinks(const AgentConfig& config) {
+  const SchedulerConfig& scheduler = config.scheduler;
+  if (!scheduler.has_sinks()) return {};
+  {
+    std::lock_guard publish(publish_mutex_);
+    if (!generation_store_ || generation_store_->path() != scheduler.state_dir + "/generation") {
+      auto store = GenerationStore::open(scheduler.state_dir);
+      if (!store) return make_error("scheduler.state_dir: " + store.error().message);
+      generation_ = std::max(generation_, store->current());
+      generation_store_ = std::move(store.value());
+    }
+  }
+  std::vector<std::unique_ptr<SchedulerSink>> sinks;
+  for (const HttpSinkConfig& http : scheduler.http) sinks.push_back(make_http_sink(http));
+  for (const EtcdSinkConfig& etcd : scheduler.etcd) {
+    sinks.push_back(make_etcd_sink(etcd, config.agent.id, make_registration(config, etcd)));
+  }
+  std::lock_guard lock(sinks_mutex_);
+  sinks_ = std::move(sinks);
+  return {};
+}
+
+void Agent::stop_sinks(int64_t deadline_ns) {
+  std::vector<std::unique_ptr<SchedulerSink>> sinks;
+  {
+    std::lock_guard lock(sinks_mutex_);
+    sinks.swap(sinks_);
+  }
+  for (auto& sink : sinks) sink->stop(deadline_ns);
+}
+
+void Agent::publisher_loop() {
+  std::unique_lock wait(publisher_wait_mutex_);
+  while (!publisher_stop_) {
+    wait.unlock();
+    publish_preferences(false, false);
+    wait.lock();
+    publisher_wake_.wait_for(wait, std::chrono::seconds(1), [&] { return publisher_stop_; });
+  }
+}
+
+void Agent::publish_preferences(bool force, bool stale) {
+  std::lock_guard publish(publish_mutex_);
+  PreferenceDocumentInput input;
+  bool changed = false;
+  const WallNs now = wall_now();
+  int64_t refresh_ns = 0;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& [hub, selector] : selectors_) {
+      const SelectionChange change = selector.evaluate(now);
+      if (change.preferred_changed) {
+        spdlog::info("hub {}: preferred path now {} ({} switches so far)", hub,
+                     selector.preferred().empty() ? std::string("none") : selector.preferred(), selector.switches());
+      }
+      // A new document when what the scheduler acts on moved: the preferred path or a path's state. Rank
+      // changes among the other paths (near-equal scores trading places) wait for the next refresh.
+      changed = changed || change.preferred_changed || change.state_changed;
+      input.destinations.push_back(DestinationPreferences{hub, selector.ranked(), selector.preferred()});
+    }
+    // Peers came or went (reload, discovery): the scheduler learns at once which candidates exist.
+    changed = changed || peers_changed_;
+    peers_changed_ = false;
+    input.agent_id = config_.agent.id;
+    input.agent_hub = config_.agent.hub;
+    refresh_ns = config_.scheduler.refresh_ns;
+  }
+  const bool due = document_ == nullptr || now - last_document_at_ >= refresh_ns;
+  if (!force && !changed && !due) return;
+
+  uint64_t generation = generation_ + 1;
+  if (generation_store_) {
+    auto next = generation_store_->next();
+    if (!next) {
+      ++generation_errors_;
+      spdlog::error("preferences not published: generation could not be stored: {}", next.error().message);
+      return;
+    }
+    generation = *next;
+  }
+  generation_ = generation;
+  input.generation = generation;
+  input.timestamp = now;
+  input.stale = stale;
+  auto document = std::make_shared<const nlohmann::json>(make_preference_document(input));
+  last_document_at_ = now;
+  {
+    std::lock_guard lock(mutex_);
+    document_ = document;
+  }
+  std::lock_guard lock(sinks_mutex_);
+  for (auto& sink : sinks_) sink->publish(document, generation);
+}
+
+// ---- Discovery --------------------------------------------------------------------------------------
+
+void Agent::start_discovery(const SchedulerConfig& scheduler) {
+  const auto sink = std::find_if(scheduler.etcd.begin(), scheduler.etcd.end(),
+                                 [](const EtcdSinkConfig& etcd) { return etcd.discover; });
+  {
+    std::lock_guard lock(mutex_);
+    discovery_enabled_ = sink != scheduler.etcd.end();
+    if (discovery_enabled_) discovery_endpoint_ = sink->endpoints.front();
+  }
+  if (sink == scheduler.etcd.end()) return;
+  auto client = std::make_shared<EtcdClient>(etcd_client_options(*sink));
+  {
+    std::lock_guard wait(discovery_wait_mutex_);
+    discovery_stop_ = false;
+    discovery_client_ = client;
+  }
+  discovery_thread_ = std::thread([this, settings = *sink, client] { discovery_loop(settings, client); });
+}
+
+void Agent::stop_discovery() {
+  {
+    std::lock_guard wait(discovery_wait_mutex_);
+    discovery_stop_ = true;
+    // Abandons a poll in flight: a stop or reload does not wait for etcd's timeout.
+    if (discovery_client_) discovery_client_->set_deadline(std::chrono::steady_clock::now());
+  }
+  discovery_wake_.notify_all();
+  if (discovery_thread_.joinable()) discovery_thread_.join();
+  std::lock_guard wait(discovery_wait_mutex_);
+  discovery_client_.reset();
+}
+
+void Agent::discovery_loop(EtcdSinkConfig sink, std::shared_ptr<EtcdClient> client) {
+  const std::string prefix = registrations_prefix(sink.prefix);
+  uint64_t failures = 0;  // in a row
+  std::unique_lock wait(discovery_wait_mutex_);
+  while (!discovery_stop_) {
+    wait.unlock();
+    auto registrations = client->get_prefix(prefix);
+    const std::string endpoint = client->endpoint();
+    const WallNs now = wall_now();
+    bool stopping = false;
+    {
+      std::lock_guard stop_check(discovery_wait_mutex_);
+      stopping = discovery_stop_;
+    }
+    if (registrations) {
+      if (failures > 0) {
+        spdlog::info("discovery: etcd {} answers again after {} failed polls", endpoint, failures);
+      }
+      failures = 0;
+      std::lock_guard lock(mutex_);
+      ++discovery_polls_ok_;
+      discovery_last_poll_at_ = now;
+      discovery_last_success_at_ = now;
+      discovery_error_.clear();
+      discovery_endpoint_ = endpoint;
+      registrations_ = std::move(*registrations);
+      registrations_prefix_ = sink.prefix;
+      apply_discovered(now);
+      prune_selectors();
+    } else if (!(stopping && registrations.error().code == ECANCELED)) {
+      // etcd unreachable: the peers found before stay (an outage of etcd is not an outage of the fleet).
+      std::lock_guard lock(mutex_);
+      if (failures++ == 0) {
+        spdlog::warn("discovery: {} (keeping the {} peers found before; polling again every {})",
+                     registrations.error().message, discovered_.size(), format_duration(sink.discover_interval_ns));
+      }
+      ++discovery_polls_failed_;
+      discovery_last_poll_at_ = now;
+      discovery_error_ = registrations.error().message;
+      discovery_endpoint_ = endpoint;
+    }
+    wait.lock();
+    discovery_wake_.wait_for(wait, std::chrono::nanoseconds(sink.discover_interval_ns),
+                             [&] { return discovery_stop_; });
+  }
+}
+
+void Agent::apply_discovered(WallNs now) {
+  DiscoveredPeers wanted;
+  if (registrations_) wanted = discover_peers(*registrations_, registrations_prefix_, config_);
+  const std::vector<IgnoredRegistration> before = std::move(discovery_ignored_);
+  discovery_ignored_ = std::move(wanted.ignored);
+  std::map<std::string, PeerConfig> next;
+  for (PeerConfig& peer : wanted.peers) next.emplace(peer.name, std::move(peer));
+
+  for (auto it = discovered_.begin(); it != discovered_.end();) {
+    const auto found = next.find(it->first);
+    if (found != next.end() && same_session(it->second, found->second)) {
+      if (!(it->second == found->second)) {
+        update_peer(found->second, now);
+        it->second = found->second;
+      }
+      next.erase(found);
+      ++it;
+      continue;
+    }
+    remove_peer(it->first);
+    if (found == next.end()) {
+      spdlog::info("discovery: peer {} ({}) left etcd (lease expired or ignored now): stopped probing it", it->first,
+                   it->second.address.to_string());
+    }
+    it = discovered_.erase(it);
+  }
+  const std::string base = registrations_prefix(registrations_prefix_);
+  for (auto& [name, peer] : next) {
+    if (auto r = add_peer(peer, now); !r) {
+      discovery_ignored_.push_back({base + name, "cannot probe it: " + r.error().message});
+      continue;
+    }
+    spdlog::info("discovery: probing peer {} (hub {}, {}) found in etcd", name, peer.hub, peer.address.to_string());
+    discovered_.emplace(name, std::move(peer));
+  }
+  for (const IgnoredRegistration& ignored : discovery_ignored_) {
+    if (std::find(before.begin(), before.end(), ignored) == before.end()) {
+      spdlog::warn("discovery: registration {} ignored: {}", ignored.key, ignored.reason);
+    }
+  }
+}
+
+}  // namespace hubprobe

@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: Apache-2.0
+// The agent's sender side: many probe sessions (one per (peer, path)) over a few shared ports.
+// It runs on a tick: every tick it sends the probes that are due, in one batch per port, and collects
+// the replies and TX timestamps that arrived since the last tick. Kernel timestamps make the tick
+// invisible in the measurement, and batching keeps the system-call rate low (docs/benchmarks.md: 100
+// peers at 10/s on a small share of one core). Not thread-safe: the agent serialises access.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "hubprobe/dataplane.h"
+#include "hubprobe/session_sender.h"
+
+namespace hubprobe {
+
+/// Everything that defines a probe session. Two equal specs are the same session (reload keeps it).
+struct SessionSpec {
+  std::string id;  ///< unique: the peer name (and path, later)
+  SocketAddress target;
+  stamp::Mode mode = stamp::Mode::kUnauthenticated;
+  std::shared_ptr<const stamp::HmacKey> key;
+  uint32_t packet_size = 0;  ///< 0 = base length
+  int dscp = -1;
+  WallNs interval_ns = 100'000'000;
+  WallNs timeout_ns = 1'000'000'000;
+  TimestampFormat format = TimestampFormat::kNtp;
+  // How the probe is pinned to a path.
+  std::string device;
+  uint32_t fwmark = 0;
+  SocketAddress source;  ///< local address and port; unset = any
+  /// UDP source ports used in turn, one probe each (spreads probes over ECMP paths); each is its own
+  /// socket. Empty = the port of `source` (ephemeral when 0).
+  std::vector<uint16_t> source_ports;
+
+  bool same_session(const SessionSpec& other) const;
+};
+
+/// Receives what the engine learns. Called on the engine's thread, inside run_tick().
+class ProbeListener {
+ public:
+  virtual ~ProbeListener() = default;
+  virtual void on_probe_sent(const std::string& session_id, uint32_t seq, WallNs when) = 0;
+  virtual void on_probe_event(const std::string& session_id, const stamp::ProbeEvent& event, WallNs now) = 0;
+};
+
+struct EngineCounters {
+  uint64_t ticks = 0;
+  uint64_t send_batches = 0;
+  uint64_t unmatched_replies = 0;  ///< from an address/SSID no session owns
+  uint64_t send_errors = 0;
+};
+
+class ProbeEngine {
+ public:
+  explicit ProbeEngine(std::shared_ptr<dp::Dataplane> dataplane);
+  ~ProbeEngine();
+
+  /// Adds a session; opens (or shares) the port it needs. The first probe goes out at a phase within the
+  /// interval derived from `phase_seed`, so sessions are not probed in lock-step.
+  Result<void> add_session(const SessionSpec& spec, uint64_t phase_seed, WallNs now);
+  void remove_session(const std::string& id);
+  /// Opens and closes the port `spec` would need (its device, fwmark and source address, on an ephemeral
+  /// port: a fixed source port may be held by the running session), so a reload can refuse a session
+  /// before it changes anything. Does not touch the engine's own ports.
+  Result<void> check_port(const SessionSpec& spec) const;
+  bool has_session(const std::string& id) const { return sessions_.count(id) != 0; }
+  const SessionSpec* spec(const std::string& id) const;
+  const stamp::SenderCounters* sender_counters(const std::string& id) const;
+  size_t session_count() const { return sessions_.size(); }
+
+  /// One tick at `now`: collect TX stamps and replies, expire timeouts, send what is due.
+  void run_tick(WallNs now, const ClockState& clock, ProbeListener& listener);
+  /// When the next probe is due (for sleeping); far future when there is no session.
+  WallNs next_due() const;
+
+  const EngineCounters& counters() const { return counters_; }
+  /// Summed port counters, for metrics.
+  dp::PortCounters port_counters() const;
+
+ private:
+  struct PortKey {
+    int family = 0;
+    std::string device;
+    uint32_t fwmark = 0;
+    std::string source;  ///< SocketAddress::to_string of the bound source, "" = any
+    auto operator<=>(const PortKey&) const = default;
+  };
+  struct Session;
+  struct PortState {
+    std::unique_ptr<dp::Port> port;
+    std::unordered_map<uint16_t, std::string> session_by_ssid;
+    std::unordered_map<uint32_t, std::string> session_by_tx_id;
+    size_t users = 0;
+    // Scratch of one tick: the probes due on this port and the sessions they belong to.
+    std::vector<dp::TxPacket> batch;
+    std::vector<Session*> owners;
+  };
+  struct Session {
+    SessionSpec spec;
+    std::vector<PortKey> port_keys;  ///< one, or one per source port (used in turn)
+    size_t next_port = 0;
+    std::unique_ptr<stamp::SessionSender> sender;
+    WallNs next_send = 0;
+    std::vector<uint8_t> buffer;
+  };
+
+  void collect(PortState& port, WallNs now, ProbeListener& listener);
+  Session* session_for_reply(PortState& port, const dp::RxPacket& packet);
+  Result<PortKey> acquire_port(const SessionSpec& spec, const SocketAddress& local);
+  static dp::PortOptions port_options(const SessionSpec& spec, const SocketAddress& local);
+  void release_port(const PortKey& key, uint16_t ssid, const std::string& id);
+
+  std::shared_ptr<dp::Dataplane> dataplane_;
+  std::map<PortKey, PortState> ports_;
+  std::map<std::string, Session> sessions_;
+  EngineCounters counters_;
+  // Scratch for one tick.
+  std::vector<std::vector<uint8_t>> rx_buffers_;
+  std::vector<dp::RxPacket> rx_;
+  std::vector<dp::TxTimestamp> tx_stamps_;
+};
+
+}  // namespace hubprobe

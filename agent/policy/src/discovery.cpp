@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "hubprobe/discovery.h"
+
+#include <unordered_set>
+
+namespace hubprobe {
+namespace {
+
+using nlohmann::json;
+
+// A string member that is a name as the file accepts it.
+Result<std::string> name_member(const json& registration, const char* member) {
+  const auto it = registration.find(member);
+  if (it == registration.end()) return make_error(std::string("no \"") + member + "\"");
+  if (!it->is_string() || !valid_name(it->get_ref<const std::string&>())) {
+    return make_error(std::string("\"") + member + "\" is not a name: " + it->dump());
+  }
+  return it->get<std::string>();
+}
+
+// The SLA class of the configured peers of `hub` ("default" when there are none).
+std::string sla_of_hub(const AgentConfig& config, const std::string& hub) {
+  for (const PeerConfig& peer : config.peers) {
+    if (peer.hub == hub) return peer.sla;
+  }
+  return "default";
+}
+
+}  // namespace
+
+json make_registration(const AgentConfig& config, const EtcdSinkConfig& sink) {
+  json registration = {{"id", config.agent.id},
+                       {"hub", config.agent.hub},
+                       {"metrics", config.metrics.listen.to_string()},
+                       {"reflector_port", config.reflector.port}};
+  if (!sink.advertise.empty()) registration["address"] = sink.advertise;
+  return registration;
+}
+
+Result<PeerConfig> peer_from_registration(std::string_view id_from_key, std::string_view value,
+                                          const AgentConfig& config) {
+  const json registration = json::parse(value, nullptr, false);
+  if (registration.is_discarded() || !registration.is_object()) return make_error("not a JSON object");
+  auto id = name_member(registration, "id");
+  if (!id) return id.error();
+  if (*id != id_from_key) return make_error("id \"" + *id + "\" differs from the key");
+  if (*id == config.agent.id) return make_error("this agent's own registration");
+  auto hub = name_member(registration, "hub");
+  if (!hub) return hub.error();
+
+  const auto address = registration.find("address");
+  if (address == registration.end()) return make_error("no \"address\" (the agent does not set advertise)");
+  if (!address->is_string()) return make_error("\"address\" is not a string: " + address->dump());
+  auto host = parse_unicast_host(address->get_ref<const std::string&>());
+  if (!host) return make_error("\"address\" is " + host.error().message);
+  const auto port = registration.find("reflector_port");
+  if (port == registration.end()) return make_error("no \"reflector_port\"");
+  if (!port->is_number_integer() || port->get<int64_t>() < 1 || port->get<int64_t>() > 65535) {
+    return make_error("\"reflector_port\" is not a port 1..65535: " + port->dump());
+  }
+  SocketAddress target = *host;
+  target.set_port(static_cast<uint16_t>(port->get<int64_t>()));
+
+  for (const EtcdSinkConfig& sink : config.scheduler.etcd) {
+    if (!sink.advertise.empty() && sink.advertise == target.host() && config.reflector.port == target.port()) {
+      return make_error("this agent's own address " + target.to_string() + " (registered by another id)");
+    }
+  }
+  for (const PeerConfig& peer : config.peers) {
+    if (peer.name == *id) return make_error("a configured [[peer]] has this name (the file wins)");
+    if (peer.address == target) {
+      return make_error("configured [[peer]] \"" + peer.name + "\" has the address " + target.to_string() +
+                        " (the file wins)");
+    }
+  }
+
+  PeerConfig peer;
+  peer.name = std::move(*id);
+  peer.hub = std::move(*hub);
+  peer.address = target;
+  peer.probe = config.probe;
+  if (peer.probe.size == 0) peer.probe.size = static_cast<uint32_t>(stamp::base_length(peer.probe.mode()));
+  peer.paths = default_paths_for(config.paths, peer.hub, peer.address.family());
+  peer.sla = sla_of_hub(config, peer.hub);
+  return peer;
+}
+
+DiscoveredPeers discover_peers(const std::vector<EtcdKeyValue>& registrations, const std::string& prefix,
+                               const AgentConfig& config) {
+  const std::string base = registrations_prefix(prefix);
+  DiscoveredPeers found;
+  std::unordered_set<SocketAddress> addresses;
+  for (const EtcdKeyValue& entry : registrations) {
+    const auto ignore = [&](const std::string& reason) { found.ignored.push_back({entry.key, reason}); };
+    if (entry.key.rfind(base, 0) != 0) {
+      ignore("not under " + base);
+      continue;
+    }
+    const std::string id = entry.key.substr(base.size());
+    if (!valid_name(id)) {
+      ignore("the key does not end in an agent id");
+      continue;
+    }
+    if (id == config.agent.id) continue;  // this agent's own registration: not a peer, and nothing wrong
+    auto peer = peer_from_registration(id, entry.value, config);
+    if (!peer) {
+      ignore(peer.error().message);
+      continue;
+    }
+    if (!addresses.insert(peer->address).second) {
+      ignore("another registration has the address " + peer->address.to_string());
+      continue;
+    }
+    found.peers.push_back(std::move(*peer));
+  }
+  return found;
+}
+
+}  // namespace hubprobe

@@ -1,0 +1,388 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "hubprobe/kernel_port.h"
+
+#include <arpa/inet.h>
+#include <linux/errqueue.h>
+#include <linux/net_tstamp.h>
+#include <linux/sockios.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+namespace hubprobe::dp {
+
+namespace {
+
+// SCM_TS_OPT_ID (linux/socket.h, kernel 6.13+): a control message that sets a packet's timestamp key.
+constexpr int kScmTsOptId = 81;
+
+// Whether the running kernel accepts SCM_TS_OPT_ID (6.13 and later).
+bool kernel_has_explicit_tx_id() {
+  utsname name{};
+  if (uname(&name) != 0) return false;
+  int major = 0, minor = 0;
+  if (std::sscanf(name.release, "%d.%d", &major, &minor) != 2) return false;
+  return major > 6 || (major == 6 && minor >= 13);
+}
+
+Error errno_error(const std::string& what) {
+  const int code = errno;
+  return make_error(what + ": " + std::strerror(code), code);
+}
+
+WallNs to_ns(const timespec& ts) { return static_cast<WallNs>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec; }
+
+Result<void> set_int_option(int fd, int level, int name, int value, const char* what) {
+  if (setsockopt(fd, level, name, &value, sizeof(value)) != 0) return errno_error(what);
+  return {};
+}
+
+// Asks the driver to stamp every packet in hardware. Fails on devices without a PHC (veth, lo).
+bool enable_hardware_timestamps(int fd, const std::string& device) {
+  if (device.empty() || device.size() >= IFNAMSIZ) return false;
+  hwtstamp_config config{};
+  config.tx_type = HWTSTAMP_TX_ON;
+  config.rx_filter = HWTSTAMP_FILTER_ALL;
+  ifreq request{};
+  std::memcpy(request.ifr_name, device.c_str(), device.size());
+  request.ifr_data = reinterpret_cast<char*>(&config);
+  return ioctl(fd, SIOCSHWTSTAMP, &request) == 0;
+}
+
+// Picks the best stamp of an SCM_TIMESTAMPING message: hardware (ts[2]) over software (ts[0]).
+Timestamp from_scm_timestamping(const cmsghdr* cmsg) {
+  scm_timestamping stamps;
+  std::memcpy(&stamps, CMSG_DATA(cmsg), sizeof(stamps));
+  if (stamps.ts[2].tv_sec != 0 || stamps.ts[2].tv_nsec != 0) return {to_ns(stamps.ts[2]), TimestampSource::kHardware};
+  if (stamps.ts[0].tv_sec != 0 || stamps.ts[0].tv_nsec != 0) {
+    return {to_ns(stamps.ts[0]), TimestampSource::kKernelSoftware};
+  }
+  return {};
+}
+
+template <class T>
+T cmsg_value(const cmsghdr* cmsg) {
+  T value{};
+  std::memcpy(&value, CMSG_DATA(cmsg), std::min(sizeof(T), static_cast<size_t>(cmsg->cmsg_len - CMSG_LEN(0))));
+  return value;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<KernelPort>> KernelPort::open(const PortOptions& options) {
+  if (!options.local.valid()) return make_error("port needs a local address (IPv4 or IPv6)");
+  const int family = options.local.family();
+  const int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
+  if (fd < 0) return errno_error("socket");
+  // The port object owns fd from here, so every early return closes it.
+  std::unique_ptr<KernelPort> port(new KernelPort(fd, options.local, options.tx_timestamps, false));
+  port->explicit_tx_id_ = options.tx_timestamps && kernel_has_explicit_tx_id();
+  const std::string where = " on " + options.local.to_string();
+
+  if (family == AF_INET6) {
+    if (auto r = set_int_option(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1, "IPV6_V6ONLY"); !r) return r.error();
+  }
+  // No SO_REUSEADDR: on UDP it would let a second reflector silently share the port.
+  if (options.reuse_port) {
+    if (auto r = set_int_option(fd, SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT"); !r) return r.error();
+  }
+  if (!options.device.empty()) {
+    if (if_nametoindex(options.device.c_str()) == 0) {
+      return make_error("unknown interface \"" + options.device + "\"", ENODEV);
+    }
+    if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, options.device.c_str(),
+                   static_cast<socklen_t>(options.device.size())) != 0) {
+      return errno_error("SO_BINDTODEVICE " + options.device);
+    }
+  }
+  if (options.fwmark != 0) {
+    if (auto r =
+            set_int_option(fd, SOL_SOCKET, SO_MARK, static_cast<int>(options.fwmark), "SO_MARK (needs CAP_NET_ADMIN)");
+        !r) {
+      return r.error();
+    }
+  }
+  if (options.dscp >= 0) {
+    if (options.dscp > 63) return make_error("DSCP must be 0..63");
+    const int tos = options.dscp << 2;
+    auto r = family == AF_INET ? set_int_option(fd, IPPROTO_IP, IP_TOS, tos, "IP_TOS")
+                               : set_int_option(fd, IPPROTO_IPV6, IPV6_TCLASS, tos, "IPV6_TCLASS");
+    if (!r) return r.error();
+  }
+  if (options.receive_buffer > 0) {
+    // Best effort: the kernel caps it at net.core.rmem_max.
+    (void)set_int_option(fd, SOL_SOCKET, SO_RCVBUF, options.receive_buffer, "SO_RCVBUF");
+  }
+  // Ancillary data on receive: the local address asked (reply from it), TTL (reflected), TOS.
+  if (family == AF_INET) {
+    for (int name : {IP_PKTINFO, IP_RECVTTL, IP_RECVTOS}) {
+      if (auto r = set_int_option(fd, IPPROTO_IP, name, 1, "IP_PKTINFO/RECVTTL/RECVTOS"); !r) return r.error();
+    }
+  } else {
+    for (int name : {IPV6_RECVPKTINFO, IPV6_RECVHOPLIMIT, IPV6_RECVTCLASS}) {
+      if (auto r = set_int_option(fd, IPPROTO_IPV6, name, 1, "IPV6_RECVPKTINFO/HOPLIMIT/TCLASS"); !r) {
+        return r.error();
+      }
+    }
+  }
+
+  unsigned flags = SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE;
+  if (options.hardware_timestamps && enable_hardware_timestamps(fd, options.device)) {
+    port->hardware_ = true;
+    flags |= SOF_TIMESTAMPING_RX_HARDWARE | SOF_TIMESTAMPING_RAW_HARDWARE;
+  }
+  if (options.tx_timestamps) {
+    // One TX stamp per packet: hardware when the NIC does it, else the driver's software stamp.
+    flags |= (port->hardware_ ? SOF_TIMESTAMPING_TX_HARDWARE : SOF_TIMESTAMPING_TX_SOFTWARE) | SOF_TIMESTAMPING_OPT_ID |
+             SOF_TIMESTAMPING_OPT_TSONLY;
+  }
+  if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPING, &flags, sizeof(flags)) != 0) {
+    return errno_error("SO_TIMESTAMPING");
+  }
+
+  if (bind(fd, options.local.sockaddr_ptr(), options.local.length()) != 0) {
+    const int code = errno;
+    std::string message = "bind" + where + ": " + std::strerror(code);
+    if (code == EADDRINUSE) message += " (another process holds the port)";
+    if (code == EADDRNOTAVAIL) message += " (the address is not configured on this host)";
+    if (code == EACCES) message += " (ports below 1024 need CAP_NET_BIND_SERVICE)";
+    return make_error(message, code);
+  }
+  sockaddr_storage bound{};
+  socklen_t bound_length = sizeof(bound);
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &bound_length) == 0) {
+    port->local_ = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&bound), bound_length);
+  }
+  return port;
+}
+
+KernelPort::~KernelPort() {
+  if (fd_ >= 0) close(fd_);
+}
+
+Result<size_t> KernelPort::send(std::span<TxPacket> batch) {
+  size_t done = 0;
+  size_t sent_total = 0;
+  while (done < batch.size()) {
+    const size_t count = std::min(kBatch, batch.size() - done);
+    for (size_t i = 0; i < count; ++i) {
+      TxPacket& packet = batch[done + i];
+      mmsghdr& header = headers_[i];
+      header = {};
+      iovecs_[i] = {const_cast<uint8_t*>(packet.data), packet.length};
+      std::memcpy(&names_[i], packet.destination.sockaddr_ptr(), packet.destination.length());
+      header.msg_hdr.msg_name = &names_[i];
+      header.msg_hdr.msg_namelen = packet.destination.length();
+      header.msg_hdr.msg_iov = &iovecs_[i];
+      header.msg_hdr.msg_iovlen = 1;
+
+      // Per-packet ancillary data: source address (reflectors answer from the address asked) and TOS.
+      char* control = controls_[i].data();
+      size_t control_length = 0;
+      auto add = [&](int level, int type, const void* data, size_t size) {
+        auto* cmsg = reinterpret_cast<cmsghdr*>(control + control_length);
+        cmsg->cmsg_level = level;
+        cmsg->cmsg_type = type;
+        cmsg->cmsg_len = CMSG_LEN(size);
+        std::memcpy(CMSG_DATA(cmsg), data, size);
+        control_length += CMSG_SPACE(size);
+      };
+      const bool v4 = packet.destination.is_v4();
+      if (packet.source.valid() && packet.source.family() == packet.destination.family()) {
+        if (v4) {
+          in_pktinfo info{};
+          info.ipi_spec_dst = reinterpret_cast<const sockaddr_in*>(packet.source.sockaddr_ptr())->sin_addr;
+          if (!IN_MULTICAST(ntohl(info.ipi_spec_dst.s_addr)) && info.ipi_spec_dst.s_addr != INADDR_BROADCAST) {
+            add(IPPROTO_IP, IP_PKTINFO, &info, sizeof(info));
+          }
+        } else {
+          const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(packet.source.sockaddr_ptr());
+          if (!IN6_IS_ADDR_MULTICAST(&sin6->sin6_addr)) {
+            in6_pktinfo info{};
+            info.ipi6_addr = sin6->sin6_addr;
+            info.ipi6_ifindex = sin6->sin6_scope_id;
+            add(IPPROTO_IPV6, IPV6_PKTINFO, &info, sizeof(info));
+          }
+        }
+      }
+      if (packet.tos >= 0) {
+        const int tos = packet.tos & 0xff;
+        if (v4) {
+          add(IPPROTO_IP, IP_TOS, &tos, sizeof(tos));
+        } else {
+          add(IPPROTO_IPV6, IPV6_TCLASS, &tos, sizeof(tos));
+        }
+      }
+      packet.error = 0;
+      if (tx_timestamps_ && explicit_tx_id_) {
+        // Name the TX timestamp ourselves where the kernel lets us (6.13+): a packet dropped after the
+        // kernel counted it can then never shift the match of later stamps.
+        packet.tx_id = next_tx_id_++;
+        add(SOL_SOCKET, kScmTsOptId, &packet.tx_id, sizeof(packet.tx_id));
+      }
+      header.msg_hdr.msg_control = control_length ? control : nullptr;
+      header.msg_hdr.msg_controllen = control_length;
+    }
+
+    const Timestamp sent_at{wall_now(), TimestampSource::kUser};
+    const int sent = sendmmsg(fd_, headers_.data(), static_cast<unsigned>(count), MSG_DONTWAIT);
+    if (sent <= 0) {
+      const int code = sent == 0 ? EAGAIN : errno;
+      if (code == EAGAIN || code == EWOULDBLOCK || code == ENOBUFS) {
+        // The socket is full: nothing more leaves in this call.
+        for (size_t i = done; i < batch.size(); ++i) batch[i].error = code;
+        counters_.tx_errors += batch.size() - done;
+        return sent_total;
+      }
+      // This one message failed (a firewall's EPERM, an unreachable destination): skip it, send the rest.
+      batch[done].error = code;
+      ++counters_.tx_errors;
+      ++done;
+      continue;
+    }
+    for (int i = 0; i < sent; ++i) {
+      TxPacket& packet = batch[done + static_cast<size_t>(i)];
+      packet.sent_at = sent_at;
+      // Older kernels number the TX timestamps of a socket 0, 1, 2, ... in the order packets were sent.
+      if (tx_timestamps_ && !explicit_tx_id_) packet.tx_id = next_tx_id_++;
+    }
+    counters_.tx_packets += static_cast<uint64_t>(sent);
+    sent_total += static_cast<size_t>(sent);
+    done += static_cast<size_t>(sent);
+    if (static_cast<size_t>(sent) < count) {
+      // Message `done` failed after others left; sendmmsg(2) drops its error code. Trying it again would
+      // send it twice if it did reach the wire (a firewall counts it, then refuses it): skip it.
+      batch[done].error = EIO;
+      ++counters_.tx_errors;
+      ++done;
+    }
+  }
+  return sent_total;
+}
+
+Result<size_t> KernelPort::receive(std::span<RxPacket> batch) {
+  const size_t count = std::min(kBatch, batch.size());
+  for (size_t i = 0; i < count; ++i) {
+    mmsghdr& header = headers_[i];
+    header = {};
+    iovecs_[i] = {batch[i].data, batch[i].capacity};
+    header.msg_hdr.msg_name = &names_[i];
+    header.msg_hdr.msg_namelen = sizeof(names_[i]);
+    header.msg_hdr.msg_iov = &iovecs_[i];
+    header.msg_hdr.msg_iovlen = 1;
+    header.msg_hdr.msg_control = controls_[i].data();
+    header.msg_hdr.msg_controllen = kControlSize;
+  }
+  const int received = recvmmsg(fd_, headers_.data(), static_cast<unsigned>(count), MSG_DONTWAIT, nullptr);
+  if (received < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return size_t{0};
+    ++counters_.rx_errors;
+    return errno_error("recvmmsg");
+  }
+
+  const uint16_t local_port = local_.port();
+  for (int i = 0; i < received; ++i) {
+    const msghdr& message = headers_[static_cast<size_t>(i)].msg_hdr;
+    RxPacket& packet = batch[static_cast<size_t>(i)];
+    const uint32_t length = headers_[static_cast<size_t>(i)].msg_len;
+    packet.truncated = (message.msg_flags & MSG_TRUNC) != 0;
+    packet.length = std::min(length, packet.capacity);
+    packet.source = SocketAddress::from_sockaddr(static_cast<const sockaddr*>(message.msg_name), message.msg_namelen);
+    packet.destination = SocketAddress();
+    packet.ifindex = 0;
+    packet.ttl = -1;
+    packet.tos = -1;
+    packet.rx = {};
+    for (cmsghdr* cmsg = CMSG_FIRSTHDR(&message); cmsg != nullptr;
+         cmsg = CMSG_NXTHDR(const_cast<msghdr*>(&message), cmsg)) {
+      if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_TIMESTAMPING) {
+        packet.rx = from_scm_timestamping(cmsg);
+      } else if (cmsg->cmsg_level == IPPROTO_IP && cmsg->cmsg_type == IP_PKTINFO) {
+        const auto info = cmsg_value<in_pktinfo>(cmsg);
+        sockaddr_in local{};
+        local.sin_family = AF_INET;
+        local.sin_addr = info.ipi_addr;
+        local.sin_port = htons(local_port);
+        packet.destination = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&local), sizeof(local));
+        packet.ifindex = info.ipi_ifindex;
+      } else if (cmsg->cmsg_level == IPPROTO_IP && cmsg->cmsg_type == IP_TTL) {
+        packet.ttl = cmsg_value<int>(cmsg);
+      } else if (cmsg->cmsg_level == IPPROTO_IP && cmsg->cmsg_type == IP_TOS) {
+        packet.tos = cmsg_value<uint8_t>(cmsg);
+      } else if (cmsg->cmsg_level == IPPROTO_IPV6 && cmsg->cmsg_type == IPV6_PKTINFO) {
+        const auto info = cmsg_value<in6_pktinfo>(cmsg);
+        sockaddr_in6 local{};
+        local.sin6_family = AF_INET6;
+        local.sin6_addr = info.ipi6_addr;
+        local.sin6_port = htons(local_port);
+        if (IN6_IS_ADDR_LINKLOCAL(&info.ipi6_addr)) local.sin6_scope_id = static_cast<uint32_t>(info.ipi6_ifindex);
+        packet.destination = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&local), sizeof(local));
+        packet.ifindex = static_cast<int>(info.ipi6_ifindex);
+      } else if (cmsg->cmsg_level == IPPROTO_IPV6 && cmsg->cmsg_type == IPV6_HOPLIMIT) {
+        packet.ttl = cmsg_value<int>(cmsg);
+      } else if (cmsg->cmsg_level == IPPROTO_IPV6 && cmsg->cmsg_type == IPV6_TCLASS) {
+        packet.tos = cmsg_value<int>(cmsg);
+      }
+    }
+    if (!packet.rx.valid()) ++counters_.rx_without_timestamp;
+    if (packet.truncated) ++counters_.rx_truncated;
+  }
+  counters_.rx_packets += static_cast<uint64_t>(received);
+  return static_cast<size_t>(received);
+}
+
+size_t KernelPort::drain_tx_timestamps(std::span<TxTimestamp> out) {
+  size_t produced = 0;
+  while (produced < out.size()) {
+    const size_t count = std::min(kBatch, out.size() - produced);
+    for (size_t i = 0; i < count; ++i) {
+      mmsghdr& header = headers_[i];
+      header = {};
+      // OPT_TSONLY: no payload comes back, only the control messages.
+      header.msg_hdr.msg_control = controls_[i].data();
+      header.msg_hdr.msg_controllen = kControlSize;
+    }
+    const int received =
+        recvmmsg(fd_, headers_.data(), static_cast<unsigned>(count), MSG_ERRQUEUE | MSG_DONTWAIT, nullptr);
+    if (received <= 0) break;
+    for (int i = 0; i < received; ++i) {
+      msghdr& message = headers_[static_cast<size_t>(i)].msg_hdr;
+      Timestamp stamp;
+      bool is_timestamp = false;
+      uint32_t id = 0;
+      for (cmsghdr* cmsg = CMSG_FIRSTHDR(&message); cmsg != nullptr; cmsg = CMSG_NXTHDR(&message, cmsg)) {
+        if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_TIMESTAMPING) {
+          stamp = from_scm_timestamping(cmsg);
+        } else if ((cmsg->cmsg_level == IPPROTO_IP && cmsg->cmsg_type == IP_RECVERR) ||
+                   (cmsg->cmsg_level == IPPROTO_IPV6 && cmsg->cmsg_type == IPV6_RECVERR)) {
+          const auto error = cmsg_value<sock_extended_err>(cmsg);
+          if (error.ee_errno == ENOMSG && error.ee_origin == SO_EE_ORIGIN_TIMESTAMPING) {
+            is_timestamp = true;
+            id = error.ee_data;
+          }
+        }
+      }
+      if (is_timestamp && stamp.valid()) {
+        out[produced++] = TxTimestamp{id, stamp};
+        ++counters_.tx_timestamps;
+      }
+    }
+    if (static_cast<size_t>(received) < count) break;
+  }
+  return produced;
+}
+
+Result<std::unique_ptr<Port>> KernelDataplane::open_port(const PortOptions& options) {
+  auto port = KernelPort::open(options);
+  if (!port) return port.error();
+  return std::unique_ptr<Port>(std::move(port.value()));
+}
+
+}  // namespace hubprobe::dp

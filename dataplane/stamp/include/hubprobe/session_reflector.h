@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: Apache-2.0
+// The STAMP session-reflector engine (RFC 8762 section 4.3): stateless or stateful, unauthenticated or
+// authenticated. Turns one received datagram into its reply; no I/O of its own, shared by every
+// backend. Not thread-safe: one owner per instance (one per reflector thread).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <unordered_map>
+
+#include "hubprobe/clock.h"
+#include "hubprobe/packet.h"
+#include "hubprobe/stamp.h"
+
+namespace hubprobe::stamp {
+
+struct ReflectorOptions {
+  Mode mode = Mode::kUnauthenticated;
+  std::shared_ptr<const HmacKey> key;  ///< required in authenticated mode (unless key_for is set)
+  /// Per-source keys: when set, it gives the key for each request's source (null = drop as bad HMAC).
+  std::function<std::shared_ptr<const HmacKey>(const SocketAddress& source)> key_for;
+  bool stateful = false;  ///< own sequence numbers per session (lets senders split loss)
+  TimestampFormat format = TimestampFormat::kNtp;
+  size_t max_sessions = 65536;               ///< stateful table bound; the least recently seen is evicted
+  WallNs session_idle_ns = 300'000'000'000;  ///< a stateful session idle this long is forgotten
+};
+
+/// Why the reflector dropped a datagram; exported as reflector drop reasons.
+struct ReflectorCounters {
+  uint64_t received = 0;
+  uint64_t reflected = 0;
+  uint64_t dropped_too_short = 0;
+  uint64_t dropped_too_long = 0;
+  uint64_t dropped_truncated = 0;  ///< longer than the receive buffer
+  uint64_t dropped_bad_hmac = 0;
+  uint64_t dropped_no_timestamp = 0;
+  uint64_t sessions_active = 0;
+  uint64_t sessions_evicted = 0;
+  uint64_t tlv_unrecognized = 0;
+  uint64_t tlv_malformed = 0;
+  uint64_t twamp_light_short = 0;  ///< requests shorter than 44 octets answered with a 44-octet reply
+  uint64_t dropped() const {
+    return dropped_too_short + dropped_too_long + dropped_truncated + dropped_bad_hmac + dropped_no_timestamp;
+  }
+};
+
+class SessionReflector {
+ public:
+  explicit SessionReflector(ReflectorOptions options);
+
+  /// Builds the reply to `request` into `out` (at least max(request.length, 44) octets) and fills `reply`
+  /// (destination = request source, source = the address the request was sent to, same TOS). The reply is
+  /// as long as the request, except that an unauthenticated request of 14..43 octets (a TWAMP-Light
+  /// sender, RFC 8762 section 4.6) gets a 44-octet reply.
+  /// T3 is read from `now_fn` as late as possible. Returns false when the request is dropped (counted).
+  template <class NowFn>
+  bool reflect(const dp::RxPacket& request, std::span<uint8_t> out, const ClockState& clock, NowFn&& now_fn,
+               dp::TxPacket& reply) {
+    return reflect_impl(request, out, clock, now_fn(), reply);
+  }
+  /// Same, with T3 given.
+  bool reflect_at(const dp::RxPacket& request, std::span<uint8_t> out, const ClockState& clock, WallNs t3,
+                  dp::TxPacket& reply) {
+    return reflect_impl(request, out, clock, t3, reply);
+  }
+  /// Forgets stateful sessions idle for longer than session_idle_ns.
+  void expire_sessions(WallNs now);
+
+  const ReflectorCounters& counters() const { return counters_; }
+  const ReflectorOptions& options() const { return options_; }
+
+ private:
+  struct SessionKey {
+    SocketAddress source;
+    SocketAddress destination;
+    uint16_t ssid = 0;
+    bool operator==(const SessionKey&) const = default;
+  };
+  struct SessionKeyHash {
+    size_t operator()(const SessionKey& k) const { return k.source.hash() * 31 + k.destination.hash() * 7 + k.ssid; }
+  };
+  struct Session {
+    uint32_t next_seq = 0;
+    WallNs last_seen = 0;
+  };
+
+  bool reflect_impl(const dp::RxPacket& request, std::span<uint8_t> out, const ClockState& clock, WallNs t3,
+                    dp::TxPacket& reply);
+  uint32_t next_reflector_seq(const dp::RxPacket& request, uint16_t ssid, WallNs now);
+
+  ReflectorOptions options_;
+  std::unordered_map<SessionKey, Session, SessionKeyHash> sessions_;
+  ReflectorCounters counters_;
+};
+
+}  // namespace hubprobe::stamp

@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: Apache-2.0
+// The STAMP session-sender engine: builds probes, matches replies and TX timestamps, and turns them into
+// samples. Pure logic over dataplane packets: no I/O, no clock reads of its own (callers pass `now`),
+// so it is shared by every backend and unit-tested without a kernel. Not thread-safe: one owner.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "hubprobe/clock.h"
+#include "hubprobe/packet.h"
+#include "hubprobe/stamp.h"
+
+namespace hubprobe::stamp {
+
+struct SenderOptions {
+  Mode mode = Mode::kUnauthenticated;
+  std::shared_ptr<const HmacKey> key;  ///< required in authenticated mode
+  TimestampFormat format = TimestampFormat::kNtp;
+  uint16_t ssid = 0;                  ///< RFC 8972 Session-Sender Identifier
+  uint32_t packet_size = 0;           ///< 0 = base length of the mode
+  WallNs timeout_ns = 2'000'000'000;  ///< a probe without a reply after this is lost
+  /// A reply that arrives before its TX timestamp waits this long for it, then uses the user-space
+  /// send time instead (and says so in the sample).
+  WallNs tx_timestamp_grace_ns = 20'000'000;
+};
+
+/// One answered probe. T1 and T4 are local; T2 and T3 come from the reflector's clock.
+struct Sample {
+  uint32_t seq = 0;            ///< our sequence number
+  uint32_t reflector_seq = 0;  ///< the reflector's (stateful: its own count; stateless: ours)
+  uint32_t length = 0;
+  dp::Timestamp t1, t4;
+  WallNs t2 = 0, t3 = 0;
+  ErrorEstimate local_error, reflector_error;
+  int reflector_ttl = -1;  ///< TTL the request arrived with at the reflector
+  int reply_ttl = -1;      ///< TTL the reply arrived with here
+
+  WallNs rtt_ns() const { return (t4.ns - t1.ns) - (t3 - t2); }
+  WallNs turnaround_ns() const { return t3 - t2; }
+  /// One-way delays are meaningful only when both clocks say they are synchronised.
+  bool one_way_valid() const { return local_error.synchronized && reflector_error.synchronized; }
+  WallNs forward_ns() const { return t2 - t1.ns; }
+  WallNs backward_ns() const { return t4.ns - t3; }
+  /// Error bound of a one-way delay: the sum of both clocks' error estimates.
+  double one_way_error_s() const { return local_error.seconds() + reflector_error.seconds(); }
+};
+
+struct SenderCounters {
+  uint64_t sent = 0;
+  uint64_t send_errors = 0;
+  uint64_t received = 0;    ///< valid replies matched to a probe in flight
+  uint64_t lost = 0;        ///< probes whose timeout expired without a reply
+  uint64_t late = 0;        ///< valid replies to probes already declared lost
+  uint64_t duplicates = 0;  ///< a second reply to the same probe
+  uint64_t reordered = 0;   ///< replies arriving after a reply to a later probe
+  uint64_t invalid = 0;     ///< datagrams refused (all reasons below)
+  uint64_t unexpected = 0;  ///< well-formed replies to sequence numbers we never sent (or long forgotten)
+  uint64_t invalid_too_short = 0;
+  uint64_t invalid_too_long = 0;
+  uint64_t invalid_bad_hmac = 0;
+  uint64_t invalid_size_mismatch = 0;  ///< reply length differs from the request's
+  uint64_t invalid_wrong_session = 0;  ///< SSID differs from ours
+  uint64_t invalid_source = 0;         ///< not from the reflector we probe
+  uint64_t tx_timestamps = 0;
+  uint64_t tx_timestamp_mismatch = 0;  ///< a TX timestamp implausibly far from its send time
+  uint64_t t1_user_fallback = 0;       ///< samples whose T1 is a user-space clock read
+};
+
+/// What became of a probe, reported by poll_events().
+struct ProbeEvent {
+  enum class Kind : uint8_t { kReply, kLost, kLate, kDuplicate } kind = Kind::kReply;
+  uint32_t seq = 0;
+  Sample sample;  ///< kReply only
+};
+
+class SessionSender {
+ public:
+  SessionSender(SenderOptions options, SocketAddress reflector);
+
+  /// Builds the next probe into `buffer` (at least packet_size octets). Call on_sent() once it left.
+  /// `clock` is the current clock state (cached by the caller), `now` the wall time to put in the packet.
+  Result<dp::TxPacket> build_probe(std::span<uint8_t> buffer, WallNs now, const ClockState& clock);
+  /// Records that the probe built last left with the backend's tx_id and user-space send time.
+  void on_sent(const dp::TxPacket& sent);
+  void on_send_failed();
+  void on_tx_timestamp(const dp::TxTimestamp& stamp);
+  /// Handles one received datagram.
+  void on_receive(const dp::RxPacket& packet, WallNs now);
+  /// Declares probes lost whose timeout passed and releases replies that waited for their TX stamp.
+  void advance(WallNs now);
+  /// Moves out what happened since the last call.
+  std::vector<ProbeEvent> poll_events();
+
+  uint32_t next_seq() const { return next_seq_; }
+  size_t in_flight() const { return in_flight_.size(); }
+  const SenderCounters& counters() const { return counters_; }
+  const SenderOptions& options() const { return options_; }
+  uint32_t packet_size() const { return packet_size_; }
+
+ private:
+  struct InFlight {
+    uint32_t seq = 0;
+    uint32_t tx_id = 0;
+    bool sent = false;
+    WallNs deadline = 0;
+    dp::Timestamp t1;  ///< user time, upgraded by the TX timestamp
+    ErrorEstimate local_error;
+    std::optional<Sample> reply;  ///< answered, waiting for the TX timestamp
+    WallNs reply_deadline = 0;
+  };
+  enum class SeqState : uint8_t { kUnknown, kAnswered, kLost };
+
+  void complete(InFlight& probe, bool used_fallback);
+  void remember(uint32_t seq, SeqState state);
+  SeqState recall(uint32_t seq) const;
+
+  SenderOptions options_;
+  SocketAddress reflector_;
+  uint32_t packet_size_;
+  uint32_t next_seq_ = 0;
+  int32_t tai_offset_s_ = 37;
+  uint32_t highest_answered_ = 0;
+  bool any_answered_ = false;
+  std::optional<InFlight> pending_;                   ///< built but not yet reported sent
+  std::unordered_map<uint32_t, InFlight> in_flight_;  ///< by seq
+  std::unordered_map<uint32_t, uint32_t> seq_by_tx_id_;
+  // What happened to recent sequence numbers, to tell late and duplicate replies from strangers.
+  // 4096 entries (20 KiB): at 10 probes/s a reply up to ~7 minutes late is still told from a stranger.
+  // (64 Ki entries cost 320 KiB per session, 32 MB for 100 peers.)
+  static constexpr size_t kHistory = 1 << 12;
+  std::vector<uint32_t> history_seq_;
+  std::vector<SeqState> history_state_;
+  std::vector<ProbeEvent> events_;
+  SenderCounters counters_;
+};
+
+}  // namespace hubprobe::stamp
