@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# RTT benchmark (SPEC section 10): in one run, over the same veth pair between two network namespaces,
-# with the same probe count and rate, measures `ping`, `fping`, `sockperf ping-pong --full-rtt` and
-# `hubprobe ping` against a `hubprobe reflect`, unpinned as a real deployment runs. Statistics are
-# computed here, identically for every tool, from the per-probe values each tool prints (nearest-rank
-# percentiles, population stddev; scripts/bench/stats.awk). Also the client's CPU time and peak RSS and
-# the reflector's CPU time. Prints a Markdown report and rewrites the marked section of
-# docs/benchmarks.md (between <!-- bench:begin --> and <!-- bench:end -->), including PASS/FAIL for the
-# issue's targets. Run as root. Needs the packages of scripts/setup.sh; builds hubprobe only if missing.
+# RTT benchmark (docs/design.md, "Measuring performance"): in one run, over the same veth pair between
+# two network namespaces, with the same probe count and rate, measures `ping`, `fping`,
+# `sockperf ping-pong --full-rtt` and `hubprobe ping` against a `hubprobe reflect`, unpinned as a real
+# deployment runs. Statistics are computed here, identically for every tool, from the per-probe values
+# each tool prints (nearest-rank percentiles, population stddev; scripts/bench/stats.awk). Also the
+# client's CPU time and peak RSS and the reflector's CPU time. Prints a Markdown report and rewrites the
+# marked section of docs/benchmarks.md (between <!-- bench:begin --> and <!-- bench:end -->), including
+# PASS/FAIL for the targets listed there. Run as root. Needs the packages of scripts/setup.sh; builds
+# hubprobe only if missing.
 #
 #   scripts/bench.sh                 2000 probes per tool, one every 10 ms, in 4 rounds (about 2 min in all)
 #   scripts/bench.sh --quick         300 probes per tool, prints the report, leaves the doc alone

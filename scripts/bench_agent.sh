@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# Agent benchmark (SPEC section 10): the cost of probing many peers continuously. In one run, over the same
-# veth pair between a "sender" and a "targets" network namespace, one tool after the other probes the
-# same N target addresses (default 100) at the same rate (default every 100 ms each):
+# Agent benchmark (docs/design.md, "Measuring performance"): the cost of probing many peers continuously.
+# In one run, over the same veth pair between a "sender" and a "targets" network namespace, one tool after
+# the other probes the same N target addresses (default 100) at the same rate (default every 100 ms each):
 #   - hubprobed with N [[peer]]s (reflector disabled), against one `hubprobe reflect` listening on all N
 #     addresses;
 #   - `fping -l -Q SECS -p PERIOD` on the N addresses (the targets' kernel answers ICMP echo);
@@ -14,7 +14,7 @@
 # response size and series count, and the CPU a scrape costs. For hubprobed also its own /status (peers up,
 # replies per second per peer) and, for information, the CPU of the reflector. Prints a Markdown report
 # and rewrites the results part (<!-- bench-agent-results:begin/end -->) of its section of docs/benchmarks.md
-# (<!-- bench-agent:begin/end -->), with PASS/FAIL for the issue's targets. Run as root.
+# (<!-- bench-agent:begin/end -->), with PASS/FAIL for its targets (listed with the results). Run as root.
 #
 #   scripts/bench_agent.sh                    100 peers, 100 ms, 10 s warm-up + 60 s window per tool (~4.5 min)
 #   scripts/bench_agent.sh --quick            20 s windows, prints the report, leaves the doc alone

@@ -650,7 +650,8 @@ TEST(StampReflect, ClockStateCanBePublishedAfterLoad) {
   EXPECT_EQ(counters[STAMP_REFLECT_REFLECTED], 1u);
 }
 
-// Not a timed test (SPEC section 10): reports the per-run cost and checks the counters kept up.
+// Not a timed test (docs/design.md, "Measuring performance"): reports the per-run cost and checks the counters
+// kept up.
 TEST(StampReflect, RepeatedRunCost) {
   LOAD_REFLECTOR_OR_RETURN(reflector, ReflectorConfig{});
   constexpr int kRepeat = 100000;

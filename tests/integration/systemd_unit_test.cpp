@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The installed systemd unit: `cmake --install` into a scratch prefix, then `systemd-analyze verify` on
-// the unit written for that prefix, and the settings SPEC section 8 asks for. No root needed and no
-// running systemd: verify works on a file.
+// the unit written for that prefix, and the settings docs/operations.md ("The unit") describes. No root needed
+// and no running systemd: verify works on a file.
 //
 // The install is staged with DESTDIR=<tmp>/stage and <tmp>/prefix made a symlink to the staged prefix:
 // the unit names <tmp>/prefix/sbin/hubprobed, which verify requires to exist, and files installed to
@@ -186,7 +186,7 @@ TEST_F(SystemdUnitTest, RunsAsDedicatedUserWithOnlyNetworkCapabilities) {
         << ambient << " is ambient but not in the bounding set";
   }
 
-  // The hardening SPEC section 8 calls "the usual".
+  // The usual hardening (docs/operations.md, "Hardening").
   for (const char* key : {"ProtectSystem", "ProtectHome", "PrivateTmp", "PrivateDevices", "ProtectKernelTunables",
                           "ProtectKernelModules", "ProtectControlGroups", "RestrictNamespaces",
                           "MemoryDenyWriteExecute", "SystemCallArchitectures", "RestrictAddressFamilies"}) {

@@ -13,7 +13,7 @@
 //    bypassed; nothing moved before the change either) and within window + 2 s (scrape slack);
 //  * settling: p50 within [21.0 - 0.1, 21.0 + 0.4] ms, within window + 2 s;
 //  * the step: p50 after - p50 before in [0.8, 1.2] ms (the RTT histogram resolves 0.4 % = 80 us at
-//    20 ms: a 1 ms change at 20 ms is what SPEC section 5 asks the metrics to resolve).
+//    20 ms: a 1 ms change at 20 ms is what the metrics must resolve, docs/design.md "The numbers").
 // Takes ~ 20 s (a full window before the change, half a window and a second after it).
 #include <gtest/gtest.h>
 #include <unistd.h>
