@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 # Summary statistics of one RTT sample per line (microseconds, first field), the same way for every tool
-# and the same way hubprobe's own summary does (agent/src/summary.cpp): nearest-rank percentiles
+# and the same way hubprobe's own summary does (agent/stats/src/summary.cpp): nearest-rank percentiles
 # (the value at rank ceil(q*n) of the sorted samples) and the population standard deviation.
 # Input must be sorted ascending (sort -g). Prints one line:
 #   n min p50 p90 p99 p999 max mean stddev

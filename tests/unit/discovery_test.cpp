@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Peer discovery through etcd, the pure part (agent/include/hubprobe/discovery.h): registrations read from
+// Peer discovery through etcd, the pure part (agent/policy/include/hubprobe/discovery.h): registrations read from
 // PREFIX/agents/ become peers resolved like [[peer]] entries without `paths`, or are ignored with a reason.
 #include "hubprobe/discovery.h"
 
