@@ -12,7 +12,6 @@
 namespace hubprobe {
 namespace {
 
-
 TEST(GenerationStore, FreshFolderCountsFromOneAndWritesDurably) {
   TempDir tmp;
   const std::string dir = tmp.path() + "/state/hubprobe";  // neither exists yet

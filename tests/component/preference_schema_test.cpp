@@ -119,6 +119,5 @@ TEST(PreferenceSchema, DocumentationExampleValidates) {
   EXPECT_EQ(check.status, 0) << check.output;
 }
 
-
 }  // namespace
 }  // namespace hubprobe

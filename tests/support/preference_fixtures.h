@@ -56,7 +56,7 @@ inline void write_file(const std::string& path, const std::string& text) {
 }
 
 inline CandidateView candidate(const std::string& peer, const std::string& path, uint32_t rank, PathState state,
-                        double delay_rt_s) {
+                               double delay_rt_s) {
   CandidateView view;
   view.id = peer + "/" + path;
   view.peer = peer;

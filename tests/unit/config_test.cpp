@@ -140,8 +140,7 @@ address = "198.18.1.1"
 // The shipped example must load, and uncommenting every "# key = value" line must give the same
 // configuration: the defaults it shows are the real ones.
 TEST(ConfigDefaults, ExampleFileShowsTheRealDefaults) {
-  const std::string example =
-      (std::filesystem::path(__FILE__).parent_path() / ".." / ".." / "config" / "hubprobe.toml").string();
+  const std::string example = (std::filesystem::path(HUBPROBE_SOURCE_DIR) / "config" / "hubprobe.toml").string();
   auto loaded = load_config(example);
   ASSERT_TRUE(loaded.ok()) << loaded.error().message;
   ASSERT_EQ(loaded->peers.size(), 2u);

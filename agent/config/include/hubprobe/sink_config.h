@@ -62,8 +62,8 @@ struct EtcdKeyValue {
 /// The etcd key layout under a sink's `prefix` (trailing slashes of the prefix dropped):
 ///   PREFIX/preferences/AGENT_ID  the agent's preference document (under its lease)
 ///   PREFIX/agents/AGENT_ID       the agent's registration (under its lease)
-std::string preferences_prefix(std::string_view prefix);        ///< PREFIX/preferences/
-std::string registrations_prefix(std::string_view prefix);      ///< PREFIX/agents/
+std::string preferences_prefix(std::string_view prefix);    ///< PREFIX/preferences/
+std::string registrations_prefix(std::string_view prefix);  ///< PREFIX/agents/
 std::string preferences_key(std::string_view prefix, std::string_view agent_id);
 std::string registration_key(std::string_view prefix, std::string_view agent_id);
 

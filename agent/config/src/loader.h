@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: Apache-2.0
+// The TOML loader: one method per section of the file, each reading its keys with the typed readers
+// (value_readers.h) and the host checks (host_checks.h), and throwing ConfigError (toml_report.h) at the
+// first problem. Internal to hubprobe_config; parse_config() is the public entry point.
+#pragma once
+
+#include <toml++/toml.h>
+
+#include <array>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "hubprobe/config.h"
+
+namespace hubprobe::config_detail {
+
+inline constexpr std::array<std::string_view, 8> kProbeKeys = {
+    "interval", "size", "dscp", "timeout", "window", "down_after", "timestamp_format", "auth_key_file"};
+inline constexpr std::array<std::string_view, 14> kPeerKeys = {
+    "name",   "hub",        "address",          "port",          "interval", "size", "dscp", "timeout",
+    "window", "down_after", "timestamp_format", "auth_key_file", "paths",    "sla"};
+
+// Where a peer's effective probe settings were written in the table being read (null = inherited).
+struct ProbeNodes {
+  const toml::node* interval = nullptr;
+  const toml::node* size = nullptr;
+  const toml::node* timeout = nullptr;
+  const toml::node* window = nullptr;
+};
+
+
+class Loader {
+ public:
+  explicit Loader(std::filesystem::path base_directory) : base_directory_(std::move(base_directory)) {}
+
+  AgentConfig load(const toml::table& root);
+
+ private:
+  KeyFile read_key_file(const toml::node& node, const std::string& path);
+  void read_agent(const toml::table& root, AgentConfig& config);
+  void read_dataplane(const toml::table& root, AgentConfig& config);
+  void read_reflector(const toml::table& root, AgentConfig& config);
+  ProbeNodes read_probe_settings(const toml::table& table, const std::string& path, ProbeSettings& settings);
+  void check_probe_settings(const toml::table& table, const std::string& path, const ProbeSettings& settings,
+                            const ProbeNodes& nodes, bool inherits_from_probe);
+  void read_paths(const toml::table& root, AgentConfig& config);
+  void read_sla(const toml::table& root, AgentConfig& config);
+  void resolve_peer_paths(const toml::table& table, const std::string& path, const AgentConfig& config,
+                          PeerConfig& peer);
+  void read_scheduler(const toml::table& root, AgentConfig& config);
+  HttpSinkConfig read_http_sink(const toml::table& entry, const std::string& path, const SchedulerConfig& scheduler);
+  EtcdSinkConfig read_etcd_sink(const toml::table& entry, const std::string& path);
+  void read_tls_files(const toml::table& entry, const std::string& path, std::string& ca, std::string& cert,
+                      std::string& key);
+  std::string read_bearer_token(const toml::node& node, const std::string& path, const std::string& file);
+  std::string read_file_path(const toml::node& node, const std::string& path, std::string_view what);
+  void read_peers(const toml::table& root, AgentConfig& config);
+  void read_metrics(const toml::table& root, AgentConfig& config);
+  void read_logging(const toml::table& root, AgentConfig& config);
+
+  std::filesystem::path base_directory_;
+  std::map<std::string, std::shared_ptr<const stamp::HmacKey>> keys_;  // by resolved path: read once
+};
+
+}  // namespace hubprobe::config_detail
