@@ -12,16 +12,6 @@ constexpr size_t kRxBatch = 64;
 constexpr uint32_t kRxBufferSize = 9216;
 }  // namespace
 
-bool SessionSpec::same_session(const SessionSpec& other) const {
-  const auto key_bytes = [](const std::shared_ptr<const stamp::HmacKey>& hmac_key) {
-    return hmac_key ? hmac_key->bytes : std::vector<uint8_t>{};
-  };
-  return id == other.id && target == other.target && mode == other.mode && key_bytes(key) == key_bytes(other.key) &&
-         packet_size == other.packet_size && dscp == other.dscp && interval_ns == other.interval_ns &&
-         timeout_ns == other.timeout_ns && format == other.format && device == other.device && fwmark == other.fwmark &&
-         source == other.source && source_ports == other.source_ports;
-}
-
 ProbeEngine::ProbeEngine(std::shared_ptr<dp::Dataplane> dataplane)
     : dataplane_(std::move(dataplane)),
       rx_buffers_(kRxBatch, std::vector<uint8_t>(kRxBufferSize)),

@@ -21,7 +21,7 @@ namespace hubprobe {
 
 /// Everything that defines a probe session. Two equal specs are the same session (reload keeps it).
 struct SessionSpec {
-  std::string id;  ///< unique: the peer name (and path, later)
+  std::string id;  ///< unique: "PEER/PATH" in the agent
   SocketAddress target;
   stamp::Mode mode = stamp::Mode::kUnauthenticated;
   std::shared_ptr<const stamp::HmacKey> key;
@@ -37,8 +37,8 @@ struct SessionSpec {
   /// UDP source ports used in turn, one probe each (spreads probes over ECMP paths); each is its own
   /// socket. Empty = the port of `source` (ephemeral when 0).
   std::vector<uint16_t> source_ports;
-
-  bool same_session(const SessionSpec& other) const;
+  // Whether a reload keeps a session is decided on the configuration it is made from (same_session() in
+  // hubprobe/config.h), the one list of the fields that make "the same session".
 };
 
 /// Receives what the engine learns. Called on the engine's thread, inside run_tick().
