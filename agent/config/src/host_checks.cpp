@@ -31,7 +31,6 @@ std::string read_interface(const toml::node& node, const std::string& path) {
   return text;
 }
 
-
 KeyFile Loader::read_key_file(const toml::node& node, const std::string& path) {
   constexpr std::string_view kWhat = "a path to a file with a hex HMAC key";
   const std::string_view text = read_string(node, path, kWhat);

@@ -31,7 +31,6 @@ struct ProbeNodes {
   const toml::node* window = nullptr;
 };
 
-
 class Loader {
  public:
   explicit Loader(std::filesystem::path base_directory) : base_directory_(std::move(base_directory)) {}

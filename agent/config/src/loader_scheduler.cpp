@@ -18,12 +18,30 @@ namespace hubprobe::config_detail {
 namespace {
 
 constexpr std::string_view kHttpUrl = "an http:// or https:// URL like \"https://scheduler.example/v1/preferences\"";
-constexpr std::array<std::string_view, 10> kHttpSinkKeys = {
-    "name",        "url",           "timeout", "connect_timeout",  "backoff_initial",
-    "backoff_max", "bearer_token_file", "ca_file", "client_cert_file", "client_key_file"};
-constexpr std::array<std::string_view, 14> kEtcdSinkKeys = {
-    "name",      "endpoints", "prefix",    "ttl",               "timeout", "backoff_initial",  "backoff_max",
-    "register",  "advertise", "discover",  "discover_interval", "ca_file", "client_cert_file", "client_key_file"};
+constexpr std::array<std::string_view, 10> kHttpSinkKeys = {"name",
+                                                            "url",
+                                                            "timeout",
+                                                            "connect_timeout",
+                                                            "backoff_initial",
+                                                            "backoff_max",
+                                                            "bearer_token_file",
+                                                            "ca_file",
+                                                            "client_cert_file",
+                                                            "client_key_file"};
+constexpr std::array<std::string_view, 14> kEtcdSinkKeys = {"name",
+                                                            "endpoints",
+                                                            "prefix",
+                                                            "ttl",
+                                                            "timeout",
+                                                            "backoff_initial",
+                                                            "backoff_max",
+                                                            "register",
+                                                            "advertise",
+                                                            "discover",
+                                                            "discover_interval",
+                                                            "ca_file",
+                                                            "client_cert_file",
+                                                            "client_key_file"};
 constexpr std::string_view kEtcdEndpoints = "an array of etcd client URLs like [\"http://198.18.0.254:2379\"]";
 
 bool http_url(std::string_view text) {
@@ -95,7 +113,8 @@ std::vector<std::string> read_endpoints(const toml::table& entry, const std::str
     const toml::node& element = *endpoints->as_array()->get(j);
     std::string url(read_string(element, indexed(path + ".endpoints", j), kEtcdEndpoints));
     if (!http_url(url)) {
-      expected(element, indexed(path + ".endpoints", j), "an http:// or https:// URL like \"http://198.18.0.254:2379\"");
+      expected(element, indexed(path + ".endpoints", j),
+               "an http:// or https:// URL like \"http://198.18.0.254:2379\"");
     }
     while (!url.empty() && url.back() == '/') url.pop_back();
     urls.push_back(url);
@@ -112,8 +131,8 @@ std::string read_key_prefix(const toml::node& node, const std::string& path) {
 }
 
 // Discovery settings of one etcd sink; `discovering` is the entry that already has discover = true.
-void read_discovery(const toml::table& entry, const std::string& path, size_t index,
-                    std::optional<size_t>& discovering, EtcdSinkConfig& sink) {
+void read_discovery(const toml::table& entry, const std::string& path, size_t index, std::optional<size_t>& discovering,
+                    EtcdSinkConfig& sink) {
   if (const toml::node* node = entry.get("discover")) {
     sink.discover = read_bool(*node, path + ".discover");
     if (sink.discover && discovering.has_value()) {

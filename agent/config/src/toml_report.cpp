@@ -90,7 +90,6 @@ size_t edit_distance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
-
 Position position_of(const toml::source_region& region) {
   Position position;
   if (region.begin.line > 0) {
@@ -146,7 +145,6 @@ void check_keys(const toml::table& table, const std::string& path, std::initiali
   check_keys(table, path, std::span<const std::string_view>(known.begin(), known.size()));
 }
 
-
 // One line, always: toml++ quotes offending characters raw ("saw 't<newline>'"), and file names or
 // values from the file may hold anything.
 std::string escape_controls(std::string_view text) {
@@ -173,6 +171,5 @@ std::string format_error(const std::string& source, Position where, const std::s
   if (!key_path.empty()) text += key_path + ": ";
   return escape_controls(text + message);
 }
-
 
 }  // namespace hubprobe::config_detail

@@ -133,7 +133,6 @@ std::vector<IpPrefix> read_prefixes(const toml::node& node, const std::string& p
   return prefixes;
 }
 
-
 std::vector<uint16_t> read_source_ports(const toml::node& node, const std::string& path) {
   constexpr std::string_view kWhat =
       "an array of UDP ports and ranges like [40000, \"40010-40017\"] (at most 64 ports, 1..65535)";

@@ -74,6 +74,8 @@ struct PathSelector::Candidate {
   WallNs ok_since = 0;                   // valid while view.state == kOk
   std::optional<WallNs> eligible_since;  // this ok period reached eligibility (eligible_at is then fixed)
   double rank_score = kNan;              // the score, also while unknown (orders the unknown ones)
+  int64_t rtt_p99_ns = 0;                // of the last measure(); 0 without replies
+  double delay_variation_ns = 0;         // of the last measure(); 0 below two replies
   std::optional<WallNs> beating_since;   // challenger: first evaluate() it beat the preferred by the margin
 
   void prune(WallNs now, int64_t window_ns) {
@@ -142,116 +144,117 @@ void PathSelector::on_lost(const std::string& id, WallNs now) {
   ++c->consecutive_lost;
 }
 
-SelectionChange PathSelector::evaluate(WallNs now) {
-  SelectionChange change;
-  const uint32_t min_samples = std::max<uint32_t>(1, sla_.min_samples);
-
-  for (auto& owned : candidates_) {
-    Candidate& c = *owned;
-    CandidateView& v = c.view;
-    c.seen(now);
-    c.prune(now, sla_.window_ns);
-
-    // Costs over the window.
-    uint64_t replies = 0;
-    uint64_t lost = 0;
-    bool all_forward = true;
-    double forward_error_s = 0;
-    double ipdv_sum_ns = 0;
-    const Candidate::Outcome* previous_reply = nullptr;
+// The window's costs of one candidate: delay-rt, p99, delay-variation, lossrate, delay-ow, confidence and
+// the score that orders it.
+void PathSelector::measure(Candidate& c, WallNs now) {
+  CandidateView& v = c.view;
+  uint64_t replies = 0;
+  uint64_t lost = 0;
+  bool all_forward = true;
+  double forward_error_s = 0;
+  double ipdv_sum_ns = 0;
+  const Candidate::Outcome* previous_reply = nullptr;
+  scratch_.clear();
+  for (const Candidate::Outcome& o : c.outcomes) {
+    if (o.lost) {
+      ++lost;
+      continue;
+    }
+    ++replies;
+    scratch_.push_back(o.rtt_ns);
+    if (previous_reply != nullptr) ipdv_sum_ns += std::abs(static_cast<double>(o.rtt_ns - previous_reply->rtt_ns));
+    previous_reply = &o;
+    all_forward = all_forward && o.has_forward;
+    if (o.has_forward) forward_error_s = std::max(forward_error_s, o.forward_error_s);
+  }
+  std::sort(scratch_.begin(), scratch_.end());
+  v.samples = replies;
+  v.judged = replies + lost;
+  v.consecutive_lost = c.consecutive_lost;
+  v.delay_rt_s = median_s(scratch_);
+  c.rtt_p99_ns = replies > 0 ? nearest_rank(scratch_, 99) : 0;
+  v.rtt_p99_s = replies > 0 ? static_cast<double>(c.rtt_p99_ns) * kNsToS : kNan;
+  c.delay_variation_ns = replies >= 2 ? ipdv_sum_ns / static_cast<double>(replies - 1) : 0.0;
+  v.delay_variation_s = replies >= 2 ? c.delay_variation_ns * kNsToS : kNan;
+  v.lossrate = v.judged == 0 ? kNan : static_cast<double>(lost) / static_cast<double>(v.judged);
+  v.delay_ow_s = kNan;
+  v.delay_ow_error_s = kNan;
+  if (replies > 0 && all_forward) {
     scratch_.clear();
     for (const Candidate::Outcome& o : c.outcomes) {
-      if (o.lost) {
-        ++lost;
-        continue;
-      }
-      ++replies;
-      scratch_.push_back(o.rtt_ns);
-      if (previous_reply != nullptr) ipdv_sum_ns += std::abs(static_cast<double>(o.rtt_ns - previous_reply->rtt_ns));
-      previous_reply = &o;
-      all_forward = all_forward && o.has_forward;
-      if (o.has_forward) forward_error_s = std::max(forward_error_s, o.forward_error_s);
+      if (!o.lost) scratch_.push_back(o.forward_ns);
     }
     std::sort(scratch_.begin(), scratch_.end());
-    v.samples = replies;
-    v.judged = replies + lost;
-    v.consecutive_lost = c.consecutive_lost;
-    v.delay_rt_s = median_s(scratch_);
-    const int64_t rtt_p99_ns = replies > 0 ? nearest_rank(scratch_, 99) : 0;
-    v.rtt_p99_s = replies > 0 ? static_cast<double>(rtt_p99_ns) * kNsToS : kNan;
-    const double delay_variation_ns = replies >= 2 ? ipdv_sum_ns / static_cast<double>(replies - 1) : 0.0;
-    v.delay_variation_s = replies >= 2 ? delay_variation_ns * kNsToS : kNan;
-    v.lossrate = v.judged == 0 ? kNan : static_cast<double>(lost) / static_cast<double>(v.judged);
-    if (replies > 0 && all_forward) {
-      scratch_.clear();
-      for (const Candidate::Outcome& o : c.outcomes) {
-        if (!o.lost) scratch_.push_back(o.forward_ns);
-      }
-      std::sort(scratch_.begin(), scratch_.end());
-      v.delay_ow_s = median_s(scratch_);
-      v.delay_ow_error_s = forward_error_s;
-    } else {
-      v.delay_ow_s = kNan;
-      v.delay_ow_error_s = kNan;
-    }
-
-    // Confidence: replies against the probes expected since the candidate was first seen, at most a window.
-    if (c.interval_ns > 0) {
-      const double age_ns = static_cast<double>(std::max<int64_t>(0, now - *c.first_seen));
-      const double interval = static_cast<double>(c.interval_ns);
-      const double expected =
-          std::min(static_cast<double>(sla_.window_ns) / interval, std::floor(age_ns / interval) + 1.0);
-      v.confidence = expected > 0 ? std::min(1.0, static_cast<double>(replies) / expected) : 0.0;
-    } else {
-      v.confidence = replies > 0 ? 1.0 : 0.0;
-    }
-
-    c.rank_score = replies == 0 ? kNan
-                                : v.delay_rt_s + delay_variation_ns * kNsToS +
-                                      v.lossrate * static_cast<double>(sla_.loss_penalty_ns) * kNsToS;
-
-    // State.
-    const bool loss_exceeded = sla_.loss_ratio >= 0 && v.judged > 0 && v.lossrate > sla_.loss_ratio;
-    PathState state = PathState::kOk;
-    if (sla_.down_after > 0 && c.consecutive_lost >= sla_.down_after) {
-      state = PathState::kDown;
-    } else if (replies < min_samples) {
-      state = loss_exceeded && v.judged >= min_samples ? PathState::kDegraded : PathState::kUnknown;
-    } else if (loss_exceeded || (sla_.rtt_p99_ns > 0 && rtt_p99_ns > sla_.rtt_p99_ns) ||
-               (sla_.jitter_ns > 0 && delay_variation_ns > static_cast<double>(sla_.jitter_ns))) {
-      state = PathState::kDegraded;
-    }
-    if (!c.evaluated || state != v.state) {
-      if (c.evaluated) change.state_changed = true;
-      v.state = state;
-      v.state_since = now;
-      if (state == PathState::kOk) c.ok_since = now;
-      c.eligible_since.reset();
-      c.evaluated = true;
-    }
-    if (state == PathState::kDown || state == PathState::kDegraded) c.needs_hold_down = true;
-
-    // Hold-down.
-    if (state == PathState::kOk) {
-      if (!c.eligible_since) {
-        const WallNs eligible_at = c.needs_hold_down ? c.ok_since + sla_.hold_down_ns : c.ok_since;
-        if (now >= eligible_at) {
-          c.eligible_since = eligible_at;
-          c.needs_hold_down = false;
-        }
-        v.eligible_at = eligible_at;
-      } else {
-        v.eligible_at = *c.eligible_since;
-      }
-      v.eligible = c.eligible_since.has_value();
-    } else {
-      v.eligible_at = 0;
-      v.eligible = false;
-    }
-    v.score_s = state == PathState::kUnknown ? kNan : c.rank_score;
+    v.delay_ow_s = median_s(scratch_);
+    v.delay_ow_error_s = forward_error_s;
   }
+  v.confidence = confidence(c, replies, now);
+  c.rank_score = replies == 0 ? kNan
+                              : v.delay_rt_s + c.delay_variation_ns * kNsToS +
+                                    v.lossrate * static_cast<double>(sla_.loss_penalty_ns) * kNsToS;
+}
 
-  // Ranking.
+// Replies against the probes expected since the candidate was first seen, at most a window's worth.
+double PathSelector::confidence(const Candidate& c, uint64_t replies, WallNs now) const {
+  if (c.interval_ns <= 0) return replies > 0 ? 1.0 : 0.0;
+  const double age_ns = static_cast<double>(std::max<int64_t>(0, now - *c.first_seen));
+  const double interval = static_cast<double>(c.interval_ns);
+  const double expected = std::min(static_cast<double>(sla_.window_ns) / interval, std::floor(age_ns / interval) + 1.0);
+  return expected > 0 ? std::min(1.0, static_cast<double>(replies) / expected) : 0.0;
+}
+
+// The SLA judgement of one measured candidate; true when its state changed (not counting the first one).
+bool PathSelector::judge(Candidate& c, WallNs now) {
+  CandidateView& v = c.view;
+  const uint32_t min_samples = std::max<uint32_t>(1, sla_.min_samples);
+  const bool loss_exceeded = sla_.loss_ratio >= 0 && v.judged > 0 && v.lossrate > sla_.loss_ratio;
+  PathState state = PathState::kOk;
+  if (sla_.down_after > 0 && c.consecutive_lost >= sla_.down_after) {
+    state = PathState::kDown;
+  } else if (v.samples < min_samples) {
+    state = loss_exceeded && v.judged >= min_samples ? PathState::kDegraded : PathState::kUnknown;
+  } else if (loss_exceeded || (sla_.rtt_p99_ns > 0 && c.rtt_p99_ns > sla_.rtt_p99_ns) ||
+             (sla_.jitter_ns > 0 && c.delay_variation_ns > static_cast<double>(sla_.jitter_ns))) {
+    state = PathState::kDegraded;
+  }
+  bool changed = false;
+  if (!c.evaluated || state != v.state) {
+    changed = c.evaluated;
+    v.state = state;
+    v.state_since = now;
+    if (state == PathState::kOk) c.ok_since = now;
+    c.eligible_since.reset();
+    c.evaluated = true;
+  }
+  if (state == PathState::kDown || state == PathState::kDegraded) c.needs_hold_down = true;
+  hold_down(c, now);
+  v.score_s = state == PathState::kUnknown ? kNan : c.rank_score;
+  return changed;
+}
+
+// Eligibility: an ok candidate that was down or degraded waits for the hold-down.
+void PathSelector::hold_down(Candidate& c, WallNs now) {
+  CandidateView& v = c.view;
+  if (v.state != PathState::kOk) {
+    v.eligible_at = 0;
+    v.eligible = false;
+    return;
+  }
+  if (!c.eligible_since) {
+    const WallNs eligible_at = c.needs_hold_down ? c.ok_since + sla_.hold_down_ns : c.ok_since;
+    if (now >= eligible_at) {
+      c.eligible_since = eligible_at;
+      c.needs_hold_down = false;
+    }
+    v.eligible_at = eligible_at;
+  } else {
+    v.eligible_at = *c.eligible_since;
+  }
+  v.eligible = c.eligible_since.has_value();
+}
+
+// order_: by group (eligible ok, ok in hold-down, degraded, unknown, down), then score (NaN last), then id.
+void PathSelector::order_candidates() {
   order_.clear();
   for (auto& owned : candidates_) order_.push_back(owned.get());
   std::sort(order_.begin(), order_.end(), [](const Candidate* a, const Candidate* b) {
@@ -264,25 +267,19 @@ SelectionChange PathSelector::evaluate(WallNs now) {
     if (!a_nan && a->rank_score != b->rank_score) return a->rank_score < b->rank_score;
     return a->view.id < b->view.id;
   });
+}
 
-  bool same_order = false;
-  const std::string previous_preferred = preferred_;
-  pick_preferred(now);
-  change.preferred_changed = preferred_ != previous_preferred;
-  if (change.preferred_changed && !previous_preferred.empty()) ++switches_;
-
-  // The preferred candidate is rank 1 even while a challenger's better score has not yet held the margin
-  // for switch_after: ranks carry the same damping as the preference, and a scheduler reading only
-  // ranks sees what the agent prefers. The others keep their order.
+// The preferred candidate is rank 1 even while a challenger's better score has not yet held the margin
+// for switch_after: ranks carry the same damping as the preference, and a scheduler reading only ranks
+// sees what the agent prefers. The others keep their order. Returns whether the ranking changed.
+bool PathSelector::publish_ranks() {
   if (!preferred_.empty()) {
     const auto it =
         std::find_if(order_.begin(), order_.end(), [&](const Candidate* c) { return c->view.id == preferred_; });
     if (it != order_.end()) std::rotate(order_.begin(), it, it + 1);
   }
-  same_order = ranked_.size() == order_.size();
+  bool same_order = ranked_.size() == order_.size();
   for (size_t i = 0; same_order && i < order_.size(); ++i) same_order = ranked_[i].id == order_[i]->view.id;
-  change.rank_changed = !same_order;
-
   ranked_.clear();
   ranked_.reserve(order_.size());
   for (size_t i = 0; i < order_.size(); ++i) {
@@ -291,6 +288,24 @@ SelectionChange PathSelector::evaluate(WallNs now) {
     v.preferred = v.id == preferred_;
     ranked_.push_back(v);
   }
+  return !same_order;
+}
+
+SelectionChange PathSelector::evaluate(WallNs now) {
+  SelectionChange change;
+  for (auto& owned : candidates_) {
+    Candidate& c = *owned;
+    c.seen(now);
+    c.prune(now, sla_.window_ns);
+    measure(c, now);
+    if (judge(c, now)) change.state_changed = true;
+  }
+  order_candidates();
+  const std::string previous_preferred = preferred_;
+  pick_preferred(now);
+  change.preferred_changed = preferred_ != previous_preferred;
+  if (change.preferred_changed && !previous_preferred.empty()) ++switches_;
+  change.rank_changed = publish_ranks();
   return change;
 }
 

@@ -140,7 +140,14 @@ class PathSelector {
   Candidate* find(const std::string& id);
   /// Appends an outcome at `now` (to be filled in) to the candidate's window; null for an unknown id.
   Candidate* record(const std::string& id, WallNs now);
+  // evaluate(), step by step: measure and judge each candidate, order them, pick, publish the ranks.
+  void measure(Candidate& c, WallNs now);
+  double confidence(const Candidate& c, uint64_t replies, WallNs now) const;
+  bool judge(Candidate& c, WallNs now);
+  void hold_down(Candidate& c, WallNs now);
+  void order_candidates();
   void pick_preferred(WallNs now);
+  bool publish_ranks();
 
   SlaClass sla_;
   std::vector<std::unique_ptr<Candidate>> candidates_;
