@@ -79,6 +79,148 @@ nlohmann::json delay_json(const DelayStats& d) {
           {"p90", d.p90_s * 1e3}, {"p99", d.p99_s * 1e3}, {"p999", d.p999_s * 1e3}, {"max", d.max_s * 1e3}};
 }
 
+void reflector_families(Families& f, const Labels& agent_labels, const ReflectorServiceCounters& r) {
+  f.counter("hubprobe_reflector_requests_total", "STAMP requests received by the reflector.", agent_labels,
+            static_cast<double>(r.engine.received + r.dropped_not_allowed + r.dropped_rate_limited));
+  f.counter("hubprobe_reflector_replies_total", "STAMP replies sent by the reflector.", agent_labels,
+            static_cast<double>(r.engine.reflected));
+  const std::pair<const char*, uint64_t> drops[] = {{"too_short", r.engine.dropped_too_short},
+                                                    {"too_long", r.engine.dropped_too_long},
+                                                    {"truncated", r.engine.dropped_truncated},
+                                                    {"bad_hmac", r.engine.dropped_bad_hmac},
+                                                    {"not_allowed", r.dropped_not_allowed},
+                                                    {"rate_limited", r.dropped_rate_limited},
+                                                    {"send_error", r.send_errors}};
+  for (const auto& [reason, value] : drops) {
+    f.counter("hubprobe_reflector_drops_total", "Requests the reflector did not answer, by reason.",
+              with(agent_labels, "reason", reason), static_cast<double>(value));
+  }
+  f.counter("hubprobe_reflector_tlvs_flagged_total", "TLVs the reflector flagged, by flag (RFC 8972).",
+            with(agent_labels, "flag", "unrecognized"), static_cast<double>(r.engine.tlv_unrecognized));
+  f.counter("hubprobe_reflector_tlvs_flagged_total", "TLVs the reflector flagged, by flag (RFC 8972).",
+            with(agent_labels, "flag", "malformed"), static_cast<double>(r.engine.tlv_malformed));
+  f.gauge("hubprobe_reflector_sessions", "Stateful reflector sessions active.", agent_labels,
+          static_cast<double>(r.engine.sessions_active));
+}
+
+// Counters of one session since it started.
+void session_counters(Families& f, const Labels& labels, const StatsTotals& t) {
+  f.counter("hubprobe_probes_sent_total", "STAMP probes sent.", labels, static_cast<double>(t.sent));
+  f.counter("hubprobe_replies_received_total", "Replies received before the timeout.", labels,
+            static_cast<double>(t.received));
+  f.counter("hubprobe_probes_lost_total", "Probes without a reply before the timeout.", labels,
+            static_cast<double>(t.lost));
+  const std::pair<const char*, uint64_t> directions[] = {
+      {"forward", t.lost_forward}, {"backward", t.lost_backward}, {"unknown", t.lost_unknown}};
+  for (const auto& [direction, value] : directions) {
+    f.counter("hubprobe_probes_lost_by_direction_total",
+              "Lost probes whose direction is settled (stateful reflector numbering).",
+              with(labels, "direction", direction), static_cast<double>(value));
+  }
+  f.gauge("hubprobe_probes_lost_direction_pending",
+          "Lost probes whose direction is not settled yet (no reply since; a dead peer's losses wait here).", labels,
+          static_cast<double>(t.lost_direction_pending));
+  f.counter("hubprobe_replies_late_total", "Replies that came after the probe was declared lost.", labels,
+            static_cast<double>(t.late));
+  f.counter("hubprobe_replies_duplicate_total", "Second and later replies to one probe.", labels,
+            static_cast<double>(t.duplicates));
+  f.counter("hubprobe_replies_reordered_total", "Replies that came after a reply to a later probe.", labels,
+            static_cast<double>(t.reordered));
+  f.counter("hubprobe_replies_invalid_total", "Datagrams from the peer refused (size, HMAC, session).", labels,
+            static_cast<double>(t.invalid + t.unexpected));
+  f.counter("hubprobe_probe_send_errors_total", "Probes the dataplane could not send.", labels,
+            static_cast<double>(t.send_errors));
+}
+
+// The cumulative RTT histogram: log-linear buckets that tell 20 ms from 21 ms.
+void rtt_histogram_family(Families& f, const Labels& labels, const ExportHistogram& histogram) {
+  ClientMetric metric;
+  metric.label = labels;
+  metric.histogram.sample_count = histogram.count();
+  metric.histogram.sample_sum = histogram.sum_s();
+  const auto cumulative = histogram.cumulative_counts();
+  const auto& bounds = histogram.layout().bounds_s();
+  for (size_t i = 0; i < bounds.size(); ++i) metric.histogram.bucket.push_back({cumulative[i], bounds[i]});
+  metric.histogram.bucket.push_back({cumulative.back(), std::numeric_limits<double>::infinity()});
+  f.family("hubprobe_rtt_seconds", "Round-trip time (T4 - T1) - (T3 - T2) since the session started.",
+           MetricType::Histogram)
+      .metric.push_back(std::move(metric));
+}
+
+// The windowed distributions, jitter, loss ratios and peer state of one session.
+void session_window(Families& f, const Labels& labels, const StatsSnapshot& s) {
+  window_summary(f, "hubprobe_rtt_window_seconds",
+                 "Round-trip time over the statistics window (quantile 0 = min, 1 = max).", labels, s.rtt);
+  f.gauge("hubprobe_rtt_window_mean_seconds", "Mean round-trip time over the statistics window.", labels, s.rtt.mean_s);
+  f.gauge("hubprobe_rtt_window_samples", "Replies in the statistics window.", labels, static_cast<double>(s.rtt.count));
+  window_summary(f, "hubprobe_reflector_turnaround_window_seconds",
+                 "Time the peer's reflector held our probes (T3 - T2).", labels, s.turnaround);
+  if (s.one_way_valid) {
+    window_summary(f, "hubprobe_owd_window_seconds", "One-way delay, only when both clocks are synchronised.",
+                   with(labels, "direction", "forward"), s.forward);
+    window_summary(f, "hubprobe_owd_window_seconds", "One-way delay, only when both clocks are synchronised.",
+                   with(labels, "direction", "backward"), s.backward);
+    f.gauge("hubprobe_owd_error_bound_seconds", "Error bound of the one-way delays (sum of both clocks' estimates).",
+            labels, s.one_way_error_s);
+  }
+  f.gauge("hubprobe_jitter_seconds", "Mean |IPDV| of the round-trip time over the window (RFC 3393, RFC 5481).", labels,
+          s.jitter.mean_abs_ipdv_s);
+  f.gauge("hubprobe_ipdv_window_p99_seconds", "p99 of |IPDV| over the window.", labels, s.jitter.p99_abs_ipdv_s);
+  f.gauge("hubprobe_ipdv_window_max_seconds", "Largest |IPDV| over the window.", labels, s.jitter.max_abs_ipdv_s);
+  const std::pair<const char*, double> ratios[] = {
+      {"total", s.loss.total}, {"forward", s.loss.forward}, {"backward", s.loss.backward}, {"unknown", s.loss.unknown}};
+  for (const auto& [direction, value] : ratios) {
+    f.gauge("hubprobe_loss_window_ratio", "Share of probes lost over the window, by direction.",
+            with(labels, "direction", direction), value);
+  }
+  f.gauge("hubprobe_peer_up", "1 when the peer answers, 0 when down or not yet known.", labels,
+          s.state == PeerState::kUp ? 1 : 0);
+  for (PeerState state : {PeerState::kUp, PeerState::kDown, PeerState::kUnknown}) {
+    f.gauge("hubprobe_peer_state", "The peer's state: 1 for the current one.", with(labels, "state", to_string(state)),
+            s.state == state ? 1 : 0);
+  }
+  f.counter("hubprobe_peer_down_transitions_total", "Times the peer went down.", labels,
+            static_cast<double>(s.down_transitions));
+  f.gauge("hubprobe_peer_last_reply_timestamp_seconds", "When the last reply came (Unix time), 0 = never.", labels,
+          seconds(s.last_reply_at));
+}
+
+void path_families(Families& f, const std::string& hub, const std::string& peer_hub, const PathSelector& selector) {
+  for (const CandidateView& c : selector.ranked()) {
+    const Labels labels = {{"hub", hub}, {"peer", c.peer}, {"peer_hub", peer_hub}, {"path", c.path}};
+    for (PathState state : kPathStates) {
+      f.gauge("hubprobe_path_state", "The path's SLA state: 1 for the current one.",
+              with(labels, "state", to_string(state)), c.state == state ? 1 : 0);
+    }
+    f.gauge("hubprobe_path_rank", "The path's rank towards its destination hub (1 = best).", labels, c.rank);
+    f.gauge("hubprobe_path_preferred", "1 for the path the agent prefers towards the destination hub.", labels,
+            c.preferred ? 1 : 0);
+    f.gauge("hubprobe_path_eligible", "1 when the path is ok and its hold-down is over.", labels, c.eligible ? 1 : 0);
+    f.gauge("hubprobe_path_score_seconds",
+            "The path's score (lower is better): delay-rt + delay-variation + loss penalty.", labels, c.score_s);
+    f.gauge("hubprobe_path_confidence", "Replies in the SLA window / probes expected in it (0..1).", labels,
+            c.confidence);
+  }
+  f.counter("hubprobe_path_switches_total", "Times the preferred path towards the destination hub changed.",
+            {{"hub", hub}, {"peer_hub", peer_hub}}, static_cast<double>(selector.switches()));
+}
+
+void sink_families(Families& f, const std::string& hub, const SinkStatus& st) {
+  const Labels labels = {{"hub", hub}, {"sink", st.name}, {"kind", st.kind}};
+  f.counter("hubprobe_scheduler_pushes_total", "Attempts to deliver preferences to a sink, by result.",
+            with(labels, "result", "success"), static_cast<double>(st.pushes_ok));
+  f.counter("hubprobe_scheduler_pushes_total", "Attempts to deliver preferences to a sink, by result.",
+            with(labels, "result", "failure"), static_cast<double>(st.pushes_failed));
+  f.counter("hubprobe_scheduler_superseded_total",
+            "Documents replaced by a newer one before the sink could deliver them.", labels,
+            static_cast<double>(st.superseded));
+  f.gauge("hubprobe_scheduler_last_success_timestamp_seconds",
+          "When the sink last delivered a document (Unix time), 0 = never.", labels, seconds(st.last_success));
+  f.gauge("hubprobe_scheduler_up", "1 when the sink's last attempt succeeded.", labels, st.healthy ? 1 : 0);
+  f.gauge("hubprobe_scheduler_delivered_generation", "Generation of the last document the sink delivered.", labels,
+          static_cast<double>(st.delivered_generation));
+}
+
 }  // namespace
 
 std::vector<MetricFamily> Agent::collect() const {
@@ -126,159 +268,26 @@ std::vector<MetricFamily> Agent::collect() const {
   f.counter("hubprobe_dataplane_unmatched_replies_total", "Datagrams on probe ports that no session owns.",
             agent_labels, static_cast<double>(engine.unmatched_replies));
 
-  if (reflector_) {
-    const auto r = reflector_->counters();
-    f.counter("hubprobe_reflector_requests_total", "STAMP requests received by the reflector.", agent_labels,
-              static_cast<double>(r.engine.received + r.dropped_not_allowed + r.dropped_rate_limited));
-    f.counter("hubprobe_reflector_replies_total", "STAMP replies sent by the reflector.", agent_labels,
-              static_cast<double>(r.engine.reflected));
-    const std::pair<const char*, uint64_t> drops[] = {{"too_short", r.engine.dropped_too_short},
-                                                      {"too_long", r.engine.dropped_too_long},
-                                                      {"truncated", r.engine.dropped_truncated},
-                                                      {"bad_hmac", r.engine.dropped_bad_hmac},
-                                                      {"not_allowed", r.dropped_not_allowed},
-                                                      {"rate_limited", r.dropped_rate_limited},
-                                                      {"send_error", r.send_errors}};
-    for (const auto& [reason, value] : drops) {
-      f.counter("hubprobe_reflector_drops_total", "Requests the reflector did not answer, by reason.",
-                with(agent_labels, "reason", reason), static_cast<double>(value));
-    }
-    f.counter("hubprobe_reflector_tlvs_flagged_total", "TLVs the reflector flagged, by flag (RFC 8972).",
-              with(agent_labels, "flag", "unrecognized"), static_cast<double>(r.engine.tlv_unrecognized));
-    f.counter("hubprobe_reflector_tlvs_flagged_total", "TLVs the reflector flagged, by flag (RFC 8972).",
-              with(agent_labels, "flag", "malformed"), static_cast<double>(r.engine.tlv_malformed));
-    f.gauge("hubprobe_reflector_sessions", "Stateful reflector sessions active.", agent_labels,
-            static_cast<double>(r.engine.sessions_active));
-  }
-
+  if (reflector_) reflector_families(f, agent_labels, reflector_->counters());
   for (const auto& [id, session] : sessions_) {
     const StatsSnapshot s = session.stats->snapshot(now);
     const Labels labels = {{"hub", config_.agent.hub},
                            {"peer", session.peer.name},
                            {"peer_hub", session.peer.hub},
                            {"path", session.path.name}};
-    const auto& t = s.totals;
-    f.counter("hubprobe_probes_sent_total", "STAMP probes sent.", labels, static_cast<double>(t.sent));
-    f.counter("hubprobe_replies_received_total", "Replies received before the timeout.", labels,
-              static_cast<double>(t.received));
-    f.counter("hubprobe_probes_lost_total", "Probes without a reply before the timeout.", labels,
-              static_cast<double>(t.lost));
-    const std::pair<const char*, uint64_t> directions[] = {
-        {"forward", t.lost_forward}, {"backward", t.lost_backward}, {"unknown", t.lost_unknown}};
-    for (const auto& [direction, value] : directions) {
-      f.counter("hubprobe_probes_lost_by_direction_total",
-                "Lost probes whose direction is settled (stateful reflector numbering).",
-                with(labels, "direction", direction), static_cast<double>(value));
-    }
-    f.gauge("hubprobe_probes_lost_direction_pending",
-            "Lost probes whose direction is not settled yet (no reply since; a dead peer's losses wait here).", labels,
-            static_cast<double>(t.lost_direction_pending));
-    f.counter("hubprobe_replies_late_total", "Replies that came after the probe was declared lost.", labels,
-              static_cast<double>(t.late));
-    f.counter("hubprobe_replies_duplicate_total", "Second and later replies to one probe.", labels,
-              static_cast<double>(t.duplicates));
-    f.counter("hubprobe_replies_reordered_total", "Replies that came after a reply to a later probe.", labels,
-              static_cast<double>(t.reordered));
-    f.counter("hubprobe_replies_invalid_total", "Datagrams from the peer refused (size, HMAC, session).", labels,
-              static_cast<double>(t.invalid + t.unexpected));
-    f.counter("hubprobe_probe_send_errors_total", "Probes the dataplane could not send.", labels,
-              static_cast<double>(t.send_errors));
-
-    // The cumulative RTT histogram: log-linear buckets that tell 20 ms from 21 ms.
-    const ExportHistogram& histogram = session.stats->rtt_histogram();
-    ClientMetric metric;
-    metric.label = labels;
-    metric.histogram.sample_count = histogram.count();
-    metric.histogram.sample_sum = histogram.sum_s();
-    const auto cumulative = histogram.cumulative_counts();
-    const auto& bounds = histogram.layout().bounds_s();
-    for (size_t i = 0; i < bounds.size(); ++i) metric.histogram.bucket.push_back({cumulative[i], bounds[i]});
-    metric.histogram.bucket.push_back({cumulative.back(), std::numeric_limits<double>::infinity()});
-    f.family("hubprobe_rtt_seconds", "Round-trip time (T4 - T1) - (T3 - T2) since the session started.",
-             MetricType::Histogram)
-        .metric.push_back(std::move(metric));
-
-    window_summary(f, "hubprobe_rtt_window_seconds",
-                   "Round-trip time over the statistics window (quantile 0 = min, 1 = max).", labels, s.rtt);
-    f.gauge("hubprobe_rtt_window_mean_seconds", "Mean round-trip time over the statistics window.", labels,
-            s.rtt.mean_s);
-    f.gauge("hubprobe_rtt_window_samples", "Replies in the statistics window.", labels,
-            static_cast<double>(s.rtt.count));
-    window_summary(f, "hubprobe_reflector_turnaround_window_seconds",
-                   "Time the peer's reflector held our probes (T3 - T2).", labels, s.turnaround);
-    if (s.one_way_valid) {
-      window_summary(f, "hubprobe_owd_window_seconds", "One-way delay, only when both clocks are synchronised.",
-                     with(labels, "direction", "forward"), s.forward);
-      window_summary(f, "hubprobe_owd_window_seconds", "One-way delay, only when both clocks are synchronised.",
-                     with(labels, "direction", "backward"), s.backward);
-      f.gauge("hubprobe_owd_error_bound_seconds", "Error bound of the one-way delays (sum of both clocks' estimates).",
-              labels, s.one_way_error_s);
-    }
-    f.gauge("hubprobe_jitter_seconds", "Mean |IPDV| of the round-trip time over the window (RFC 3393, RFC 5481).",
-            labels, s.jitter.mean_abs_ipdv_s);
-    f.gauge("hubprobe_ipdv_window_p99_seconds", "p99 of |IPDV| over the window.", labels, s.jitter.p99_abs_ipdv_s);
-    f.gauge("hubprobe_ipdv_window_max_seconds", "Largest |IPDV| over the window.", labels, s.jitter.max_abs_ipdv_s);
-    const std::pair<const char*, double> ratios[] = {{"total", s.loss.total},
-                                                     {"forward", s.loss.forward},
-                                                     {"backward", s.loss.backward},
-                                                     {"unknown", s.loss.unknown}};
-    for (const auto& [direction, value] : ratios) {
-      f.gauge("hubprobe_loss_window_ratio", "Share of probes lost over the window, by direction.",
-              with(labels, "direction", direction), value);
-    }
-    f.gauge("hubprobe_peer_up", "1 when the peer answers, 0 when down or not yet known.", labels,
-            s.state == PeerState::kUp ? 1 : 0);
-    for (PeerState state : {PeerState::kUp, PeerState::kDown, PeerState::kUnknown}) {
-      f.gauge("hubprobe_peer_state", "The peer's state: 1 for the current one.",
-              with(labels, "state", to_string(state)), s.state == state ? 1 : 0);
-    }
-    f.counter("hubprobe_peer_down_transitions_total", "Times the peer went down.", labels,
-              static_cast<double>(s.down_transitions));
-    f.gauge("hubprobe_peer_last_reply_timestamp_seconds", "When the last reply came (Unix time), 0 = never.", labels,
-            seconds(s.last_reply_at));
+    session_counters(f, labels, s.totals);
+    rtt_histogram_family(f, labels, session.stats->rtt_histogram());
+    session_window(f, labels, s);
   }
 
   // Path selection: one series per (peer, path) candidate, as of the last evaluation (once a second).
-  for (const auto& [peer_hub, selector] : selectors_) {
-    for (const CandidateView& c : selector.ranked()) {
-      const Labels labels = {{"hub", config_.agent.hub}, {"peer", c.peer}, {"peer_hub", peer_hub}, {"path", c.path}};
-      for (PathState state : kPathStates) {
-        f.gauge("hubprobe_path_state", "The path's SLA state: 1 for the current one.",
-                with(labels, "state", to_string(state)), c.state == state ? 1 : 0);
-      }
-      f.gauge("hubprobe_path_rank", "The path's rank towards its destination hub (1 = best).", labels, c.rank);
-      f.gauge("hubprobe_path_preferred", "1 for the path the agent prefers towards the destination hub.", labels,
-              c.preferred ? 1 : 0);
-      f.gauge("hubprobe_path_eligible", "1 when the path is ok and its hold-down is over.", labels, c.eligible ? 1 : 0);
-      f.gauge("hubprobe_path_score_seconds",
-              "The path's score (lower is better): delay-rt + delay-variation + loss penalty.", labels, c.score_s);
-      f.gauge("hubprobe_path_confidence", "Replies in the SLA window / probes expected in it (0..1).", labels,
-              c.confidence);
-    }
-    f.counter("hubprobe_path_switches_total", "Times the preferred path towards the destination hub changed.",
-              {{"hub", config_.agent.hub}, {"peer_hub", peer_hub}}, static_cast<double>(selector.switches()));
-  }
+  for (const auto& [peer_hub, selector] : selectors_) path_families(f, config_.agent.hub, peer_hub, selector);
   const double generation = document_ ? static_cast<double>((*document_).value("generation", uint64_t{0})) : 0;
   f.gauge("hubprobe_preferences_generation", "Generation of the current preference document (0 = none yet).",
           agent_labels, generation);
   {
     std::lock_guard sinks(sinks_mutex_);
-    for (const auto& sink : sinks_) {
-      const SinkStatus st = sink->status();
-      const Labels labels = {{"hub", config_.agent.hub}, {"sink", st.name}, {"kind", st.kind}};
-      f.counter("hubprobe_scheduler_pushes_total", "Attempts to deliver preferences to a sink, by result.",
-                with(labels, "result", "success"), static_cast<double>(st.pushes_ok));
-      f.counter("hubprobe_scheduler_pushes_total", "Attempts to deliver preferences to a sink, by result.",
-                with(labels, "result", "failure"), static_cast<double>(st.pushes_failed));
-      f.counter("hubprobe_scheduler_superseded_total",
-                "Documents replaced by a newer one before the sink could deliver them.", labels,
-                static_cast<double>(st.superseded));
-      f.gauge("hubprobe_scheduler_last_success_timestamp_seconds",
-              "When the sink last delivered a document (Unix time), 0 = never.", labels, seconds(st.last_success));
-      f.gauge("hubprobe_scheduler_up", "1 when the sink's last attempt succeeded.", labels, st.healthy ? 1 : 0);
-      f.gauge("hubprobe_scheduler_delivered_generation", "Generation of the last document the sink delivered.", labels,
-              static_cast<double>(st.delivered_generation));
-    }
+    for (const auto& sink : sinks_) sink_families(f, config_.agent.hub, sink->status());
   }
   return f.take();
 }
