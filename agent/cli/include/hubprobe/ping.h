@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// `hubprobe ping`: a one-shot STAMP measurement that behaves like ping(8).
+// `hubprobe ping`: a one-shot STAMP measurement that behaves like ping(8), a one-session ProbeEngine.
 #pragma once
 
 #include <atomic>
@@ -34,8 +34,10 @@ struct PingOptions {
 };
 
 /// Runs the measurement, prints reply lines and the summary (or JSON) to `out`, errors to `err`.
-/// Returns the process exit status: 0 when replies came, 1 when none did, 3 when the dataplane could not
-/// start. Stops early when `stop` becomes true (SIGINT), and still prints the summary.
+/// Returns the process exit status: 0 when replies came, 1 when none did, 2 when the source address does
+/// not fit the target, 3 when the dataplane or its port could not start or a probe could not be built.
+/// When `stop` becomes true (SIGINT) it sends no more, waits for the replies in flight (at most the
+/// timeout) and still prints the summary.
 int run_ping(const PingOptions& options, std::ostream& out, std::ostream& err, const std::atomic<bool>& stop);
 
 }  // namespace hubprobe
