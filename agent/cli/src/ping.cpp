@@ -11,6 +11,8 @@
 #include <ostream>
 #include <vector>
 
+#include "hubprobe/cli_usage.h"
+#include "hubprobe/config.h"
 #include "hubprobe/dataplane.h"
 #include "hubprobe/probe_engine.h"
 #include "hubprobe/summary.h"
@@ -278,6 +280,49 @@ void print_text(const PingOptions& options, const PingReport& r, std::ostream& o
 }
 
 }  // namespace
+
+Result<PingOptions> ping_options(const PingArgs& args) {
+  PingOptions options;
+  auto target = SocketAddress::resolve(args.host, 862);
+  if (!target) return make_error(args.host + ": " + target.error().message);
+  options.target = *target;
+  options.target_text = args.host;
+  options.count = args.count;
+  if (!(args.interval_s >= 0.001)) return make_error("-i: the interval must be at least 0.001 s");
+  options.interval_ns = static_cast<int64_t>(args.interval_s * 1e9);
+  auto key = load_key_flag(args.key_file);
+  if (!key) return key.error();
+  options.key = *key;
+  const uint32_t base = options.key ? 112 : 44;
+  if (args.size != 0 && (args.size < base || args.size > 9000)) {
+    return make_error("-s: size must be between " + std::to_string(base) + " and 9000 octets");
+  }
+  options.size = args.size;
+  if (!args.dscp.empty()) {
+    // A number (0..63) or a PHB name, parsed as the configuration file does.
+    auto dscp = parse_dscp(args.dscp);
+    if (!dscp) return make_error("-Q: " + dscp.error().message);
+    options.dscp = *dscp;
+  }
+  options.interface = args.interface;
+  options.source = args.source;
+  options.source_port = args.source_port;
+  options.fwmark = args.fwmark;
+  if (!(args.timeout_s > 0 && args.timeout_s <= 3600)) {
+    return make_error("--timeout: must be between 0 and 3600 seconds");
+  }
+  options.timeout_ns = static_cast<int64_t>(args.timeout_s * 1e9);
+  options.json = args.json;
+  options.quiet = args.quiet;
+  options.format = args.ptp ? TimestampFormat::kPtp : TimestampFormat::kNtp;
+  return options;
+}
+
+int ping_command(const PingArgs& args, std::ostream& out, std::ostream& err, const std::atomic<bool>& stop) {
+  auto options = ping_options(args);
+  if (!options) return usage_error(err, options.error().message);
+  return run_ping(*options, out, err, stop);
+}
 
 int run_ping(const PingOptions& options, std::ostream& out, std::ostream& err, const std::atomic<bool>& stop) {
   auto dataplane = dp::make_dataplane(options.backend);

@@ -10,9 +10,28 @@
 
 #include "hubprobe/clock.h"
 #include "hubprobe/net.h"
+#include "hubprobe/result.h"
 #include "hubprobe/stamp.h"
 
 namespace hubprobe {
+
+/// The flags of `hubprobe ping` as given (agent/cli/src/main.cpp binds them to the command line).
+struct PingArgs {
+  std::string host;
+  uint64_t count = 0;
+  double interval_s = 1.0;
+  uint32_t size = 0;
+  std::string dscp;
+  std::string interface;
+  std::string source;
+  uint16_t source_port = 0;
+  uint32_t fwmark = 0;
+  std::string key_file;
+  double timeout_s = 2.0;
+  bool json = false;
+  bool quiet = false;
+  bool ptp = false;
+};
 
 struct PingOptions {
   SocketAddress target;
@@ -32,6 +51,13 @@ struct PingOptions {
   bool quiet = false;
   std::string backend = "kernel";
 };
+
+/// `hubprobe ping`: checks the flags (a bad one is a usage error: one line on `err`, exit status 2),
+/// then run_ping(). Returns the exit status.
+int ping_command(const PingArgs& args, std::ostream& out, std::ostream& err, const std::atomic<bool>& stop);
+
+/// The options the flags stand for; the error is a usage error's message (e.g. "-s: size must be ...").
+Result<PingOptions> ping_options(const PingArgs& args);
 
 /// Runs the measurement, prints reply lines and the summary (or JSON) to `out`, errors to `err`.
 /// Returns the process exit status: 0 when replies came, 1 when none did, 2 when the source address does
