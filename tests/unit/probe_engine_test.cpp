@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
+#include <limits>
 #include <map>
 #include <thread>
 
@@ -18,8 +20,12 @@ namespace {
 struct Recorder : ProbeListener {
   std::map<std::string, std::vector<uint32_t>> sent;
   std::map<std::string, std::vector<stamp::ProbeEvent>> events;
+  std::map<std::string, std::vector<std::pair<uint32_t, Error>>> send_failures;
   void on_probe_sent(const std::string& id, uint32_t seq, WallNs) override { sent[id].push_back(seq); }
   void on_probe_event(const std::string& id, const stamp::ProbeEvent& e, WallNs) override { events[id].push_back(e); }
+  void on_send_failed(const std::string& id, uint32_t seq, const Error& error) override {
+    send_failures[id].emplace_back(seq, error);
+  }
 };
 
 // A reflector on loopback driven from the test thread.
@@ -222,6 +228,90 @@ TEST(ProbeEngine, SourcePortInUseFailsTheWholeSession) {
   EXPECT_NE(result.error().message.find("peer/busy"), std::string::npos) << result.error().message;
   EXPECT_EQ(engine.session_count(), 0u);
   EXPECT_EQ(engine.port_counters().tx_packets, 0u);
+}
+
+// `count` probes, then none: the session is finished once the last one is answered.
+TEST(ProbeEngine, CountLimitsTheProbesAndTheSessionFinishesWithTheLastReply) {
+  LoopbackReflector reflector(false);
+  auto dataplane = dp::make_dataplane("kernel");
+  ProbeEngine engine(std::shared_ptr<dp::Dataplane>(std::move(dataplane.value())));
+  SessionSpec spec;
+  spec.id = "counted";
+  spec.target = reflector.port->local_address();
+  spec.interval_ns = 2'000'000;
+  spec.timeout_ns = 500'000'000;
+  spec.count = 5;
+  const WallNs start = wall_now();
+  ASSERT_TRUE(engine.add_session(spec, 0, start).ok());
+  EXPECT_FALSE(engine.finished("counted"));
+  EXPECT_EQ(engine.next_due(), start);  // phase 0: the first probe is due at once
+  EXPECT_EQ(engine.poll_fds().size(), 1u);
+  Recorder recorder;
+  while (!engine.finished("counted") && wall_now() - start < 2'000'000'000) {
+    engine.run_tick(wall_now(), ClockState{}, recorder);
+    reflector.serve();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_TRUE(engine.finished("counted"));
+  EXPECT_EQ(recorder.sent["counted"], (std::vector<uint32_t>{0, 1, 2, 3, 4}));
+  EXPECT_EQ(recorder.events["counted"].size(), 5u);
+  EXPECT_EQ(engine.sender("counted")->counters().received, 5u);
+  EXPECT_EQ(engine.sender("counted")->in_flight(), 0u);
+  EXPECT_EQ(engine.next_due(), std::numeric_limits<WallNs>::max()) << "a finished session is never due";
+  EXPECT_TRUE(engine.finished("no such session"));
+  EXPECT_EQ(engine.sender("no such session"), nullptr);
+}
+
+// stop_sending: no probe after it, and the ones in flight still end (here: lost, nobody answers).
+TEST(ProbeEngine, StopSendingLetsTheProbesInFlightEnd) {
+  LoopbackReflector reflector(false);  // never serves
+  auto dataplane = dp::make_dataplane("kernel");
+  ProbeEngine engine(std::shared_ptr<dp::Dataplane>(std::move(dataplane.value())));
+  SessionSpec spec;
+  spec.id = "stopped";
+  spec.target = reflector.port->local_address();
+  spec.interval_ns = 1'000'000;
+  spec.timeout_ns = 30'000'000;
+  const WallNs start = wall_now();
+  ASSERT_TRUE(engine.add_session(spec, 0, start).ok());
+  Recorder recorder;
+  engine.run_tick(start, ClockState{}, recorder);
+  engine.run_tick(start + 1'000'000, ClockState{}, recorder);
+  ASSERT_EQ(recorder.sent["stopped"].size(), 2u);
+  engine.stop_sending("stopped");
+  EXPECT_FALSE(engine.finished("stopped")) << "two probes are in flight";
+  engine.run_tick(start + 2'000'000, ClockState{}, recorder);
+  EXPECT_EQ(recorder.sent["stopped"].size(), 2u);
+  engine.run_tick(start + 1'000'000'000, ClockState{}, recorder);
+  EXPECT_TRUE(engine.finished("stopped"));
+  ASSERT_EQ(recorder.events["stopped"].size(), 2u);
+  for (const auto& e : recorder.events["stopped"]) EXPECT_EQ(e.kind, stamp::ProbeEvent::Kind::kLost);
+}
+
+// A probe the kernel refuses (broadcast without SO_BROADCAST: EACCES, or no route at all) is reported
+// with its reason.
+TEST(ProbeEngine, FailedSendIsReportedWithItsSequenceNumberAndReason) {
+  auto dataplane = dp::make_dataplane("kernel");
+  ProbeEngine engine(std::shared_ptr<dp::Dataplane>(std::move(dataplane.value())));
+  SessionSpec spec;
+  spec.id = "refused";
+  spec.target = *SocketAddress::parse("255.255.255.255:862", 862);
+  spec.count = 2;
+  spec.interval_ns = 1'000'000;
+  const WallNs start = wall_now();
+  ASSERT_TRUE(engine.add_session(spec, 0, start).ok());
+  Recorder recorder;
+  engine.run_tick(start, ClockState{}, recorder);
+  engine.run_tick(start + 1'000'000, ClockState{}, recorder);
+  ASSERT_EQ(recorder.send_failures["refused"].size(), 2u);
+  EXPECT_EQ(recorder.send_failures["refused"][0].first, 0u);
+  EXPECT_EQ(recorder.send_failures["refused"][1].first, 1u);
+  const Error& error = recorder.send_failures["refused"][0].second;
+  EXPECT_NE(error.code, 0);
+  EXPECT_EQ(error.message, std::strerror(error.code));
+  EXPECT_TRUE(recorder.sent["refused"].empty());
+  EXPECT_EQ(engine.sender("refused")->counters().send_errors, 2u);
+  EXPECT_TRUE(engine.finished("refused")) << "failed sends count towards the count and leave nothing in flight";
 }
 
 }  // namespace

@@ -4,24 +4,26 @@
 #include <fmt/format.h>
 #include <poll.h>
 
-#include <array>
-#include <cstring>
+#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <ostream>
 #include <vector>
 
+#include "hubprobe/cli_usage.h"
+#include "hubprobe/config.h"
 #include "hubprobe/dataplane.h"
-#include "hubprobe/session_sender.h"
+#include "hubprobe/probe_engine.h"
 #include "hubprobe/summary.h"
 
 namespace hubprobe {
 
 namespace {
 
-constexpr size_t kRxBatch = 32;
-constexpr uint32_t kRxBufferSize = 9216;  // a jumbo frame; longer replies are truncated and refused
+constexpr char kSession[] = "ping";  // the engine's one session
 constexpr WallNs kClockRefreshNs = 1'000'000'000;
+constexpr WallNs kMaxSleepNs = 10'000'000;  // also expires timeouts promptly
 
 double to_us(WallNs ns) { return static_cast<double>(ns) / 1000.0; }
 
@@ -49,7 +51,278 @@ std::string dominant(const std::map<std::string, uint64_t>& counts) {
   return best;
 }
 
+// What the engine reports about the session: a line per reply, loss, late or duplicate reply (unless
+// --json or -q), and the samples for the summary.
+class PingListener final : public ProbeListener {
+ public:
+  PingListener(const PingOptions& options, std::ostream& out, std::ostream& err)
+      : options_(options), out_(out), err_(err) {}
+
+  void on_probe_sent(const std::string&, uint32_t, WallNs) override {}
+  void on_probe_event(const std::string&, const stamp::ProbeEvent& event, WallNs) override {
+    const bool lines = !options_.json && !options_.quiet;
+    if (event.kind == stamp::ProbeEvent::Kind::kReply) {
+      samples.push_back(event.sample);
+      ++t1_sources[dp::to_string(event.sample.t1.source)];
+      ++t4_sources[dp::to_string(event.sample.t4.source)];
+      if (lines) print_reply(event.sample);
+    } else if (lines) {
+      if (event.kind == stamp::ProbeEvent::Kind::kLost) out_ << "no reply for seq=" << event.seq << "\n";
+      if (event.kind == stamp::ProbeEvent::Kind::kLate) out_ << "late reply for seq=" << event.seq << "\n";
+      if (event.kind == stamp::ProbeEvent::Kind::kDuplicate) out_ << "duplicate reply for seq=" << event.seq << "\n";
+    }
+  }
+  void on_send_failed(const std::string&, uint32_t, const Error& error) override {
+    if (!options_.json) err_ << "hubprobe ping: send failed: " << error.message << "\n";
+  }
+  void on_build_failed(const std::string&, const Error& error) override { build_error = error; }
+
+  std::vector<stamp::Sample> samples;
+  std::map<std::string, uint64_t> t1_sources, t4_sources;
+  std::optional<Error> build_error;  ///< a probe that could not be built ends the run
+
+ private:
+  void print_reply(const stamp::Sample& s) {
+    out_ << s.length << " bytes from " << options_.target.to_string() << ": seq=" << s.seq
+         << " rtt=" << ms(to_us(s.rtt_ns())) << " ms turnaround=" << ms(to_us(s.turnaround_ns())) << " ms";
+    if (s.one_way_valid()) {
+      out_ << " fwd=" << ms(to_us(s.forward_ns())) << " ms bwd=" << ms(to_us(s.backward_ns())) << " ms (±"
+           << ms(s.one_way_error_s() * 1e6) << " ms)";
+    }
+    if (s.reflector_ttl >= 0) out_ << " ttl=" << s.reflector_ttl;
+    out_ << "\n";
+  }
+
+  const PingOptions& options_;
+  std::ostream& out_;
+  std::ostream& err_;
+};
+
+// The one session of the run; the error says why -S does not fit the target.
+Result<SessionSpec> session_spec(const PingOptions& options) {
+  SessionSpec spec;
+  spec.id = kSession;
+  spec.target = options.target;
+  spec.mode = options.key ? stamp::Mode::kAuthenticated : stamp::Mode::kUnauthenticated;
+  spec.key = options.key;
+  spec.packet_size = options.size;
+  spec.dscp = options.dscp;
+  spec.interval_ns = options.interval_ns;
+  spec.timeout_ns = options.timeout_ns;
+  spec.format = options.format;
+  spec.device = options.interface;
+  spec.fwmark = options.fwmark;
+  spec.count = options.count;
+  if (options.source.empty()) {
+    spec.source = SocketAddress::any(options.target.family(), options.source_port);
+    return spec;
+  }
+  auto source = SocketAddress::parse(options.source, options.source_port);
+  if (!source || source->family() != options.target.family()) {
+    return make_error("source address " + options.source + " does not match the target's family");
+  }
+  spec.source = *source;
+  return spec;
+}
+
+// The engine names the session in its errors ("session ping: ..."); a ping has only the one.
+std::string without_session(const Error& error) {
+  const std::string prefix = std::string("session ") + kSession + ": ";
+  return error.message.rfind(prefix, 0) == 0 ? error.message.substr(prefix.size()) : error.message;
+}
+
+// Sleeps until the next probe is due, at most kMaxSleepNs, waking for replies and TX timestamps.
+void sleep_until_due(const ProbeEngine& engine) {
+  const WallNs now = wall_now();
+  const WallNs wait = std::max<WallNs>(0, std::min(engine.next_due(), now + kMaxSleepNs) - now);
+  std::vector<pollfd> descriptors;
+  for (const int fd : engine.poll_fds()) descriptors.push_back({fd, POLLIN, 0});
+  const timespec timeout{static_cast<time_t>(wait / 1'000'000'000), static_cast<long>(wait % 1'000'000'000)};
+  (void)ppoll(descriptors.data(), descriptors.size(), &timeout, nullptr);
+}
+
+// Ticks the engine until the session is finished: its count sent (or `stop`), and every probe answered
+// or timed out. Returns the clock state last read, or the error of a probe that could not be built.
+Result<ClockState> run_session(ProbeEngine& engine, PingListener& listener, const PingOptions& options,
+                               std::ostream& out, const std::atomic<bool>& stop) {
+  ClockState clock = read_clock_state();
+  WallNs clock_read_at = wall_now();
+  while (true) {
+    const WallNs now = wall_now();
+    if (now - clock_read_at > kClockRefreshNs) {
+      clock = read_clock_state();
+      clock_read_at = now;
+    }
+    if (stop.load()) engine.stop_sending(kSession);
+    engine.run_tick(now, clock, listener);
+    if (listener.build_error) return *listener.build_error;
+    if (!options.json) out.flush();
+    if (engine.finished(kSession)) return clock;
+    sleep_until_due(engine);
+  }
+}
+
+// What the summary says, from the samples and counters of the run.
+struct PingReport {
+  stamp::SenderCounters counters;
+  uint64_t attempted = 0;  ///< sent, and failed sends: those never reached the wire
+  uint32_t size = 0;
+  Distribution rtt, turnaround, forward, backward;
+  double jitter_us = 0;
+  LossSplit loss;
+  bool one_way = false;
+  double one_way_error_us = 0;
+  std::string t1, t4;  ///< the dominant timestamp sources
+  ClockState clock;
+  WallNs elapsed = 0;
+};
+
+PingReport make_report(const PingListener& listener, const ProbeEngine& engine) {
+  PingReport report;
+  const stamp::SessionSender& sender = *engine.sender(kSession);
+  report.counters = sender.counters();
+  // The engine keeps the replies that match no session to itself; with one session, those are the
+  // ones from another address than the reflector's.
+  report.counters.invalid += engine.counters().unmatched_replies;
+  report.counters.invalid_source += engine.counters().unmatched_replies;
+  report.attempted = report.counters.sent + report.counters.send_errors;
+  report.size = sender.packet_size();
+  std::vector<double> rtts, turnarounds, forward, backward;
+  std::vector<SequencedDelay> sequenced;
+  std::vector<ReplySequence> sequences;
+  report.one_way = !listener.samples.empty();
+  for (const auto& s : listener.samples) {
+    rtts.push_back(to_us(s.rtt_ns()));
+    turnarounds.push_back(to_us(s.turnaround_ns()));
+    sequenced.push_back({s.seq, to_us(s.rtt_ns())});
+    sequences.push_back({s.seq, s.reflector_seq});
+    report.one_way = report.one_way && s.one_way_valid();
+    forward.push_back(to_us(s.forward_ns()));
+    backward.push_back(to_us(s.backward_ns()));
+    report.one_way_error_us = std::max(report.one_way_error_us, s.one_way_error_s() * 1e6);
+  }
+  report.rtt = summarize(rtts);
+  report.turnaround = summarize(turnarounds);
+  report.forward = summarize(forward);
+  report.backward = summarize(backward);
+  report.jitter_us = mean_abs_ipdv(sequenced);
+  report.loss = split_loss(report.attempted, sequences);
+  report.t1 = dominant(listener.t1_sources);
+  report.t4 = dominant(listener.t4_sources);
+  return report;
+}
+
+void print_json(const PingOptions& options, const PingReport& r, const PingListener& listener, std::ostream& out) {
+  const auto& c = r.counters;
+  nlohmann::json doc;
+  doc["target"] = options.target.to_string();
+  doc["mode"] = options.key ? "authenticated" : "unauthenticated";
+  doc["size"] = r.size;
+  doc["sent"] = r.attempted;
+  doc["received"] = c.received;
+  doc["duplicates"] = c.duplicates;
+  doc["late"] = c.late;
+  doc["reordered"] = c.reordered;
+  doc["invalid"] = c.invalid;
+  doc["invalid_reasons"] = {{"too_short", c.invalid_too_short},         {"too_long", c.invalid_too_long},
+                            {"bad_hmac", c.invalid_bad_hmac},           {"size_mismatch", c.invalid_size_mismatch},
+                            {"wrong_session", c.invalid_wrong_session}, {"wrong_source", c.invalid_source},
+                            {"unknown_sequence", c.unexpected}};
+  doc["send_errors"] = c.send_errors;
+  doc["loss"] = {{"forward", r.loss.forward},
+                 {"backward", r.loss.backward},
+                 {"unknown", r.loss.unknown},
+                 {"total", r.loss.total()}};
+  doc["loss_percent"] = {{"forward", percent(r.loss.forward, r.attempted)},
+                         {"backward", percent(r.loss.backward, r.attempted)},
+                         {"unknown", percent(r.loss.unknown, r.attempted)},
+                         {"total", percent(r.loss.total(), r.attempted)}};
+  doc["rtt_us"] = distribution_json(r.rtt);
+  doc["jitter_us"] = r.jitter_us;
+  doc["turnaround_us"] = distribution_json(r.turnaround);
+  if (r.one_way) {
+    doc["owd_us"] = {{"forward", distribution_json(r.forward)},
+                     {"backward", distribution_json(r.backward)},
+                     {"error_bound", r.one_way_error_us}};
+  } else {
+    doc["owd_us"] = nullptr;
+  }
+  doc["timestamps"] = {
+      {"t1", r.t1}, {"t4", r.t4}, {"t1_sources", listener.t1_sources}, {"t4_sources", listener.t4_sources}};
+  doc["clock"] = {{"synchronized", r.clock.synchronized}, {"error_bound_s", r.clock.error_bound_s}};
+  doc["elapsed_s"] = static_cast<double>(r.elapsed) / 1e9;
+  out << doc.dump() << "\n";
+}
+
+void print_text(const PingOptions& options, const PingReport& r, std::ostream& out) {
+  const auto& c = r.counters;
+  out << "\n--- " << options.target.to_string() << " hubprobe ping statistics ---\n";
+  out << fmt::format("{} probes sent, {} replies received, {:.1f}% loss (forward {}, backward {}, unknown {})",
+                     r.attempted, c.received, percent(r.loss.total(), r.attempted), r.loss.forward, r.loss.backward,
+                     r.loss.unknown);
+  if (c.duplicates) out << ", " << c.duplicates << " duplicates";
+  if (c.late) out << ", " << c.late << " late";
+  if (c.reordered) out << ", " << c.reordered << " reordered";
+  if (c.invalid) out << ", " << c.invalid << " invalid";
+  out << fmt::format(", time {:.0f} ms\n", static_cast<double>(r.elapsed) / 1e6);
+  if (r.rtt.count == 0) return;
+  out << "rtt min/mean/p50/p90/p99/max/stddev = " << ms(r.rtt.min) << "/" << ms(r.rtt.mean) << "/" << ms(r.rtt.p50)
+      << "/" << ms(r.rtt.p90) << "/" << ms(r.rtt.p99) << "/" << ms(r.rtt.max) << "/" << ms(r.rtt.stddev) << " ms\n";
+  out << "jitter (mean |IPDV|) = " << ms(r.jitter_us) << " ms, reflector turnaround p50 = " << ms(r.turnaround.p50)
+      << " ms, timestamps T1 " << r.t1 << ", T4 " << r.t4 << "\n";
+  if (r.one_way) {
+    out << "one-way p50 forward " << ms(r.forward.p50) << " ms, backward " << ms(r.backward.p50) << " ms (±"
+        << ms(r.one_way_error_us) << " ms)\n";
+  } else {
+    out << "one-way delays not shown: " << (r.clock.synchronized ? "the reflector's" : "this host's")
+        << " clock is not synchronised\n";
+  }
+}
+
 }  // namespace
+
+Result<PingOptions> ping_options(const PingArgs& args) {
+  PingOptions options;
+  auto target = SocketAddress::resolve(args.host, 862);
+  if (!target) return make_error(args.host + ": " + target.error().message);
+  options.target = *target;
+  options.target_text = args.host;
+  options.count = args.count;
+  if (!(args.interval_s >= 0.001)) return make_error("-i: the interval must be at least 0.001 s");
+  options.interval_ns = static_cast<int64_t>(args.interval_s * 1e9);
+  auto key = load_key_flag(args.key_file);
+  if (!key) return key.error();
+  options.key = *key;
+  const uint32_t base = options.key ? 112 : 44;
+  if (args.size != 0 && (args.size < base || args.size > 9000)) {
+    return make_error("-s: size must be between " + std::to_string(base) + " and 9000 octets");
+  }
+  options.size = args.size;
+  if (!args.dscp.empty()) {
+    // A number (0..63) or a PHB name, parsed as the configuration file does.
+    auto dscp = parse_dscp(args.dscp);
+    if (!dscp) return make_error("-Q: " + dscp.error().message);
+    options.dscp = *dscp;
+  }
+  options.interface = args.interface;
+  options.source = args.source;
+  options.source_port = args.source_port;
+  options.fwmark = args.fwmark;
+  if (!(args.timeout_s > 0 && args.timeout_s <= 3600)) {
+    return make_error("--timeout: must be between 0 and 3600 seconds");
+  }
+  options.timeout_ns = static_cast<int64_t>(args.timeout_s * 1e9);
+  options.json = args.json;
+  options.quiet = args.quiet;
+  options.format = args.ptp ? TimestampFormat::kPtp : TimestampFormat::kNtp;
+  return options;
+}
+
+int ping_command(const PingArgs& args, std::ostream& out, std::ostream& err, const std::atomic<bool>& stop) {
+  auto options = ping_options(args);
+  if (!options) return usage_error(err, options.error().message);
+  return run_ping(*options, out, err, stop);
+}
 
 int run_ping(const PingOptions& options, std::ostream& out, std::ostream& err, const std::atomic<bool>& stop) {
   auto dataplane = dp::make_dataplane(options.backend);
@@ -57,234 +330,42 @@ int run_ping(const PingOptions& options, std::ostream& out, std::ostream& err, c
     err << "hubprobe ping: " << dataplane.error().message << "\n";
     return 3;
   }
-  dp::PortOptions port_options;
-  if (!options.source.empty()) {
-    auto source = SocketAddress::parse(options.source, options.source_port);
-    if (!source || source->family() != options.target.family()) {
-      err << "hubprobe ping: source address " << options.source << " does not match the target's family\n";
-      return 2;
-    }
-    port_options.local = *source;
-  } else {
-    port_options.local = SocketAddress::any(options.target.family(), options.source_port);
+  auto spec = session_spec(options);
+  if (!spec) {
+    err << "hubprobe ping: " << spec.error().message << "\n";
+    return 2;
   }
-  port_options.device = options.interface;
-  port_options.fwmark = options.fwmark;
-  port_options.dscp = options.dscp;
-  port_options.tx_timestamps = true;
-  auto opened = (*dataplane)->open_port(port_options);
-  if (!opened) {
-    err << "hubprobe ping: " << opened.error().message << "\n";
+  ProbeEngine engine(std::shared_ptr<dp::Dataplane>(std::move(dataplane.value())));
+  // Phase 0: the first probe is due at once. The engine picks a random non-zero SSID, which tells this
+  // run's replies from another sender's on the same reflector.
+  const WallNs started = wall_now();
+  if (auto added = engine.add_session(*spec, 0, started); !added) {
+    err << "hubprobe ping: " << without_session(added.error()) << "\n";
     return 3;
   }
-  dp::Port& port = **opened;
-
-  stamp::SenderOptions sender_options;
-  sender_options.mode = options.key ? stamp::Mode::kAuthenticated : stamp::Mode::kUnauthenticated;
-  sender_options.key = options.key;
-  sender_options.format = options.format;
-  sender_options.packet_size = options.size;
-  sender_options.timeout_ns = options.timeout_ns;
-  // A random non-zero SSID tells this run's replies from another sender's on the same reflector.
-  sender_options.ssid = static_cast<uint16_t>((wall_now() ^ (static_cast<int64_t>(getpid()) << 16)) % 65535 + 1);
-  stamp::SessionSender sender(sender_options, options.target);
-
-  std::vector<uint8_t> probe_buffer(sender.packet_size());
-  std::vector<std::array<uint8_t, kRxBufferSize>> rx_buffers(kRxBatch);
-  std::array<dp::RxPacket, kRxBatch> rx{};
-  for (size_t i = 0; i < kRxBatch; ++i) {
-    rx[i].data = rx_buffers[i].data();
-    rx[i].capacity = kRxBufferSize;
-  }
-  std::array<dp::TxTimestamp, 64> tx_stamps{};
-
   if (!options.json) {
-    out << "STAMP " << options.target.to_string() << ": " << sender.packet_size() << " bytes, "
+    out << "STAMP " << options.target.to_string() << ": " << engine.sender(kSession)->packet_size() << " bytes, "
         << (options.key ? "authenticated" : "unauthenticated") << ", interval " << ms(to_us(options.interval_ns))
         << " ms\n";
     out.flush();
   }
 
-  std::vector<stamp::Sample> samples;
-  std::map<std::string, uint64_t> t1_sources, t4_sources;
-  ClockState clock = read_clock_state();
-  WallNs clock_read_at = wall_now();
-  WallNs next_send = wall_now();
-  const WallNs started = next_send;
-  bool sending = true;
-
-  while (true) {
-    WallNs now = wall_now();
-    if (stop.load()) sending = false;
-    if (now - clock_read_at > kClockRefreshNs) {
-      clock = read_clock_state();
-      clock_read_at = now;
-    }
-    if (sending && options.count != 0 && sender.next_seq() >= options.count) sending = false;
-    if (sending && now >= next_send) {
-      auto probe = sender.build_probe(probe_buffer, now, clock);
-      if (!probe) {
-        err << "hubprobe ping: " << probe.error().message << "\n";
-        return 3;
-      }
-      std::array<dp::TxPacket, 1> batch{*probe};
-      auto sent = port.send(batch);
-      if (sent && batch[0].error == 0) {
-        sender.on_sent(batch[0]);
-      } else {
-        sender.on_send_failed();
-        if (!options.json) {
-          err << "hubprobe ping: send failed: " << (sent ? std::strerror(batch[0].error) : sent.error().message)
-              << "\n";
-        }
-      }
-      next_send += options.interval_ns;
-      // After a stall (suspend, a slow terminal) keep the interval rather than bursting to catch up.
-      if (next_send < now) next_send = now + options.interval_ns;
-    }
-    if (!sending && sender.in_flight() == 0) break;
-    if (stop.load() && sender.in_flight() == 0) break;
-
-    // Sleep until the next probe is due, waking for replies and TX timestamps.
-    now = wall_now();
-    WallNs wait = sending ? std::max<WallNs>(0, next_send - now) : 10'000'000;
-    wait = std::min<WallNs>(wait, 10'000'000);  // also expire timeouts promptly
-    pollfd descriptor{port.poll_fd(), POLLIN, 0};
-    const timespec timeout{static_cast<time_t>(wait / 1'000'000'000), static_cast<long>(wait % 1'000'000'000)};
-    (void)ppoll(&descriptor, 1, &timeout, nullptr);
-
-    // TX timestamps first, so replies find their kernel T1 already there.
-    for (size_t n; (n = port.drain_tx_timestamps(tx_stamps)) > 0;) {
-      for (size_t i = 0; i < n; ++i) sender.on_tx_timestamp(tx_stamps[i]);
-      if (n < tx_stamps.size()) break;
-    }
-    while (true) {
-      auto received = port.receive(rx);
-      if (!received || *received == 0) break;
-      const WallNs arrival = wall_now();
-      for (size_t i = 0; i < *received; ++i) sender.on_receive(rx[i], arrival);
-      if (*received < rx.size()) break;
-    }
-    sender.advance(wall_now());
-
-    for (const auto& event : sender.poll_events()) {
-      if (event.kind == stamp::ProbeEvent::Kind::kReply) {
-        const auto& s = event.sample;
-        samples.push_back(s);
-        ++t1_sources[dp::to_string(s.t1.source)];
-        ++t4_sources[dp::to_string(s.t4.source)];
-        if (!options.json && !options.quiet) {
-          out << s.length << " bytes from " << options.target.to_string() << ": seq=" << s.seq
-              << " rtt=" << ms(to_us(s.rtt_ns())) << " ms turnaround=" << ms(to_us(s.turnaround_ns())) << " ms";
-          if (s.one_way_valid()) {
-            out << " fwd=" << ms(to_us(s.forward_ns())) << " ms bwd=" << ms(to_us(s.backward_ns())) << " ms (±"
-                << ms(s.one_way_error_s() * 1e6) << " ms)";
-          }
-          if (s.reflector_ttl >= 0) out << " ttl=" << s.reflector_ttl;
-          out << "\n";
-        }
-      } else if (!options.json && !options.quiet) {
-        if (event.kind == stamp::ProbeEvent::Kind::kLost) out << "no reply for seq=" << event.seq << "\n";
-        if (event.kind == stamp::ProbeEvent::Kind::kLate) out << "late reply for seq=" << event.seq << "\n";
-        if (event.kind == stamp::ProbeEvent::Kind::kDuplicate) out << "duplicate reply for seq=" << event.seq << "\n";
-      }
-    }
-    if (!options.json) out.flush();
+  PingListener listener(options, out, err);
+  auto clock = run_session(engine, listener, options, out, stop);
+  if (!clock) {
+    err << "hubprobe ping: " << clock.error().message << "\n";
+    return 3;
   }
-  const WallNs elapsed = wall_now() - started;
-
-  // Summary.
-  const auto& c = sender.counters();
-  const uint64_t sent = c.sent;
-  std::vector<double> rtts, turnarounds, forward, backward;
-  std::vector<SequencedDelay> sequenced;
-  std::vector<ReplySequence> sequences;
-  bool one_way = !samples.empty();
-  double one_way_error_us = 0;
-  for (const auto& s : samples) {
-    rtts.push_back(to_us(s.rtt_ns()));
-    turnarounds.push_back(to_us(s.turnaround_ns()));
-    sequenced.push_back({s.seq, to_us(s.rtt_ns())});
-    sequences.push_back({s.seq, s.reflector_seq});
-    one_way = one_way && s.one_way_valid();
-    forward.push_back(to_us(s.forward_ns()));
-    backward.push_back(to_us(s.backward_ns()));
-    one_way_error_us = std::max(one_way_error_us, s.one_way_error_s() * 1e6);
-  }
-  const Distribution rtt = summarize(rtts);
-  const Distribution turnaround = summarize(turnarounds);
-  const double jitter = mean_abs_ipdv(sequenced);
-  // Probes whose send failed never reached the wire; they count as sent and lost forward.
-  const LossSplit loss = split_loss(sent + c.send_errors, sequences);
-  const uint64_t attempted = sent + c.send_errors;
-
+  PingReport report = make_report(listener, engine);
+  report.clock = *clock;
+  report.elapsed = wall_now() - started;
   if (options.json) {
-    nlohmann::json doc;
-    doc["target"] = options.target.to_string();
-    doc["mode"] = options.key ? "authenticated" : "unauthenticated";
-    doc["size"] = sender.packet_size();
-    doc["sent"] = attempted;
-    doc["received"] = c.received;
-    doc["duplicates"] = c.duplicates;
-    doc["late"] = c.late;
-    doc["reordered"] = c.reordered;
-    doc["invalid"] = c.invalid;
-    doc["invalid_reasons"] = {{"too_short", c.invalid_too_short},         {"too_long", c.invalid_too_long},
-                              {"bad_hmac", c.invalid_bad_hmac},           {"size_mismatch", c.invalid_size_mismatch},
-                              {"wrong_session", c.invalid_wrong_session}, {"wrong_source", c.invalid_source},
-                              {"unknown_sequence", c.unexpected}};
-    doc["send_errors"] = c.send_errors;
-    doc["loss"] = {
-        {"forward", loss.forward}, {"backward", loss.backward}, {"unknown", loss.unknown}, {"total", loss.total()}};
-    doc["loss_percent"] = {{"forward", percent(loss.forward, attempted)},
-                           {"backward", percent(loss.backward, attempted)},
-                           {"unknown", percent(loss.unknown, attempted)},
-                           {"total", percent(loss.total(), attempted)}};
-    doc["rtt_us"] = distribution_json(rtt);
-    doc["jitter_us"] = jitter;
-    doc["turnaround_us"] = distribution_json(turnaround);
-    if (one_way) {
-      doc["owd_us"] = {{"forward", distribution_json(summarize(forward))},
-                       {"backward", distribution_json(summarize(backward))},
-                       {"error_bound", one_way_error_us}};
-    } else {
-      doc["owd_us"] = nullptr;
-    }
-    doc["timestamps"] = {{"t1", dominant(t1_sources)},
-                         {"t4", dominant(t4_sources)},
-                         {"t1_sources", t1_sources},
-                         {"t4_sources", t4_sources}};
-    doc["clock"] = {{"synchronized", clock.synchronized}, {"error_bound_s", clock.error_bound_s}};
-    doc["elapsed_s"] = static_cast<double>(elapsed) / 1e9;
-    out << doc.dump() << "\n";
+    print_json(options, report, listener, out);
   } else {
-    out << "\n--- " << options.target.to_string() << " hubprobe ping statistics ---\n";
-    out << fmt::format("{} probes sent, {} replies received, {:.1f}% loss (forward {}, backward {}, unknown {})",
-                       attempted, c.received, percent(loss.total(), attempted), loss.forward, loss.backward,
-                       loss.unknown);
-    if (c.duplicates) out << ", " << c.duplicates << " duplicates";
-    if (c.late) out << ", " << c.late << " late";
-    if (c.reordered) out << ", " << c.reordered << " reordered";
-    if (c.invalid) out << ", " << c.invalid << " invalid";
-    out << fmt::format(", time {:.0f} ms\n", static_cast<double>(elapsed) / 1e6);
-    if (rtt.count > 0) {
-      out << "rtt min/mean/p50/p90/p99/max/stddev = " << ms(rtt.min) << "/" << ms(rtt.mean) << "/" << ms(rtt.p50) << "/"
-          << ms(rtt.p90) << "/" << ms(rtt.p99) << "/" << ms(rtt.max) << "/" << ms(rtt.stddev) << " ms\n";
-      out << "jitter (mean |IPDV|) = " << ms(jitter) << " ms, reflector turnaround p50 = " << ms(turnaround.p50)
-          << " ms, timestamps T1 " << dominant(t1_sources) << ", T4 " << dominant(t4_sources) << "\n";
-      if (one_way) {
-        const auto f = summarize(forward);
-        const auto b = summarize(backward);
-        out << "one-way p50 forward " << ms(f.p50) << " ms, backward " << ms(b.p50) << " ms (±" << ms(one_way_error_us)
-            << " ms)\n";
-      } else {
-        out << "one-way delays not shown: " << (clock.synchronized ? "the reflector's" : "this host's")
-            << " clock is not synchronised\n";
-      }
-    }
+    print_text(options, report, out);
   }
   out.flush();
-  return c.received > 0 ? 0 : 1;
+  return report.counters.received > 0 ? 0 : 1;
 }
 
 }  // namespace hubprobe

@@ -3,10 +3,34 @@
 
 #include <ostream>
 
+#include "hubprobe/cli_usage.h"
 #include "hubprobe/dataplane.h"
 #include "hubprobe/reflector_service.h"
 
 namespace hubprobe {
+
+Result<ReflectOptions> reflect_options(const ReflectArgs& args) {
+  ReflectOptions options;
+  for (const auto& text : args.listen) {
+    auto address = SocketAddress::parse(text, 862);
+    if (!address) return make_error("--listen " + text + ": " + address.error().message);
+    options.listen.push_back(*address);
+  }
+  auto key = load_key_flag(args.key_file);
+  if (!key) return key.error();
+  options.reflector.key = *key;
+  options.reflector.mode = options.reflector.key ? stamp::Mode::kAuthenticated : stamp::Mode::kUnauthenticated;
+  options.reflector.stateful = args.stateful;
+  options.reflector.format = args.ptp ? TimestampFormat::kPtp : TimestampFormat::kNtp;
+  options.interface = args.interface;
+  return options;
+}
+
+int reflect_command(const ReflectArgs& args, std::ostream& out, std::ostream& err, const std::atomic<bool>& stop) {
+  auto options = reflect_options(args);
+  if (!options) return usage_error(err, options.error().message);
+  return run_reflector(*options, out, err, stop);
+}
 
 int run_reflector(const ReflectOptions& options, std::ostream& out, std::ostream& err, const std::atomic<bool>& stop) {
   auto dataplane = dp::make_dataplane(options.backend);

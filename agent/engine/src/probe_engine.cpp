@@ -2,6 +2,7 @@
 #include "hubprobe/probe_engine.h"
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 #include <random>
 
@@ -140,10 +141,32 @@ const stamp::SenderCounters* ProbeEngine::sender_counters(const std::string& id)
   return it == sessions_.end() ? nullptr : &it->second.sender->counters();
 }
 
+const stamp::SessionSender* ProbeEngine::sender(const std::string& id) const {
+  auto it = sessions_.find(id);
+  return it == sessions_.end() ? nullptr : it->second.sender.get();
+}
+
+void ProbeEngine::stop_sending(const std::string& id) {
+  if (auto it = sessions_.find(id); it != sessions_.end()) it->second.stopped = true;
+}
+
+bool ProbeEngine::finished(const std::string& id) const {
+  auto it = sessions_.find(id);
+  return it == sessions_.end() || (!it->second.sending() && it->second.sender->in_flight() == 0);
+}
+
 WallNs ProbeEngine::next_due() const {
   WallNs due = std::numeric_limits<WallNs>::max();
-  for (const auto& [id, session] : sessions_) due = std::min(due, session.next_send);
+  for (const auto& [id, session] : sessions_) {
+    if (session.sending()) due = std::min(due, session.next_send);
+  }
   return due;
+}
+
+std::vector<int> ProbeEngine::poll_fds() const {
+  std::vector<int> fds;
+  for (const auto& [key, port] : ports_) fds.push_back(port.port->poll_fd());
+  return fds;
 }
 
 ProbeEngine::Session* ProbeEngine::session_for_reply(PortState& port, const dp::RxPacket& packet) {
@@ -206,13 +229,23 @@ void ProbeEngine::run_tick(WallNs now, const ClockState& clock, ProbeListener& l
     session.sender->advance(now);
     for (const auto& event : session.sender->poll_events()) listener.on_probe_event(id, event, now);
   }
+  send_due(now, clock, listener);
+  // TX stamps that never came (a dropped error-queue message) must not pile up.
+  for (auto& [key, port] : ports_) {
+    if (port.session_by_tx_id.size() > 4 * sessions_.size() + 1024) port.session_by_tx_id.clear();
+  }
+}
 
-  // Send what is due, one batch per port: one pass over the sessions puts each due probe in the batch of
-  // the port it leaves from (a session with a source-port set uses its ports in turn).
+void ProbeEngine::send_due(WallNs now, const ClockState& clock, ProbeListener& listener) {
+  // One batch per port: one pass over the sessions puts each due probe in the batch of the port it
+  // leaves from (a session with a source-port set uses its ports in turn).
   for (auto& [id, session] : sessions_) {
-    if (session.next_send > now) continue;
+    if (session.next_send > now || !session.sending()) continue;
     auto probe = session.sender->build_probe(session.buffer, now, clock);
-    if (!probe) continue;
+    if (!probe) {
+      listener.on_build_failed(id, probe.error());
+      continue;
+    }
     probe->tos = session.spec.dscp >= 0 ? session.spec.dscp << 2 : -1;
     PortState& port = ports_.at(session.port_keys[session.next_port]);
     port.batch.push_back(*probe);
@@ -228,23 +261,21 @@ void ProbeEngine::run_tick(WallNs now, const ClockState& clock, ProbeListener& l
     for (size_t i = 0; i < port.batch.size(); ++i) {
       Session& session = *port.owners[i];
       const dp::TxPacket& packet = port.batch[i];
+      const uint32_t seq = session.sender->next_seq();
       session.next_port = (session.next_port + 1) % session.port_keys.size();
       if (sent && packet.error == 0) {
-        const uint32_t seq = session.sender->next_seq();
         session.sender->on_sent(packet);
         port.session_by_tx_id[packet.tx_id] = session.spec.id;
         listener.on_probe_sent(session.spec.id, seq, packet.sent_at.ns);
       } else {
         session.sender->on_send_failed();
         ++counters_.send_errors;
+        listener.on_send_failed(session.spec.id, seq,
+                                sent ? make_error(std::strerror(packet.error), packet.error) : sent.error());
       }
     }
     port.batch.clear();
     port.owners.clear();
-  }
-  // TX stamps that never came (a dropped error-queue message) must not pile up.
-  for (auto& [key, port] : ports_) {
-    if (port.session_by_tx_id.size() > 4 * sessions_.size() + 1024) port.session_by_tx_id.clear();
   }
 }
 

@@ -37,6 +37,9 @@ struct SessionSpec {
   /// UDP source ports used in turn, one probe each (spreads probes over ECMP paths); each is its own
   /// socket. Empty = the port of `source` (ephemeral when 0).
   std::vector<uint16_t> source_ports;
+  /// Probes to send (failed sends included), then none; the ones in flight still end as events.
+  /// 0 = no limit.
+  uint64_t count = 0;
   // Whether a reload keeps a session is decided on the configuration it is made from (same_session() in
   // hubprobe/config.h), the one list of the fields that make "the same session".
 };
@@ -47,6 +50,10 @@ class ProbeListener {
   virtual ~ProbeListener() = default;
   virtual void on_probe_sent(const std::string& session_id, uint32_t seq, WallNs when) = 0;
   virtual void on_probe_event(const std::string& session_id, const stamp::ProbeEvent& event, WallNs now) = 0;
+  /// A probe that was built but did not leave (`error` says why). Its sequence number is used up.
+  virtual void on_send_failed(const std::string& /*session_id*/, uint32_t /*seq*/, const Error& /*error*/) {}
+  /// A probe that could not be built (e.g. the HMAC failed). The session tries again at the next tick.
+  virtual void on_build_failed(const std::string& /*session_id*/, const Error& /*error*/) {}
 };
 
 struct EngineCounters {
@@ -72,12 +79,21 @@ class ProbeEngine {
   bool has_session(const std::string& id) const { return sessions_.count(id) != 0; }
   const SessionSpec* spec(const std::string& id) const;
   const stamp::SenderCounters* sender_counters(const std::string& id) const;
+  /// The session's sender (packet size, counters, probes in flight); null for an unknown id.
+  const stamp::SessionSender* sender(const std::string& id) const;
   size_t session_count() const { return sessions_.size(); }
+  /// The session sends no more probes; those in flight still end as events (reply or loss).
+  void stop_sending(const std::string& id);
+  /// True when the session sends no more (its count reached, or stopped) and has no probe in flight;
+  /// also for an unknown id.
+  bool finished(const std::string& id) const;
 
   /// One tick at `now`: collect TX stamps and replies, expire timeouts, send what is due.
   void run_tick(WallNs now, const ClockState& clock, ProbeListener& listener);
-  /// When the next probe is due (for sleeping); far future when there is no session.
+  /// When the next probe is due (for sleeping); far future when no session sends.
   WallNs next_due() const;
+  /// The ports' descriptors, to sleep on between ticks (dp::Port::poll_fd: -1 for a busy-polled port).
+  std::vector<int> poll_fds() const;
 
   const EngineCounters& counters() const { return counters_; }
   /// Summed port counters, for metrics.
@@ -107,10 +123,14 @@ class ProbeEngine {
     size_t next_port = 0;
     std::unique_ptr<stamp::SessionSender> sender;
     WallNs next_send = 0;
+    bool stopped = false;
     std::vector<uint8_t> buffer;
+
+    bool sending() const { return !stopped && (spec.count == 0 || sender->next_seq() < spec.count); }
   };
 
   void collect(PortState& port, WallNs now, ProbeListener& listener);
+  void send_due(WallNs now, const ClockState& clock, ProbeListener& listener);
   Session* session_for_reply(PortState& port, const dp::RxPacket& packet);
   Result<PortKey> acquire_port(const SessionSpec& spec, const SocketAddress& local);
   static dp::PortOptions port_options(const SessionSpec& spec, const SocketAddress& local);
