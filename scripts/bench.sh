@@ -19,6 +19,10 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 helpers=$top/scripts/bench
 export LC_ALL=C
+# shellcheck source=scripts/lib/testbed.sh
+source "$top/scripts/lib/testbed.sh"
+# shellcheck source=scripts/lib/doc_section.sh
+source "$top/scripts/lib/doc_section.sh"
 
 usage() {
   cat <<EOF
@@ -108,54 +112,24 @@ if_b=hpbb$tag
 addr_a=198.18.0.1
 addr_b=198.18.0.2
 sockperf_port=11111
-work=$(mktemp -d /tmp/hubprobe-bench.XXXXXX)
-namespaces=()
 declare -A server_pid=()
-client_pid=
 
-# Stops a process this script started (by PID) and, for the /usr/bin/time wrapper, the one child it runs.
-stop_started() {
-  local pid=$1 victims
-  [[ -n $pid ]] || return 0
-  read -r -a victims < <(cat "/proc/$pid/task/$pid/children" 2>/dev/null; echo)
-  kill -TERM "${victims[@]}" "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM HUP
-  stop_started "$client_pid"
-  local pid
-  for pid in "${server_pid[@]}"; do stop_started "$pid"; done
-  local ns
-  for ns in "${namespaces[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+# On exit: every process this script started is stopped by PID (the client's /usr/bin/time wrapper and
+# the command it runs too), the raw outputs are kept if asked, the namespaces and $work removed.
+keep_raw() {
   if [[ -n $raw_dir && -d $work ]]; then
     mkdir -p "$raw_dir" && cp -r "$work"/. "$raw_dir"/ && note "raw outputs kept in $raw_dir"
   fi
-  rm -rf "$work"
-  exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+work=
+tb_exit_traps keep_raw
+tb_tmpdir work hubprobe-bench
 
 read -r load_before _ < <(awk '{ print $1 "/" $2 "/" $3 }' /proc/loadavg)
-ip netns add "$ns_a" && namespaces+=("$ns_a")
-ip netns add "$ns_b" && namespaces+=("$ns_b")
-for ns in "$ns_a" "$ns_b"; do
-  # IPv4 only: no link-local IPv6 address, no router solicitations or MLD reports on the pair.
-  ip netns exec "$ns" sysctl -qw net.ipv6.conf.default.disable_ipv6=1 net.ipv6.conf.all.disable_ipv6=1 \
-    2>/dev/null || true
-  ip -n "$ns" link set lo up
-done
-# Both ends are created inside the namespaces, so deleting them leaves nothing behind.
-ip -n "$ns_a" link add "$if_a" type veth peer name "$if_b" netns "$ns_b"
-ip -n "$ns_a" addr add "$addr_a/24" dev "$if_a"
-ip -n "$ns_b" addr add "$addr_b/24" dev "$if_b"
-ip -n "$ns_a" link set "$if_a" up
-ip -n "$ns_b" link set "$if_b" up
+# IPv4 only: no link-local IPv6 address, no router solicitations or MLD reports on the pair.
+tb_netns_add --no-ipv6 "$ns_a"
+tb_netns_add --no-ipv6 "$ns_b"
+tb_veth_pair "$ns_a" "$if_a" "$addr_a/24" "$ns_b" "$if_b" "$addr_b/24"
 # Resolve ARP both ways before anything is measured.
 ip netns exec "$ns_a" ping -n -c 1 -W 2 "$addr_b" >/dev/null || die "no ping reply over the veth pair"
 
@@ -174,8 +148,8 @@ cpu_ns_of() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END
 start_server() {
   local name=$1 port=$2 log=$3
   shift 3
-  ip netns exec "$ns_b" "$@" >"$log" 2>&1 &
-  server_pid[$name]=$!
+  tb_spawn "$name" "$ns_b" "$log" "$@"
+  server_pid[$name]=$TB_LAST_PID
   local tries=0
   until [[ -n $(ip netns exec "$ns_b" ss -Hunl "sport = :$port") ]]; do
     kill -0 "${server_pid[$name]}" 2>/dev/null || { cat "$log" >&2; die "$name exited at start"; }
@@ -183,8 +157,8 @@ start_server() {
     sleep 0.05
   done
 }
-stop_server() { # stop_server NAME: SIGTERM, then wait for it to write its last words to its log
-  stop_started "${server_pid[$1]}"
+stop_server() { # stop_server NAME: SIGTERM, then wait for it to write its last words to its log (SIGKILL after 3 s)
+  tb_stop "${server_pid[$1]}"
   unset "server_pid[$1]"
 }
 # server_cpu NAME: on-CPU ns so far, failing if the server is gone
@@ -219,9 +193,8 @@ run_client() {
   shift 3
   times >"$work/times.0"
   ip netns exec "$ns_a" /usr/bin/time -f '%M' -o "$out.rss" "$@" >"$out" 2>"$err" &
-  client_pid=$!
-  wait "$client_pid" || rc=$?
-  client_pid=
+  tb_track "$key" "$!"
+  tb_wait "$TB_LAST_PID" || rc=$?
   times >"$work/times.1"
   local ms
   ms=$(($(children_ms_between "$work/times.0" "$work/times.1") - wrapper_ms))
@@ -467,14 +440,8 @@ if ((write_doc)); then
     mkdir -p "$(dirname "$doc")"
     printf '# Benchmarks\n\n' >"$doc"
   fi
-  if ! grep -q '<!-- bench:begin -->' "$doc" || ! grep -q '<!-- bench:end -->' "$doc"; then
-    printf '\n## Results\n\n<!-- bench:begin -->\n<!-- bench:end -->\n' >>"$doc"
-  fi
-  awk -v block="$report" '
-    /<!-- bench:begin -->/ { print; while ((getline line < block) > 0) print line; skip = 1; next }
-    /<!-- bench:end -->/ { skip = 0 }
-    !skip { print }' "$doc" >"$doc.tmp.$$"
-  cat "$doc.tmp.$$" >"$doc" # keep the file's owner and mode
-  rm -f "$doc.tmp.$$"
+  begin='<!-- bench:begin -->' end='<!-- bench:end -->'
+  doc_ensure_section "$doc" "$begin" "$end" "$(printf '\n## Results\n\n%s\n%s' "$begin" "$end")"
+  doc_replace_section "$doc" "$begin" "$end" "$report"
   note "rewrote the bench section of $doc"
 fi

@@ -24,6 +24,10 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 export LC_ALL=C
+# shellcheck source=scripts/lib/testbed.sh
+source "$top/scripts/lib/testbed.sh"
+# shellcheck source=scripts/lib/doc_section.sh
+source "$top/scripts/lib/doc_section.sh"
 command_line="scripts/bench_agent.sh${*:+ $*}"
 
 usage() {
@@ -130,45 +134,21 @@ addr_s=198.18.0.1
 addr_gw=198.18.0.2
 agent_metrics=$addr_s:9862
 smokeping_metrics=$addr_s:9374
-work=$(mktemp -d /tmp/hubprobe-bench-agent.XXXXXX)
-namespaces=()
-started=() # every PID this script started and has not reaped yet
 
 target_addr() { echo "198.18.$((1 + $1 / 250)).$((1 + $1 % 250))"; } # 0-based index
 targets=()
 for ((i = 0; i < peers; i++)); do targets+=("$(target_addr "$i")"); done
 
-stop_pid() { # stop_pid PID [SIGNAL]: a process this script started; waits for it
-  local pid=$1 sig=${2:-TERM} k
-  [[ -n $pid ]] || return 0
-  kill -"$sig" "$pid" 2>/dev/null || true
-  for ((k = 0; k < 50; k++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  local keep=() p
-  for p in "${started[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
-  started=("${keep[@]}")
-}
-
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM HUP
-  local pid ns
-  for pid in "${started[@]}"; do stop_pid "$pid"; done
-  for ns in "${namespaces[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+# On exit: every process this script started is stopped by PID, the raw outputs are kept if asked
+# (without the private copies of the binaries), the namespaces and $work removed.
+keep_raw() {
   if [[ -n $raw_dir && -d $work ]]; then
     mkdir -p "$raw_dir" && cp -r "$work"/. "$raw_dir"/ && rm -rf "${raw_dir:?}/bin" && note "raw outputs kept in $raw_dir"
   fi
-  rm -rf "$work"
-  exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+work=
+tb_exit_traps keep_raw
+tb_tmpdir work hubprobe-bench-agent
 
 # Run private copies: a rebuild of the tree during the run (the binaries are replaced in place by the
 # build) must not give the rounds different programs.
@@ -184,21 +164,12 @@ bin=$work/bin/hubprobe
 agent_bin=$work/bin/hubprobed
 
 read -r load_before < <(awk '{ print $1 "/" $2 "/" $3 }' /proc/loadavg)
-ip netns add "$ns_s" && namespaces+=("$ns_s")
-ip netns add "$ns_t" && namespaces+=("$ns_t")
-for ns in "$ns_s" "$ns_t"; do
-  ip netns exec "$ns" sysctl -qw net.ipv6.conf.default.disable_ipv6=1 net.ipv6.conf.all.disable_ipv6=1 \
-    2>/dev/null || true
-  ip -n "$ns" link set lo up
-done
-ip -n "$ns_s" link add "$if_s" type veth peer name "$if_t" netns "$ns_t"
-ip -n "$ns_s" addr add "$addr_s/24" dev "$if_s"
-ip -n "$ns_t" addr add "$addr_gw/24" dev "$if_t"
+tb_netns_add --no-ipv6 "$ns_s"
+tb_netns_add --no-ipv6 "$ns_t"
+tb_veth_pair "$ns_s" "$if_s" "$addr_s/24" "$ns_t" "$if_t" "$addr_gw/24"
 {
   for a in "${targets[@]}"; do echo "addr add $a/32 dev $if_t"; done
 } | ip -n "$ns_t" -batch -
-ip -n "$ns_s" link set "$if_s" up
-ip -n "$ns_t" link set "$if_t" up
 # Every target sits behind the targets end of the veth: one neighbour entry on the sender side.
 ip -n "$ns_s" route add 198.18.0.0/15 via "$addr_gw" dev "$if_s"
 ip netns exec "$ns_s" ping -n -c 1 -W 2 "${targets[0]}" >/dev/null || die "no ping reply from ${targets[0]}"
@@ -236,9 +207,8 @@ wait_http() { # wait_http URL PID NAME: until the endpoint answers
 # The reflector: one process on all target addresses, for the whole run.
 reflect_args=()
 for a in "${targets[@]}"; do reflect_args+=(--listen "$a:862"); done
-ip netns exec "$ns_t" "$bin" reflect "${reflect_args[@]}" >"$work/reflect.log" 2>&1 &
-reflector_pid=$!
-started+=("$reflector_pid")
+tb_spawn reflector "$ns_t" "$work/reflect.log" "$bin" reflect "${reflect_args[@]}"
+reflector_pid=$TB_LAST_PID
 for ((k = 0; ; k++)); do
   bound=$(ip netns exec "$ns_t" ss -Hunl 'sport = :862' | wc -l)
   ((bound >= peers)) && break
@@ -338,8 +308,8 @@ run_tool() { # run_tool TOOL ROUND
   local born
   born=$(now_s)
   ip netns exec "$ns_s" "${argv[@]}" >"$dir/$t.out" 2>"$dir/$t.err" &
-  local pid=$!
-  started+=("$pid")
+  tb_track "$t" "$!"
+  local pid=$TB_LAST_PID
   if has_metrics "$t"; then wait_http "$(metrics_url "$t")" "$pid" "$t"; else sleep 0.5; fi
   kill -0 "$pid" 2>/dev/null || { cat "$dir/$t.err" >&2; die "$t exited at start"; }
   sleep "$warmup"
@@ -422,7 +392,7 @@ run_tool() { # run_tool TOOL ROUND
   fi
   maxof hwm "$t" "$(status_kb "$pid" VmHWM)"
   if [[ $t == fping ]]; then
-    stop_pid "$pid" INT
+    tb_stop "$pid" 50 INT
     # Its own summary on SIGINT, per target: "ADDR : xmt/rcv/%loss = 712/712/0%, min/avg/max = ...",
     # over its whole life (warm-up included).
     local life
@@ -434,7 +404,7 @@ run_tool() { # run_tool TOOL ROUND
     minof rate_min "$t" "$lo"
     maxof rate_max "$t" "$hi"
   else
-    stop_pid "$pid" TERM
+    tb_stop "$pid" 50
   fi
 }
 has_metrics() { [[ $1 == hubprobed || $1 == smokeping ]]; }
@@ -449,7 +419,7 @@ for ((r = 1; r <= rounds; r++)); do
 done
 read -r load_after < <(awk '{ print $1 "/" $2 "/" $3 }' /proc/loadavg)
 kill -0 "$reflector_pid" 2>/dev/null || die "hubprobe reflect exited during the benchmark"
-stop_pid "$reflector_pid" TERM
+tb_stop "$reflector_pid" 50
 reflector_summary=$(grep -m 1 '^received ' "$work/reflect.log" || true)
 
 # --- report -------------------------------------------------------------------------------------------
@@ -588,19 +558,10 @@ if ((write_doc)); then
     mkdir -p "$(dirname "$doc")"
     printf '# Benchmarks\n' >"$doc"
   fi
-  if ! grep -q '<!-- bench-agent:begin -->' "$doc" || ! grep -q '<!-- bench-agent:end -->' "$doc"; then
-    printf '\n<!-- bench-agent:begin -->\n## Agent: probing many peers\n\n<!-- bench-agent:end -->\n' >>"$doc"
-  fi
-  if ! grep -q '<!-- bench-agent-results:begin -->' "$doc" || ! grep -q '<!-- bench-agent-results:end -->' "$doc"; then
-    awk '/<!-- bench-agent:end -->/ { print "<!-- bench-agent-results:begin -->"; print "<!-- bench-agent-results:end -->" }
-      { print }' "$doc" >"$doc.tmp.$$"
-    cat "$doc.tmp.$$" >"$doc"
-  fi
-  awk -v block="$report" '
-    /<!-- bench-agent-results:begin -->/ { print; while ((getline line < block) > 0) print line; skip = 1; next }
-    /<!-- bench-agent-results:end -->/ { skip = 0 }
-    !skip { print }' "$doc" >"$doc.tmp.$$"
-  cat "$doc.tmp.$$" >"$doc" # keep the file's owner and mode
-  rm -f "$doc.tmp.$$"
+  begin='<!-- bench-agent:begin -->' end='<!-- bench-agent:end -->'
+  results_begin='<!-- bench-agent-results:begin -->' results_end='<!-- bench-agent-results:end -->'
+  doc_ensure_section "$doc" "$begin" "$end" "$(printf '\n%s\n## Agent: probing many peers\n\n%s' "$begin" "$end")"
+  doc_ensure_section "$doc" "$results_begin" "$results_end" "$results_begin"$'\n'"$results_end" "$end"
+  doc_replace_section "$doc" "$results_begin" "$results_end" "$report"
   note "rewrote the bench-agent results in $doc"
 fi

@@ -1,13 +1,15 @@
 # shellcheck shell=bash
 # SPDX-License-Identifier: Apache-2.0
-# Shared helpers for scripts that build a throw-away hub testbed out of network namespaces (the demo,
-# end-to-end tests). Source it from bash; it does not change shell options of its own.
+# Shared helpers for scripts that build a throw-away testbed out of network namespaces (the demo, the
+# benchmarks, end-to-end tests). Source it from bash; it does not change shell options of its own.
 #
 # Everything a testbed creates is recorded here and removed by tb_cleanup, which is safe to call more
-# than once (put it in an EXIT trap):
+# than once (put it in an EXIT trap, or let tb_exit_traps do it):
 #   - namespaces made with tb_netns_add (deleting a namespace also deletes its veths and bridges),
-#   - processes started with tb_spawn (stopped by PID: SIGTERM, then SIGKILL after a grace period;
-#     never by name, so agents of other runs or of the host are left alone),
+#   - processes started with tb_spawn or recorded with tb_track (stopped by PID: a signal, SIGTERM by
+#     default, then SIGKILL after a grace period; never by name, so agents of other runs or of the host
+#     are left alone). A process that tb_stop or tb_wait has seen go is forgotten, so that its PID,
+#     once the kernel hands it to someone else, is never signalled,
 #   - directories made with tb_tmpdir.
 # Addresses: only 198.18.0.0/15 and 2001:db8::/32, and only inside the namespaces.
 #
@@ -20,23 +22,64 @@ TB_PIDS=()
 TB_PID_NAMES=()
 TB_DIRS=()
 TB_LAST_PID=
+TB_EXIT_HOOK=
 
 tb_log() { printf '%s\n' "$*" >&2; }
 
-# tb_netns_add NAME: a namespace with loopback up.
+# tb_netns_add [--no-ipv6] NAME: a namespace with loopback up. With --no-ipv6, IPv6 is off in it (for
+# the links made later too): no link-local addresses, no router solicitations or MLD reports.
 tb_netns_add() {
+  local no_ipv6=0
+  if [[ $1 == --no-ipv6 ]]; then
+    no_ipv6=1
+    shift
+  fi
+  # A namespace of that name is someone else's: not ours to use, nor to delete in tb_cleanup.
+  if [[ -e /run/netns/$1 ]]; then
+    tb_log "testbed: namespace $1 exists already"
+    return 1
+  fi
   # Recorded first: a signal handled right after `ip netns add` must not leave it behind.
   TB_NETNS+=("$1")
   ip netns add "$1"
+  if ((no_ipv6)); then
+    ip netns exec "$1" sysctl -qw net.ipv6.conf.default.disable_ipv6=1 net.ipv6.conf.all.disable_ipv6=1 \
+      2>/dev/null || true
+  fi
   ip -n "$1" link set dev lo up
 }
 
-# tb_tmpdir VAR: a fresh directory under ${TMPDIR:-/tmp}, stored in VAR.
+# tb_addr_add NS DEV ADDR/LEN...: addresses on an interface; IPv6 ones without duplicate detection.
+tb_addr_add() {
+  local ns=$1 dev=$2 a
+  shift 2
+  for a in "$@"; do
+    case $a in
+    *:*) ip -n "$ns" addr add "$a" dev "$dev" nodad ;;
+    *) ip -n "$ns" addr add "$a" dev "$dev" ;;
+    esac
+  done
+}
+
+# tb_veth_pair NS_A IF_A ADDR_A/LEN NS_B IF_B ADDR_B/LEN: a veth pair between two namespaces (IF_A in
+# NS_A, IF_B in NS_B, at most 15 characters each), an address on each end, both ends up. Both ends are
+# created in their namespaces, so deleting the namespaces leaves nothing behind.
+tb_veth_pair() {
+  local ns_a=$1 if_a=$2 addr_a=$3 ns_b=$4 if_b=$5 addr_b=$6
+  ip -n "$ns_a" link add "$if_a" type veth peer name "$if_b" netns "$ns_b"
+  tb_addr_add "$ns_a" "$if_a" "$addr_a"
+  tb_addr_add "$ns_b" "$if_b" "$addr_b"
+  ip -n "$ns_a" link set dev "$if_a" up
+  ip -n "$ns_b" link set dev "$if_b" up
+}
+
+# tb_tmpdir VAR [PREFIX]: a fresh directory ${TMPDIR:-/tmp}/PREFIX.XXXXXX (PREFIX hpdemo by default),
+# stored in VAR.
 tb_tmpdir() {
-  local d
-  d=$(mktemp -d "${TMPDIR:-/tmp}/hpdemo.XXXXXX")
-  TB_DIRS+=("$d")
-  printf -v "$1" '%s' "$d"
+  local tb_tmpdir_path # a name no caller's VAR has: a local named VAR would take the value instead
+  tb_tmpdir_path=$(mktemp -d "${TMPDIR:-/tmp}/${2:-hpdemo}.XXXXXX")
+  TB_DIRS+=("$tb_tmpdir_path")
+  printf -v "$1" '%s' "$tb_tmpdir_path"
 }
 
 # tb_core NS BRIDGE [ADDR/LEN...]: the core namespace with a bridge (and optional addresses on it).
@@ -47,12 +90,7 @@ tb_core() {
   ip -n "$ns" link add "$br" type bridge
   # No STP and no forwarding delay: ports forward at once.
   ip -n "$ns" link set dev "$br" type bridge stp_state 0 forward_delay 0
-  for a in "$@"; do
-    case $a in
-    *:*) ip -n "$ns" addr add "$a" dev "$br" nodad ;;
-    *) ip -n "$ns" addr add "$a" dev "$br" ;;
-    esac
-  done
+  tb_addr_add "$ns" "$br" "$@"
   ip -n "$ns" link set dev "$br" up
 }
 
@@ -65,12 +103,7 @@ tb_hub() {
   ip -n "$ns" link add eth0 type veth peer name "$port" netns "$core"
   ip -n "$core" link set dev "$port" master "$br"
   ip -n "$core" link set dev "$port" up
-  for a in "$@"; do
-    case $a in
-    *:*) ip -n "$ns" addr add "$a" dev eth0 nodad ;;
-    *) ip -n "$ns" addr add "$a" dev eth0 ;;
-    esac
-  done
+  tb_addr_add "$ns" eth0 "$@"
   ip -n "$ns" link set dev eth0 up
 }
 
@@ -91,9 +124,36 @@ tb_spawn() {
   else
     ip netns exec "$ns" "$@" >"$log" 2>&1 </dev/null &
   fi
-  TB_LAST_PID=$!
+  tb_track "$name" "$!"
+}
+
+# tb_track NAME PID: records a process the caller started itself in the background (when tb_spawn's
+# redirections do not fit), right after starting it, so that tb_stop_all and tb_cleanup stop it too.
+# The PID is left in TB_LAST_PID.
+tb_track() {
+  TB_LAST_PID=$2
   TB_PIDS+=("$TB_LAST_PID")
-  TB_PID_NAMES+=("$name")
+  TB_PID_NAMES+=("$1")
+}
+
+# tb_forget PID: drops a process from the record (it is gone: its PID may soon be someone else's).
+tb_forget() {
+  local i pids=() names=()
+  for ((i = 0; i < ${#TB_PIDS[@]}; i++)); do
+    [[ ${TB_PIDS[i]} == "$1" ]] && continue
+    pids+=("${TB_PIDS[i]}")
+    names+=("${TB_PID_NAMES[i]}")
+  done
+  TB_PIDS=("${pids[@]}")
+  TB_PID_NAMES=("${names[@]}")
+}
+
+# tb_wait PID: waits for a recorded process to end by itself, forgets it; returns its exit status.
+tb_wait() {
+  local rc=0
+  wait "$1" || rc=$?
+  tb_forget "$1"
+  return $rc
 }
 
 # tb_alive PID: true while a process we started is running (not a zombie we have yet to reap).
@@ -103,38 +163,45 @@ tb_alive() {
   [[ $state != Z* ]]
 }
 
-# tb_stop PID [GRACE_TENTHS]: SIGTERM, then SIGKILL after the grace period (default 3 s); reaps it.
-# Children it forked (socat's per-connection processes) are stopped after it, by their PIDs.
+# tb_stop PID [GRACE_TENTHS [SIGNAL]]: a process this script started: SIGNAL (default TERM; INT for a
+# tool that prints its summary on Ctrl-C), then SIGKILL after the grace period (default 3 s); reaps and
+# forgets it. Children it forked (socat's per-connection processes, the command a /usr/bin/time
+# wrapper runs) are stopped after it, by their PIDs, with SIGTERM.
 tb_stop() {
-  local pid=$1 grace=${2:-30} i children child
+  local pid=$1 grace=${2:-30} sig=${3:-TERM} i children child
   children=$(ps -o pid= --ppid "$pid" 2>/dev/null || true)
-  kill -TERM "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+  if ! kill -"$sig" "$pid" 2>/dev/null; then
+    wait "$pid" 2>/dev/null || true
+    tb_forget "$pid"
+    return 0
+  fi
   for ((i = 0; i < grace; i++)); do
     tb_alive "$pid" || break
     sleep 0.1
   done
   if tb_alive "$pid"; then
-    tb_log "testbed: PID $pid ignored SIGTERM, sending SIGKILL"
+    tb_log "testbed: PID $pid ignored SIG$sig, sending SIGKILL"
     kill -KILL "$pid" 2>/dev/null || true
   fi
   wait "$pid" 2>/dev/null || true
+  tb_alive "$pid" || tb_forget "$pid"
   for child in $children; do
     tb_alive "$child" && tb_stop "$child" "$grace"
   done
   return 0
 }
 
-# tb_stop_all: stops every process tb_spawn started (tb_cleanup does it too): SIGTERM to all of them
-# at once, last started first, then each is waited for as in tb_stop (SIGKILL after its grace period).
+# tb_stop_all: stops every recorded process (tb_cleanup does it too): SIGTERM to all of them at once,
+# last started first, then each is waited for as in tb_stop (SIGKILL after its grace period).
 tb_stop_all() {
-  local i children="" child
-  for ((i = ${#TB_PIDS[@]} - 1; i >= 0; i--)); do
-    tb_alive "${TB_PIDS[i]}" || continue
-    children+=" $(ps -o pid= --ppid "${TB_PIDS[i]}" 2>/dev/null || true)"
-    kill -TERM "${TB_PIDS[i]}" 2>/dev/null || true
+  local i children="" child pids=("${TB_PIDS[@]}")
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    tb_alive "${pids[i]}" || continue
+    children+=" $(ps -o pid= --ppid "${pids[i]}" 2>/dev/null || true)"
+    kill -TERM "${pids[i]}" 2>/dev/null || true
   done
-  for ((i = ${#TB_PIDS[@]} - 1; i >= 0; i--)); do
-    tb_stop "${TB_PIDS[i]}"
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    tb_stop "${pids[i]}"
   done
   for child in $children; do
     tb_alive "$child" && tb_stop "$child"
@@ -158,7 +225,7 @@ tb_wait_http() {
   done
 }
 
-# tb_cleanup: stops every process tb_spawn started (last started first), deletes the namespaces and
+# tb_cleanup: stops every recorded process (last started first), deletes the namespaces and
 # directories. Reports and returns non-zero if anything it created is still there afterwards.
 tb_cleanup() {
   local i pid ns d rc=0
@@ -199,4 +266,24 @@ tb_cleanup() {
   done
   TB_PIDS=() TB_PID_NAMES=() TB_NETNS=() TB_DIRS=()
   return $rc
+}
+
+# tb_exit_traps [HOOK]: on exit, and on SIGINT / SIGTERM / SIGHUP (which exit with 130 / 143 / 129):
+# stops every recorded process, runs HOOK (a function, for instance one that keeps logs before the
+# directories go), then tb_cleanup; the script exits with its own status, or 1 if that was 0 and
+# something was left behind.
+tb_exit_traps() {
+  TB_EXIT_HOOK=${1:-}
+  trap tb__on_exit EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  trap 'exit 129' HUP
+}
+tb__on_exit() {
+  local rc=$?
+  trap - EXIT INT TERM HUP
+  tb_stop_all
+  if [[ -n $TB_EXIT_HOOK ]]; then "$TB_EXIT_HOOK" || true; fi
+  tb_cleanup || ((rc)) || rc=1
+  exit "$rc"
 }
