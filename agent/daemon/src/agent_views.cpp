@@ -221,6 +221,43 @@ void sink_families(Families& f, const std::string& hub, const SinkStatus& st) {
           static_cast<double>(st.delivered_generation));
 }
 
+// One (peer, path) session in /status.
+nlohmann::json peer_json(const PeerConfig& peer, const std::string& path, const StatsSnapshot& s, const char* source) {
+  return {{"name", peer.name},
+          {"source", source},
+          {"hub", peer.hub},
+          {"address", peer.address.to_string()},
+          {"path", path},
+          {"state", to_string(s.state)},
+          {"state_since", seconds(s.state_since)},
+          {"rtt_ms", delay_json(s.rtt)},
+          {"jitter_ms", s.jitter.mean_abs_ipdv_s * 1e3},
+          {"loss",
+           {{"total", s.loss.total},
+            {"forward", s.loss.forward},
+            {"backward", s.loss.backward},
+            {"direction_known", s.loss.direction_known}}},
+          {"sent", s.totals.sent},
+          {"received", s.totals.received},
+          {"lost", s.totals.lost},
+          {"last_reply_at", seconds(s.last_reply_at)},
+          {"window_s", seconds(s.window_ns)}};
+}
+
+nlohmann::json sink_json(const SinkStatus& st) {
+  return {{"name", st.name},
+          {"kind", st.kind},
+          {"target", st.target},
+          {"healthy", st.healthy},
+          {"pushes_ok", st.pushes_ok},
+          {"pushes_failed", st.pushes_failed},
+          {"superseded", st.superseded},
+          {"last_success", seconds(st.last_success)},
+          {"delivered_generation", st.delivered_generation},
+          {"pending_generation", st.pending_generation},
+          {"last_error", st.last_error}};
+}
+
 }  // namespace
 
 std::vector<MetricFamily> Agent::collect() const {
@@ -327,25 +364,8 @@ nlohmann::json Agent::status() const {
   doc["peers"] = nlohmann::json::array();
   for (const auto& [id, session] : sessions_) {
     const StatsSnapshot s = session.stats->snapshot(now);
-    doc["peers"].push_back({{"name", session.peer.name},
-                            {"source", discovered_.count(session.peer.name) != 0 ? "etcd" : "config"},
-                            {"hub", session.peer.hub},
-                            {"address", session.peer.address.to_string()},
-                            {"path", session.path.name},
-                            {"state", to_string(s.state)},
-                            {"state_since", seconds(s.state_since)},
-                            {"rtt_ms", delay_json(s.rtt)},
-                            {"jitter_ms", s.jitter.mean_abs_ipdv_s * 1e3},
-                            {"loss",
-                             {{"total", s.loss.total},
-                              {"forward", s.loss.forward},
-                              {"backward", s.loss.backward},
-                              {"direction_known", s.loss.direction_known}}},
-                            {"sent", s.totals.sent},
-                            {"received", s.totals.received},
-                            {"lost", s.totals.lost},
-                            {"last_reply_at", seconds(s.last_reply_at)},
-                            {"window_s", seconds(s.window_ns)}});
+    doc["peers"].push_back(
+        peer_json(session.peer, session.path.name, s, discovered_.count(session.peer.name) != 0 ? "etcd" : "config"));
   }
   if (discovery_enabled_ || !discovered_.empty()) {
     nlohmann::json peers = nlohmann::json::array();
@@ -369,20 +389,7 @@ nlohmann::json Agent::status() const {
   doc["sinks"] = nlohmann::json::array();
   {
     std::lock_guard sinks(sinks_mutex_);
-    for (const auto& sink : sinks_) {
-      const SinkStatus st = sink->status();
-      doc["sinks"].push_back({{"name", st.name},
-                              {"kind", st.kind},
-                              {"target", st.target},
-                              {"healthy", st.healthy},
-                              {"pushes_ok", st.pushes_ok},
-                              {"pushes_failed", st.pushes_failed},
-                              {"superseded", st.superseded},
-                              {"last_success", seconds(st.last_success)},
-                              {"delivered_generation", st.delivered_generation},
-                              {"pending_generation", st.pending_generation},
-                              {"last_error", st.last_error}});
-    }
+    for (const auto& sink : sinks_) doc["sinks"].push_back(sink_json(sink->status()));
   }
   return doc;
 }
