@@ -714,5 +714,18 @@ TEST(StampCodecTest, ParseErrorNames) {
   EXPECT_STREQ(to_string(ParseError::kMalformedTlv), "malformed_tlv");
 }
 
+// The SSID where RFC 8972 puts it: octets 14-15 (unauthenticated) and 26-27 (authenticated).
+TEST(StampCodecTest, SsidIsReadWhereTheWireHeaderPutsIt) {
+  std::vector<uint8_t> packet(112, 0);
+  packet[14] = 0x12;
+  packet[15] = 0x34;
+  packet[26] = 0xab;
+  packet[27] = 0xcd;
+  EXPECT_EQ(read_ssid(packet, Mode::kUnauthenticated), 0x1234);
+  EXPECT_EQ(read_ssid(packet, Mode::kAuthenticated), 0xabcd);
+  EXPECT_EQ(read_ssid(std::span<const uint8_t>(packet).first(15), Mode::kUnauthenticated), std::nullopt);
+  EXPECT_EQ(read_ssid(std::span<const uint8_t>(packet).first(27), Mode::kAuthenticated), std::nullopt);
+}
+
 }  // namespace
 }  // namespace hubprobe::stamp

@@ -170,21 +170,20 @@ std::vector<int> ProbeEngine::poll_fds() const {
 }
 
 ProbeEngine::Session* ProbeEngine::session_for_reply(PortState& port, const dp::RxPacket& packet) {
-  // The SSID is at octet 14 (unauthenticated) or 26 (authenticated): try the session owning the SSID at
-  // either place, then fall back to the source address (reflectors without RFC 8972 send SSID 0).
-  auto by_ssid = [&](size_t offset) -> Session* {
-    if (packet.length < offset + 2) return nullptr;
-    const uint16_t ssid = static_cast<uint16_t>(packet.data[offset] << 8 | packet.data[offset + 1]);
-    if (ssid == 0) return nullptr;
-    auto it = port.session_by_ssid.find(ssid);
+  // Try the session owning the SSID where an unauthenticated or an authenticated reply holds it, then
+  // fall back to the source address (reflectors without RFC 8972 send SSID 0).
+  const std::span<const uint8_t> data(packet.data, packet.length);
+  auto by_ssid = [&](stamp::Mode mode) -> Session* {
+    const std::optional<uint16_t> ssid = stamp::read_ssid(data, mode);
+    if (!ssid || *ssid == 0) return nullptr;
+    auto it = port.session_by_ssid.find(*ssid);
     if (it == port.session_by_ssid.end()) return nullptr;
     Session& session = sessions_.at(it->second);
-    const bool authenticated = session.spec.mode == stamp::Mode::kAuthenticated;
-    if ((offset == 26) != authenticated || !(session.spec.target == packet.source)) return nullptr;
+    if (session.spec.mode != mode || !(session.spec.target == packet.source)) return nullptr;
     return &session;
   };
-  if (Session* s = by_ssid(14)) return s;
-  if (Session* s = by_ssid(26)) return s;
+  if (Session* s = by_ssid(stamp::Mode::kUnauthenticated)) return s;
+  if (Session* s = by_ssid(stamp::Mode::kAuthenticated)) return s;
   for (auto& [ssid, id] : port.session_by_ssid) {
     Session& session = sessions_.at(id);
     if (session.spec.target == packet.source) return &session;

@@ -196,6 +196,13 @@ Error too_long_error(size_t length) {
 
 size_t base_length(Mode mode) { return mode == Mode::kAuthenticated ? STAMP_AUTH_BASE_LEN : STAMP_UNAUTH_BASE_LEN; }
 
+std::optional<uint16_t> read_ssid(std::span<const uint8_t> packet, Mode mode) {
+  // Test and reflected packets hold the SSID at the same offset (static_asserts above).
+  const size_t offset = mode == Mode::kAuthenticated ? kAuthTestLayout.ssid : kUnauthTestLayout.ssid;
+  if (packet.size() < offset + 2) return std::nullopt;
+  return static_cast<uint16_t>(packet[offset] << 8 | packet[offset + 1]);
+}
+
 Result<HmacKey> load_key_file(const std::string& path) {
   std::ifstream file(path, std::ios::binary);
   if (!file) return make_error("cannot open key file '" + path + "': " + std::strerror(errno), errno);

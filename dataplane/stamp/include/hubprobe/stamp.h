@@ -6,6 +6,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -19,6 +20,10 @@ enum class Mode : uint8_t { kUnauthenticated, kAuthenticated };
 
 /// Base packet length of a mode (44 or 112 octets).
 size_t base_length(Mode mode);
+
+/// The Session-Sender Identifier (RFC 8972) of a test or reflected packet of `mode`, read at the offset
+/// the wire header gives; nullopt when the packet is too short to hold it.
+std::optional<uint16_t> read_ssid(std::span<const uint8_t> packet, Mode mode);
 
 /// An HMAC-SHA-256 key. Loaded from a file, never from the config text.
 struct HmacKey {
