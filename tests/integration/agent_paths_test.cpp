@@ -42,7 +42,7 @@ constexpr const char* kCore = "198.18.9.254";
 constexpr const char* kAgentId = "gz-edge-01";
 
 std::string linkemu_binary() { return std::string(HUBPROBE_BINARY_DIR) + "/tests/linkemu/hubprobe-linkemu"; }
-std::string hubprobe_cli() { return std::string(HUBPROBE_BINARY_DIR) + "/agent/hubprobe"; }
+std::string hubprobe_cli() { return std::string(HUBPROBE_BINARY_DIR) + "/agent/cli/hubprobe"; }
 
 // A scheduler's HTTP endpoint: records every POSTed document. Listens in the core namespace; the socket
 // is made on the test's main thread, the accept loop runs on its own.

@@ -76,9 +76,9 @@ std::string hubprobed_binary() {
   if (const char* dir = getenv("HUBPROBE_BIN_DIR"); dir != nullptr && *dir != '\0') {
     std::filesystem::path direct = std::filesystem::path(dir) / "hubprobed";
     if (std::filesystem::exists(direct) && !std::filesystem::is_directory(direct)) return direct.string();
-    return (std::filesystem::path(dir) / "agent" / "hubprobed").string();
+    return (std::filesystem::path(dir) / "agent" / "daemon" / "hubprobed").string();
   }
-  return (std::filesystem::path(HUBPROBE_BINARY_DIR) / "agent" / "hubprobed").string();
+  return (std::filesystem::path(HUBPROBE_BINARY_DIR) / "agent" / "daemon" / "hubprobed").string();
 }
 
 std::optional<std::string> hubprobed_missing_reason() {

@@ -34,7 +34,7 @@
 
 namespace hubprobe::it::agent {
 
-/// hubprobed: HUBPROBE_BIN_DIR/hubprobed, HUBPROBE_BIN_DIR/agent/hubprobed, or this build tree's.
+/// hubprobed: HUBPROBE_BIN_DIR/hubprobed, HUBPROBE_BIN_DIR/agent/daemon/hubprobed, or this build tree's.
 std::string hubprobed_binary();
 std::optional<std::string> hubprobed_missing_reason();
 

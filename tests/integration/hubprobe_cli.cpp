@@ -49,9 +49,9 @@ std::string hubprobe_binary() {
   if (const char* dir = getenv("HUBPROBE_BIN_DIR"); dir != nullptr && *dir != '\0') {
     std::filesystem::path direct = std::filesystem::path(dir) / "hubprobe";
     if (std::filesystem::exists(direct) && !std::filesystem::is_directory(direct)) return direct.string();
-    return (std::filesystem::path(dir) / "agent" / "hubprobe").string();
+    return (std::filesystem::path(dir) / "agent" / "cli" / "hubprobe").string();
   }
-  return (std::filesystem::path(HUBPROBE_BINARY_DIR) / "agent" / "hubprobe").string();
+  return (std::filesystem::path(HUBPROBE_BINARY_DIR) / "agent" / "cli" / "hubprobe").string();
 }
 
 std::optional<std::string> hubprobe_missing_reason() {

@@ -20,7 +20,7 @@ namespace hubprobe::it {
 
 /// The hubprobe CLI under test. $HUBPROBE_BIN_DIR, when set, names the directory holding the binaries
 /// (HUBPROBE_BIN_DIR/hubprobe, e.g. /usr/bin for an installed package) or a build tree
-/// (HUBPROBE_BIN_DIR/agent/hubprobe); otherwise the build tree this test was compiled in.
+/// (HUBPROBE_BIN_DIR/agent/cli/hubprobe); otherwise the build tree this test was compiled in.
 std::string hubprobe_binary();
 /// Why the binary cannot be run (missing, not executable), or nullopt.
 std::optional<std::string> hubprobe_missing_reason();
