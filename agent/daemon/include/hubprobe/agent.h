@@ -5,8 +5,11 @@
 //
 // Threads: a probe thread (ticks the probe engine), a reflector thread, civetweb's workers for HTTP, and the
 // caller's (start, reload, stop); with sinks a publisher thread, and with etcd discovery a discovery thread.
-// One mutex guards the sessions and statistics; the probe thread holds it only while it processes a tick,
-// never while it sleeps, and no thread holds it during network I/O.
+// One mutex (mutex_) guards the sessions and statistics. The probe thread holds it for a whole tick,
+// including the tick's non-blocking system calls on the probe ports (recvmmsg, sendmmsg, the TX-timestamp
+// error queue), and never while it sleeps; a reload and a discovery poll hold it while they open or close
+// probe ports. Nobody holds it for network I/O that can block (the reflector thread, the sinks,
+// discovery's etcd requests) or for the generation file; log lines are written under it.
 //
 // Peers come from the file ([[peer]], config_.peers) and, with `discover = true`, from etcd (discovered_).
 // A reload applies the file's difference and keeps the discovered peers; a discovery poll applies etcd's
