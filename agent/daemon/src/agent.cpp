@@ -3,6 +3,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "hubprobe/probe_outcome.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -241,6 +243,10 @@ void Agent::update_peer(const PeerConfig& peer, WallNs now) {
     if (peer.probe.window_ns != session.peer.probe.window_ns) session.stats->set_window(peer.probe.window_ns, now);
     if (peer.probe.down_after != session.peer.probe.down_after) {
       session.stats->set_peer_state_options(window_options(peer).peer_state, now);
+      // The new threshold may have changed the state: the path follows it at once.
+      if (auto selector = selectors_.find(peer.hub); selector != selectors_.end()) {
+        selector->second.set_peer_state(id, session.stats->peer_state().state());
+      }
     }
     session.peer = peer;
   }
@@ -256,25 +262,15 @@ void Agent::on_probe_event(const std::string& session_id, const stamp::ProbeEven
   if (it == sessions_.end()) return;
   SessionRuntime& session = it->second;
   const PeerState before = session.stats->peer_state().state();
-  session.stats->on_event(event, now);
+  auto selector = selectors_.find(session.peer.hub);
+  record_probe_event(*session.stats, selector == selectors_.end() ? nullptr : &selector->second, session_id, event,
+                     now);
   const PeerState after = session.stats->peer_state().state();
   if (after != before && after == PeerState::kDown) {
     spdlog::warn("peer {} ({}) path {} is down: {} probes in a row without a reply", session.peer.name,
                  session.peer.address.to_string(), session.path.name, session.peer.probe.down_after);
   } else if (after != before && after == PeerState::kUp) {
     spdlog::info("peer {} ({}) path {} is up", session.peer.name, session.peer.address.to_string(), session.path.name);
-  }
-  auto selector = selectors_.find(session.peer.hub);
-  if (selector == selectors_.end()) return;
-  if (event.kind == stamp::ProbeEvent::Kind::kReply) {
-    const stamp::Sample& sample = event.sample;
-    if (sample.one_way_valid()) {
-      selector->second.on_reply(session_id, now, sample.rtt_ns(), sample.forward_ns(), sample.one_way_error_s());
-    } else {
-      selector->second.on_reply(session_id, now, sample.rtt_ns());
-    }
-  } else if (event.kind == stamp::ProbeEvent::Kind::kLost) {
-    selector->second.on_lost(session_id, now);
   }
 }
 
