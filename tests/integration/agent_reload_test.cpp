@@ -1,14 +1,19 @@
 // SPDX-License-Identifier: Apache-2.0
 // SIGHUP on a running hubprobed: a changed peer gets its new interval while an unchanged one keeps its
 // session and statistics; an added peer is probed; a broken file (TOML syntax error, unknown key) is
-// refused with file:line:column, the old configuration keeps running, and a fixed file then loads.
+// refused with file:line:column, the old configuration keeps running, and a fixed file then loads; a
+// file whose new peer cannot start (a source port another process holds) is refused whole.
 //
 // Topology: the agent in mesh node a (198.18.0.1); `hubprobe reflect` in node b (198.18.0.2:862) and
 // node c (198.18.0.3:862, and :863 for the peer added by a reload).
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmath>
+#include <cstring>
 #include <regex>
 
 #include "agent_support.h"
@@ -19,6 +24,34 @@ namespace {
 using nlohmann::json;
 
 constexpr uint16_t kMetricsPort = 9862;
+// Source ports of the path a reload adds: below the ephemeral range, so no socket of the agent has them.
+constexpr uint16_t kFreeSourcePort = 30001;
+constexpr uint16_t kBusySourcePort = 30002;
+
+/// A UDP socket bound to 0.0.0.0:PORT in `ns`: another process's hold on the port. Closed on destruction.
+class HeldPort {
+ public:
+  HeldPort(const Namespace& ns, uint16_t port) : fd_(socket_in_netns(ns, AF_INET, SOCK_DGRAM)) {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+      const std::string why = strerror(errno);
+      release();
+      throw HarnessError("bind 0.0.0.0:" + std::to_string(port) + " in " + ns.name() + ": " + why);
+    }
+  }
+  ~HeldPort() { release(); }
+  HeldPort(const HeldPort&) = delete;
+  HeldPort& operator=(const HeldPort&) = delete;
+  void release() {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_;
+};
 
 class AgentReloadTest : public ::testing::Test {
  protected:
@@ -304,6 +337,68 @@ TEST_F(AgentReloadTest, BrokenFileIsRefusedAndOldConfigKeepsRunning) {
   ASSERT_TRUE(peers_up({"b", "c"}, Seconds(3), &status)) << status.dump(2);
   const double rate_fixed = send_rate("b", Seconds(1.5));
   EXPECT_GT(rate_fixed, 15) << "the fixed file's 50 ms interval was not applied";
+}
+
+// A file whose new peer cannot start is refused whole: peer d's path takes two UDP source ports and another
+// process holds one of them. The same file would also change b's interval and the reflector; none of it
+// happens: b and c keep their sessions and counters, d is not added, the failure is counted and logged
+// with the port. Once the port is free, the same file loads.
+TEST_F(AgentReloadTest, NewPeerThatCannotStartRefusesTheWholeReload) {
+  refl_d_ = std::make_unique<Reflector>(mesh_->node(2), std::vector<std::string>{"--listen", "198.18.0.3:863"},
+                                        dir_.path(), "reflect-d", 863);
+  json status;
+  ASSERT_TRUE(peers_up({"b", "c"}, Seconds(10), &status)) << status.dump(2);
+  sleep_for(Seconds(0.5));
+  auto held = std::make_unique<HeldPort>(mesh_->node(0), kBusySourcePort);
+
+  AgentFile next = base_file();
+  next.reflector = {"mode = \"stateless\""};
+  next.peers[0].extra = {"interval = \"50ms\""};
+  next.peers.push_back({"d", "hk", "198.18.0.3", {"port = 863"}});
+  next.tail = "[[path]]\nname = \"ecmp\"\nhubs = [\"hk\"]\nsource_ports = [" + std::to_string(kFreeSourcePort) + ", " +
+              std::to_string(kBusySourcePort) + "]\n";
+  write(next.toml());
+  const json before = agent_->status();
+  json after = reload();
+  EXPECT_EQ(after["config"]["reloads_failed"], 1) << after.dump(2);
+  EXPECT_EQ(after["config"]["reloads_ok"], 0) << after.dump(2);
+  EXPECT_EQ(after["config"]["last_reload_ok"], false) << after.dump(2);
+  const std::string error = after["config"]["last_reload_error"].get<std::string>();
+  EXPECT_NE(error.find("d/ecmp"), std::string::npos) << error;
+  EXPECT_NE(error.find(std::to_string(kBusySourcePort)), std::string::npos) << error;
+  EXPECT_EQ(peer_of(after, "d"), nullptr) << "a refused reload must not add its peer\n" << after.dump(2);
+  EXPECT_EQ(after["reflector"]["stateful"], true) << "a refused reload changed the reflector\n" << after.dump(2);
+  auto samples = agent_->metrics();
+  EXPECT_EQ(only_value(samples, "hubprobe_config_reloads_total", {{"result", "failure"}}), 1);
+  EXPECT_EQ(only_value(samples, "hubprobe_config_reloads_total", {{"result", "success"}}), 0);
+  EXPECT_EQ(only_value(samples, "hubprobe_config_last_reload_successful"), 0);
+  EXPECT_EQ(only_value(samples, "hubprobe_peers"), 2);
+  const std::string log = agent_->process().stdout_text() + agent_->process().stderr_text();
+  EXPECT_NE(log.find("reload refused, keeping the running configuration: "), std::string::npos) << log;
+  // b and c: the same sessions, counters continuing, b still at 100 ms.
+  for (const char* n : {"b", "c"}) {
+    EXPECT_GE(peer_count(after, n, "sent"), peer_count(before, n, "sent")) << n << ": counters reset\n"
+                                                                           << after.dump(2);
+    EXPECT_EQ(peer_of(after, n)["state_since"], peer_of(before, n)["state_since"]) << n << ": session restarted";
+  }
+  const double rate_b = send_rate("b", Seconds(1.5));
+  EXPECT_LT(rate_b, 13) << "a refused reload changed b's interval";
+  EXPECT_GT(rate_b, 7) << "b is not probed at 100 ms any more";
+  expect_probing({"b", "c"}, Seconds(0.5), 3);
+
+  // The port free again: the same file loads whole.
+  held.reset();
+  after = reload();
+  EXPECT_EQ(after["config"]["reloads_ok"], 1) << after.dump(2);
+  EXPECT_EQ(after["config"]["reloads_failed"], 1) << after.dump(2);
+  EXPECT_EQ(after["config"]["last_reload_error"], "") << after.dump(2);
+  EXPECT_EQ(after["reflector"]["stateful"], false) << after.dump(2);
+  ASSERT_TRUE(peers_up({"b", "c", "d"}, Seconds(3), &status)) << status.dump(2);
+  EXPECT_EQ(peer_of(status, "d")["path"], "ecmp") << status.dump(2);
+  samples = agent_->metrics();
+  EXPECT_EQ(only_value(samples, "hubprobe_config_reloads_total", {{"result", "success"}}), 1);
+  EXPECT_EQ(only_value(samples, "hubprobe_peers"), 3);
+  EXPECT_GT(send_rate("b", Seconds(1.5)), 15) << "the 50 ms interval of the loaded file was not applied";
 }
 
 }  // namespace

@@ -275,6 +275,7 @@ std::string AgentFile::toml() const {
     t << "\n";
   }
   t << "[metrics]\nlisten = \"" << metrics_listen << "\"\n\n[logging]\nlevel = \"" << log_level << "\"\n";
+  if (!tail.empty()) t << "\n" << tail;
   return t.str();
 }
 

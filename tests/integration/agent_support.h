@@ -107,6 +107,8 @@ struct AgentFile {
   std::vector<std::string> reflector;  ///< `key = value` lines of [reflector]; none = defaults
   std::vector<PeerEntry> peers;
   std::string log_level = "info";
+  /// More TOML after everything else (e.g. [[path]] tables).
+  std::string tail;
   /// The TOML text.
   std::string toml() const;
 };

@@ -163,7 +163,7 @@ rtt_p99 = "25ms"
 jitter = "2ms"
 loss = "0.5%"
 min_samples = 20
-down_after = 2
+down_after = 5
 window = "20s"
 hold_down = "1m"
 switch_margin = "300us"
@@ -187,20 +187,60 @@ sla = "gold"
   EXPECT_EQ(gold.jitter_ns, 2 * kMillisecond);
   EXPECT_DOUBLE_EQ(gold.loss_ratio, 0.005);
   EXPECT_EQ(gold.min_samples, 20u);
-  EXPECT_EQ(gold.down_after, 2u);
   EXPECT_EQ(gold.window_ns, 20 * kSecond);
   EXPECT_EQ(gold.hold_down_ns, 60 * kSecond);
   EXPECT_EQ(gold.switch_margin_ns, 300'000);
   EXPECT_DOUBLE_EQ(gold.switch_margin_ratio, 0.05);
   EXPECT_EQ(gold.switch_after_ns, 10 * kSecond);
   EXPECT_EQ(gold.loss_penalty_ns, 50 * kMillisecond);
-  // Unset keys: the built-in defaults, with down_after from [probe].
+  // Unset keys: the built-in defaults.
   const SlaClass& silver = config.sla.at("silver");
   EXPECT_DOUBLE_EQ(silver.loss_ratio, 0.02);
-  EXPECT_EQ(silver.down_after, 5u);
   EXPECT_EQ(silver.window_ns, SlaClass{}.window_ns);
-  EXPECT_EQ(config.sla.at("default").down_after, 5u);
+  EXPECT_EQ(config.peers[0].probe.down_after, 5u);  // down_after = 5 of [sla.gold] agrees with the peer's
   EXPECT_EQ(config.peers[0].sla, "gold");
+}
+
+// Down is judged once per (peer, path), by the peer's down_after ([probe] or [[peer]]): the same judgement
+// gives /status its peer state and the preference document its path state. [sla.NAME].down_after, the old
+// place for the path's threshold, is accepted when it agrees with the peers of its class and refused at
+// the key when it contradicts them.
+TEST(ConfigSla, DownAfterOfAClassMustAgreeWithItsPeers) {
+  constexpr std::string_view kGoldPeer = R"(
+[[peer]]
+name = "sh-edge-01"
+hub = "sh"
+address = "198.18.3.2"
+sla = "gold"
+)";
+  // Agreeing: with [probe], or with the peer's own value.
+  EXPECT_EQ(parse_ok("[probe]\ndown_after = 5\n[sla.gold]\ndown_after = 5\n" + std::string(kGoldPeer))
+                .peers.at(0)
+                .probe.down_after,
+            5u);
+  EXPECT_EQ(parse_ok("[sla.gold]\ndown_after = 4\n" + std::string(kGoldPeer) + "down_after = 4\n")
+                .peers.at(0)
+                .probe.down_after,
+            4u);
+  // Contradicting a peer of the class (from [probe], or its own value).
+  EXPECT_EQ(parse_error("[probe]\ndown_after = 5\n[sla.gold]\ndown_after = 2\n" + std::string(kGoldPeer)),
+            "hubprobe.toml:7:14: sla.gold.down_after: expected the down_after of the peers this class judges (peer "
+            "\"sh-edge-01\" has 5), got 2 (a path is down when its peer is: set down_after in [probe] or [[peer]], "
+            "and leave it out here)");
+  EXPECT_NE(parse_error("[sla.gold]\ndown_after = 3\n" + std::string(kGoldPeer) + "down_after = 4\n")
+                .find("sla.gold.down_after: expected the down_after of the peers this class judges (peer "
+                      "\"sh-edge-01\" has 4), got 3"),
+            std::string::npos);
+  // A class no [[peer]] names (peers found in etcd may use it) agrees with [probe]; `default` is the class
+  // of peers without `sla`.
+  EXPECT_NE(parse_error("[sla.silver]\ndown_after = 4\n").find("([probe] has 3), got 4"), std::string::npos);
+  EXPECT_NE(parse_error("[sla.default]\ndown_after = 4\n[[peer]]\nname = \"a\"\nhub = \"sh\"\naddress = "
+                        "\"198.18.3.2\"\n")
+                .find("sla.default.down_after: expected the down_after of the peers this class judges (peer \"a\" "
+                      "has 3), got 4"),
+            std::string::npos);
+  EXPECT_NE(parse_error("[sla.gold]\ndown_after = 0\n").find("expected a count of lost probes 1..1000"),
+            std::string::npos);
 }
 
 TEST(ConfigSla, BadClasses) {

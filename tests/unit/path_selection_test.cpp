@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <ostream>
@@ -46,6 +47,33 @@ std::vector<std::string> order_of(const PathSelector& selector) {
   return ids;
 }
 
+// ---- Outcomes as the agent gives them ---------------------------------------------------------------------
+
+// Each outcome to the selector's window and to the session's PeerStateTracker (one per candidate, as in the
+// agent's WindowedStats, with [probe]'s default down_after of 3), whose judgement the selector then takes
+// as down: what record_probe_event() (probe_outcome.h) does, without building STAMP samples.
+class Outcomes {
+ public:
+  explicit Outcomes(PathSelector& selector) : selector_(selector) {}
+  void reply(const std::string& id, WallNs now, int64_t rtt_ns, std::optional<int64_t> forward_ns = std::nullopt,
+             double forward_error_s = 0) {
+    selector_.on_reply(id, now, rtt_ns, forward_ns, forward_error_s);
+    tracker(id).on_reply(seq_[id]++, now);
+    selector_.set_peer_state(id, tracker(id).state());
+  }
+  void lost(const std::string& id, WallNs now) {
+    selector_.on_lost(id, now);
+    tracker(id).on_lost(seq_[id]++, now);
+    selector_.set_peer_state(id, tracker(id).state());
+  }
+  PeerStateTracker& tracker(const std::string& id) { return trackers_.try_emplace(id).first->second; }
+
+ private:
+  PathSelector& selector_;
+  std::map<std::string, PeerStateTracker> trackers_;
+  std::map<std::string, uint32_t> seq_;
+};
+
 // ---- A replay driver: probes every 100 ms on every path, evaluate() as the agent calls it --------------
 
 // The outcome of the probe sent at `t`: an RTT, or nullopt when it is lost.
@@ -72,7 +100,8 @@ class NoisyPath {
 
 class Replay {
  public:
-  explicit Replay(const SlaClass& sla, int64_t evaluate_every = kSecond) : selector(sla), every_(evaluate_every) {}
+  explicit Replay(const SlaClass& sla, int64_t evaluate_every = kSecond)
+      : selector(sla), outcomes(selector), every_(evaluate_every) {}
 
   void add(const std::string& id, RttFunction rtt) {
     ASSERT_TRUE(selector.add_candidate(id, "peer-" + id, "uplink", kInterval));
@@ -88,9 +117,9 @@ class Replay {
       for (auto& [id, rtt] : paths_) {
         const std::optional<int64_t> outcome = rtt(now);
         if (outcome) {
-          selector.on_reply(id, now, *outcome);
+          outcomes.reply(id, now, *outcome);
         } else {
-          selector.on_lost(id, now);
+          outcomes.lost(id, now);
         }
       }
       if ((now - kT0) % every_ == 0) {
@@ -101,6 +130,7 @@ class Replay {
   }
 
   PathSelector selector;
+  Outcomes outcomes;
   WallNs now = kT0;
 
  private:
@@ -210,8 +240,8 @@ TEST(PathSelectionReplay, MarginIsTheLargerOfAbsoluteAndRatio) {
 // ---- 3. Total loss: down after exactly down_after probes, preference moves at once --------------------------
 
 TEST(PathSelectionReplay, TotalLossIsDownAfterExactlyDownAfterProbes) {
-  SlaClass sla;
-  sla.down_after = 3;
+  const SlaClass sla;
+  const uint32_t down_after = PeerStateOptions{}.down_after_lost;  // the peer's threshold decides
   auto a = std::make_shared<NoisyPath>(21, 20 * kMs, true);
   auto b = std::make_shared<NoisyPath>(22, 20 * kMs, false);
   bool a_lost = false;
@@ -231,15 +261,15 @@ TEST(PathSelectionReplay, TotalLossIsDownAfterExactlyDownAfterProbes) {
   const std::string other = preferred == "a/uplink" ? "b/uplink" : "a/uplink";
   (preferred == "a/uplink" ? a_lost : b_lost) = true;
 
-  for (uint32_t lost = 1; lost < sla.down_after; ++lost) {
+  for (uint32_t lost = 1; lost < down_after; ++lost) {
     replay.run(kInterval);
-    ASSERT_EQ(view_of(replay.selector, preferred)->consecutive_lost, lost);
+    ASSERT_EQ(replay.outcomes.tracker(preferred).consecutive_lost(), lost);
     EXPECT_EQ(state_of(replay.selector, preferred), PathState::kOk) << "after " << lost << " lost";
     EXPECT_EQ(replay.selector.preferred(), preferred);
   }
   SelectionChange change;
   replay.run(kInterval, [&](WallNs, const SelectionChange& c) { change = c; });
-  EXPECT_EQ(view_of(replay.selector, preferred)->consecutive_lost, sla.down_after);
+  EXPECT_EQ(replay.outcomes.tracker(preferred).consecutive_lost(), down_after);
   EXPECT_EQ(state_of(replay.selector, preferred), PathState::kDown);
   EXPECT_EQ(view_of(replay.selector, preferred)->state_since, replay.now);
   EXPECT_EQ(replay.selector.preferred(), other);
@@ -250,7 +280,7 @@ TEST(PathSelectionReplay, TotalLossIsDownAfterExactlyDownAfterProbes) {
 
   // Both down: no preference at all.
   (other == "a/uplink" ? a_lost : b_lost) = true;
-  replay.run(sla.down_after * kInterval);
+  replay.run(down_after * kInterval);
   EXPECT_EQ(state_of(replay.selector, other), PathState::kDown);
   EXPECT_EQ(replay.selector.preferred(), "");
   EXPECT_EQ(replay.selector.switches(), 2u);
@@ -395,7 +425,6 @@ TEST(PathSelectionCosts, HandComputed) {
   EXPECT_EQ(v.path, "uplink");
   EXPECT_EQ(v.samples, 5u);
   EXPECT_EQ(v.judged, 6u);
-  EXPECT_EQ(v.consecutive_lost, 0u);
   EXPECT_DOUBLE_EQ(v.delay_rt_s, 0.012);           // median of 10 11 12 13 15
   EXPECT_DOUBLE_EQ(v.delay_variation_s, 0.00225);  // (2 + 1 + 4 + 2) / 4 ms: the loss is skipped
   EXPECT_DOUBLE_EQ(v.rtt_p99_s, 0.015);            // nearest rank ceil(0.99 * 5) = 5
@@ -502,14 +531,15 @@ TEST(PathSelectionCosts, Confidence) {
 // Feeds `rtts` (nullopt = lost), one per 100 ms from kT0 + 100 ms, and evaluates after the last.
 PathState judge(const SlaClass& sla, const std::vector<std::optional<int64_t>>& rtts) {
   PathSelector s(sla);
+  Outcomes outcomes(s);
   s.add_candidate("a", "p", "x", kInterval);
   WallNs t = kT0;
   for (const std::optional<int64_t>& rtt : rtts) {
     t += kInterval;
     if (rtt) {
-      s.on_reply("a", t, *rtt);
+      outcomes.reply("a", t, *rtt);
     } else {
-      s.on_lost("a", t);
+      outcomes.lost("a", t);
     }
   }
   s.evaluate(t);
@@ -576,16 +606,18 @@ TEST(PathSelectionState, FewRepliesAreUnknownUnlessLossAloneIsKnownTooHigh) {
   EXPECT_EQ(judge(sla, rtts), PathState::kUnknown);
 }
 
-TEST(PathSelectionState, DownAfterConsecutiveLossesWhateverTheWindow) {
+TEST(PathSelectionState, DownWhileThePeerStateIsDownWhateverTheWindow) {
   SlaClass sla;
-  sla.down_after = 3;
   auto rtts = constant(50, 20 * kMs);
   rtts.emplace_back(std::nullopt);
   rtts.emplace_back(std::nullopt);
   EXPECT_EQ(judge(sla, rtts), PathState::kOk);
-  rtts.emplace_back(std::nullopt);
+  rtts.emplace_back(std::nullopt);  // the peer's down_after (3)
   EXPECT_EQ(judge(sla, rtts), PathState::kDown);
-  rtts.emplace_back(20 * kMs);  // a reply ends the run; 3 / 54 lost in the window
+  rtts.emplace_back(20 * kMs);  // the peer is up again after three replies in a row, and so is the path
+  rtts.emplace_back(20 * kMs);
+  EXPECT_EQ(judge(sla, rtts), PathState::kDown);
+  rtts.emplace_back(20 * kMs);  // 3 / 56 lost in the window
   EXPECT_EQ(judge(sla, rtts), PathState::kDegraded);
   sla.loss_ratio = 0.1;
   EXPECT_EQ(judge(sla, rtts), PathState::kOk);
@@ -599,23 +631,24 @@ TEST(PathSelectionRanking, OrderIsGroupThenScoreThenId) {
   sla.jitter_ns = 1 * kMs;
   sla.hold_down_ns = 60 * kSecond;
   PathSelector s(sla);
+  Outcomes o(s);
   for (const char* id : {"down", "unknown", "degraded", "holddown", "ok-slow", "ok-fast-b", "ok-fast-a"}) {
     ASSERT_TRUE(s.add_candidate(id, "p", id, kInterval));
   }
   WallNs t = kT0;
   for (int i = 1; i <= 100; ++i) {
     t = kT0 + i * kInterval;
-    s.on_reply("ok-fast-a", t, 10 * kMs);
-    s.on_reply("ok-fast-b", t, 10 * kMs);
-    s.on_reply("ok-slow", t, 30 * kMs);
+    o.reply("ok-fast-a", t, 10 * kMs);
+    o.reply("ok-fast-b", t, 10 * kMs);
+    o.reply("ok-slow", t, 30 * kMs);
     // "holddown" was jittery in the first half, then steady (and fastest of all)
-    s.on_reply("holddown", t, 5 * kMs + (i < 50 && i % 2 == 0 ? 5 * kMs : 0));
-    s.on_reply("degraded", t, 1 * kMs + (i % 2) * 2 * kMs);
-    if (i > 95) s.on_reply("unknown", t, 1 * kMs);
+    o.reply("holddown", t, 5 * kMs + (i < 50 && i % 2 == 0 ? 5 * kMs : 0));
+    o.reply("degraded", t, 1 * kMs + (i % 2) * 2 * kMs);
+    if (i > 95) o.reply("unknown", t, 1 * kMs);
     if (i < 90) {
-      s.on_reply("down", t, 1 * kMs);
+      o.reply("down", t, 1 * kMs);
     } else {
-      s.on_lost("down", t);
+      o.lost("down", t);
     }
     if (i == 20) s.evaluate(t);  // "holddown" is seen degraded here
   }
@@ -638,14 +671,15 @@ TEST(PathSelectionPreferred, FallsBackToTheBestAnsweringCandidateWhenNoneIsEligi
   SlaClass sla;
   sla.rtt_p99_ns = 5 * kMs;  // every path below is degraded
   PathSelector s(sla);
+  Outcomes o(s);
   s.add_candidate("slow", "p", "x", kInterval);
   s.add_candidate("slower", "p", "y", kInterval);
   s.add_candidate("silent", "p", "z", kInterval);
   WallNs t = kT0;
   for (int i = 1; i <= 20; ++i) {
     t = kT0 + i * kInterval;
-    s.on_reply("slow", t, 10 * kMs);
-    s.on_reply("slower", t, 12 * kMs);
+    o.reply("slow", t, 10 * kMs);
+    o.reply("slower", t, 12 * kMs);
   }
   s.evaluate(t);
   EXPECT_EQ(view_of(s, "slow")->state, PathState::kDegraded);
@@ -653,8 +687,8 @@ TEST(PathSelectionPreferred, FallsBackToTheBestAnsweringCandidateWhenNoneIsEligi
   // A degraded preferred path is kept among bad options, even when another one becomes better ...
   for (int i = 21; i <= 150; ++i) {
     t = kT0 + i * kInterval;
-    s.on_reply("slow", t, 10 * kMs);
-    s.on_reply("slower", t, 8 * kMs);
+    o.reply("slow", t, 10 * kMs);
+    o.reply("slower", t, 8 * kMs);
   }
   s.evaluate(t);
   // Ranks carry the damping: the kept preferred path is rank 1, the better-scoring one rank 2.
@@ -662,7 +696,7 @@ TEST(PathSelectionPreferred, FallsBackToTheBestAnsweringCandidateWhenNoneIsEligi
   EXPECT_EQ(order_of(s).at(1), "slower");
   EXPECT_EQ(s.preferred(), "slow");
   // ... but not when it goes down.
-  for (int i = 151; i <= 153; ++i) s.on_lost("slow", kT0 + i * kInterval);
+  for (int i = 151; i <= 153; ++i) o.lost("slow", kT0 + i * kInterval);
   s.evaluate(kT0 + 153 * kInterval);
   EXPECT_EQ(s.preferred(), "slower");
   EXPECT_EQ(s.switches(), 1u);

@@ -230,6 +230,123 @@ TEST(ProbeEngine, SourcePortInUseFailsTheWholeSession) {
   EXPECT_EQ(engine.port_counters().tx_packets, 0u);
 }
 
+// The reload's pre-flight: a session whose source-port set includes a port another process holds cannot
+// start, and the check says so before anything changes; a port the engine holds itself (a running
+// session's) is no obstacle.
+TEST(ProbeEngine, CheckTriesEverySourcePortOfASession) {
+  auto dataplane = dp::make_dataplane("kernel");
+  auto shared = std::shared_ptr<dp::Dataplane>(std::move(dataplane.value()));
+  dp::PortOptions options;
+  options.local = *SocketAddress::parse("127.0.0.1:0", 0);
+  auto taken = shared->open_port(options);
+  ASSERT_TRUE(taken.ok());
+  const uint16_t busy = (*taken)->local_address().port();
+  ProbeEngine engine(shared);
+  SessionSpec spec;
+  spec.id = "peer/busy";
+  spec.target = *SocketAddress::parse("127.0.0.1:862", 862);
+  spec.source = *SocketAddress::parse("127.0.0.1", 0);
+  spec.source_ports = {free_udp_port(), busy};
+  const auto result = engine.check_ports({spec});
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.error().message.find("peer/busy"), std::string::npos) << result.error().message;
+  EXPECT_NE(result.error().message.find(std::to_string(busy)), std::string::npos) << result.error().message;
+
+  SessionSpec running = spec;
+  running.id = "peer/running";
+  running.source_ports = {free_udp_port()};
+  ASSERT_TRUE(engine.add_session(running, 0, wall_now()).ok());
+  SessionSpec next = running;
+  next.id = "other/running";
+  EXPECT_TRUE(engine.check_ports({next}).ok()) << "the engine's own port is shared, not in use";
+  // Two new sessions that would clash (the same fixed port from two source addresses) fail the check.
+  SessionSpec first = spec;
+  first.id = "x/one";
+  first.source_ports = {free_udp_port()};
+  SessionSpec second = first;
+  second.id = "y/two";
+  second.source = SocketAddress{};
+  const auto clash = engine.check_ports({first, second});
+  ASSERT_FALSE(clash.ok());
+  EXPECT_NE(clash.error().message.find("y/two"), std::string::npos) << clash.error().message;
+}
+
+// The settings the tests below change (the reload's notion of the same session lives in hubprobe/config.h).
+bool same_settings(const SessionSpec& a, const SessionSpec& b) {
+  return a.id == b.id && a.target == b.target && a.source == b.source && a.source_ports == b.source_ports &&
+         a.interval_ns == b.interval_ns;
+}
+
+// Ticks the engine and the reflector for `ns`.
+void run_for(ProbeEngine& engine, LoopbackReflector& reflector, Recorder& recorder, WallNs ns) {
+  const WallNs start = wall_now();
+  while (wall_now() - start < ns) {
+    engine.run_tick(wall_now(), ClockState{}, recorder);
+    reflector.serve();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+// A reload's change of sessions is applied whole or not at all: when a new session cannot start (a source
+// port another process holds), the sessions it would have replaced are back as they were and keep
+// probing with their counters; once the port is free, the same change applies.
+TEST(ProbeEngine, ReplaceSessionsIsWholeOrNothing) {
+  LoopbackReflector reflector(true);
+  auto shared = std::shared_ptr<dp::Dataplane>(std::move(dp::make_dataplane("kernel").value()));
+  ProbeEngine engine(shared);
+  SessionSpec kept;
+  kept.id = "a/default";
+  kept.target = reflector.port->local_address();
+  kept.interval_ns = 5'000'000;
+  kept.timeout_ns = 200'000'000;
+  SessionSpec old = kept;
+  old.id = "b/ecmp";
+  old.source = *SocketAddress::parse("127.0.0.1", 0);
+  old.source_ports = {free_udp_port()};
+  const WallNs start = wall_now();
+  ASSERT_TRUE(engine.add_session(kept, 0, start).ok());
+  ASSERT_TRUE(engine.add_session(old, 1'000'000, start).ok());
+  Recorder recorder;
+  run_for(engine, reflector, recorder, 60'000'000);
+  const uint64_t sent_before = engine.sender_counters("b/ecmp")->sent;
+  ASSERT_GE(sent_before, 5u);
+
+  dp::PortOptions options;
+  options.local = *SocketAddress::parse("127.0.0.1:0", 0);
+  auto held = shared->open_port(options);
+  ASSERT_TRUE(held.ok());
+  const uint16_t busy = (*held)->local_address().port();
+  // b changes (any source address now, the same fixed port: it can only open once the old one closed),
+  // and c needs the held port.
+  SessionSpec changed = old;
+  changed.source = SocketAddress{};
+  changed.interval_ns = 10'000'000;
+  SessionSpec added = kept;
+  added.id = "c/ecmp";
+  added.source_ports = {free_udp_port(), busy};
+  const std::vector<ProbeEngine::NewSession> change = {{changed, 1}, {added, 2}};
+  const auto refused = engine.replace_sessions({"b/ecmp"}, change, wall_now());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("c/ecmp"), std::string::npos) << refused.error().message;
+  EXPECT_EQ(refused.error().message.find("put back"), std::string::npos) << refused.error().message;
+  EXPECT_EQ(engine.session_count(), 2u);
+  EXPECT_FALSE(engine.has_session("c/ecmp"));
+  ASSERT_TRUE(engine.has_session("b/ecmp"));
+  EXPECT_TRUE(same_settings(*engine.spec("b/ecmp"), old)) << "b is back with its old settings";
+  EXPECT_GE(engine.sender_counters("b/ecmp")->sent, sent_before) << "b's counters were reset";
+  const uint64_t received_back = engine.sender_counters("b/ecmp")->received;
+  run_for(engine, reflector, recorder, 60'000'000);
+  EXPECT_GE(engine.sender_counters("b/ecmp")->received, received_back + 5) << "b answered on its reopened port";
+  EXPECT_EQ(engine.counters().unmatched_replies, 0u);
+
+  held.value().reset();
+  ASSERT_TRUE(engine.replace_sessions({"b/ecmp"}, change, wall_now()).ok());
+  EXPECT_EQ(engine.session_count(), 3u);
+  EXPECT_TRUE(same_settings(*engine.spec("b/ecmp"), changed));
+  EXPECT_EQ(engine.sender_counters("b/ecmp")->sent, 0u) << "a changed session starts anew";
+  EXPECT_TRUE(engine.has_session("c/ecmp"));
+}
+
 // `count` probes, then none: the session is finished once the last one is answered.
 TEST(ProbeEngine, CountLimitsTheProbesAndTheSessionFinishesWithTheLastReply) {
   LoopbackReflector reflector(false);

@@ -27,6 +27,7 @@ AgentConfig Loader::load(const toml::table& root) {
   read_paths(root, config);
   read_sla(root, config);
   read_peers(root, config);
+  check_sla_down_after(config);
   read_scheduler(root, config);
   read_metrics(root, config);
   read_logging(root, config);

@@ -47,6 +47,7 @@ class Loader {
                             const ProbeNodes& nodes, bool inherits_from_probe);
   void read_paths(const toml::table& root, AgentConfig& config);
   void read_sla(const toml::table& root, AgentConfig& config);
+  void check_sla_down_after(const AgentConfig& config) const;
   void resolve_peer_paths(const toml::table& table, const std::string& path, const AgentConfig& config,
                           PeerConfig& peer);
   void read_scheduler(const toml::table& root, AgentConfig& config);
@@ -62,6 +63,7 @@ class Loader {
 
   std::filesystem::path base_directory_;
   std::map<std::string, std::shared_ptr<const stamp::HmacKey>> keys_;  // by resolved path: read once
+  std::map<std::string, const toml::node*> sla_down_after_;            // [sla.NAME].down_after, by NAME
 };
 
 }  // namespace hubprobe::config_detail

@@ -61,7 +61,6 @@ void Loader::read_paths(const toml::table& root, AgentConfig& config) {
 
 void Loader::read_sla(const toml::table& root, AgentConfig& config) {
   SlaClass defaults;
-  defaults.down_after = config.probe.down_after;
   config.sla["default"] = defaults;
   const toml::table* classes = optional_table(root, "sla", "sla", "[sla.NAME] tables");
   if (classes == nullptr) return;
@@ -108,8 +107,9 @@ void Loader::read_sla(const toml::table& root, AgentConfig& config) {
           static_cast<uint32_t>(read_integer(*node, path + ".min_samples", 1, 1'000'000, "a count 1..1000000"));
     }
     if (const toml::node* node = table.get("down_after")) {
-      sla.down_after = static_cast<uint32_t>(read_integer(
-          *node, path + ".down_after", 1, kMaxDownAfter, "a count of lost probes 1.." + std::to_string(kMaxDownAfter)));
+      (void)read_integer(*node, path + ".down_after", 1, kMaxDownAfter,
+                         "a count of lost probes 1.." + std::to_string(kMaxDownAfter));
+      sla_down_after_[sla.name] = node;
     }
     if (const toml::node* node = table.get("window"))
       sla.window_ns = read_duration(*node, path + ".window", kSecond, kHour);
@@ -134,6 +134,29 @@ void Loader::read_sla(const toml::table& root, AgentConfig& config) {
       sla.loss_penalty_ns = read_duration(*node, path + ".loss_penalty", 0, kHour);
     }
     config.sla[sla.name] = sla;
+  }
+}
+
+// [sla.NAME].down_after is where the path's threshold once was. A path is down when its peer is (one
+// judgement, by the peer's down_after), so the key is accepted only when it says what the peers of the class
+// say: each [[peer]] that names it, or [probe] when none does (peers found in etcd take [probe]'s).
+void Loader::check_sla_down_after(const AgentConfig& config) const {
+  for (const auto& [name, node] : sla_down_after_) {
+    const int64_t value = node->as_integer()->get();
+    std::string other;
+    bool named = false;
+    for (const PeerConfig& peer : config.peers) {
+      if (peer.sla != name) continue;
+      named = true;
+      if (peer.probe.down_after != value && other.empty()) {
+        other = "peer \"" + peer.name + "\" has " + std::to_string(peer.probe.down_after);
+      }
+    }
+    if (!named && config.probe.down_after != value) other = "[probe] has " + std::to_string(config.probe.down_after);
+    if (other.empty()) continue;
+    fail(node->source(), join(join("sla", name), "down_after"),
+         "expected the down_after of the peers this class judges (" + other + "), got " + std::to_string(value) +
+             " (a path is down when its peer is: set down_after in [probe] or [[peer]], and leave it out here)");
   }
 }
 

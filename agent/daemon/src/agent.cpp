@@ -3,6 +3,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "hubprobe/probe_outcome.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -183,6 +185,11 @@ Result<void> Agent::add_peer(const PeerConfig& peer, WallNs now) {
     }
     added.push_back(spec.id);
   }
+  install_peer(peer);
+  return {};
+}
+
+void Agent::install_peer(const PeerConfig& peer) {
   PathSelector& selector = selector_for(peer);
   for (const PathConfig& path : peer.paths) {
     const std::string id = session_id(peer.name, path.name);
@@ -190,7 +197,15 @@ Result<void> Agent::add_peer(const PeerConfig& peer, WallNs now) {
     selector.add_candidate(id, peer.name, path.name, peer.probe.interval_ns);
   }
   peers_changed_ = true;
-  return {};
+}
+
+std::map<std::string, Agent::SessionRuntime>::iterator Agent::uninstall_session(
+    std::map<std::string, SessionRuntime>::iterator it) {
+  if (auto selector = selectors_.find(it->second.peer.hub); selector != selectors_.end()) {
+    selector->second.remove_candidate(it->first);
+  }
+  peers_changed_ = true;
+  return sessions_.erase(it);
 }
 
 void Agent::remove_peer(const std::string& name) {
@@ -200,11 +215,25 @@ void Agent::remove_peer(const std::string& name) {
       continue;
     }
     engine_->remove_session(it->first);
-    if (auto selector = selectors_.find(it->second.peer.hub); selector != selectors_.end()) {
-      selector->second.remove_candidate(it->first);
+    it = uninstall_session(it);
+  }
+}
+
+void Agent::uninstall_peer(const std::string& name) {
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    it = it->second.peer.name == name ? uninstall_session(it) : std::next(it);
+  }
+}
+
+void Agent::drop_lost_sessions() {
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    if (engine_->has_session(it->first)) {
+      ++it;
+      continue;
     }
-    it = sessions_.erase(it);
-    peers_changed_ = true;
+    spdlog::error("peer {} path {}: no longer probed: its session could not be put back", it->second.peer.name,
+                  it->second.path.name);
+    it = uninstall_session(it);
   }
 }
 
@@ -214,6 +243,10 @@ void Agent::update_peer(const PeerConfig& peer, WallNs now) {
     if (peer.probe.window_ns != session.peer.probe.window_ns) session.stats->set_window(peer.probe.window_ns, now);
     if (peer.probe.down_after != session.peer.probe.down_after) {
       session.stats->set_peer_state_options(window_options(peer).peer_state, now);
+      // The new threshold may have changed the state: the path follows it at once.
+      if (auto selector = selectors_.find(peer.hub); selector != selectors_.end()) {
+        selector->second.set_peer_state(id, session.stats->peer_state().state());
+      }
     }
     session.peer = peer;
   }
@@ -229,25 +262,15 @@ void Agent::on_probe_event(const std::string& session_id, const stamp::ProbeEven
   if (it == sessions_.end()) return;
   SessionRuntime& session = it->second;
   const PeerState before = session.stats->peer_state().state();
-  session.stats->on_event(event, now);
+  auto selector = selectors_.find(session.peer.hub);
+  record_probe_event(*session.stats, selector == selectors_.end() ? nullptr : &selector->second, session_id, event,
+                     now);
   const PeerState after = session.stats->peer_state().state();
   if (after != before && after == PeerState::kDown) {
     spdlog::warn("peer {} ({}) path {} is down: {} probes in a row without a reply", session.peer.name,
                  session.peer.address.to_string(), session.path.name, session.peer.probe.down_after);
   } else if (after != before && after == PeerState::kUp) {
     spdlog::info("peer {} ({}) path {} is up", session.peer.name, session.peer.address.to_string(), session.path.name);
-  }
-  auto selector = selectors_.find(session.peer.hub);
-  if (selector == selectors_.end()) return;
-  if (event.kind == stamp::ProbeEvent::Kind::kReply) {
-    const stamp::Sample& sample = event.sample;
-    if (sample.one_way_valid()) {
-      selector->second.on_reply(session_id, now, sample.rtt_ns(), sample.forward_ns(), sample.one_way_error_s());
-    } else {
-      selector->second.on_reply(session_id, now, sample.rtt_ns());
-    }
-  } else if (event.kind == stamp::ProbeEvent::Kind::kLost) {
-    selector->second.on_lost(session_id, now);
   }
 }
 
@@ -301,6 +324,72 @@ void Agent::record_reload(bool success, const std::string& error) {
   }
 }
 
+std::vector<std::string> Agent::starting_peers(const ConfigDiff& diff) {
+  std::vector<std::string> names = diff.peers_added;
+  names.insert(names.end(), diff.peers_restarted.begin(), diff.peers_restarted.end());
+  return names;
+}
+
+Result<void> Agent::preflight(const AgentConfig& next, const ConfigDiff& diff) {
+  std::vector<SessionSpec> specs;
+  for (const auto& name : starting_peers(diff)) {
+    const PeerConfig* peer = next.find_peer(name);
+    for (const PathConfig& path : peer->paths) specs.push_back(session_spec(*peer, path));
+  }
+  if (diff.scheduler_changed) {
+    if (auto r = check_state_dir(next.scheduler); !r) return r.error();
+  }
+  std::lock_guard lock(mutex_);
+  return engine_->check_ports(specs);
+}
+
+Result<void> Agent::replace_reflector(const ReflectorConfig& from, const ReflectorConfig& to) {
+  stop_reflector();
+  if (!to.enabled) return {};
+  auto started = start_reflector(to);
+  if (!started) restore_reflector(from);
+  return started;
+}
+
+void Agent::restore_reflector(const ReflectorConfig& config) {
+  stop_reflector();
+  if (!config.enabled) return;
+  if (auto r = start_reflector(config); !r) spdlog::error("reflector could not be restored: {}", r.error().message);
+}
+
+Result<void> Agent::replace_peers(const AgentConfig& next, const ConfigDiff& diff, WallNs now) {
+  const std::vector<std::string> starting = starting_peers(diff);
+  // Leaving: removed and restarted peers, and discovered peers whose name a new [[peer]] takes.
+  std::vector<std::string> leaving = diff.peers_removed;
+  leaving.insert(leaving.end(), diff.peers_restarted.begin(), diff.peers_restarted.end());
+  for (const auto& name : diff.peers_added) {
+    if (discovered_.count(name) != 0) leaving.push_back(name);
+  }
+  std::vector<std::string> leaving_ids;
+  for (const auto& [id, session] : sessions_) {
+    if (std::find(leaving.begin(), leaving.end(), session.peer.name) != leaving.end()) leaving_ids.push_back(id);
+  }
+  std::vector<ProbeEngine::NewSession> joining;
+  for (const auto& name : starting) {
+    const PeerConfig* peer = next.find_peer(name);
+    for (const PathConfig& path : peer->paths) {
+      const SessionSpec spec = session_spec(*peer, path);
+      joining.push_back({spec, phase_seed(spec.id)});
+    }
+  }
+  if (auto r = engine_->replace_sessions(leaving_ids, joining, now); !r) {
+    drop_lost_sessions();
+    return r.error();
+  }
+  for (const auto& name : leaving) {
+    uninstall_peer(name);
+    discovered_.erase(name);
+  }
+  config_ = next;  // before install_peer: new hubs find their SLA class in it
+  for (const auto& name : starting) install_peer(*config_.find_peer(name));
+  return {};
+}
+
 Result<void> Agent::reload(const AgentConfig& next) {
   const ConfigDiff diff = [&] {
     std::lock_guard lock(mutex_);
@@ -309,60 +398,31 @@ Result<void> Agent::reload(const AgentConfig& next) {
   if (diff.dataplane_changed) {
     return make_error("dataplane settings changed: restart hubprobed to apply them (the running configuration stays)");
   }
-
-  // Pre-flight: every port a new session needs must open, before anything changes.
-  std::vector<std::string> preflight = diff.peers_added;
-  preflight.insert(preflight.end(), diff.peers_restarted.begin(), diff.peers_restarted.end());
-  for (const auto& name : preflight) {
-    const PeerConfig* peer = next.find_peer(name);
-    for (const PathConfig& path : peer->paths) {
-      if (auto r = engine_->check_port(session_spec(*peer, path)); !r) return r.error();
-    }
-  }
-
+  // Whole or not at all: first what can be checked without changing anything, then the reflector, then the
+  // peers (one change of the engine that undoes itself when it fails; the old reflector is then restored),
+  // and the scheduler once nothing can be refused any more.
+  if (auto r = preflight(next, diff); !r) return r.error();
+  const ReflectorConfig old_reflector = config().reflector;
   if (diff.reflector_changed) {
-    const ReflectorConfig old_reflector = config().reflector;
-    stop_reflector();
-    if (next.reflector.enabled) {
-      if (auto r = start_reflector(next.reflector); !r) {
-        // Put the old reflector back: the running configuration stays.
-        if (old_reflector.enabled) {
-          if (auto back = start_reflector(old_reflector); !back) {
-            spdlog::error("reflector could not be restored: {}", back.error().message);
-          }
-        }
-        return r.error();
-      }
-    }
+    if (auto r = replace_reflector(old_reflector, next.reflector); !r) return r.error();
   }
-
-  if (diff.scheduler_changed) {
-    stop_discovery();
-    stop_sinks(kOncePerSecond);
-    if (auto r = start_sinks(next); !r) {
-      spdlog::error("scheduler sinks: {} (running without sinks until the next successful reload)", r.error().message);
-    }
-  }
-
+  // Discovery stops first: a poll must not apply registrations while the peers change.
+  const SchedulerConfig old_scheduler = config().scheduler;
+  if (diff.scheduler_changed) stop_discovery();
   std::unique_lock lock(mutex_);
   const WallNs now = wall_now();
-  config_ = next;  // first: new sessions find their SLA class in it
-  for (const auto& name : diff.peers_removed) remove_peer(name);
-  for (const auto& name : diff.peers_restarted) remove_peer(name);
-  // Discovered peers are not in the file and stay; they follow it: one whose name or address a new [[peer]]
-  // takes leaves before that peer starts, and [probe] or [[path]] changes reach them. Without discovery in
-  // the new file, they all go.
+  if (auto r = replace_peers(next, diff, now); !r) {
+    lock.unlock();
+    if (diff.reflector_changed) restore_reflector(old_reflector);
+    if (diff.scheduler_changed) start_discovery(old_scheduler);
+    return r.error();
+  }
+  // Discovered peers are not in the file and stay; they follow it: one whose address a new [[peer]] takes
+  // leaves, and [probe] or [[path]] changes reach them. Without discovery in the new file, they all go.
   const bool discovering = std::any_of(next.scheduler.etcd.begin(), next.scheduler.etcd.end(),
                                        [](const EtcdSinkConfig& etcd) { return etcd.discover; });
   if (!discovering) registrations_.reset();
   apply_discovered(now);
-  std::vector<std::string> to_add = diff.peers_added;
-  to_add.insert(to_add.end(), diff.peers_restarted.begin(), diff.peers_restarted.end());
-  for (const auto& name : to_add) {
-    if (auto r = add_peer(*next.find_peer(name), now); !r) {
-      spdlog::error("peer {}: {}", name, r.error().message);
-    }
-  }
   for (const PeerConfig& peer : next.peers) update_peer(peer, now);
   prune_selectors();
   if (diff.logging_changed) spdlog::set_level(spdlog::level::from_str(to_string(next.logging.level)));
@@ -370,11 +430,18 @@ Result<void> Agent::reload(const AgentConfig& next) {
                diff.peers_added.size(), diff.peers_removed.size(), diff.peers_restarted.size(),
                diff.peers_updated.size(), diff.peers_unchanged.size());
   lock.unlock();
-  if (diff.scheduler_changed) {
-    start_discovery(next.scheduler);
-    publish_preferences(true, false);
-  }
+  if (diff.scheduler_changed) restart_scheduler(next);
   return {};
+}
+
+void Agent::restart_scheduler(const AgentConfig& next) {
+  stop_discovery();  // stopped already by reload(): no effect then
+  stop_sinks(kOncePerSecond);
+  if (auto r = start_sinks(next); !r) {
+    spdlog::error("scheduler sinks: {} (running without sinks until the next successful reload)", r.error().message);
+  }
+  start_discovery(next.scheduler);
+  publish_preferences(true, false);
 }
 
 std::shared_ptr<const nlohmann::json> Agent::preferences() const {
@@ -401,6 +468,16 @@ Result<void> Agent::start_sinks(const AgentConfig& config) {
   }
   std::lock_guard lock(sinks_mutex_);
   sinks_ = std::move(sinks);
+  return {};
+}
+
+Result<void> Agent::check_state_dir(const SchedulerConfig& scheduler) {
+  if (!scheduler.has_sinks()) return {};
+  std::lock_guard publish(publish_mutex_);
+  if (generation_store_ && generation_store_->path() == scheduler.state_dir + "/generation") return {};
+  if (auto store = GenerationStore::open(scheduler.state_dir); !store) {
+    return make_error("scheduler.state_dir: " + store.error().message);
+  }
   return {};
 }
 

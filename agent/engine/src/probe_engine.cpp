@@ -35,16 +35,45 @@ dp::PortOptions ProbeEngine::port_options(const SessionSpec& spec, const SocketA
   return options;
 }
 
-Result<void> ProbeEngine::check_port(const SessionSpec& spec) const {
-  SocketAddress local = spec.source;
-  if (local.valid()) local.set_port(0);
-  auto port = dataplane_->open_port(port_options(spec, local));
-  if (!port) return make_error("session " + spec.id + ": " + port.error().message, port.error().code);
+std::vector<SocketAddress> ProbeEngine::locals_of(const SessionSpec& spec) {
+  if (spec.source_ports.empty()) return {spec.source};
+  std::vector<SocketAddress> locals;
+  for (const uint16_t source_port : spec.source_ports) {
+    SocketAddress local = spec.source.valid() ? spec.source : SocketAddress::any(spec.target.family(), 0);
+    local.set_port(source_port);
+    locals.push_back(local);
+  }
+  return locals;
+}
+
+ProbeEngine::PortKey ProbeEngine::key_of(const SessionSpec& spec, const SocketAddress& local) {
+  return PortKey{spec.target.family(), spec.device, spec.fwmark, local.valid() ? local.to_string() : ""};
+}
+
+bool ProbeEngine::holds_port_number(const SocketAddress& local) const {
+  if (!local.valid() || local.port() == 0) return false;
+  return std::any_of(ports_.begin(), ports_.end(), [&](const auto& entry) {
+    const SocketAddress bound = entry.second.port->local_address();
+    return bound.family() == local.family() && bound.port() == local.port();
+  });
+}
+
+Result<void> ProbeEngine::check_ports(const std::vector<SessionSpec>& specs) const {
+  std::map<PortKey, std::unique_ptr<dp::Port>> opened;  // held until the end
+  for (const SessionSpec& spec : specs) {
+    for (const SocketAddress& local : locals_of(spec)) {
+      const PortKey key = key_of(spec, local);
+      if (ports_.count(key) != 0 || opened.count(key) != 0 || holds_port_number(local)) continue;
+      auto port = dataplane_->open_port(port_options(spec, local));
+      if (!port) return make_error("session " + spec.id + ": " + port.error().message, port.error().code);
+      opened.emplace(key, std::move(port.value()));
+    }
+  }
   return {};
 }
 
 Result<ProbeEngine::PortKey> ProbeEngine::acquire_port(const SessionSpec& spec, const SocketAddress& local) {
-  PortKey key{spec.target.family(), spec.device, spec.fwmark, local.valid() ? local.to_string() : ""};
+  const PortKey key = key_of(spec, local);
   auto port_it = ports_.find(key);
   if (port_it == ports_.end()) {
     auto port = dataplane_->open_port(port_options(spec, local));
@@ -54,6 +83,19 @@ Result<ProbeEngine::PortKey> ProbeEngine::acquire_port(const SessionSpec& spec, 
   }
   ++port_it->second.users;
   return key;
+}
+
+Result<std::vector<ProbeEngine::PortKey>> ProbeEngine::acquire_ports(const SessionSpec& spec) {
+  std::vector<PortKey> keys;
+  for (const SocketAddress& local : locals_of(spec)) {
+    auto key = acquire_port(spec, local);
+    if (!key) {
+      for (const PortKey& acquired : keys) release_port(acquired, 0, spec.id);
+      return key.error();
+    }
+    keys.push_back(*key);
+  }
+  return keys;
 }
 
 void ProbeEngine::release_port(const PortKey& key, uint16_t ssid, const std::string& id) {
@@ -71,26 +113,9 @@ Result<void> ProbeEngine::add_session(const SessionSpec& spec, uint64_t phase_se
   if (sessions_.count(spec.id)) return make_error("session " + spec.id + " exists already");
   if (!spec.target.valid()) return make_error("session " + spec.id + ": no target address");
 
-  // The local addresses: the source as given, or one per source port.
-  std::vector<SocketAddress> locals;
-  if (spec.source_ports.empty()) {
-    locals.push_back(spec.source);
-  } else {
-    for (const uint16_t source_port : spec.source_ports) {
-      SocketAddress local = spec.source.valid() ? spec.source : SocketAddress::any(spec.target.family(), 0);
-      local.set_port(source_port);
-      locals.push_back(local);
-    }
-  }
-  std::vector<PortKey> keys;
-  for (const SocketAddress& local : locals) {
-    auto key = acquire_port(spec, local);
-    if (!key) {
-      for (const PortKey& acquired : keys) release_port(acquired, 0, spec.id);
-      return key.error();
-    }
-    keys.push_back(*key);
-  }
+  auto acquired = acquire_ports(spec);
+  if (!acquired) return acquired.error();
+  const std::vector<PortKey>& keys = *acquired;
 
   // A random non-zero SSID, unique on every port of the session: replies are demultiplexed by it.
   std::mt19937_64 random(phase_seed ^ static_cast<uint64_t>(now));
@@ -129,6 +154,56 @@ void ProbeEngine::remove_session(const std::string& id) {
   if (it == sessions_.end()) return;
   for (const PortKey& key : it->second.port_keys) release_port(key, it->second.sender->options().ssid, id);
   sessions_.erase(it);
+}
+
+std::optional<ProbeEngine::Session> ProbeEngine::detach(const std::string& id) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return std::nullopt;
+  Session session = std::move(it->second);
+  sessions_.erase(it);
+  for (const PortKey& key : session.port_keys) release_port(key, session.sender->options().ssid, id);
+  return session;
+}
+
+Result<void> ProbeEngine::attach(Session session) {
+  auto acquired = acquire_ports(session.spec);
+  if (!acquired) return acquired.error();
+  // The SSID was free on these ports when the session left, and only sessions added since (and removed
+  // again) could have taken it.
+  const uint16_t ssid = session.sender->options().ssid;
+  for (const PortKey& key : *acquired) ports_.at(key).session_by_ssid[ssid] = session.spec.id;
+  session.port_keys = std::move(*acquired);
+  session.next_port %= session.port_keys.size();
+  const std::string id = session.spec.id;
+  sessions_.emplace(id, std::move(session));
+  return {};
+}
+
+Error ProbeEngine::put_back(std::vector<Session> parked, Error cause) {
+  for (Session& session : parked) {
+    const std::string id = session.spec.id;
+    if (auto r = attach(std::move(session)); !r) {
+      cause.message += "; session " + id + " could not be put back: " + r.error().message;
+    }
+  }
+  return cause;
+}
+
+Result<void> ProbeEngine::replace_sessions(const std::vector<std::string>& remove, const std::vector<NewSession>& add,
+                                           WallNs now) {
+  std::vector<Session> parked;
+  for (const std::string& id : remove) {
+    if (auto session = detach(id)) parked.push_back(std::move(*session));
+  }
+  std::vector<std::string> added;
+  for (const NewSession& next : add) {
+    if (auto r = add_session(next.spec, next.phase_seed, now); !r) {
+      for (const std::string& id : added) remove_session(id);
+      return put_back(std::move(parked), r.error());
+    }
+    added.push_back(next.spec.id);
+  }
+  return {};
 }
 
 const SessionSpec* ProbeEngine::spec(const std::string& id) const {

@@ -68,15 +68,15 @@ struct PathSelector::Candidate {
   int64_t interval_ns = 0;
   std::deque<Outcome> outcomes;  // oldest first
   std::optional<WallNs> first_seen;
-  uint32_t consecutive_lost = 0;
-  bool evaluated = false;                // state / state_since are meaningful
-  bool needs_hold_down = false;          // was down or degraded since it was last eligible
-  WallNs ok_since = 0;                   // valid while view.state == kOk
-  std::optional<WallNs> eligible_since;  // this ok period reached eligibility (eligible_at is then fixed)
-  double rank_score = kNan;              // the score, also while unknown (orders the unknown ones)
-  int64_t rtt_p99_ns = 0;                // of the last measure(); 0 without replies
-  double delay_variation_ns = 0;         // of the last measure(); 0 below two replies
-  std::optional<WallNs> beating_since;   // challenger: first evaluate() it beat the preferred by the margin
+  PeerState peer_state = PeerState::kUnknown;  // as the session's PeerStateTracker judges it
+  bool evaluated = false;                      // state / state_since are meaningful
+  bool needs_hold_down = false;                // was down or degraded since it was last eligible
+  WallNs ok_since = 0;                         // valid while view.state == kOk
+  std::optional<WallNs> eligible_since;        // this ok period reached eligibility (eligible_at is then fixed)
+  double rank_score = kNan;                    // the score, also while unknown (orders the unknown ones)
+  int64_t rtt_p99_ns = 0;                      // of the last measure(); 0 without replies
+  double delay_variation_ns = 0;               // of the last measure(); 0 below two replies
+  std::optional<WallNs> beating_since;         // challenger: first evaluate() it beat the preferred by the margin
 
   void prune(WallNs now, int64_t window_ns) {
     while (!outcomes.empty() && outcomes.front().at <= now - window_ns) outcomes.pop_front();
@@ -134,14 +134,16 @@ void PathSelector::on_reply(const std::string& id, WallNs now, int64_t rtt_ns, s
   outcome.has_forward = forward_ns.has_value();
   outcome.forward_ns = forward_ns.value_or(0);
   outcome.forward_error_s = forward_error_s;
-  c->consecutive_lost = 0;
 }
 
 void PathSelector::on_lost(const std::string& id, WallNs now) {
   Candidate* c = record(id, now);
   if (c == nullptr) return;
   c->outcomes.back().lost = true;
-  ++c->consecutive_lost;
+}
+
+void PathSelector::set_peer_state(const std::string& id, PeerState state) {
+  if (Candidate* c = find(id)) c->peer_state = state;
 }
 
 // The window's costs of one candidate: delay-rt, p99, delay-variation, lossrate, delay-ow, confidence and
@@ -170,7 +172,6 @@ void PathSelector::measure(Candidate& c, WallNs now) {
   std::sort(scratch_.begin(), scratch_.end());
   v.samples = replies;
   v.judged = replies + lost;
-  v.consecutive_lost = c.consecutive_lost;
   v.delay_rt_s = median_s(scratch_);
   c.rtt_p99_ns = replies > 0 ? nearest_rank(scratch_, 99) : 0;
   v.rtt_p99_s = replies > 0 ? static_cast<double>(c.rtt_p99_ns) * kNsToS : kNan;
@@ -209,7 +210,7 @@ bool PathSelector::judge(Candidate& c, WallNs now) {
   const uint32_t min_samples = std::max<uint32_t>(1, sla_.min_samples);
   const bool loss_exceeded = sla_.loss_ratio >= 0 && v.judged > 0 && v.lossrate > sla_.loss_ratio;
   PathState state = PathState::kOk;
-  if (sla_.down_after > 0 && c.consecutive_lost >= sla_.down_after) {
+  if (c.peer_state == PeerState::kDown) {
     state = PathState::kDown;
   } else if (v.samples < min_samples) {
     state = loss_exceeded && v.judged >= min_samples ? PathState::kDegraded : PathState::kUnknown;

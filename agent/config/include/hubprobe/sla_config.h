@@ -7,14 +7,14 @@
 
 namespace hubprobe {
 
-/// [sla.NAME]: how the paths of the peers that name this class are judged and chosen between.
+/// [sla.NAME]: how the paths of the peers that name this class are judged and chosen between. Down is not
+/// judged here: a path is down when its session's peer state is (the peer's `down_after`).
 struct SlaClass {
   std::string name = "default";
   int64_t rtt_p99_ns = 0;                   ///< p99 RTT above this -> degraded; 0 = not judged
   int64_t jitter_ns = 0;                    ///< delay-variation above this -> degraded; 0 = not judged
   double loss_ratio = 0.05;                 ///< lossrate above this -> degraded; < 0 = not judged
   uint32_t min_samples = 10;                ///< replies in the window before a candidate is judged
-  uint32_t down_after = 3;                  ///< consecutive lost probes -> down
   int64_t window_ns = 10'000'000'000;       ///< the evaluation window
   int64_t hold_down_ns = 30'000'000'000;    ///< ok this long after down/degraded before eligible again
   int64_t switch_margin_ns = 250'000;       ///< absolute part of the margin

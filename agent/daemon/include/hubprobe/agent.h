@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 // The agent inside hubprobed: a probe session and statistics per peer, the reflector, and the views the
 // HTTP endpoints serve (/metrics, /status). Configuration arrives whole (start, reload); a reload applies
-// only the difference and keeps sessions and statistics of peers that did not change.
+// only the difference, whole or not at all, and keeps sessions and statistics of peers that did not change.
 //
 // Threads: a probe thread (ticks the probe engine), a reflector thread, civetweb's workers for HTTP, and the
 // caller's (start, reload, stop); with sinks a publisher thread, and with etcd discovery a discovery thread.
-// One mutex guards the sessions and statistics; the probe thread holds it only while it processes a tick,
-// never while it sleeps, and no thread holds it during network I/O.
+// One mutex (mutex_) guards the sessions and statistics. The probe thread holds it for a whole tick,
+// including the tick's non-blocking system calls on the probe ports (recvmmsg, sendmmsg, the TX-timestamp
+// error queue), and never while it sleeps; a reload and a discovery poll hold it while they open or close
+// probe ports. Nobody holds it for network I/O that can block (the reflector thread, the sinks,
+// discovery's etcd requests) or for the generation file; log lines are written under it.
 //
 // Peers come from the file ([[peer]], config_.peers) and, with `discover = true`, from etcd (discovered_).
 // A reload applies the file's difference and keeps the discovered peers; a discovery poll applies etcd's
@@ -48,9 +51,13 @@ class Agent : private ProbeListener {
   static Result<std::unique_ptr<Agent>> start(const AgentConfig& config);
   ~Agent() override;
 
-  /// Applies `next`: peers added, removed or changed; reflector and logging changes. When something
-  /// cannot be applied (a port that cannot be opened, a dataplane change), returns the error and the
-  /// running configuration stays as it was. Call from one thread at a time.
+  /// Applies `next` whole or not at all: peers added, removed or changed; reflector, scheduler and logging
+  /// changes. When something cannot be applied (a port that cannot be opened, among them any source port of
+  /// a path; a state_dir that cannot be used; a dataplane change), returns the error, and the running
+  /// configuration stays: its sessions with their statistics, and its reflector (restarted with the old
+  /// settings if the new one had already replaced it). Only when another process takes a port of the old
+  /// configuration in the moment it is reopened does a session stay out (logged). Call from one thread at
+  /// a time.
   Result<void> reload(const AgentConfig& next);
   /// Records the outcome of a reload attempt (including files refused by the loader) for metrics.
   void record_reload(bool success, const std::string& error);
@@ -89,8 +96,31 @@ class Agent : private ProbeListener {
   void probe_loop();
   Result<void> start_reflector(const ReflectorConfig& config);
   void stop_reflector();
+  /// (mutex_ held) Starts a peer's sessions (all or none) and installs them (install_peer).
   Result<void> add_peer(const PeerConfig& peer, WallNs now);
+  /// (mutex_ held) Statistics and path-selection candidates for a peer whose engine sessions run.
+  void install_peer(const PeerConfig& peer);
+  /// (mutex_ held) Stops a peer's sessions and uninstalls them.
   void remove_peer(const std::string& name);
+  /// (mutex_ held) Drops the statistics and candidates of a peer's sessions; the engine's are not touched.
+  void uninstall_peer(const std::string& name);
+  std::map<std::string, SessionRuntime>::iterator uninstall_session(std::map<std::string, SessionRuntime>::iterator it);
+  /// (mutex_ held) Drops the statistics of sessions the engine no longer has (one it could not put back).
+  void drop_lost_sessions();
+  // Reload, in this order (reload() undoes the earlier steps when a later one fails).
+  /// The peers whose sessions a reload starts: added and restarted.
+  static std::vector<std::string> starting_peers(const ConfigDiff& diff);
+  /// What can be checked without changing anything: every port the new sessions need, the state_dir.
+  Result<void> preflight(const AgentConfig& next, const ConfigDiff& diff);
+  /// Stops the reflector `from` and starts `to`; when `to` cannot start, restores `from`.
+  Result<void> replace_reflector(const ReflectorConfig& from, const ReflectorConfig& to);
+  /// Stops whatever reflector runs and starts one with `config` again (new counters); failures are logged.
+  void restore_reflector(const ReflectorConfig& config);
+  /// (mutex_ held) The sessions of removed and restarted peers leave and those of added and restarted
+  /// peers start, as one change of the engine; then config_ = next. On error nothing changed.
+  Result<void> replace_peers(const AgentConfig& next, const ConfigDiff& diff, WallNs now);
+  /// New sinks and discovery for `next` (after a reload that changed [scheduler]).
+  void restart_scheduler(const AgentConfig& next);
   void refresh_sender_counters(WallNs now);
   /// Applies a change of window, down_after or SLA class to a running peer's sessions (same_session holds).
   void update_peer(const PeerConfig& peer, WallNs now);
@@ -115,6 +145,8 @@ class Agent : private ProbeListener {
   // sinks; it never holds mutex_ while it writes the generation file or talks to a sink.
   /// The sinks of `config.scheduler` (the registration in etcd also comes from `config`).
   Result<void> start_sinks(const AgentConfig& config);
+  /// The generation store start_sinks() would open for `scheduler` can be opened.
+  Result<void> check_state_dir(const SchedulerConfig& scheduler);
   void stop_sinks(int64_t deadline_ns);
   void publisher_loop();
   /// Evaluates (mutex_ held), then makes and publishes a document when something changed, the refresh

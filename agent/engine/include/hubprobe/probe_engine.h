@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -68,14 +69,29 @@ class ProbeEngine {
   explicit ProbeEngine(std::shared_ptr<dp::Dataplane> dataplane);
   ~ProbeEngine();
 
-  /// Adds a session; opens (or shares) the port it needs. The first probe goes out at a phase within the
+  /// A session for replace_sessions().
+  struct NewSession {
+    SessionSpec spec;
+    uint64_t phase_seed = 0;
+  };
+
+  /// Adds a session; opens (or shares) the ports it needs. The first probe goes out at a phase within the
   /// interval derived from `phase_seed`, so sessions are not probed in lock-step.
   Result<void> add_session(const SessionSpec& spec, uint64_t phase_seed, WallNs now);
   void remove_session(const std::string& id);
-  /// Opens and closes the port `spec` would need (its device, fwmark and source address, on an ephemeral
-  /// port: a fixed source port may be held by the running session), so a reload can refuse a session
-  /// before it changes anything. Does not touch the engine's own ports.
-  Result<void> check_port(const SessionSpec& spec) const;
+  /// Removes the sessions `remove` and adds `add` as one change (a reload). The removed sessions' ports
+  /// close first, so a new session may take a fixed source port an old one held. When a session cannot be
+  /// added, the added ones are removed and the removed ones are put back as they were (sender, sequence
+  /// numbers, counters, SSID; TX timestamps of probes in flight are not matched any more), and the error is
+  /// returned. Putting back reopens the old ports; a session whose port another process took meanwhile
+  /// stays out, and the error names it.
+  Result<void> replace_sessions(const std::vector<std::string>& remove, const std::vector<NewSession>& add, WallNs now);
+  /// Opens every port the sessions `specs` would need (each source port of a set, their device, fwmark and
+  /// source address) and closes them again, so a reload can refuse before it changes anything. Ports the
+  /// engine has open are shared, so they are not opened; nor are fixed ports the engine holds under other
+  /// options (the session holding one may be about to leave: replace_sessions() finds out). The ports
+  /// stay open until every spec is checked, so new sessions that would clash with each other fail too.
+  Result<void> check_ports(const std::vector<SessionSpec>& specs) const;
   bool has_session(const std::string& id) const { return sessions_.count(id) != 0; }
   const SessionSpec* spec(const std::string& id) const;
   const stamp::SenderCounters* sender_counters(const std::string& id) const;
@@ -132,9 +148,22 @@ class ProbeEngine {
   void collect(PortState& port, WallNs now, ProbeListener& listener);
   void send_due(WallNs now, const ClockState& clock, ProbeListener& listener);
   Session* session_for_reply(PortState& port, const dp::RxPacket& packet);
+  /// The local addresses of a session: its source as given, or one per source port.
+  static std::vector<SocketAddress> locals_of(const SessionSpec& spec);
+  static PortKey key_of(const SessionSpec& spec, const SocketAddress& local);
+  /// A fixed port (not 0) that one of the engine's ports of the same family is bound to.
+  bool holds_port_number(const SocketAddress& local) const;
   Result<PortKey> acquire_port(const SessionSpec& spec, const SocketAddress& local);
+  /// acquire_port() for every local address of `spec`: all of them, or none (the error).
+  Result<std::vector<PortKey>> acquire_ports(const SessionSpec& spec);
   static dp::PortOptions port_options(const SessionSpec& spec, const SocketAddress& local);
   void release_port(const PortKey& key, uint16_t ssid, const std::string& id);
+  /// Takes a session out (its ports released) without ending it, for replace_sessions().
+  std::optional<Session> detach(const std::string& id);
+  /// Puts a detached session back: its ports reopened (or shared), its SSID registered on them.
+  Result<void> attach(Session session);
+  /// Attaches every parked session; `cause` comes back with the ones that could not be put back named.
+  Error put_back(std::vector<Session> parked, Error cause);
 
   std::shared_ptr<dp::Dataplane> dataplane_;
   std::map<PortKey, PortState> ports_;

@@ -18,12 +18,14 @@
 //     first seen (its first outcome or the first evaluate() after add_candidate, whichever came first),
 //     so a candidate added a moment ago is not penalised for the part of the window before it existed.
 //     An interval <= 0 gives confidence 1 with any reply in the window, else 0;
-//   - judges a state against its SLA class: down (`down_after` consecutive lost probes, counted since the
-//     last reply whatever the window: fail fast), else unknown (fewer than min_samples replies in the
-//     window; min_samples 0 acts as 1), else ok or degraded (p99 RTT, delay-variation or lossrate above
-//     its threshold). One refinement: when the window already holds at least min_samples judged probes
-//     and the lossrate alone exceeds the threshold, the candidate is degraded even with fewer than
-//     min_samples replies: heavy loss is known, not unknown;
+//   - judges a state: down while the candidate's peer state is down (set_peer_state(): the session's
+//     PeerStateTracker, down after the peer's `down_after` consecutive losses and up again after a run of
+//     replies, whatever the window: fail fast; the same judgement /status shows, see probe_outcome.h),
+//     else, against its SLA class, unknown (fewer than min_samples replies in the window; min_samples 0
+//     acts as 1), else ok or degraded (p99 RTT, delay-variation or lossrate above its threshold). One
+//     refinement: when the window already holds at least min_samples judged probes and the lossrate alone
+//     exceeds the threshold, the candidate is degraded even with fewer than min_samples replies: heavy loss
+//     is known, not unknown;
 //   - recovers slowly: a candidate that was down or degraded is not eligible to become preferred until it
 //     has been ok for `hold_down` without interruption (eligible_at = when it became ok + hold_down; a
 //     candidate that was never down or degraded is eligible as soon as it is ok). set_sla() applies a new
@@ -60,6 +62,7 @@
 #include <vector>
 
 #include "hubprobe/clock.h"
+#include "hubprobe/peer_state.h"
 #include "hubprobe/sla_config.h"
 
 namespace hubprobe {
@@ -88,10 +91,9 @@ struct CandidateView {
   double delay_variation_s = 0;
   double rtt_p99_s = 0;
   double lossrate = 0;
-  double confidence = 0;  ///< 0..1: replies in the window / probes expected in it (capped at 1)
-  uint64_t samples = 0;   ///< replies in the window
-  uint64_t judged = 0;    ///< replies + losses in the window
-  uint32_t consecutive_lost = 0;
+  double confidence = 0;   ///< 0..1: replies in the window / probes expected in it (capped at 1)
+  uint64_t samples = 0;    ///< replies in the window
+  uint64_t judged = 0;     ///< replies + losses in the window
   WallNs state_since = 0;  ///< when the state last changed
   WallNs eligible_at = 0;  ///< when the hold-down ends (or ended); 0 while the state is not ok
 };
@@ -123,6 +125,10 @@ class PathSelector {
                 double forward_error_s = 0);
   /// A probe declared lost.
   void on_lost(const std::string& id, WallNs now);
+  /// The candidate's session's peer state (PeerStateTracker::state()); the candidate is down while it is
+  /// kDown. Call it after every outcome and whenever the tracker's options change (record_probe_event()
+  /// in probe_outcome.h does the former). Unknown until told.
+  void set_peer_state(const std::string& id, PeerState state);
 
   /// Recomputes costs, states, ranks and the preferred candidate at `now`. Call it regularly (the agent
   /// does once a second) and whenever a test wants to look; it is idempotent for the same `now`.
