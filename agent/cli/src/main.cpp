@@ -94,7 +94,7 @@ CLI::App* ReflectFlags::add_to(CLI::App& app) {
 
 CLI::App* CheckConfigFlags::add_to(CLI::App& app) {
   auto* check = app.add_subcommand("check-config", "validate an agent configuration file");
-  check->add_option("file", file, "the TOML file, e.g. /etc/hubprobe/hubprobe.toml")->required();
+  check->add_option("file", file, "the TOML file, e.g. " HUBPROBE_DEFAULT_CONFIG)->required();
   return check;
 }
 

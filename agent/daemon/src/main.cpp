@@ -91,9 +91,10 @@ void reload(const std::string& path, Agent& agent, std::unique_ptr<hubprobe::Htt
 int main(int argc, char** argv) {
   CLI::App app{"hubprobed: the hubprobe agent (STAMP sender, reflector, Prometheus exporter)", "hubprobed"};
   app.set_version_flag("--version", std::string(HUBPROBE_VERSION));
-  std::string config_path = "/etc/hubprobe/hubprobe.toml";
+  std::string config_path = HUBPROBE_DEFAULT_CONFIG;  // follows the install prefix (hubprobe_version.h)
   bool check_only = false;
-  app.add_option("-c,--config", config_path, "configuration file (TOML)");
+  app.add_option("-c,--config", config_path, "configuration file (TOML), default " HUBPROBE_DEFAULT_CONFIG)
+      ->type_name("FILE");
   app.add_flag("--check-config", check_only, "validate the configuration file and exit");
   try {
     app.parse(argc, argv);
