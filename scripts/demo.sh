@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Usage: ./scripts/demo.sh [--headless]      (as root)
-# The local demo. Installs what is needed (scripts/setup.sh), builds (scripts/build.sh), then:
+# The local demo. Installs what is needed (scripts/setup.sh), builds the agent, the CLI and the link
+# emulator (scripts/build.sh --target ..., showing cmake's progress), then:
 #   - builds the emulated WAN of a topology file with scripts/testbed.sh (default: the eight hub regions
 #     of "East Data West Computing", config/topology/eight-regions.toml: 10 hub namespaces, 32 links
 #     through the link emulator with 2.8 to 26.7 ms RTT), in namespaces hpdemo-<pid>-*,
@@ -118,13 +119,30 @@ trap 'echo; echo "interrupted"; exit 130' INT TERM HUP
 tb_tmpdir dir
 
 build=${HUBPROBE_BUILD_DIR:-$top/build}
+# progress LOG REGEX: copies stdin to LOG and shows the lines matching REGEX as they come, on a terminal
+# in place on one line (cut to its width), otherwise one per line; the log shows what failed.
+progress() {
+  tee "$1" | awk -v redraw="$redraw" -v width="$(tput cols 2>/dev/null || echo 80)" -v keep="$2" '
+    $0 ~ keep {
+      if (redraw) { printf "\r\033[K  %s", substr($0, 1, width - 3); shown = 1 } else print "  " $0
+      fflush()
+    }
+    END { if (shown) printf "\r\033[K" }'
+}
 if [[ ${DEMO_SKIP_BUILD:-0} != 1 ]]; then
   failed_step="scripts/setup.sh" show_logs=(setup.log)
-  echo "installing packages (scripts/setup.sh)..."
-  scripts/setup.sh >"$dir/setup.log" 2>&1
+  echo "installing packages (scripts/setup.sh; minutes on a fresh machine)..."
+  # On a terminal every line of apt, in place; otherwise only setup.sh's own.
+  if ((redraw)); then keep=.; else keep='^setup\.sh:'; fi
+  scripts/setup.sh 2>&1 | progress "$dir/setup.log" "$keep"
+  # Only what the demo runs (not the test suite): the agent, the CLI and the link emulator. cmake's
+  # [NN%] lines show the progress; a first build takes a few minutes.
   failed_step="scripts/build.sh" show_logs=(build.log)
-  echo "building hubprobe (scripts/build.sh)..."
-  HUBPROBE_BUILD_DIR=$build scripts/build.sh >"$dir/build.log" 2>&1
+  demo_targets=hubprobe,hubprobed,hubprobe-linkemu
+  echo "building $demo_targets (scripts/build.sh --target $demo_targets)..."
+  HUBPROBE_BUILD_DIR=$build scripts/build.sh --target "$demo_targets" 2>&1 |
+    progress "$dir/build.log" '^(\[ *[0-9]+%\]|\[[0-9]+/[0-9]+\]|build\.sh:)'
+  echo "built in $build"
   show_logs=('agent-*.log' prometheus.log)
 fi
 daemon=$build/agent/hubprobed
