@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# Installs everything hubprobe needs to build, test and run its demo on Debian 12.
+# Installs everything hubprobe needs to build, test, package and run its demo on Debian 12, and changes
+# nothing else on the host: no service is started, stopped, enabled or disabled. (The packaged
+# prometheus and etcd services may keep running: the tests and the demo start their own instances
+# inside network namespaces or on free loopback ports, never on this host's 9090 or 2379; the demo
+# forwards Prometheus to 127.0.0.1:9090 or, when that is taken, the next free port and prints which.)
 # Safe to run twice: apt-get only installs what is missing.
 set -euo pipefail
 
@@ -27,6 +31,15 @@ packages=(
   socat
   # baselines for benchmarks and real servers for end-to-end tests
   iputils-ping fping sockperf time prometheus etcd-server etcd-client systemd prometheus-smokeping-prober
+  # man pages from docs/ at build time: pandoc (hubprobe.1, hubprobe.toml.5) and help2man (hubprobed.8);
+  # man-db renders them for the warning check of the package tests
+  pandoc help2man man-db
+  # the .deb (scripts/package.sh, tests/package): dpkg-shlibdeps (Depends:) from dpkg-dev, file (cpack
+  # finds the ELF files with it), lintian (Debian policy check)
+  dpkg-dev file lintian
+  # compiler cache: scripts/build.sh uses it, so the package test's /usr build reuses the main build's
+  # objects instead of compiling the agent again
+  ccache
 )
 
 missing=()
@@ -42,10 +55,3 @@ if ((${#missing[@]})); then
 else
   echo "setup.sh: all packages present"
 fi
-
-# Packaged services must not run on their own: tests start their own instances.
-for svc in prometheus etcd; do
-  if command -v systemctl >/dev/null && systemctl is-system-running >/dev/null 2>&1; then
-    systemctl disable --now "$svc" >/dev/null 2>&1 || true
-  fi
-done
