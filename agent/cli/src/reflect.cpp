@@ -6,13 +6,14 @@
 #include "hubprobe/cli_usage.h"
 #include "hubprobe/dataplane.h"
 #include "hubprobe/reflector_service.h"
+#include "hubprobe/stamp.h"
 
 namespace hubprobe {
 
 Result<ReflectOptions> reflect_options(const ReflectArgs& args) {
   ReflectOptions options;
   for (const auto& text : args.listen) {
-    auto address = SocketAddress::parse(text, 862);
+    auto address = SocketAddress::parse(text, kDefaultStampPort);
     if (!address) return make_error("--listen " + text + ": " + address.error().message);
     options.listen.push_back(*address);
   }
@@ -41,7 +42,8 @@ int run_reflector(const ReflectOptions& options, std::ostream& out, std::ostream
   ReflectorServiceOptions service_options;
   service_options.listen = options.listen;
   if (service_options.listen.empty()) {
-    service_options.listen = {SocketAddress::any(AF_INET, 862), SocketAddress::any(AF_INET6, 862)};
+    service_options.listen = {SocketAddress::any(AF_INET, kDefaultStampPort),
+                              SocketAddress::any(AF_INET6, kDefaultStampPort)};
   }
   service_options.interface = options.interface;
   service_options.reflector = options.reflector;

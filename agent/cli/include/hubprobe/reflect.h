@@ -24,7 +24,7 @@ struct ReflectArgs {
 };
 
 struct ReflectOptions {
-  std::vector<SocketAddress> listen;  ///< empty = 0.0.0.0:862 and [::]:862
+  std::vector<SocketAddress> listen;  ///< empty = 0.0.0.0 and [::] on kDefaultStampPort
   stamp::ReflectorOptions reflector;
   std::string interface;
   std::string backend = "kernel";

@@ -28,8 +28,7 @@ namespace hubprobe {
 /// restart on it (RestartPreventExitStatus=78).
 constexpr int kExitConfigError = 78;
 
-constexpr uint16_t kDefaultStampPort = 862;     ///< RFC 8762
-constexpr uint16_t kDefaultMetricsPort = 9862;  ///< "9" + the STAMP port
+constexpr uint16_t kDefaultMetricsPort = 9862;  ///< "9" + the STAMP port (kDefaultStampPort, stamp.h)
 
 constexpr int64_t kMillisecond = 1'000'000;
 constexpr int64_t kSecond = 1'000'000'000;
