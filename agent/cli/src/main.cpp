@@ -92,6 +92,8 @@ CLI::App* ReflectFlags::add_to(CLI::App& app) {
       "-l,--listen", listen,
       "ADDR[:PORT] to listen on, may repeat (default 0.0.0.0:" + kStampPort + " and [::]:" + kStampPort + ")");
   reflect->add_flag("--stateful", stateful, "stateful reflector: own sequence numbers per session");
+  reflect->add_flag("--answer-short-requests", answer_short_requests,
+                    "answer 14..43-octet (TWAMP-Light) requests with a 44-octet reply: larger than the request");
   reflect->add_option("--auth-key-file", key_file, "authenticated mode with the hex HMAC key in this file");
   reflect->add_option("-I,--interface", interface, "only on this interface (SO_BINDTODEVICE)");
   reflect->add_flag("--ptp", ptp, "PTPv2 truncated timestamps instead of NTP");

@@ -22,6 +22,7 @@ Result<ReflectOptions> reflect_options(const ReflectArgs& args) {
   options.reflector.key = *key;
   options.reflector.mode = options.reflector.key ? stamp::Mode::kAuthenticated : stamp::Mode::kUnauthenticated;
   options.reflector.stateful = args.stateful;
+  options.reflector.answer_short_requests = args.answer_short_requests;
   options.reflector.format = args.ptp ? TimestampFormat::kPtp : TimestampFormat::kNtp;
   options.interface = args.interface;
   return options;
@@ -63,9 +64,10 @@ int run_reflector(const ReflectOptions& options, std::ostream& out, std::ostream
   const auto counters = (*service)->counters();
   const auto& c = counters.engine;
   out << "received " << c.received << ", reflected " << c.reflected << ", dropped " << c.dropped() << " (too short "
-      << c.dropped_too_short << ", too long " << c.dropped_too_long << ", truncated " << c.dropped_truncated
-      << ", bad HMAC " << c.dropped_bad_hmac << "), send errors " << counters.send_errors << ", TLVs unrecognized "
-      << c.tlv_unrecognized << ", malformed " << c.tlv_malformed << "\n";
+      << c.dropped_too_short << ", short request " << c.dropped_short_request << ", too long " << c.dropped_too_long
+      << ", truncated " << c.dropped_truncated << ", bad HMAC " << c.dropped_bad_hmac << "), send errors "
+      << counters.send_errors << ", TLVs unrecognized " << c.tlv_unrecognized << ", malformed " << c.tlv_malformed
+      << "\n";
   out.flush();
   return 0;
 }

@@ -113,6 +113,7 @@ Result<void> Agent::start_reflector(const ReflectorConfig& config) {
   }
   options.interface = config.interface;
   options.reflector.stateful = config.stateful;
+  options.reflector.answer_short_requests = config.answer_short_requests;
   options.reflector.format = config.timestamp_format;
   if (config.authenticated()) {
     options.reflector.mode = stamp::Mode::kAuthenticated;

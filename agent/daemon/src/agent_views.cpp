@@ -84,13 +84,11 @@ void reflector_families(Families& f, const Labels& agent_labels, const Reflector
             static_cast<double>(r.engine.received + r.dropped_not_allowed + r.dropped_rate_limited));
   f.counter("hubprobe_reflector_replies_total", "STAMP replies sent by the reflector.", agent_labels,
             static_cast<double>(r.engine.reflected));
-  const std::pair<const char*, uint64_t> drops[] = {{"too_short", r.engine.dropped_too_short},
-                                                    {"too_long", r.engine.dropped_too_long},
-                                                    {"truncated", r.engine.dropped_truncated},
-                                                    {"bad_hmac", r.engine.dropped_bad_hmac},
-                                                    {"not_allowed", r.dropped_not_allowed},
-                                                    {"rate_limited", r.dropped_rate_limited},
-                                                    {"send_error", r.send_errors}};
+  const std::pair<const char*, uint64_t> drops[] = {
+      {"too_short", r.engine.dropped_too_short}, {"short_request", r.engine.dropped_short_request},
+      {"too_long", r.engine.dropped_too_long},   {"truncated", r.engine.dropped_truncated},
+      {"bad_hmac", r.engine.dropped_bad_hmac},   {"not_allowed", r.dropped_not_allowed},
+      {"rate_limited", r.dropped_rate_limited},  {"send_error", r.send_errors}};
   for (const auto& [reason, value] : drops) {
     f.counter("hubprobe_reflector_drops_total", "Requests the reflector did not answer, by reason.",
               with(agent_labels, "reason", reason), static_cast<double>(value));

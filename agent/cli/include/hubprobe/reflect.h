@@ -18,6 +18,7 @@ namespace hubprobe {
 struct ReflectArgs {
   std::vector<std::string> listen;  ///< ADDR[:PORT] each
   bool stateful = false;
+  bool answer_short_requests = false;
   std::string key_file;
   std::string interface;
   bool ptp = false;

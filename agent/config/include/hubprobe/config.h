@@ -84,6 +84,8 @@ struct ReflectorConfig {
   TimestampFormat timestamp_format = TimestampFormat::kNtp;
   KeyFile auth_key;                             ///< key for sources without a source_keys entry
   std::vector<ReflectorSourceKey> source_keys;  ///< [[reflector.auth]], in file order
+  /// Answer 14..43-octet requests with a 44-octet reply (stamp::ReflectorOptions::answer_short_requests).
+  bool answer_short_requests = false;
 
   /// Authenticated mode (112-octet packets only) when any key is configured.
   bool authenticated() const;
