@@ -6,9 +6,17 @@
 
 namespace hubprobe::dp {
 
+Result<std::unique_ptr<Dataplane>> make_dataplane(const DataplaneOptions& options) {
+  if (options.backend == "kernel") {
+    return std::unique_ptr<Dataplane>(std::make_unique<KernelDataplane>(options.kernel, options.notice));
+  }
+  return make_error("unknown dataplane backend \"" + options.backend + "\" (this build has: kernel)");
+}
+
 Result<std::unique_ptr<Dataplane>> make_dataplane(std::string_view backend) {
-  if (backend == "kernel") return std::unique_ptr<Dataplane>(std::make_unique<KernelDataplane>());
-  return make_error("unknown dataplane backend \"" + std::string(backend) + "\" (this build has: kernel)");
+  DataplaneOptions options;
+  options.backend = std::string(backend);
+  return make_dataplane(options);
 }
 
 }  // namespace hubprobe::dp

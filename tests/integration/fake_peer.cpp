@@ -20,6 +20,7 @@
 #include <random>
 #include <thread>
 
+#include "hubprobe/socket_buffer.h"
 #include "hubprobe/stamp_wire.h"
 
 namespace hubprobe::it {
@@ -376,8 +377,7 @@ UdpBurst::UdpBurst(const Namespace& ns, const std::string& address, uint16_t por
     close(p[0]);
     int fd = dual_stack_socket();
     if (fd < 0) return 2;
-    int rcvbuf = 4 << 20;
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    (void)dp::set_socket_buffer(fd, dp::SocketBuffer::kReceive, 4 << 20);
     std::vector<uint8_t> buf(65536);
     ExchangeCount result;
     auto drain = [&](int wait_ms) {

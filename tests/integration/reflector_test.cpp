@@ -162,6 +162,28 @@ TEST_F(ReflectorTest, TlvsAreReflectedAndFlagged) {
   EXPECT_EQ((*reply)[53], STAMP_TLV_EXTRA_PADDING);
 }
 
+// A TWAMP-Light request of 14 octets would get a 44-octet reply: 3.1 times the octets, sent to whatever
+// source the request claims. By default it is dropped and counted; --answer-short-requests answers it.
+TEST_F(ReflectorTest, ShortRequestsAreAnsweredOnlyWhenAsked) {
+  using R = stamp_reflector_unauth;
+  auto request = build_test_packet(9, STAMP_UNAUTH_BASE_LEN);
+  request.resize(14);
+  {
+    auto refl = start_reflector({});
+    EXPECT_FALSE(udp_exchange(sender(), Testbed::kReflectorV4, STAMP_DEFAULT_PORT, request, Seconds(0.5)))
+        << "a short request was answered by default\n"
+        << refl->describe();
+    refl->process().signal(SIGTERM);
+    ASSERT_TRUE(refl->process().wait_for_exit(Seconds(3))) << refl->describe();
+    EXPECT_NE(refl->process().stdout_text().find("short request 1"), std::string::npos) << refl->describe();
+  }
+  auto refl = start_reflector({"--answer-short-requests"});
+  auto reply = udp_exchange(sender(), Testbed::kReflectorV4, STAMP_DEFAULT_PORT, request, Seconds(2));
+  ASSERT_TRUE(reply.has_value()) << "no reply with --answer-short-requests\n" << refl->describe();
+  EXPECT_EQ(reply->size(), size_t{STAMP_UNAUTH_BASE_LEN}) << "RFC 8762 4.6: a base-size reply";
+  EXPECT_EQ(read_be32(*reply, offsetof(R, sender_seq)), 9u);
+}
+
 // ---- batches -----------------------------------------------------------------------------------------
 
 char process_state(pid_t pid) {

@@ -39,6 +39,7 @@
 #include <string>
 #include <vector>
 
+#include "hubprobe/socket_buffer.h"
 #include "linkemu_core.h"
 
 using hubprobe::linkemu::Direction;
@@ -75,11 +76,9 @@ int open_packet_socket(const std::string& ifname) {
   // Frames we send must not come back to us (belt: PACKET_IGNORE_OUTGOING; braces: sll_pkttype check).
   (void)setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one);
   if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one) != 0) die_errno("SO_TIMESTAMPNS");
-  const int buf = 8 << 20;
-  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf) != 0)
-    (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
-  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof buf) != 0)
-    (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
+  // Best effort: a smaller buffer only drops bursts sooner.
+  (void)hubprobe::dp::set_socket_buffer(fd, hubprobe::dp::SocketBuffer::kReceive, 8 << 20);
+  (void)hubprobe::dp::set_socket_buffer(fd, hubprobe::dp::SocketBuffer::kSend, 8 << 20);
   sockaddr_ll sll{};
   sll.sll_family = AF_PACKET;
   sll.sll_protocol = htons(ETH_P_ALL);

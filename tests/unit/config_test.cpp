@@ -80,6 +80,7 @@ TEST(ConfigDefaults, MinimalFileGivesEveryDefault) {
   EXPECT_EQ(reflector.listen[1].to_string(), "[::]:862");
   EXPECT_EQ(reflector.port, 862);
   EXPECT_TRUE(reflector.stateful);
+  EXPECT_FALSE(reflector.answer_short_requests);
   EXPECT_TRUE(reflector.allow.empty());
   EXPECT_EQ(reflector.rate_limit_pps, 0u);
   EXPECT_EQ(reflector.interface, "");
@@ -205,6 +206,7 @@ enabled = false
 listen = ["198.18.0.1", "2001:db8::1"]
 port = 4862
 mode = "stateless"
+answer_short_requests = true
 allow = ["198.18.0.0/15", "2001:db8::/32"]
 rate_limit_pps = 500
 interface = "lo"
@@ -246,6 +248,7 @@ level = "debug"
   EXPECT_EQ(reflector.listen[1].to_string(), "[2001:db8::1]:4862");
   EXPECT_EQ(reflector.port, 4862);
   EXPECT_FALSE(reflector.stateful);
+  EXPECT_TRUE(reflector.answer_short_requests);
   ASSERT_EQ(reflector.allow.size(), 2u);
   EXPECT_EQ(reflector.allow[1].to_string(), "2001:db8::/32");
   EXPECT_TRUE(reflector.allows(address("198.19.255.255", 1)));

@@ -3,13 +3,18 @@
 // and the kernel timestamps that make T1 and T4 independent of process wake-ups.
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <sys/socket.h>
 
 #include <array>
 #include <chrono>
+#include <climits>
 #include <cstring>
 #include <thread>
+#include <vector>
 
 #include "hubprobe/dataplane.h"
+#include "hubprobe/kernel_port.h"
+#include "hubprobe/socket_buffer.h"
 
 namespace hubprobe::dp {
 namespace {
@@ -172,6 +177,73 @@ TEST(KernelPort, BindErrorsAreValuesWithAReason) {
   bad_dscp.local = *SocketAddress::parse("127.0.0.1:0", 0);
   bad_dscp.dscp = 64;
   EXPECT_FALSE((*dataplane)->open_port(bad_dscp).ok());
+}
+
+int receive_buffer_of(const Port& port) {
+  int size = 0;
+  socklen_t length = sizeof(size);
+  EXPECT_EQ(getsockopt(port.poll_fd(), SOL_SOCKET, SO_RCVBUF, &size, &length), 0);
+  return size;
+}
+
+// [dataplane.kernel] receive_buffer reaches every port the backend opens: getsockopt reports twice the
+// size, as `ss -m` does (the kernel's bookkeeping, socket(7)). 64 KiB is below net.core.rmem_max everywhere.
+TEST(KernelPort, ReceiveBufferReachesTheSocket) {
+  DataplaneOptions options;
+  options.kernel.receive_buffer = 64 << 10;
+  std::vector<std::string> notices;
+  options.notice = [&](const std::string& message) { notices.push_back(message); };
+  auto dataplane = make_dataplane(options);
+  ASSERT_TRUE(dataplane.ok());
+  PortOptions port_options;
+  port_options.local = *SocketAddress::parse("127.0.0.1:0", 0);
+  auto port = (*dataplane)->open_port(port_options);
+  ASSERT_TRUE(port.ok()) << port.error().message;
+  EXPECT_EQ(receive_buffer_of(**port), 2 * (64 << 10));
+  EXPECT_TRUE(notices.empty()) << notices.front();
+}
+
+TEST(SocketBuffer, CappedComparesWhatTheKernelKeptWithWhatWasAsked) {
+  EXPECT_FALSE(socket_buffer_capped(2 << 20, 1 << 20));
+  EXPECT_TRUE(socket_buffer_capped(425984, 1 << 20));        // net.core.rmem_max = 212992
+  EXPECT_FALSE(socket_buffer_capped(INT_MAX - 1, 1 << 30));  // the kernel's own ceiling, INT_MAX / 2
+}
+
+// Loopback has no PTP hardware clock: hardware timestamps fall back to the kernel's software stamps, and the
+// backend says why once per reason, however many ports it opens.
+TEST(KernelPort, HardwareTimestampsFallBackToSoftwareAndSayWhyOnce) {
+  std::vector<std::string> notices;
+  KernelDataplane dataplane({.hardware_timestamps = true},
+                            [&](const std::string& message) { notices.push_back(message); });
+  PortOptions on_lo;
+  on_lo.local = *SocketAddress::parse("127.0.0.1:0", 0);
+  on_lo.device = "lo";
+  auto a = dataplane.open_port(on_lo);
+  auto b = dataplane.open_port(on_lo);
+  ASSERT_TRUE(a.ok() && b.ok()) << (a.ok() ? b.error().message : a.error().message);
+  ASSERT_EQ(notices.size(), 1u);
+  EXPECT_EQ(notices[0].rfind("hardware_timestamps: ", 0), 0u) << notices[0];
+  EXPECT_NE(notices[0].find("lo has no hardware timestamping (no PTP hardware clock"), std::string::npos) << notices[0];
+  EXPECT_NE(notices[0].find("kernel software timestamps instead"), std::string::npos) << notices[0];
+
+  PortOptions unbound;
+  unbound.local = *SocketAddress::parse("127.0.0.1:0", 0);
+  ASSERT_TRUE(dataplane.open_port(unbound).ok());
+  ASSERT_EQ(notices.size(), 2u);
+  EXPECT_NE(notices[1].find("bound to no interface"), std::string::npos) << notices[1];
+
+  auto direct = KernelPort::open(on_lo, {.hardware_timestamps = true});
+  ASSERT_TRUE(direct.ok());
+  EXPECT_FALSE((*direct)->hardware_timestamps());
+
+  // The samples say which stamps they got.
+  const std::array<uint8_t, 44> payload{};
+  std::array<TxPacket, 1> batch = {tx_to(payload.data(), payload.size(), (*b)->local_address())};
+  ASSERT_EQ((*a)->send(batch).value(), 1u);
+  std::array<uint8_t, 64> buffer{};
+  std::array<RxPacket, 1> rx = {rx_buffer(buffer.data(), buffer.size())};
+  ASSERT_EQ(receive_within(**b, rx, 1, 2000), 1u);
+  EXPECT_EQ(rx[0].rx.source, TimestampSource::kKernelSoftware);
 }
 
 }  // namespace

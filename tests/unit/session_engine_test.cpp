@@ -342,8 +342,31 @@ TEST(SessionReflector, DropsAreCountedByReason) {
 namespace hubprobe::stamp {
 namespace {
 
-TEST(SessionReflector, ShortTwampLightRequestGetsBaseSizeReply) {
+// A 44-octet reply to a 14-octet request would send 3.1 times the octets to whatever source the request
+// claims: by default the reflector never answers with more than it received.
+TEST(SessionReflector, ShortRequestIsDroppedByDefault) {
   SessionReflector reflector(ReflectorOptions{});
+  std::array<uint8_t, 14> request = {0, 0, 0, 7, 0xe9, 0, 0, 0, 0x80, 0, 0, 0, 0x00, 0x01};
+  std::array<uint8_t, 64> reply{};
+  dp::RxPacket rx;
+  rx.data = request.data();
+  rx.capacity = request.size();
+  rx.length = request.size();
+  rx.source = *SocketAddress::parse("198.18.0.1:5000", 0);
+  dp::TxPacket tx;
+  EXPECT_FALSE(reflector.reflect_at(rx, reply, ClockState{}, kBase, tx)) << "a 44-octet reply to 14 octets";
+  rx.length = 43;
+  EXPECT_FALSE(reflector.reflect_at(rx, reply, ClockState{}, kBase, tx));
+  EXPECT_EQ(reflector.counters().reflected, 0u);
+  EXPECT_EQ(reflector.counters().dropped_short_request, 2u);
+  EXPECT_EQ(reflector.counters().dropped(), 2u);
+  EXPECT_EQ(reflector.counters().twamp_light_short, 0u);
+}
+
+TEST(SessionReflector, ShortTwampLightRequestGetsBaseSizeReplyWhenAsked) {
+  ReflectorOptions options;
+  options.answer_short_requests = true;
+  SessionReflector reflector(options);
   // A TWAMP-Light sender's minimal packet: sequence 7, a timestamp, an error estimate (14 octets).
   std::array<uint8_t, 14> request = {0, 0, 0, 7, 0xe9, 0, 0, 0, 0x80, 0, 0, 0, 0x00, 0x01};
   std::array<uint8_t, 64> reply{};

@@ -13,6 +13,7 @@
 #include "hubprobe/ping.h"
 #include "hubprobe/prefs.h"
 #include "hubprobe/reflect.h"
+#include "hubprobe/stamp.h"
 #include "hubprobe/status_command.h"
 #include "hubprobe_version.h"
 
@@ -40,6 +41,8 @@ const CLI::Validator kUnsignedInteger(
     },
     "UINT");
 
+const std::string kStampPort = std::to_string(hubprobe::kDefaultStampPort);
+
 // Each command's flags: its arguments (declared with the command, e.g. hubprobe::PingArgs) bound to CLI11
 // options here. The command's own file checks them and runs.
 struct PingFlags : hubprobe::PingArgs {
@@ -53,7 +56,7 @@ struct CheckConfigFlags {
   CLI::App* add_to(CLI::App& app);
 };
 struct StatusFlags {
-  std::string agent_address = "127.0.0.1:9862";
+  std::string agent_address = hubprobe::MetricsConfig::default_listen().to_string();
   bool json = false;
   CLI::App* add_to(CLI::App& app);
 };
@@ -63,7 +66,8 @@ struct PrefsFlags : hubprobe::PrefsArgs {
 
 CLI::App* PingFlags::add_to(CLI::App& app) {
   auto* ping = app.add_subcommand("ping", "one-shot STAMP measurement, like ping(8)");
-  ping->add_option("host", host, "reflector: HOST, HOST:PORT or [IPv6]:PORT (default port 862)")->required();
+  ping->add_option("host", host, "reflector: HOST, HOST:PORT or [IPv6]:PORT (default port " + kStampPort + ")")
+      ->required();
   ping->add_option("-c,--count", count, "stop after COUNT probes (default: until interrupted)")
       ->check(kUnsignedInteger);
   ping->add_option("-i,--interval", interval_s, "seconds between probes, fractions allowed, >= 0.001 (default 1)");
@@ -84,8 +88,12 @@ CLI::App* PingFlags::add_to(CLI::App& app) {
 
 CLI::App* ReflectFlags::add_to(CLI::App& app) {
   auto* reflect = app.add_subcommand("reflect", "standalone STAMP session-reflector");
-  reflect->add_option("-l,--listen", listen, "ADDR[:PORT] to listen on, may repeat (default 0.0.0.0:862 and [::]:862)");
+  reflect->add_option(
+      "-l,--listen", listen,
+      "ADDR[:PORT] to listen on, may repeat (default 0.0.0.0:" + kStampPort + " and [::]:" + kStampPort + ")");
   reflect->add_flag("--stateful", stateful, "stateful reflector: own sequence numbers per session");
+  reflect->add_flag("--answer-short-requests", answer_short_requests,
+                    "answer 14..43-octet (TWAMP-Light) requests with a 44-octet reply: larger than the request");
   reflect->add_option("--auth-key-file", key_file, "authenticated mode with the hex HMAC key in this file");
   reflect->add_option("-I,--interface", interface, "only on this interface (SO_BINDTODEVICE)");
   reflect->add_flag("--ptp", ptp, "PTPv2 truncated timestamps instead of NTP");
@@ -100,7 +108,7 @@ CLI::App* CheckConfigFlags::add_to(CLI::App& app) {
 
 CLI::App* StatusFlags::add_to(CLI::App& app) {
   auto* status = app.add_subcommand("status", "what a running agent sees: peers, states, RTT, loss");
-  status->add_option("-a,--agent", agent_address, "the agent's metrics.listen address (default 127.0.0.1:9862)");
+  status->add_option("-a,--agent", agent_address, "the agent's metrics.listen address (default " + agent_address + ")");
   status->add_flag("--json", json, "print the agent's status document as JSON");
   return status;
 }

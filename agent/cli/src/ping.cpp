@@ -283,7 +283,7 @@ void print_text(const PingOptions& options, const PingReport& r, std::ostream& o
 
 Result<PingOptions> ping_options(const PingArgs& args) {
   PingOptions options;
-  auto target = SocketAddress::resolve(args.host, 862);
+  auto target = SocketAddress::resolve(args.host, kDefaultStampPort);
   if (!target) return make_error(args.host + ": " + target.error().message);
   options.target = *target;
   options.target_text = args.host;

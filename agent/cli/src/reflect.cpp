@@ -6,13 +6,14 @@
 #include "hubprobe/cli_usage.h"
 #include "hubprobe/dataplane.h"
 #include "hubprobe/reflector_service.h"
+#include "hubprobe/stamp.h"
 
 namespace hubprobe {
 
 Result<ReflectOptions> reflect_options(const ReflectArgs& args) {
   ReflectOptions options;
   for (const auto& text : args.listen) {
-    auto address = SocketAddress::parse(text, 862);
+    auto address = SocketAddress::parse(text, kDefaultStampPort);
     if (!address) return make_error("--listen " + text + ": " + address.error().message);
     options.listen.push_back(*address);
   }
@@ -21,6 +22,7 @@ Result<ReflectOptions> reflect_options(const ReflectArgs& args) {
   options.reflector.key = *key;
   options.reflector.mode = options.reflector.key ? stamp::Mode::kAuthenticated : stamp::Mode::kUnauthenticated;
   options.reflector.stateful = args.stateful;
+  options.reflector.answer_short_requests = args.answer_short_requests;
   options.reflector.format = args.ptp ? TimestampFormat::kPtp : TimestampFormat::kNtp;
   options.interface = args.interface;
   return options;
@@ -41,7 +43,8 @@ int run_reflector(const ReflectOptions& options, std::ostream& out, std::ostream
   ReflectorServiceOptions service_options;
   service_options.listen = options.listen;
   if (service_options.listen.empty()) {
-    service_options.listen = {SocketAddress::any(AF_INET, 862), SocketAddress::any(AF_INET6, 862)};
+    service_options.listen = {SocketAddress::any(AF_INET, kDefaultStampPort),
+                              SocketAddress::any(AF_INET6, kDefaultStampPort)};
   }
   service_options.interface = options.interface;
   service_options.reflector = options.reflector;
@@ -61,9 +64,10 @@ int run_reflector(const ReflectOptions& options, std::ostream& out, std::ostream
   const auto counters = (*service)->counters();
   const auto& c = counters.engine;
   out << "received " << c.received << ", reflected " << c.reflected << ", dropped " << c.dropped() << " (too short "
-      << c.dropped_too_short << ", too long " << c.dropped_too_long << ", truncated " << c.dropped_truncated
-      << ", bad HMAC " << c.dropped_bad_hmac << "), send errors " << counters.send_errors << ", TLVs unrecognized "
-      << c.tlv_unrecognized << ", malformed " << c.tlv_malformed << "\n";
+      << c.dropped_too_short << ", short request " << c.dropped_short_request << ", too long " << c.dropped_too_long
+      << ", truncated " << c.dropped_truncated << ", bad HMAC " << c.dropped_bad_hmac << "), send errors "
+      << counters.send_errors << ", TLVs unrecognized " << c.tlv_unrecognized << ", malformed " << c.tlv_malformed
+      << "\n";
   out.flush();
   return 0;
 }

@@ -77,7 +77,7 @@ void Loader::read_reflector(const toml::table& root, AgentConfig& config) {
   if (table != nullptr) {
     check_keys(*table, "reflector",
                {"enabled", "listen", "port", "mode", "allow", "rate_limit_pps", "interface", "timestamp_format",
-                "auth_key_file", "auth"});
+                "auth_key_file", "auth", "answer_short_requests"});
     if (const toml::node* node = table->get("enabled")) reflector.enabled = read_bool(*node, "reflector.enabled");
     if (const toml::node* node = table->get("listen")) {
       constexpr std::string_view kWhat = "an array of addresses like [\"0.0.0.0\", \"::\"]";
@@ -100,6 +100,9 @@ void Loader::read_reflector(const toml::table& root, AgentConfig& config) {
       reflector.stateful = read_choice(*node, "reflector.mode", {"stateful", "stateless"}) == 0;
     }
     if (const toml::node* node = table->get("allow")) reflector.allow = read_prefixes(*node, "reflector.allow", true);
+    if (const toml::node* node = table->get("answer_short_requests")) {
+      reflector.answer_short_requests = read_bool(*node, "reflector.answer_short_requests");
+    }
     if (const toml::node* node = table->get("rate_limit_pps")) {
       reflector.rate_limit_pps = static_cast<uint32_t>(
           read_integer(*node, "reflector.rate_limit_pps", 0, kMaxRateLimitPps,

@@ -20,6 +20,18 @@ constexpr WallNs kMaxSleepNs = 100'000'000;
 constexpr WallNs kOncePerSecond = 1'000'000'000;
 
 uint64_t phase_seed(const std::string& name) { return std::hash<std::string>{}(name); }
+
+// [dataplane] as make_dataplane() takes it. What the backend cannot apply as asked is logged, once each.
+dp::DataplaneOptions dataplane_options(const DataplaneConfig& config) {
+  dp::DataplaneOptions options;
+  options.backend = config.backend;
+  options.kernel.receive_buffer = config.kernel.receive_buffer;
+  options.kernel.hardware_timestamps = config.kernel.hardware_timestamps;
+  options.notice = [backend = config.backend](const std::string& message) {
+    spdlog::warn("dataplane.{}.{}", backend, message);
+  };
+  return options;
+}
 }  // namespace
 
 Agent::Agent(const AgentConfig& config) : config_(config), started_at_(wall_now()) {}
@@ -53,7 +65,7 @@ WindowOptions Agent::window_options(const PeerConfig& peer) {
 
 Result<std::unique_ptr<Agent>> Agent::start(const AgentConfig& config) {
   std::unique_ptr<Agent> agent(new Agent(config));
-  auto dataplane = dp::make_dataplane(config.dataplane.backend);
+  auto dataplane = dp::make_dataplane(dataplane_options(config.dataplane));
   if (!dataplane) return dataplane.error();
   agent->dataplane_ = std::shared_ptr<dp::Dataplane>(std::move(dataplane.value()));
   agent->engine_ = std::make_unique<ProbeEngine>(agent->dataplane_);
@@ -113,6 +125,7 @@ Result<void> Agent::start_reflector(const ReflectorConfig& config) {
   }
   options.interface = config.interface;
   options.reflector.stateful = config.stateful;
+  options.reflector.answer_short_requests = config.answer_short_requests;
   options.reflector.format = config.timestamp_format;
   if (config.authenticated()) {
     options.reflector.mode = stamp::Mode::kAuthenticated;

@@ -69,6 +69,21 @@ void window_summary(Families& f, const std::string& name, const std::string& hel
 
 double seconds(WallNs ns) { return static_cast<double>(ns) / 1e9; }
 
+// Replies by where T1 and T4 were taken: what a probe can get (user-space fallback, kernel, NIC).
+void timestamp_sources(Families& f, const Labels& labels, const StatsTotals& t) {
+  constexpr dp::TimestampSource kSources[] = {dp::TimestampSource::kUser, dp::TimestampSource::kKernelSoftware,
+                                              dp::TimestampSource::kHardware};
+  const std::pair<const char*, const std::array<uint64_t, dp::kTimestampSourceCount>&> points[] = {
+      {"t1", t.t1_sources}, {"t4", t.t4_sources}};
+  for (const auto& [point, counts] : points) {
+    for (const dp::TimestampSource source : kSources) {
+      f.counter("hubprobe_timestamps_total", "Replies by where their T1 (send) and T4 (receive) timestamps were taken.",
+                with(with(labels, "timestamp", point), "source", dp::to_string(source)),
+                static_cast<double>(counts[static_cast<size_t>(source)]));
+    }
+  }
+}
+
 nlohmann::json delay_json(const DelayStats& d) {
   if (d.count == 0) {
     // No reply in the window: no delay to show (null), rather than a misleading 0.
@@ -84,13 +99,11 @@ void reflector_families(Families& f, const Labels& agent_labels, const Reflector
             static_cast<double>(r.engine.received + r.dropped_not_allowed + r.dropped_rate_limited));
   f.counter("hubprobe_reflector_replies_total", "STAMP replies sent by the reflector.", agent_labels,
             static_cast<double>(r.engine.reflected));
-  const std::pair<const char*, uint64_t> drops[] = {{"too_short", r.engine.dropped_too_short},
-                                                    {"too_long", r.engine.dropped_too_long},
-                                                    {"truncated", r.engine.dropped_truncated},
-                                                    {"bad_hmac", r.engine.dropped_bad_hmac},
-                                                    {"not_allowed", r.dropped_not_allowed},
-                                                    {"rate_limited", r.dropped_rate_limited},
-                                                    {"send_error", r.send_errors}};
+  const std::pair<const char*, uint64_t> drops[] = {
+      {"too_short", r.engine.dropped_too_short}, {"short_request", r.engine.dropped_short_request},
+      {"too_long", r.engine.dropped_too_long},   {"truncated", r.engine.dropped_truncated},
+      {"bad_hmac", r.engine.dropped_bad_hmac},   {"not_allowed", r.dropped_not_allowed},
+      {"rate_limited", r.dropped_rate_limited},  {"send_error", r.send_errors}};
   for (const auto& [reason, value] : drops) {
     f.counter("hubprobe_reflector_drops_total", "Requests the reflector did not answer, by reason.",
               with(agent_labels, "reason", reason), static_cast<double>(value));
@@ -130,6 +143,7 @@ void session_counters(Families& f, const Labels& labels, const StatsTotals& t) {
             static_cast<double>(t.invalid + t.unexpected));
   f.counter("hubprobe_probe_send_errors_total", "Probes the dataplane could not send.", labels,
             static_cast<double>(t.send_errors));
+  timestamp_sources(f, labels, t);
 }
 
 // The cumulative RTT histogram: log-linear buckets that tell 20 ms from 21 ms.

@@ -351,6 +351,8 @@ void WindowedStats::on_event(const stamp::ProbeEvent& event, WallNs now) {
       const stamp::Sample& s = event.sample;
       ++slice.counts.received;
       ++totals_.received;
+      ++totals_.t1_sources[static_cast<size_t>(s.t1.source)];
+      ++totals_.t4_sources[static_cast<size_t>(s.t4.source)];
       const int64_t rtt = s.rtt_ns();
       slice.rtt.record(rtt);
       slice.turnaround.record(s.turnaround_ns());

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -17,14 +18,32 @@ namespace hubprobe::dp {
 
 /// How a port is pinned to a path (docs/design.md "Dataplanes").
 struct PortOptions {
-  SocketAddress local;               ///< bind address and port; port 0 = ephemeral
-  std::string device;                ///< SO_BINDTODEVICE, empty = any
-  uint32_t fwmark = 0;               ///< SO_MARK, 0 = none
-  int dscp = -1;                     ///< DSCP 0..63 for every packet, -1 = leave the default
-  bool tx_timestamps = true;         ///< request TX timestamps (sender ports)
-  bool hardware_timestamps = false;  ///< ask the NIC too (falls back to software)
+  SocketAddress local;        ///< bind address and port; port 0 = ephemeral
+  std::string device;         ///< SO_BINDTODEVICE, empty = any
+  uint32_t fwmark = 0;        ///< SO_MARK, 0 = none
+  int dscp = -1;              ///< DSCP 0..63 for every packet, -1 = leave the default
+  bool tx_timestamps = true;  ///< request TX timestamps (sender ports)
   bool reuse_port = false;
-  int receive_buffer = 1 << 20;
+};
+
+/// Settings of the kernel backend ([dataplane.kernel]), applied to every port it opens.
+struct KernelOptions {
+  /// SO_RCVBUF in octets, forced past net.core.rmem_max where the process may (socket_buffer.h); 0 = the
+  /// kernel's default (net.core.rmem_default).
+  int receive_buffer = 0;
+  /// NIC hardware timestamps (SIOCSHWTSTAMP) on ports bound to an interface that has a PTP hardware
+  /// clock; every other port keeps kernel software timestamps, and each sample says which it got.
+  bool hardware_timestamps = false;
+};
+
+/// What make_dataplane() builds.
+struct DataplaneOptions {
+  std::string backend = "kernel";
+  KernelOptions kernel;
+  /// Told, once per distinct message, what the backend could not apply as asked and why (a setting
+  /// named as in KernelOptions, e.g. "hardware_timestamps: ..."). May be called from any thread that
+  /// opens ports. Empty = not told.
+  std::function<void(const std::string& message)> notice;
 };
 
 /// Per-port counters. Written by the owning thread only; read for metrics.
@@ -70,6 +89,8 @@ class Dataplane {
 };
 
 /// The backends this build knows: "kernel".
+Result<std::unique_ptr<Dataplane>> make_dataplane(const DataplaneOptions& options);
+/// The backend with its default settings.
 Result<std::unique_ptr<Dataplane>> make_dataplane(std::string_view backend);
 
 }  // namespace hubprobe::dp

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <linux/errqueue.h>
+#include <linux/ethtool.h>
 #include <linux/net_tstamp.h>
 #include <linux/sockios.h>
 #include <net/if.h>
@@ -15,6 +16,8 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+
+#include "hubprobe/socket_buffer.h"
 
 namespace hubprobe::dp {
 
@@ -44,16 +47,47 @@ Result<void> set_int_option(int fd, int level, int name, int value, const char* 
   return {};
 }
 
-// Asks the driver to stamp every packet in hardware. Fails on devices without a PHC (veth, lo).
-bool enable_hardware_timestamps(int fd, const std::string& device) {
-  if (device.empty() || device.size() >= IFNAMSIZ) return false;
+ifreq device_request(const std::string& device, void* data) {
+  ifreq request{};
+  std::memcpy(request.ifr_name, device.c_str(), std::min(device.size(), sizeof(request.ifr_name) - 1));
+  request.ifr_data = static_cast<char*>(data);
+  return request;
+}
+
+// Whether `device` can stamp every packet in hardware both ways (ethtool -T); the error says why not.
+Result<void> check_hardware_timestamping(int fd, const std::string& device) {
+  ethtool_ts_info info{};
+  info.cmd = ETHTOOL_GET_TS_INFO;
+  ifreq request = device_request(device, &info);
+  if (ioctl(fd, SIOCETHTOOL, &request) != 0) return errno_error("ETHTOOL_GET_TS_INFO on " + device);
+  constexpr unsigned kHardware =
+      SOF_TIMESTAMPING_TX_HARDWARE | SOF_TIMESTAMPING_RX_HARDWARE | SOF_TIMESTAMPING_RAW_HARDWARE;
+  if (info.phc_index < 0 || (info.so_timestamping & kHardware) != kHardware) {
+    return make_error(device + " has no hardware timestamping (no PTP hardware clock: ethtool -T " + device + ")");
+  }
+  if (!(info.tx_types & (1u << HWTSTAMP_TX_ON)) || !(info.rx_filters & (1u << HWTSTAMP_FILTER_ALL))) {
+    return make_error(device + " stamps only some packets in hardware (no TX \"on\" / RX filter \"all\": ethtool -T " +
+                      device + ")");
+  }
+  return {};
+}
+
+// Asks the driver of `device` to stamp every packet in hardware (SIOCSHWTSTAMP, a setting of the device
+// that stays after we exit). The error says why not: no interface, no PTP hardware clock, no permission.
+Result<void> enable_hardware_timestamps(int fd, const std::string& device) {
+  if (device.empty()) return make_error("a port bound to no interface has none (SIOCSHWTSTAMP is per interface)");
+  if (auto r = check_hardware_timestamping(fd, device); !r) return r;
   hwtstamp_config config{};
   config.tx_type = HWTSTAMP_TX_ON;
   config.rx_filter = HWTSTAMP_FILTER_ALL;
-  ifreq request{};
-  std::memcpy(request.ifr_name, device.c_str(), device.size());
-  request.ifr_data = reinterpret_cast<char*>(&config);
-  return ioctl(fd, SIOCSHWTSTAMP, &request) == 0;
+  ifreq request = device_request(device, &config);
+  if (ioctl(fd, SIOCSHWTSTAMP, &request) != 0) {
+    const int code = errno;
+    std::string message = "SIOCSHWTSTAMP on " + device + ": " + std::strerror(code);
+    if (code == EPERM) message += " (needs CAP_NET_ADMIN)";
+    return make_error(message, code);
+  }
+  return {};
 }
 
 // Picks the best stamp of an SCM_TIMESTAMPING message: hardware (ts[2]) over software (ts[0]).
@@ -76,7 +110,7 @@ T cmsg_value(const cmsghdr* cmsg) {
 
 }  // namespace
 
-Result<std::unique_ptr<KernelPort>> KernelPort::open(const PortOptions& options) {
+Result<std::unique_ptr<KernelPort>> KernelPort::open(const PortOptions& options, const KernelOptions& kernel) {
   if (!options.local.valid()) return make_error("port needs a local address (IPv4 or IPv6)");
   const int family = options.local.family();
   const int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
@@ -116,10 +150,7 @@ Result<std::unique_ptr<KernelPort>> KernelPort::open(const PortOptions& options)
                                : set_int_option(fd, IPPROTO_IPV6, IPV6_TCLASS, tos, "IPV6_TCLASS");
     if (!r) return r.error();
   }
-  if (options.receive_buffer > 0) {
-    // Best effort: the kernel caps it at net.core.rmem_max.
-    (void)set_int_option(fd, SOL_SOCKET, SO_RCVBUF, options.receive_buffer, "SO_RCVBUF");
-  }
+  if (kernel.receive_buffer > 0) port->set_receive_buffer(kernel.receive_buffer);
   // Ancillary data on receive: the local address asked (reply from it), TTL (reflected), TOS.
   if (family == AF_INET) {
     for (int name : {IP_PKTINFO, IP_RECVTTL, IP_RECVTOS}) {
@@ -133,16 +164,7 @@ Result<std::unique_ptr<KernelPort>> KernelPort::open(const PortOptions& options)
     }
   }
 
-  unsigned flags = SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE;
-  if (options.hardware_timestamps && enable_hardware_timestamps(fd, options.device)) {
-    port->hardware_ = true;
-    flags |= SOF_TIMESTAMPING_RX_HARDWARE | SOF_TIMESTAMPING_RAW_HARDWARE;
-  }
-  if (options.tx_timestamps) {
-    // One TX stamp per packet: hardware when the NIC does it, else the driver's software stamp.
-    flags |= (port->hardware_ ? SOF_TIMESTAMPING_TX_HARDWARE : SOF_TIMESTAMPING_TX_SOFTWARE) | SOF_TIMESTAMPING_OPT_ID |
-             SOF_TIMESTAMPING_OPT_TSONLY;
-  }
+  const unsigned flags = port->timestamping_flags(options, kernel);
   if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPING, &flags, sizeof(flags)) != 0) {
     return errno_error("SO_TIMESTAMPING");
   }
@@ -165,6 +187,34 @@ Result<std::unique_ptr<KernelPort>> KernelPort::open(const PortOptions& options)
 
 KernelPort::~KernelPort() {
   if (fd_ >= 0) close(fd_);
+}
+
+void KernelPort::set_receive_buffer(int octets) {
+  auto granted = set_socket_buffer(fd_, SocketBuffer::kReceive, octets);
+  if (!granted) {
+    notices_.push_back("receive_buffer: " + granted.error().message);
+  } else if (socket_buffer_capped(*granted, octets)) {
+    notices_.push_back("receive_buffer: " + std::to_string(octets) + " octets asked, the kernel allows " +
+                       std::to_string(*granted / 2) + " (net.core.rmem_max; more needs CAP_NET_ADMIN)");
+  }
+}
+
+unsigned KernelPort::timestamping_flags(const PortOptions& options, const KernelOptions& kernel) {
+  unsigned flags = SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE;
+  if (kernel.hardware_timestamps) {
+    if (auto enabled = enable_hardware_timestamps(fd_, options.device); enabled) {
+      hardware_ = true;
+      flags |= SOF_TIMESTAMPING_RX_HARDWARE | SOF_TIMESTAMPING_RAW_HARDWARE;
+    } else {
+      notices_.push_back("hardware_timestamps: " + enabled.error().message + ": kernel software timestamps instead");
+    }
+  }
+  if (options.tx_timestamps) {
+    // One TX stamp per packet: hardware when the NIC does it, else the driver's software stamp.
+    flags |= (hardware_ ? SOF_TIMESTAMPING_TX_HARDWARE : SOF_TIMESTAMPING_TX_SOFTWARE) | SOF_TIMESTAMPING_OPT_ID |
+             SOF_TIMESTAMPING_OPT_TSONLY;
+  }
+  return flags;
 }
 
 Result<size_t> KernelPort::send(std::span<TxPacket> batch) {
@@ -380,9 +430,19 @@ size_t KernelPort::drain_tx_timestamps(std::span<TxTimestamp> out) {
 }
 
 Result<std::unique_ptr<Port>> KernelDataplane::open_port(const PortOptions& options) {
-  auto port = KernelPort::open(options);
+  auto port = KernelPort::open(options, options_);
   if (!port) return port.error();
+  for (const std::string& message : (*port)->notices()) tell_once(message);
   return std::unique_ptr<Port>(std::move(port.value()));
+}
+
+void KernelDataplane::tell_once(const std::string& message) {
+  if (!notice_) return;
+  {
+    std::lock_guard lock(told_mutex_);
+    if (!told_.insert(message).second) return;
+  }
+  notice_(message);
 }
 
 }  // namespace hubprobe::dp

@@ -26,10 +26,15 @@ bool SessionReflector::reflect_impl(const dp::RxPacket& request, std::span<uint8
   }
   std::span<const uint8_t> bytes(request.data, request.length);
   // RFC 8762 section 4.6: a TWAMP-Light sender may send less than the STAMP base packet (at least its
-  // sequence number, timestamp and error estimate); it gets a base-size reply.
+  // sequence number, timestamp and error estimate). Its base-size reply is larger than the request, so
+  // it is sent only when the operator asked for it (ReflectorOptions::answer_short_requests).
   std::array<uint8_t, STAMP_UNAUTH_BASE_LEN> widened{};
   if (options_.mode == Mode::kUnauthenticated && request.length >= kTwampLightMinimum &&
       request.length < STAMP_UNAUTH_BASE_LEN) {
+    if (!options_.answer_short_requests) {
+      ++counters_.dropped_short_request;
+      return false;
+    }
     std::copy_n(request.data, request.length, widened.begin());
     bytes = widened;
     ++counters_.twamp_light_short;

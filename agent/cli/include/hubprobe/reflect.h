@@ -18,13 +18,14 @@ namespace hubprobe {
 struct ReflectArgs {
   std::vector<std::string> listen;  ///< ADDR[:PORT] each
   bool stateful = false;
+  bool answer_short_requests = false;
   std::string key_file;
   std::string interface;
   bool ptp = false;
 };
 
 struct ReflectOptions {
-  std::vector<SocketAddress> listen;  ///< empty = 0.0.0.0:862 and [::]:862
+  std::vector<SocketAddress> listen;  ///< empty = 0.0.0.0 and [::] on kDefaultStampPort
   stamp::ReflectorOptions reflector;
   std::string interface;
   std::string backend = "kernel";

@@ -28,8 +28,7 @@ namespace hubprobe {
 /// restart on it (RestartPreventExitStatus=78).
 constexpr int kExitConfigError = 78;
 
-constexpr uint16_t kDefaultStampPort = 862;     ///< RFC 8762
-constexpr uint16_t kDefaultMetricsPort = 9862;  ///< "9" + the STAMP port
+constexpr uint16_t kDefaultMetricsPort = 9862;  ///< "9" + the STAMP port (kDefaultStampPort, stamp.h)
 
 constexpr int64_t kMillisecond = 1'000'000;
 constexpr int64_t kSecond = 1'000'000'000;
@@ -85,6 +84,8 @@ struct ReflectorConfig {
   TimestampFormat timestamp_format = TimestampFormat::kNtp;
   KeyFile auth_key;                             ///< key for sources without a source_keys entry
   std::vector<ReflectorSourceKey> source_keys;  ///< [[reflector.auth]], in file order
+  /// Answer 14..43-octet requests with a 44-octet reply (stamp::ReflectorOptions::answer_short_requests).
+  bool answer_short_requests = false;
 
   /// Authenticated mode (112-octet packets only) when any key is configured.
   bool authenticated() const;

@@ -179,6 +179,8 @@ struct StatsTotals : ProbeCounts {
   uint64_t unexpected = 0;       ///< replies to unknown sequence numbers (sender's counters)
   uint64_t invalid = 0;          ///< datagrams refused by the codec (sender's counters)
   uint64_t one_way_samples = 0;  ///< replies with both clocks synchronised
+  /// Replies by where their T1 (send) and T4 (receive) timestamps were taken, indexed by dp::TimestampSource.
+  std::array<uint64_t, dp::kTimestampSourceCount> t1_sources{}, t4_sources{};
   /// Lost but direction not yet settled (lost - forward - backward - unknown); a gauge, not a counter.
   uint64_t lost_direction_pending = 0;
 };

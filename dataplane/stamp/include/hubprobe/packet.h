@@ -3,6 +3,7 @@
 // that say where they were taken. Pure data; the Port interface that moves them is hubprobe/dataplane.h.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "hubprobe/clock.h"
@@ -19,6 +20,8 @@ enum class TimestampSource : uint8_t {
   kHardware,        ///< NIC hardware clock
 };
 const char* to_string(TimestampSource source);
+/// How many TimestampSource values there are (kHardware is the last), for tables indexed by source.
+inline constexpr size_t kTimestampSourceCount = static_cast<size_t>(TimestampSource::kHardware) + 1;
 
 struct Timestamp {
   WallNs ns = 0;

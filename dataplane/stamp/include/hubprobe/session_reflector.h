@@ -23,6 +23,10 @@ struct ReflectorOptions {
   /// Per-source keys: when set, it gives the key for each request's source (null = drop as bad HMAC).
   std::function<std::shared_ptr<const HmacKey>(const SocketAddress& source)> key_for;
   bool stateful = false;  ///< own sequence numbers per session (lets senders split loss)
+  /// Answer unauthenticated requests of 14..43 octets (TWAMP-Light senders, RFC 8762 section 4.6) with a
+  /// 44-octet reply. Off by default: such a reply is larger than its request (3.1 times for 14 octets),
+  /// which makes the reflector an amplifier towards whatever source address a request claims.
+  bool answer_short_requests = false;
   TimestampFormat format = TimestampFormat::kNtp;
   size_t max_sessions = 65536;               ///< stateful table bound; the least recently seen is evicted
   WallNs session_idle_ns = 300'000'000'000;  ///< a stateful session idle this long is forgotten
@@ -33,6 +37,7 @@ struct ReflectorCounters {
   uint64_t received = 0;
   uint64_t reflected = 0;
   uint64_t dropped_too_short = 0;
+  uint64_t dropped_short_request = 0;  ///< 14..43 octets, answer_short_requests off
   uint64_t dropped_too_long = 0;
   uint64_t dropped_truncated = 0;  ///< longer than the receive buffer
   uint64_t dropped_bad_hmac = 0;
@@ -43,7 +48,8 @@ struct ReflectorCounters {
   uint64_t tlv_malformed = 0;
   uint64_t twamp_light_short = 0;  ///< requests shorter than 44 octets answered with a 44-octet reply
   uint64_t dropped() const {
-    return dropped_too_short + dropped_too_long + dropped_truncated + dropped_bad_hmac + dropped_no_timestamp;
+    return dropped_too_short + dropped_short_request + dropped_too_long + dropped_truncated + dropped_bad_hmac +
+           dropped_no_timestamp;
   }
 };
 
@@ -53,8 +59,8 @@ class SessionReflector {
 
   /// Builds the reply to `request` into `out` (at least max(request.length, 44) octets) and fills `reply`
   /// (destination = request source, source = the address the request was sent to, same TOS). The reply is
-  /// as long as the request, except that an unauthenticated request of 14..43 octets (a TWAMP-Light
-  /// sender, RFC 8762 section 4.6) gets a 44-octet reply.
+  /// as long as the request. An unauthenticated request of 14..43 octets (a TWAMP-Light sender) is dropped,
+  /// or with answer_short_requests gets a 44-octet reply (RFC 8762 section 4.6).
   /// T3 is read from `now_fn` as late as possible. Returns false when the request is dropped (counted).
   template <class NowFn>
   bool reflect(const dp::RxPacket& request, std::span<uint8_t> out, const ClockState& clock, NowFn&& now_fn,

@@ -11,8 +11,19 @@
 #include <string>
 #include <vector>
 
+#include <linux/types.h>
+
 #include "hubprobe/clock.h"
 #include "hubprobe/result.h"
+#include "hubprobe/stamp_wire.h"
+
+namespace hubprobe {
+
+/// The STAMP port (RFC 8762 section 4.1): the default of every reflector and target, from the wire
+/// header that the BPF programs share.
+inline constexpr uint16_t kDefaultStampPort = STAMP_DEFAULT_PORT;
+
+}  // namespace hubprobe
 
 namespace hubprobe::stamp {
 

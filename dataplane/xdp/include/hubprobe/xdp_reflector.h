@@ -11,6 +11,7 @@
 
 #include "hubprobe/clock.h"
 #include "hubprobe/result.h"
+#include "hubprobe/stamp.h"
 
 struct stamp_reflect;  // the libbpf skeleton, kept out of this header
 
@@ -22,7 +23,7 @@ enum class AttachMode : uint8_t { kNative, kGeneric };
 
 /// Load-time settings (the program's .rodata): fixed for the life of a loaded reflector.
 struct ReflectorOptions {
-  uint16_t port = 862;
+  uint16_t port = kDefaultStampPort;
   /// false: every packet to the port goes to the stack, e.g. because the reflector runs in
   /// authenticated mode, which XDP never does.
   bool reflect_unauthenticated = true;
