@@ -217,69 +217,88 @@ unsigned KernelPort::timestamping_flags(const PortOptions& options, const Kernel
   return flags;
 }
 
+namespace {
+
+// Appends one control message to a packet's ancillary data.
+class ControlWriter {
+ public:
+  explicit ControlWriter(char* buffer) : buffer_(buffer) {}
+  void add(int level, int type, const void* data, size_t size) {
+    auto* cmsg = reinterpret_cast<cmsghdr*>(buffer_ + length_);
+    cmsg->cmsg_level = level;
+    cmsg->cmsg_type = type;
+    cmsg->cmsg_len = CMSG_LEN(size);
+    std::memcpy(CMSG_DATA(cmsg), data, size);
+    length_ += CMSG_SPACE(size);
+  }
+  size_t length() const { return length_; }
+
+ private:
+  char* buffer_;
+  size_t length_ = 0;
+};
+
+// The source address a reflector answers from (the address asked), unless it is multicast or broadcast.
+void add_source(ControlWriter& control, const TxPacket& packet) {
+  if (!packet.source.valid() || packet.source.family() != packet.destination.family()) return;
+  if (packet.destination.is_v4()) {
+    in_pktinfo info{};
+    info.ipi_spec_dst = reinterpret_cast<const sockaddr_in*>(packet.source.sockaddr_ptr())->sin_addr;
+    if (IN_MULTICAST(ntohl(info.ipi_spec_dst.s_addr)) || info.ipi_spec_dst.s_addr == INADDR_BROADCAST) return;
+    control.add(IPPROTO_IP, IP_PKTINFO, &info, sizeof(info));
+    return;
+  }
+  const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(packet.source.sockaddr_ptr());
+  if (IN6_IS_ADDR_MULTICAST(&sin6->sin6_addr)) return;
+  in6_pktinfo info{};
+  info.ipi6_addr = sin6->sin6_addr;
+  info.ipi6_ifindex = sin6->sin6_scope_id;
+  control.add(IPPROTO_IPV6, IPV6_PKTINFO, &info, sizeof(info));
+}
+
+void add_tos(ControlWriter& control, const TxPacket& packet) {
+  if (packet.tos < 0) return;
+  const int tos = packet.tos & 0xff;
+  if (packet.destination.is_v4()) {
+    control.add(IPPROTO_IP, IP_TOS, &tos, sizeof(tos));
+  } else {
+    control.add(IPPROTO_IPV6, IPV6_TCLASS, &tos, sizeof(tos));
+  }
+}
+
+}  // namespace
+
+// One message of a sendmmsg batch: destination, payload and per-packet ancillary data (source, TOS, and
+// the TX timestamp's key where the kernel lets us name it).
+void KernelPort::prepare(size_t slot, TxPacket& packet) {
+  mmsghdr& header = headers_[slot];
+  header = {};
+  iovecs_[slot] = {const_cast<uint8_t*>(packet.data), packet.length};
+  std::memcpy(&names_[slot], packet.destination.sockaddr_ptr(), packet.destination.length());
+  header.msg_hdr.msg_name = &names_[slot];
+  header.msg_hdr.msg_namelen = packet.destination.length();
+  header.msg_hdr.msg_iov = &iovecs_[slot];
+  header.msg_hdr.msg_iovlen = 1;
+  ControlWriter control(controls_[slot].data());
+  add_source(control, packet);
+  add_tos(control, packet);
+  packet.error = 0;
+  if (tx_timestamps_ && explicit_tx_id_) {
+    // Name the TX timestamp ourselves where the kernel lets us (6.13+): a packet dropped after the
+    // kernel counted it can then never shift the match of later stamps.
+    packet.tx_id = next_tx_id_++;
+    control.add(SOL_SOCKET, kScmTsOptId, &packet.tx_id, sizeof(packet.tx_id));
+  }
+  header.msg_hdr.msg_control = control.length() ? controls_[slot].data() : nullptr;
+  header.msg_hdr.msg_controllen = control.length();
+}
+
 Result<size_t> KernelPort::send(std::span<TxPacket> batch) {
   size_t done = 0;
   size_t sent_total = 0;
   while (done < batch.size()) {
     const size_t count = std::min(kBatch, batch.size() - done);
-    for (size_t i = 0; i < count; ++i) {
-      TxPacket& packet = batch[done + i];
-      mmsghdr& header = headers_[i];
-      header = {};
-      iovecs_[i] = {const_cast<uint8_t*>(packet.data), packet.length};
-      std::memcpy(&names_[i], packet.destination.sockaddr_ptr(), packet.destination.length());
-      header.msg_hdr.msg_name = &names_[i];
-      header.msg_hdr.msg_namelen = packet.destination.length();
-      header.msg_hdr.msg_iov = &iovecs_[i];
-      header.msg_hdr.msg_iovlen = 1;
-
-      // Per-packet ancillary data: source address (reflectors answer from the address asked) and TOS.
-      char* control = controls_[i].data();
-      size_t control_length = 0;
-      auto add = [&](int level, int type, const void* data, size_t size) {
-        auto* cmsg = reinterpret_cast<cmsghdr*>(control + control_length);
-        cmsg->cmsg_level = level;
-        cmsg->cmsg_type = type;
-        cmsg->cmsg_len = CMSG_LEN(size);
-        std::memcpy(CMSG_DATA(cmsg), data, size);
-        control_length += CMSG_SPACE(size);
-      };
-      const bool v4 = packet.destination.is_v4();
-      if (packet.source.valid() && packet.source.family() == packet.destination.family()) {
-        if (v4) {
-          in_pktinfo info{};
-          info.ipi_spec_dst = reinterpret_cast<const sockaddr_in*>(packet.source.sockaddr_ptr())->sin_addr;
-          if (!IN_MULTICAST(ntohl(info.ipi_spec_dst.s_addr)) && info.ipi_spec_dst.s_addr != INADDR_BROADCAST) {
-            add(IPPROTO_IP, IP_PKTINFO, &info, sizeof(info));
-          }
-        } else {
-          const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(packet.source.sockaddr_ptr());
-          if (!IN6_IS_ADDR_MULTICAST(&sin6->sin6_addr)) {
-            in6_pktinfo info{};
-            info.ipi6_addr = sin6->sin6_addr;
-            info.ipi6_ifindex = sin6->sin6_scope_id;
-            add(IPPROTO_IPV6, IPV6_PKTINFO, &info, sizeof(info));
-          }
-        }
-      }
-      if (packet.tos >= 0) {
-        const int tos = packet.tos & 0xff;
-        if (v4) {
-          add(IPPROTO_IP, IP_TOS, &tos, sizeof(tos));
-        } else {
-          add(IPPROTO_IPV6, IPV6_TCLASS, &tos, sizeof(tos));
-        }
-      }
-      packet.error = 0;
-      if (tx_timestamps_ && explicit_tx_id_) {
-        // Name the TX timestamp ourselves where the kernel lets us (6.13+): a packet dropped after the
-        // kernel counted it can then never shift the match of later stamps.
-        packet.tx_id = next_tx_id_++;
-        add(SOL_SOCKET, kScmTsOptId, &packet.tx_id, sizeof(packet.tx_id));
-      }
-      header.msg_hdr.msg_control = control_length ? control : nullptr;
-      header.msg_hdr.msg_controllen = control_length;
-    }
+    for (size_t i = 0; i < count; ++i) prepare(i, batch[done + i]);
 
     const Timestamp sent_at{wall_now(), TimestampSource::kUser};
     const int sent = sendmmsg(fd_, headers_.data(), static_cast<unsigned>(count), MSG_DONTWAIT);

@@ -35,6 +35,8 @@ class KernelPort final : public Port {
   const std::vector<std::string>& notices() const { return notices_; }
 
  private:
+  void prepare(size_t slot, TxPacket& packet);
+
   static constexpr size_t kBatch = 64;
   static constexpr size_t kControlSize = 256;
 
