@@ -361,8 +361,9 @@ TEST(HttpSinkTest, PublishNeverWaitsOnTheNetwork) {
     slowest_s = std::max(slowest_s, seconds_since(start));
   }
   ASSERT_TRUE(receiver.wait_for(1));
-  // A behaviour check, not a benchmark: microseconds are expected, a network wait would be >= 1 s.
-  EXPECT_LT(slowest_s, 0.050) << "slowest publish()";
+  // A behaviour check, not a benchmark: microseconds are expected, a network wait would be >= 1 s (the
+  // request timeout). The bound is half of that, so a preempted call on a loaded host does not fail it.
+  EXPECT_LT(slowest_s, 0.5) << "slowest publish()";
   RecordProperty("slowest_publish_us", std::to_string(static_cast<int64_t>(slowest_s * 1e6)));
   EXPECT_LE(receiver.count(), 2u);
   const SinkStatus status = sink->status();
@@ -381,7 +382,8 @@ TEST(HttpSinkTest, StopKeepsItsDeadlineWhenTheReceiverHangs) {
   const auto start = Clock::now();
   sink->stop(300'000'000);
   const double elapsed = seconds_since(start);
-  EXPECT_LT(elapsed, 0.3 + 1.5 + 0.2) << "deadline + one request timeout";
+  // Deadline + one request timeout; 1 s of slack for a loaded host, less than a second request (1.5 s).
+  EXPECT_LT(elapsed, 0.3 + 1.5 + 1.0) << "deadline + one request timeout";
   RecordProperty("stop_s", std::to_string(elapsed));
   EXPECT_EQ(sink->status().pushes_ok, 0u);
 }
@@ -395,7 +397,9 @@ TEST(HttpSinkTest, StopKeepsItsDeadlineWhenTheReceiverIsDown) {
   const auto start = Clock::now();
   sink->stop(400'000'000);
   const double elapsed = seconds_since(start);
-  EXPECT_LT(elapsed, 0.4 + 0.2);
+  // Refused connections fail at once: the deadline, plus 1 s of slack for a loaded host (a sink that
+  // ignored its deadline would never return: the receiver stays down).
+  EXPECT_LT(elapsed, 0.4 + 1.0);
   EXPECT_GE(elapsed, 0.35) << "it keeps trying until the deadline";
   EXPECT_GE(sink->status().pushes_failed, 2u);
 }
@@ -409,8 +413,10 @@ TEST(HttpSinkTest, StopDeliversTheLastDocument) {
   (*stale)["stale"] = true;
   sink->publish(stale, 2);
   const auto start = Clock::now();
-  sink->stop(2'000'000'000);
-  EXPECT_LT(seconds_since(start), 1.0);
+  sink->stop(5'000'000'000);
+  // Returns once delivered, not at the deadline (5 s); a local delivery takes milliseconds, the rest is
+  // slack for a loaded host.
+  EXPECT_LT(seconds_since(start), 2.5);
   const auto requests = receiver.requests();
   ASSERT_EQ(requests.size(), 2u);
   EXPECT_EQ(requests[1].body, stale->dump());
@@ -423,7 +429,8 @@ TEST(HttpSinkTest, StopWithNothingPublishedReturnsAtOnce) {
   const auto start = Clock::now();
   sink->stop(5'000'000'000);
   sink->stop(5'000'000'000);  // a second stop is harmless
-  EXPECT_LT(seconds_since(start), 0.5);
+  // At once, not at a deadline (5 s): milliseconds, and slack for a loaded host.
+  EXPECT_LT(seconds_since(start), 2.5);
   EXPECT_EQ(receiver.count(), 0u);
 }
 

@@ -108,7 +108,9 @@ void ExpectReflectionOf(const std::vector<uint8_t>& request, const std::vector<u
   EXPECT_NEAR(t2, now, 10.0) << "T2 is not the reflector's wall clock";
   EXPECT_NEAR(t3, now, 10.0) << "T3 is not the reflector's wall clock";
   EXPECT_GE(t3, t2) << "T3 (transmit) before T2 (receive)";
-  EXPECT_LT(t3 - t2, 0.1) << "turnaround of a local reflector";
+  // Receive and transmit time of one request: far below a second even on a loaded host (the reflector's
+  // wake-up is its scheduling tail, not judged here); a T2 or T3 from another clock would be off by more.
+  EXPECT_LT(t3 - t2, 1.0) << "turnaround of a local reflector";
   EXPECT_TRUE(all_zero(reply, offsetof(R, mbz1), offsetof(R, mbz1) + 2));
   EXPECT_TRUE(all_zero(reply, offsetof(R, mbz2), offsetof(R, mbz2) + 3));
 }

@@ -7,7 +7,10 @@
 // Pings through it with 10 ms each way (RTT ~ 20 ms), changes the a->b delay to 30 ms through the control
 // socket mid-run (RTT ~ 40 ms), then puts 50 % loss on a->b. tcpdump on both backbone interfaces gives
 // the truth: for every echo request/reply, (time out of the emulator - time into it - nominal delay) is
-// the emulator's own error, reported as mean/p50/p99/max.
+// the emulator's own error. The test asserts what the emulator guarantees whatever else runs on the host:
+// no frame early, frames in their order, the median frame on time within a bound measured under load,
+// and drop counters that add up. The error's tail (p99, max) depends on the host's load and is only
+// reported (test properties emu_error_*), for benchmarks (docs/testing.md, "Timing assertions").
 //
 // Skips without root (fails instead under HUBPROBE_REQUIRE_PRIVILEGED=1). Namespaces and processes are
 // removed by RAII; processes also get PR_SET_PDEATHSIG so they die with the test binary.
@@ -238,6 +241,26 @@ ErrStats stats(std::vector<double> v) {
   return s;
 }
 
+/// A counter of one direction ("ab" or "ba") from the emulator's `show` output; -1 when missing.
+long show_counter(const std::string& show, const std::string& direction, const std::string& name) {
+  const size_t line = show.rfind(direction + " ", 0) == 0 ? 0 : show.find("\n" + direction + " ");
+  if (line == std::string::npos) return -1;
+  const size_t end = show.find('\n', line + 1);
+  const size_t at = show.find(" " + name + "=", line);
+  if (at == std::string::npos || (end != std::string::npos && at > end)) return -1;
+  return std::strtol(show.c_str() + at + name.size() + 2, nullptr, 10);
+}
+
+/// Frames that left in another order than they arrived: out_times[i] is when the i-th frame to arrive
+/// left. Counts inversions of neighbours.
+size_t out_of_order(const std::vector<std::pair<int64_t, int64_t>>& in_out) {
+  std::vector<std::pair<int64_t, int64_t>> sorted = in_out;
+  std::sort(sorted.begin(), sorted.end());
+  size_t inversions = 0;
+  for (size_t i = 1; i < sorted.size(); ++i) inversions += sorted[i].second < sorted[i - 1].second;
+  return inversions;
+}
+
 std::string describe(const char* what, const ErrStats& s) {
   char buf[256];
   std::snprintf(buf, sizeof buf,
@@ -296,9 +319,10 @@ TEST(LinkemuNetns, DelayControlLossAndOwnError) {
   const auto p1 = ping(tb, 100, "0.02", 56);
   ASSERT_TRUE(p1);
   EXPECT_EQ(p1->received, 100);
+  // Never early. The best of 100 round trips within 1 ms of the nominal: one ping in 100 that is not
+  // delayed by the host is enough (the mean and the max, which the host's load drives, are not judged).
   EXPECT_GE(p1->min_ms, 20.0);
   EXPECT_LT(p1->min_ms, 21.0);
-  EXPECT_LT(p1->avg_ms, 25.0);
 
   // Phase 2: a->b to 30 ms while it runs.
   const Result set = ctl("set ab delay=30ms");
@@ -308,7 +332,6 @@ TEST(LinkemuNetns, DelayControlLossAndOwnError) {
   EXPECT_EQ(p2->received, 100);
   EXPECT_GE(p2->min_ms, 40.0);
   EXPECT_LT(p2->min_ms, 41.0);
-  EXPECT_LT(p2->avg_ms, 45.0);
 
   // Phase 3: 50 % random loss a->b, 1 ms each way.
   EXPECT_EQ(ctl("set both delay=1ms").out, "ok\n");
@@ -319,24 +342,31 @@ TEST(LinkemuNetns, DelayControlLossAndOwnError) {
   EXPECT_LT(p3->received, 400 / 2 + 50);
   const std::string show = ctl("show").out;
   EXPECT_NE(show.find("ab delay=1ms jitter=0 dist=uniform reorder=0 loss=50%"), std::string::npos) << show;
-  unsigned long ab_drop = 0, ba_fwd = 0;
-  {
-    const char* a = std::strstr(show.c_str(), "drop_loss=");
-    ASSERT_NE(a, nullptr);
-    ab_drop = std::strtoul(a + 10, nullptr, 10);
-    const char* b = std::strstr(show.c_str(), "\nba ");
-    ASSERT_NE(b, nullptr);
-    const char* f = std::strstr(b, "forwarded=");
-    ASSERT_NE(f, nullptr);
-    ba_fwd = std::strtoul(f + 10, nullptr, 10);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // nothing queued any more
+  const std::string show_end = ctl("show").out;
+  const long ab_drop = show_counter(show_end, "ab", "drop_loss");
+  const long ba_fwd = show_counter(show_end, "ba", "forwarded");
+  ASSERT_GE(ab_drop, 0) << show_end;
+  ASSERT_GE(ba_fwd, 0) << show_end;
+  // The counters add up exactly: every frame the emulator received was forwarded or dropped for one
+  // reason; no loss was configured on b->a.
+  for (const char* direction : {"ab", "ba"}) {
+    long accounted = 0;
+    for (const char* name : {"forwarded", "drop_loss", "drop_burst", "drop_queue", "send_error", "queued"}) {
+      const long value = show_counter(show_end, direction, name);
+      ASSERT_GE(value, 0) << direction << " " << name << "\n" << show_end;
+      accounted += value;
+    }
+    EXPECT_EQ(show_counter(show_end, direction, "received"), accounted) << direction << "\n" << show_end;
+    EXPECT_EQ(show_counter(show_end, direction, "queued"), 0) << direction << "\n" << show_end;
   }
-  // Loss also hits the odd ARP frame, hence the slack.
-  EXPECT_GE(ab_drop, static_cast<unsigned long>(400 - p3->received)) << show;
-  EXPECT_LE(ab_drop, static_cast<unsigned long>(400 - p3->received + 5)) << show;
-  EXPECT_GE(ba_fwd, static_cast<unsigned long>(1 + 100 + 100 + p3->received)) << show;
-  std::printf("%s", show.c_str());
+  EXPECT_EQ(show_counter(show_end, "ba", "drop_loss"), 0) << show_end;
+  // Every echo request lost on a->b is a missing reply; loss also hits the odd ARP frame, hence the slack.
+  EXPECT_GE(ab_drop, 400 - p3->received) << show_end;
+  EXPECT_LE(ab_drop, 400 - p3->received + 5) << show_end;
+  EXPECT_GE(ba_fwd, 1 + 100 + 100 + p3->received) << show_end;
+  std::printf("%s", show_end.c_str());
 
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   cap_l->stop();
   cap_r->stop();
   emulator->stop();
@@ -358,10 +388,18 @@ TEST(LinkemuNetns, DelayControlLossAndOwnError) {
     return -1;
   };
   std::vector<double> err_ab, err_ba, err_all;
+  std::vector<std::pair<int64_t, int64_t>> in_out_ab, in_out_ba;  // (in, out) capture times
+  size_t phase3_requests_in = 0, phase3_requests_dropped = 0;
   for (const auto& [k, in] : l_by) {  // requests: in on bl0, out on br0
     if (std::get<0>(k) != 8) continue;
+    const bool phase3 = in.ip_len == 28 + 200;
+    phase3_requests_in += phase3;
     auto it = r_by.find(k);
-    if (it == r_by.end()) continue;
+    if (it == r_by.end()) {
+      phase3_requests_dropped += phase3;
+      continue;
+    }
+    in_out_ab.emplace_back(in.t_ns, it->second.t_ns);
     const int nom = nominal_ms(8, in.ip_len);
     if (nom < 0) continue;
     err_ab.push_back(static_cast<double>(it->second.t_ns - in.t_ns - nom * 1000000LL) / 1000.0);
@@ -370,10 +408,18 @@ TEST(LinkemuNetns, DelayControlLossAndOwnError) {
     if (std::get<0>(k) != 0) continue;
     auto it = l_by.find(k);
     if (it == l_by.end()) continue;
+    in_out_ba.emplace_back(in.t_ns, it->second.t_ns);
     const int nom = nominal_ms(0, in.ip_len);
     if (nom < 0) continue;
     err_ba.push_back(static_cast<double>(it->second.t_ns - in.t_ns - nom * 1000000LL) / 1000.0);
   }
+  // The drops the captures show are the requests without a reply (b->a loses nothing).
+  EXPECT_EQ(phase3_requests_in, 400u);
+  EXPECT_EQ(phase3_requests_dropped, static_cast<size_t>(400 - p3->received));
+  // reorder=0: frames leave each way in the order they came, also when a lower delay makes new frames
+  // wait for old ones.
+  EXPECT_EQ(out_of_order(in_out_ab), 0u);
+  EXPECT_EQ(out_of_order(in_out_ba), 0u);
   err_all = err_ab;
   err_all.insert(err_all.end(), err_ba.begin(), err_ba.end());
   const ErrStats sab = stats(err_ab), sba = stats(err_ba), sall = stats(err_all);
@@ -387,10 +433,13 @@ TEST(LinkemuNetns, DelayControlLossAndOwnError) {
   EXPECT_GE(sba.n, static_cast<size_t>(200 + p3->received));
   // Never early: both stamps come from the same clock, and the emulator converts the in-stamp to its
   // monotonic clock with a lower bound of the offset (realtime_offset_floor), so a preemption makes a
-  // frame late, never early. Late by little: generous bounds for a loaded 2-vCPU VM (README figures).
+  // frame late, never early. This holds for every frame.
   EXPECT_GE(sall.min_us, 0.0);
-  EXPECT_LT(sall.p50_us, 200.0);
-  EXPECT_LT(sall.p99_us, 2000.0);
+  // The median frame is on time: its error is the emulator's wake-up and spin, about 7 us idle. With two
+  // busy loops beside it (three runs) the median was 3 to 6 us while the p99 was 6 to 9 ms and the maximum
+  // up to 14 ms: tails follow the host's load, not the emulator, so they are reported above, not judged.
+  // The bound is 1 ms: far above the measured median, and a tenth of the 10 ms delay of phase 1.
+  EXPECT_LT(sall.p50_us, 1000.0);
 
   if (::testing::Test::HasFailure()) {
     std::map<int, int> lcount, rcount;

@@ -4,6 +4,7 @@
 // PathSelector), both fed by record_probe_event() as the agent feeds them.
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -17,10 +18,10 @@ namespace {
 
 using stamp::ProbeEvent;
 
-constexpr WallNs kMs = 1'000'000;
-constexpr WallNs kSecond = 1'000'000'000;
+constexpr int64_t kMs = 1'000'000;
+constexpr int64_t kSecond = 1'000'000'000;
 constexpr WallNs kT0 = 1'700'000'000 * kSecond;
-constexpr WallNs kInterval = 100 * kMs;
+constexpr int64_t kInterval = 100 * kMs;
 const std::string kId = "b/uplink";
 
 ProbeEvent reply(uint32_t seq) {
@@ -52,19 +53,20 @@ struct Session {
     return o;
   }
 
-  // What /status shows as the peer's state, and the preference document as the path's, after `event`.
-  std::pair<std::string, std::string> feed(const ProbeEvent& event, WallNs now) {
-    stats.on_sent(event.seq, now - kInterval);
+  // What /status shows as the peer's state, and the preference document as the path's, after `event` at
+  // `now` (the same moment on both clocks: nothing steps the wall clock here).
+  std::pair<std::string, std::string> feed(const ProbeEvent& event, const Now& now) {
+    stats.on_sent(event.seq, now.mono - kInterval);
     record_probe_event(stats, &selector, kId, event, now);
     selector.evaluate(now);
     PreferenceDocumentInput input;
     input.agent_id = "gz-edge-01";
     input.agent_hub = "gz";
     input.generation = 1;
-    input.timestamp = now;
+    input.timestamp = now.wall;
     input.destinations.push_back({"sh", selector.ranked(), selector.preferred()});
     const nlohmann::json document = make_preference_document(input);
-    return {to_string(stats.snapshot(now).state), document["destinations"][0]["paths"][0]["state"]};
+    return {to_string(stats.snapshot(now.mono).state), document["destinations"][0]["paths"][0]["state"]};
   }
 
   WindowedStats stats;
@@ -79,10 +81,10 @@ struct Step {
 // Replays `steps` one interval apart and checks after each that the peer is down exactly when its path is.
 void expect_one_judgement(const std::vector<Step>& steps) {
   Session session;
-  WallNs now = kT0;
+  int64_t now = kT0;
   for (const Step& step : steps) {
     now += kInterval;
-    const auto [peer, path] = session.feed(step.event, now);
+    const auto [peer, path] = session.feed(step.event, Now{now, now});
     EXPECT_EQ(peer == "down", path == "down")
         << "after " << step.what << ": /status says the peer is " << peer << ", the preference document says "
         << "the path is " << path;

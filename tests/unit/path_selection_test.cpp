@@ -29,6 +29,9 @@ constexpr int64_t kSecond = 1'000'000'000;
 constexpr WallNs kT0 = 1'700'000'000 * kSecond;  // a realistic wall time
 constexpr int64_t kInterval = 100 * kMs;         // 10 probes/s
 
+// The same moment on both clocks: nothing steps the wall clock in these tests.
+Now both(int64_t t) { return Now{t, t}; }
+
 const CandidateView* view_of(const PathSelector& selector, const std::string& id) {
   for (const CandidateView& v : selector.ranked()) {
     if (v.id == id) return &v;
@@ -55,15 +58,17 @@ std::vector<std::string> order_of(const PathSelector& selector) {
 class Outcomes {
  public:
   explicit Outcomes(PathSelector& selector) : selector_(selector) {}
-  void reply(const std::string& id, WallNs now, int64_t rtt_ns, std::optional<int64_t> forward_ns = std::nullopt,
+  // `t` is the same moment on both clocks: the selector's window takes it as monotonic, the tracker dates
+  // its state changes with it as wall time.
+  void reply(const std::string& id, int64_t t, int64_t rtt_ns, std::optional<int64_t> forward_ns = std::nullopt,
              double forward_error_s = 0) {
-    selector_.on_reply(id, now, rtt_ns, forward_ns, forward_error_s);
-    tracker(id).on_reply(seq_[id]++, now);
+    selector_.on_reply(id, both(t).mono, rtt_ns, forward_ns, forward_error_s);
+    tracker(id).on_reply(seq_[id]++, both(t).wall);
     selector_.set_peer_state(id, tracker(id).state());
   }
-  void lost(const std::string& id, WallNs now) {
-    selector_.on_lost(id, now);
-    tracker(id).on_lost(seq_[id]++, now);
+  void lost(const std::string& id, int64_t t) {
+    selector_.on_lost(id, both(t).mono);
+    tracker(id).on_lost(seq_[id]++, both(t).wall);
     selector_.set_peer_state(id, tracker(id).state());
   }
   PeerStateTracker& tracker(const std::string& id) { return trackers_.try_emplace(id).first->second; }
@@ -123,7 +128,7 @@ class Replay {
         }
       }
       if ((now - kT0) % every_ == 0) {
-        const SelectionChange change = selector.evaluate(now);
+        const SelectionChange change = selector.evaluate(both(now));
         if (after) after(now, change);
       }
     }
@@ -418,7 +423,7 @@ TEST(PathSelectionCosts, HandComputed) {
   s.on_lost("a", kT0 + 400 * kMs);
   s.on_reply("a", kT0 + 500 * kMs, 15 * kMs);
   s.on_reply("a", kT0 + 600 * kMs, 13 * kMs);
-  s.evaluate(kT0 + 600 * kMs);
+  s.evaluate(both(kT0 + 600 * kMs));
   const CandidateView& v = s.ranked().at(0);
   EXPECT_EQ(v.id, "a");
   EXPECT_EQ(v.peer, "peer-a");
@@ -445,7 +450,7 @@ TEST(PathSelectionCosts, HandComputed) {
 
   // An even count: the mean of the two middle values; p99 still the largest.
   s.on_reply("a", kT0 + 700 * kMs, 14 * kMs);
-  s.evaluate(kT0 + 700 * kMs);
+  s.evaluate(both(kT0 + 700 * kMs));
   EXPECT_DOUBLE_EQ(s.ranked()[0].delay_rt_s, 0.0125);  // 10 11 12 | 13 14 15
   EXPECT_DOUBLE_EQ(s.ranked()[0].delay_variation_s, (2.0 + 1 + 4 + 2 + 1) / 5 * 1e-3);
   EXPECT_DOUBLE_EQ(s.ranked()[0].rtt_p99_s, 0.015);
@@ -454,7 +459,7 @@ TEST(PathSelectionCosts, HandComputed) {
 TEST(PathSelectionCosts, NothingToSayIsNaN) {
   PathSelector s(SlaClass{});
   ASSERT_TRUE(s.add_candidate("a", "p", "x", kInterval));
-  s.evaluate(kT0);
+  s.evaluate(both(kT0));
   const CandidateView& v = s.ranked().at(0);
   EXPECT_EQ(v.state, PathState::kUnknown);
   EXPECT_TRUE(std::isnan(v.delay_rt_s));
@@ -467,7 +472,7 @@ TEST(PathSelectionCosts, NothingToSayIsNaN) {
   EXPECT_EQ(s.preferred(), "");  // nothing answers
 
   s.on_reply("a", kT0 + 100 * kMs, 20 * kMs);
-  s.evaluate(kT0 + 100 * kMs);
+  s.evaluate(both(kT0 + 100 * kMs));
   EXPECT_DOUBLE_EQ(s.ranked()[0].delay_rt_s, 0.02);
   EXPECT_TRUE(std::isnan(s.ranked()[0].delay_variation_s));  // one reply: no variation yet
   EXPECT_TRUE(std::isnan(s.ranked()[0].score_s));            // unknown
@@ -483,19 +488,19 @@ TEST(PathSelectionCosts, OneWayDelayOnlyWhenEveryReplyInTheWindowIsSynchronised)
   s.on_reply("a", kT0 + 200 * kMs, 20 * kMs, 12 * kMs, 0.0003);
   s.on_reply("a", kT0 + 300 * kMs, 20 * kMs, 10 * kMs, 0.0002);
   s.on_lost("a", kT0 + 400 * kMs);  // a loss carries no delay and does not spoil the median
-  s.evaluate(kT0 + 400 * kMs);
+  s.evaluate(both(kT0 + 400 * kMs));
   EXPECT_DOUBLE_EQ(s.ranked()[0].delay_ow_s, 0.010);
   EXPECT_DOUBLE_EQ(s.ranked()[0].delay_ow_error_s, 0.0003);
 
   s.on_reply("a", kT0 + 500 * kMs, 20 * kMs);  // clocks not synchronised for this one
-  s.evaluate(kT0 + 500 * kMs);
+  s.evaluate(both(kT0 + 500 * kMs));
   EXPECT_TRUE(std::isnan(s.ranked()[0].delay_ow_s));
 
   // Once the unsynchronised reply has left the window (now - window < t), delay-ow is back.
   s.on_reply("a", kT0 + 1400 * kMs, 20 * kMs, 11 * kMs, 0.0001);
-  s.evaluate(kT0 + 1499 * kMs);
+  s.evaluate(both(kT0 + 1499 * kMs));
   EXPECT_TRUE(std::isnan(s.ranked()[0].delay_ow_s));
-  s.evaluate(kT0 + 1500 * kMs);
+  s.evaluate(both(kT0 + 1500 * kMs));
   EXPECT_DOUBLE_EQ(s.ranked()[0].delay_ow_s, 0.011);
   EXPECT_EQ(s.ranked()[0].samples, 1u);
   EXPECT_EQ(s.ranked()[0].judged, 1u);
@@ -519,12 +524,12 @@ TEST(PathSelectionCosts, Confidence) {
   // "new" starts 2 s before the end and answers every probe.
   for (int i = 181; i <= 200; ++i) s.on_reply("new", kT0 + i * kInterval, 20 * kMs);
   s.on_reply("unpaced", kT0 + 200 * kInterval, 20 * kMs);
-  s.evaluate(kT0 + 200 * kInterval);
+  s.evaluate(both(kT0 + 200 * kInterval));
   EXPECT_DOUBLE_EQ(view_of(s, "lossy")->confidence, 0.8);    // 80 replies / 100 expected
   EXPECT_DOUBLE_EQ(view_of(s, "new")->confidence, 1.0);      // 20 / 20: not penalised for being new
   EXPECT_DOUBLE_EQ(view_of(s, "unpaced")->confidence, 1.0);  // no interval: any reply
   // "new" stops answering: the window empties, confidence follows.
-  s.evaluate(kT0 + 205 * kInterval);
+  s.evaluate(both(kT0 + 205 * kInterval));
   EXPECT_DOUBLE_EQ(view_of(s, "new")->confidence, 20.0 / 25.0);
 }
 
@@ -542,7 +547,7 @@ PathState judge(const SlaClass& sla, const std::vector<std::optional<int64_t>>& 
       outcomes.lost("a", t);
     }
   }
-  s.evaluate(t);
+  s.evaluate(both(t));
   return s.ranked().at(0).state;
 }
 
@@ -650,9 +655,9 @@ TEST(PathSelectionRanking, OrderIsGroupThenScoreThenId) {
     } else {
       o.lost("down", t);
     }
-    if (i == 20) s.evaluate(t);  // "holddown" is seen degraded here
+    if (i == 20) s.evaluate(both(t));  // "holddown" is seen degraded here
   }
-  s.evaluate(t + 6 * kSecond);  // the jitter of "holddown" has left the window
+  s.evaluate(both(t + 6 * kSecond));  // the jitter of "holddown" has left the window
   EXPECT_EQ(order_of(s),
             (std::vector<std::string>{"ok-fast-a", "ok-fast-b", "ok-slow", "holddown", "degraded", "unknown", "down"}));
   for (size_t i = 0; i < s.ranked().size(); ++i) EXPECT_EQ(s.ranked()[i].rank, i + 1);
@@ -681,7 +686,7 @@ TEST(PathSelectionPreferred, FallsBackToTheBestAnsweringCandidateWhenNoneIsEligi
     o.reply("slow", t, 10 * kMs);
     o.reply("slower", t, 12 * kMs);
   }
-  s.evaluate(t);
+  s.evaluate(both(t));
   EXPECT_EQ(view_of(s, "slow")->state, PathState::kDegraded);
   EXPECT_EQ(s.preferred(), "slow");
   // A degraded preferred path is kept among bad options, even when another one becomes better ...
@@ -690,14 +695,14 @@ TEST(PathSelectionPreferred, FallsBackToTheBestAnsweringCandidateWhenNoneIsEligi
     o.reply("slow", t, 10 * kMs);
     o.reply("slower", t, 8 * kMs);
   }
-  s.evaluate(t);
+  s.evaluate(both(t));
   // Ranks carry the damping: the kept preferred path is rank 1, the better-scoring one rank 2.
   EXPECT_EQ(order_of(s).at(0), "slow");
   EXPECT_EQ(order_of(s).at(1), "slower");
   EXPECT_EQ(s.preferred(), "slow");
   // ... but not when it goes down.
   for (int i = 151; i <= 153; ++i) o.lost("slow", kT0 + i * kInterval);
-  s.evaluate(kT0 + 153 * kInterval);
+  s.evaluate(both(kT0 + 153 * kInterval));
   EXPECT_EQ(s.preferred(), "slower");
   EXPECT_EQ(s.switches(), 1u);
 }
@@ -718,7 +723,7 @@ TEST(PathSelectionPreferred, PreferredIsRankOneUntilTheChallengerHasHeldTheMargi
       t = kT0 + (++i) * kInterval;
       s.on_reply("a", t, rtt_a);
       s.on_reply("b", t, rtt_b);
-      if (t % kSecond == 0) s.evaluate(t);
+      if (t % kSecond == 0) s.evaluate(both(t));
     }
   };
   run(5, 20 * kMs, 21 * kMs);
@@ -741,13 +746,13 @@ TEST(PathSelectionPreferred, UnknownPreferredGivesWayToAnEligibleOne) {
   s.add_candidate("a", "p", "x", kInterval);
   s.add_candidate("b", "p", "y", kInterval);
   for (int i = 1; i <= 5; ++i) s.on_reply("a", kT0 + i * kInterval, 10 * kMs);
-  s.evaluate(kT0 + 5 * kInterval);
+  s.evaluate(both(kT0 + 5 * kInterval));
   EXPECT_EQ(view_of(s, "a")->state, PathState::kUnknown);
   EXPECT_EQ(s.preferred(), "a");  // the only one that answers
   EXPECT_EQ(s.switches(), 0u);    // a first pick is not a switch
   // "a" falls silent; "b" answers enough to be judged ok.
   for (int i = 6; i <= 15; ++i) s.on_reply("b", kT0 + i * kInterval, 30 * kMs);
-  s.evaluate(kT0 + 15 * kInterval);
+  s.evaluate(both(kT0 + 15 * kInterval));
   EXPECT_EQ(view_of(s, "a")->state, PathState::kUnknown);
   EXPECT_TRUE(view_of(s, "b")->eligible);
   EXPECT_EQ(s.preferred(), "b");
@@ -763,7 +768,7 @@ TEST(PathSelectionCandidates, AddRemoveAndUnknownIds) {
   s.on_lost("nobody", kT0);
   s.on_reply("a", kT0 + 100 * kMs, 10 * kMs);
   s.on_reply("b", kT0 + 100 * kMs, 20 * kMs);
-  SelectionChange c = s.evaluate(kT0 + 100 * kMs);
+  SelectionChange c = s.evaluate(both(kT0 + 100 * kMs));
   EXPECT_TRUE(c.preferred_changed);
   EXPECT_TRUE(c.rank_changed);
   EXPECT_FALSE(c.state_changed);  // first judgements are not changes
@@ -771,13 +776,13 @@ TEST(PathSelectionCandidates, AddRemoveAndUnknownIds) {
   EXPECT_EQ(view_of(s, "a")->peer, "p");  // the duplicate add changed nothing
 
   // Idempotent for the same time.
-  c = s.evaluate(kT0 + 100 * kMs);
+  c = s.evaluate(both(kT0 + 100 * kMs));
   EXPECT_FALSE(c.any());
 
   s.remove_candidate("a");
   s.remove_candidate("a");        // again: nothing
   EXPECT_EQ(s.preferred(), "a");  // as of the last evaluate()
-  c = s.evaluate(kT0 + 200 * kMs);
+  c = s.evaluate(both(kT0 + 200 * kMs));
   EXPECT_TRUE(c.preferred_changed);
   EXPECT_TRUE(c.rank_changed);
   EXPECT_EQ(s.preferred(), "b");
@@ -786,7 +791,7 @@ TEST(PathSelectionCandidates, AddRemoveAndUnknownIds) {
   s.on_reply("a", kT0 + 300 * kMs, 1 * kMs);  // removed: ignored
 
   EXPECT_TRUE(s.add_candidate("a", "p", "x", kInterval));  // back, without its past
-  c = s.evaluate(kT0 + 300 * kMs);
+  c = s.evaluate(both(kT0 + 300 * kMs));
   EXPECT_TRUE(c.rank_changed);
   EXPECT_FALSE(c.preferred_changed);
   EXPECT_EQ(order_of(s), (std::vector<std::string>{"b", "a"}));
@@ -795,7 +800,7 @@ TEST(PathSelectionCandidates, AddRemoveAndUnknownIds) {
 
   s.remove_candidate("b");
   s.remove_candidate("a");
-  c = s.evaluate(kT0 + 400 * kMs);
+  c = s.evaluate(both(kT0 + 400 * kMs));
   EXPECT_TRUE(s.ranked().empty());
   EXPECT_EQ(s.preferred(), "");
   EXPECT_EQ(s.switches(), 2u);
@@ -811,7 +816,7 @@ TEST(PathSelectionSla, SetSlaKeepsSamplesAndReJudges) {
     s.on_reply("a", t, 10 * kMs);
     s.on_reply("b", t, 20 * kMs);
   }
-  s.evaluate(t);
+  s.evaluate(both(t));
   ASSERT_EQ(s.preferred(), "a");
   const double a_score = view_of(s, "a")->score_s;
 
@@ -820,7 +825,7 @@ TEST(PathSelectionSla, SetSlaKeepsSamplesAndReJudges) {
   strict.rtt_p99_ns = 5 * kMs;
   s.set_sla(strict);
   EXPECT_EQ(s.sla(), strict);
-  SelectionChange c = s.evaluate(t);  // the same time: only the SLA changed
+  SelectionChange c = s.evaluate(both(t));  // the same time: only the SLA changed
   EXPECT_TRUE(c.state_changed);
   EXPECT_EQ(view_of(s, "a")->state, PathState::kDegraded);
   EXPECT_EQ(view_of(s, "a")->samples, 50u);  // samples kept
@@ -830,7 +835,7 @@ TEST(PathSelectionSla, SetSlaKeepsSamplesAndReJudges) {
   SlaClass relaxed = strict;
   relaxed.rtt_p99_ns = 15 * kMs;  // "a" ok again (after its hold-down), "b" still degraded
   s.set_sla(relaxed);
-  c = s.evaluate(t + 100 * kMs);
+  c = s.evaluate(both(t + 100 * kMs));
   EXPECT_TRUE(c.state_changed);
   EXPECT_EQ(view_of(s, "a")->state, PathState::kOk);
   EXPECT_FALSE(view_of(s, "a")->eligible);
@@ -838,7 +843,7 @@ TEST(PathSelectionSla, SetSlaKeepsSamplesAndReJudges) {
   // A shorter hold-down applies to the one in progress.
   relaxed.hold_down_ns = 0;
   s.set_sla(relaxed);
-  s.evaluate(t + 200 * kMs);
+  s.evaluate(both(t + 200 * kMs));
   EXPECT_TRUE(view_of(s, "a")->eligible);
   EXPECT_EQ(view_of(s, "a")->eligible_at, t + 100 * kMs);
 }

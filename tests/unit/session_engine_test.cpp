@@ -16,6 +16,9 @@ constexpr WallNs kBase = 1'764'000'000'000'000'000;  // November 2025, in ns sin
 constexpr WallNs kMs = 1'000'000;
 constexpr WallNs kUs = 1'000;
 
+// The same moment on both clocks: nothing steps the wall clock in these tests.
+Now both(int64_t t) { return Now{t, t}; }
+
 SocketAddress address(const char* text) { return *SocketAddress::parse(text, 862); }
 
 struct Harness {
@@ -33,7 +36,7 @@ struct Harness {
 
   // Sends a probe at user time t1_user; returns the tx_id the backend would give it.
   uint32_t send(WallNs t1_user) {
-    auto packet = sender.build_probe(probe, t1_user, clock);
+    auto packet = sender.build_probe(probe, both(t1_user), clock);
     EXPECT_TRUE(packet.ok());
     packet->tx_id = next_tx_id++;
     packet->sent_at = {t1_user, dp::TimestampSource::kUser};
@@ -52,7 +55,7 @@ struct Harness {
     request.ttl = 63;
     request.rx = {t2, dp::TimestampSource::kKernelSoftware};
     dp::TxPacket out;
-    if (!reflector.reflect_at(request, reply, clock, t3, out)) return std::nullopt;
+    if (!reflector.reflect_at(request, reply, clock, both(t3), out)) return std::nullopt;
     EXPECT_EQ(out.destination, sender_address);
     EXPECT_EQ(out.source, reflector_address);
     EXPECT_EQ(out.length, std::max<uint32_t>(request.length, 44));
@@ -74,7 +77,7 @@ TEST(SessionEngines, RoundTripWithKernelTimestampsGivesExactRtt) {
   h.sender.on_tx_timestamp({tx_id, {t1, dp::TimestampSource::kKernelSoftware}});
   auto reply = h.reflect(t1 + 10 * kUs, t1 + 50 * kUs, t1 + 60 * kUs);
   ASSERT_TRUE(reply);
-  h.sender.on_receive(*reply, t1 + 80 * kUs);
+  h.sender.on_receive(*reply, both(t1 + 80 * kUs));
   const auto events = h.sender.poll_events();
   ASSERT_EQ(events.size(), 1u);
   ASSERT_EQ(events[0].kind, ProbeEvent::Kind::kReply);
@@ -98,7 +101,7 @@ TEST(SessionEngines, OneWayDelaysOnlyWhenBothClocksSynchronised) {
   h.sender.on_tx_timestamp({tx_id, {kBase, dp::TimestampSource::kKernelSoftware}});
   auto reply = h.reflect(kBase + 3 * kMs, kBase + 3 * kMs + 20 * kUs, kBase + 5 * kMs + 20 * kUs);
   ASSERT_TRUE(reply);
-  h.sender.on_receive(*reply, kBase + 6 * kMs);
+  h.sender.on_receive(*reply, both(kBase + 6 * kMs));
   const auto events = h.sender.poll_events();
   ASSERT_EQ(events.size(), 1u);
   const Sample& s = events[0].sample;
@@ -117,7 +120,7 @@ TEST(SessionEngines, ReplyBeforeTxTimestampWaitsThenFallsBackToUserTime) {
   h.send(kBase);
   auto reply = h.reflect(kBase + 10 * kUs, kBase + 20 * kUs, kBase + 40 * kUs);
   ASSERT_TRUE(reply);
-  h.sender.on_receive(*reply, kBase + 50 * kUs);
+  h.sender.on_receive(*reply, both(kBase + 50 * kUs));
   EXPECT_TRUE(h.sender.poll_events().empty());  // waiting for the TX stamp
   h.sender.advance(kBase + 4 * kMs);
   EXPECT_TRUE(h.sender.poll_events().empty());
@@ -141,7 +144,7 @@ TEST(SessionEngines, TimeoutThenLateReplyThenDuplicate) {
   auto events = h.sender.poll_events();
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].kind, ProbeEvent::Kind::kLost);
-  h.sender.on_receive(*reply, kBase + 150 * kMs);
+  h.sender.on_receive(*reply, both(kBase + 150 * kMs));
   events = h.sender.poll_events();
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].kind, ProbeEvent::Kind::kLate);
@@ -154,8 +157,8 @@ TEST(SessionEngines, TimeoutThenLateReplyThenDuplicate) {
   h.sender.on_tx_timestamp({tx2, {kBase + 200 * kMs, dp::TimestampSource::kKernelSoftware}});
   auto reply2 = h.reflect(kBase + 201 * kMs, kBase + 201 * kMs, kBase + 202 * kMs);
   ASSERT_TRUE(reply2);
-  h.sender.on_receive(*reply2, kBase + 202 * kMs);
-  h.sender.on_receive(*reply2, kBase + 203 * kMs);
+  h.sender.on_receive(*reply2, both(kBase + 202 * kMs));
+  h.sender.on_receive(*reply2, both(kBase + 203 * kMs));
   events = h.sender.poll_events();
   ASSERT_EQ(events.size(), 2u);
   EXPECT_EQ(events[0].kind, ProbeEvent::Kind::kReply);
@@ -172,30 +175,30 @@ TEST(SessionEngines, ForeignRepliesAreCountedAndDropped) {
 
   dp::RxPacket wrong_source = *reply;
   wrong_source.source = address("198.18.0.9:862");
-  h.sender.on_receive(wrong_source, kBase);
+  h.sender.on_receive(wrong_source, both(kBase));
   EXPECT_EQ(h.sender.counters().invalid_source, 1u);
 
   dp::RxPacket wrong_size = *reply;
   wrong_size.length = 60;  // a reflector that pads its answer
-  h.sender.on_receive(wrong_size, kBase);
+  h.sender.on_receive(wrong_size, both(kBase));
   EXPECT_EQ(h.sender.counters().invalid_size_mismatch, 1u);
 
   dp::RxPacket short_reply = *reply;
   short_reply.length = 20;
-  h.sender.on_receive(short_reply, kBase);
+  h.sender.on_receive(short_reply, both(kBase));
   EXPECT_EQ(h.sender.counters().invalid_too_short, 1u);
 
   std::array<uint8_t, 2048> other_session = h.reply;
   other_session[15] ^= 0x01;  // SSID (octets 14-15)
   dp::RxPacket wrong_ssid = *reply;
   wrong_ssid.data = other_session.data();
-  h.sender.on_receive(wrong_ssid, kBase);
+  h.sender.on_receive(wrong_ssid, both(kBase));
   EXPECT_EQ(h.sender.counters().invalid_wrong_session, 1u);
 
   EXPECT_EQ(h.sender.counters().invalid, 4u);
   EXPECT_TRUE(h.sender.poll_events().empty());
   // The genuine reply still completes the probe.
-  h.sender.on_receive(*reply, kBase + 3 * kUs);
+  h.sender.on_receive(*reply, both(kBase + 3 * kUs));
   EXPECT_EQ(h.sender.poll_events().size(), 1u);
 }
 
@@ -212,8 +215,8 @@ TEST(SessionEngines, ReorderedRepliesAreCounted) {
     reply->data = storage[static_cast<size_t>(i)].data();
     replies.push_back(*reply);
   }
-  h.sender.on_receive(replies[1], kBase + 2 * kMs);
-  h.sender.on_receive(replies[0], kBase + 2 * kMs);
+  h.sender.on_receive(replies[1], both(kBase + 2 * kMs));
+  h.sender.on_receive(replies[0], both(kBase + 2 * kMs));
   EXPECT_EQ(h.sender.counters().reordered, 1u);
   EXPECT_EQ(h.sender.counters().received, 2u);
 }
@@ -232,7 +235,7 @@ TEST(SessionEngines, AuthenticatedRoundTripAndWrongKey) {
   h.sender.on_tx_timestamp({h.send(kBase), {kBase, dp::TimestampSource::kKernelSoftware}});
   auto reply = h.reflect(kBase + kUs, kBase + 2 * kUs, kBase + 3 * kUs);
   ASSERT_TRUE(reply);
-  h.sender.on_receive(*reply, kBase + 3 * kUs);
+  h.sender.on_receive(*reply, both(kBase + 3 * kUs));
   EXPECT_EQ(h.sender.counters().received, 1u);
 
   // A reflector with another key refuses the probe and counts it.
@@ -262,7 +265,7 @@ TEST(SessionReflector, StatefulNumbersEachSessionFromZero) {
     rx.source = address(source);
     rx.destination = address("198.18.0.2:862");
     dp::TxPacket tx;
-    EXPECT_TRUE(reflector.reflect_at(rx, reply, clock, kBase, tx));
+    EXPECT_TRUE(reflector.reflect_at(rx, reply, clock, both(kBase), tx));
     auto decoded = decode_reflected_packet(reply, Mode::kUnauthenticated, nullptr);
     EXPECT_TRUE(decoded.ok);
     EXPECT_EQ(decoded.parsed.packet.sender_seq, seq);
@@ -295,7 +298,7 @@ TEST(SessionReflector, StatelessEchoesAndBoundsItsTable) {
     rx.source = address(("198.18.0.1:" + std::to_string(port)).c_str());
     rx.destination = address("198.18.0.2:862");
     dp::TxPacket tx;
-    EXPECT_TRUE(reflector.reflect_at(rx, reply, ClockState{}, kBase + port, tx));
+    EXPECT_TRUE(reflector.reflect_at(rx, reply, ClockState{}, both(kBase + port), tx));
   }
   EXPECT_EQ(reflector.counters().sessions_active, 2u);
   EXPECT_EQ(reflector.counters().sessions_evicted, 3u);
@@ -310,7 +313,7 @@ TEST(SessionReflector, StatelessEchoesAndBoundsItsTable) {
   rx.length = request.size();
   rx.source = address("198.18.0.1:5000");
   dp::TxPacket tx;
-  ASSERT_TRUE(stateless.reflect_at(rx, reply, ClockState{}, kBase, tx));
+  ASSERT_TRUE(stateless.reflect_at(rx, reply, ClockState{}, both(kBase), tx));
   EXPECT_EQ(decode_reflected_packet(reply, Mode::kUnauthenticated, nullptr).parsed.packet.seq, 41u);
 }
 
@@ -324,12 +327,12 @@ TEST(SessionReflector, DropsAreCountedByReason) {
   rx.capacity = buffer.size();
   rx.source = address("198.18.0.1:5000");
   rx.length = 13;
-  EXPECT_FALSE(reflector.reflect_at(rx, reply, ClockState{}, kBase, tx));
+  EXPECT_FALSE(reflector.reflect_at(rx, reply, ClockState{}, both(kBase), tx));
   rx.length = 0;
-  EXPECT_FALSE(reflector.reflect_at(rx, reply, ClockState{}, kBase, tx));
+  EXPECT_FALSE(reflector.reflect_at(rx, reply, ClockState{}, both(kBase), tx));
   rx.length = 100;
   rx.truncated = true;
-  EXPECT_FALSE(reflector.reflect_at(rx, reply, ClockState{}, kBase, tx));
+  EXPECT_FALSE(reflector.reflect_at(rx, reply, ClockState{}, both(kBase), tx));
   EXPECT_EQ(reflector.counters().dropped_too_short, 2u);
   EXPECT_EQ(reflector.counters().dropped_truncated, 1u);
   EXPECT_EQ(reflector.counters().dropped(), 3u);
@@ -354,9 +357,9 @@ TEST(SessionReflector, ShortRequestIsDroppedByDefault) {
   rx.length = request.size();
   rx.source = *SocketAddress::parse("198.18.0.1:5000", 0);
   dp::TxPacket tx;
-  EXPECT_FALSE(reflector.reflect_at(rx, reply, ClockState{}, kBase, tx)) << "a 44-octet reply to 14 octets";
+  EXPECT_FALSE(reflector.reflect_at(rx, reply, ClockState{}, both(kBase), tx)) << "a 44-octet reply to 14 octets";
   rx.length = 43;
-  EXPECT_FALSE(reflector.reflect_at(rx, reply, ClockState{}, kBase, tx));
+  EXPECT_FALSE(reflector.reflect_at(rx, reply, ClockState{}, both(kBase), tx));
   EXPECT_EQ(reflector.counters().reflected, 0u);
   EXPECT_EQ(reflector.counters().dropped_short_request, 2u);
   EXPECT_EQ(reflector.counters().dropped(), 2u);
@@ -376,7 +379,7 @@ TEST(SessionReflector, ShortTwampLightRequestGetsBaseSizeReplyWhenAsked) {
   rx.length = request.size();
   rx.source = *SocketAddress::parse("198.18.0.1:5000", 0);
   dp::TxPacket tx;
-  ASSERT_TRUE(reflector.reflect_at(rx, reply, ClockState{}, kBase, tx));
+  ASSERT_TRUE(reflector.reflect_at(rx, reply, ClockState{}, both(kBase), tx));
   EXPECT_EQ(tx.length, 44u);
   const auto decoded = decode_reflected_packet(std::span(reply).first(44), Mode::kUnauthenticated, nullptr);
   ASSERT_TRUE(decoded.ok);
@@ -386,7 +389,7 @@ TEST(SessionReflector, ShortTwampLightRequestGetsBaseSizeReplyWhenAsked) {
   EXPECT_EQ(reflector.counters().twamp_light_short, 1u);
   // 13 octets cannot carry the error estimate: refused.
   rx.length = 13;
-  EXPECT_FALSE(reflector.reflect_at(rx, reply, ClockState{}, kBase, tx));
+  EXPECT_FALSE(reflector.reflect_at(rx, reply, ClockState{}, both(kBase), tx));
   EXPECT_EQ(reflector.counters().dropped_too_short, 1u);
 }
 
@@ -399,7 +402,7 @@ TEST(SessionEngines, ReplyWithZeroSsidFromAPlainRfc8762ReflectorIsAccepted) {
   ASSERT_TRUE(reply);
   h.reply[14] = 0;  // a reflector without RFC 8972 leaves the SSID octets zero
   h.reply[15] = 0;
-  h.sender.on_receive(*reply, kBase + 3 * kUs);
+  h.sender.on_receive(*reply, both(kBase + 3 * kUs));
   EXPECT_EQ(h.sender.counters().received, 1u);
   EXPECT_EQ(h.sender.counters().invalid_wrong_session, 0u);
 }

@@ -21,6 +21,9 @@ constexpr WallNs kMs = 1'000'000;
 constexpr WallNs kSecond = 1'000'000'000;
 constexpr WallNs kT0 = 1'700'000'000 * kSecond;  // a realistic wall time, on a slice boundary
 
+// The same moment on both clocks: nothing steps the wall clock in these tests.
+Now both(int64_t t) { return Now{t, t}; }
+
 ProbeEvent reply(uint32_t seq, uint32_t reflector_seq, WallNs rtt_ns, WallNs turnaround_ns = 0,
                  bool synchronized = false) {
   ProbeEvent e;
@@ -303,12 +306,12 @@ TEST(WindowJitter, IpdvOnAHandComputedSequence) {
   WindowedStats stats;
   const WallNs now = kT0;
   for (uint32_t s = 0; s < 6; ++s) stats.on_sent(s, now);
-  stats.on_event(reply(0, 0, 10 * kMs), now);
-  stats.on_event(reply(1, 1, 12 * kMs), now);
-  stats.on_event(reply(3, 2, 13 * kMs), now);
-  stats.on_event(reply(4, 3, 10 * kMs), now);
-  stats.on_event(reply(5, 4, 16 * kMs), now);
-  stats.on_event(lost(2), now);
+  stats.on_event(reply(0, 0, 10 * kMs), both(now));
+  stats.on_event(reply(1, 1, 12 * kMs), both(now));
+  stats.on_event(reply(3, 2, 13 * kMs), both(now));
+  stats.on_event(reply(4, 3, 10 * kMs), both(now));
+  stats.on_event(reply(5, 4, 16 * kMs), both(now));
+  stats.on_event(lost(2), both(now));
   const auto snap = stats.snapshot(now);
   EXPECT_EQ(snap.jitter.pairs, 3u);
   EXPECT_NEAR(snap.jitter.mean_abs_ipdv_s, 11.0 / 3 * 1e-3, 1e-12);
@@ -335,7 +338,7 @@ TEST(WindowJitter, IpdvPairsDoNotDependOnArrivalOrder) {
   std::shuffle(events.begin(), events.end(), rng);
   WindowedStats stats;
   for (uint32_t s = 0; s < 300; ++s) stats.on_sent(s, kT0);
-  stats.on_events(events, kT0);
+  stats.on_events(events, both(kT0));
   const auto snap = stats.snapshot(kT0);
   const auto ipdv_values = ipdv(reference);
   EXPECT_EQ(snap.jitter.pairs, ipdv_values.size());
@@ -352,7 +355,7 @@ TEST(WindowStats, QuantilesOfRttOneWayAndTurnaround) {
   // RTT 1..100 ms, turnaround 10 µs, half of them with synchronised clocks.
   for (uint32_t s = 0; s < 100; ++s) {
     stats.on_sent(s, kT0);
-    stats.on_event(reply(s, s, (s + 1) * kMs, 10'000, s % 2 == 0), kT0);
+    stats.on_event(reply(s, s, (s + 1) * kMs, 10'000, s % 2 == 0), both(kT0));
   }
   const auto snap = stats.snapshot(kT0);
   EXPECT_EQ(snap.rtt.count, 100u);
@@ -386,9 +389,9 @@ TEST(WindowStats, SamplesLeaveTheWindowAtSliceGranularity) {
   const WallNs t_early = kT0 + 100 * kSecond;     // start of a slice
   const WallNs t_late = kT0 + 105 * kSecond - 1;  // end of the same slice
   stats.on_sent(0, t_early);
-  stats.on_event(reply(0, 0, 20 * kMs), t_early);
+  stats.on_event(reply(0, 0, 20 * kMs), both(t_early));
   stats.on_sent(1, t_late);
-  stats.on_event(reply(1, 1, 30 * kMs), t_late);
+  stats.on_event(reply(1, 1, 30 * kMs), both(t_late));
   EXPECT_EQ(stats.snapshot(t_late).rtt.count, 2u);
   EXPECT_EQ(stats.snapshot(t_early + 60 * kSecond - 1).rtt.count, 2u);  // 55 s after t_late: still in
   const auto gone = stats.snapshot(t_early + 60 * kSecond);             // the slice left the window
@@ -412,7 +415,7 @@ TEST(WindowStats, SlidingWindowKeepsOnlyTheNewestSlices) {
   for (uint32_t s = 0; s < 30; ++s) {
     const WallNs now = kT0 + s * kSecond;
     stats.on_sent(s, now);
-    stats.on_event(reply(s, s, (10 + s) * kMs), now);
+    stats.on_event(reply(s, s, (10 + s) * kMs), both(now));
   }
   const auto snap = stats.snapshot(kT0 + 29 * kSecond);
   EXPECT_EQ(snap.rtt.count, 10u);  // seconds 20..29
@@ -427,16 +430,16 @@ TEST(WindowStats, SlidingWindowKeepsOnlyTheNewestSlices) {
 TEST(WindowStats, ClockSteppingBackStaysInTheNewestSliceOrRestartsTheWindow) {
   WindowedStats stats;
   stats.on_sent(0, kT0 + 30 * kSecond);
-  stats.on_event(reply(0, 0, 20 * kMs), kT0 + 30 * kSecond);
+  stats.on_event(reply(0, 0, 20 * kMs), both(kT0 + 30 * kSecond));
   // 10 s back: counted in the newest slice, still visible.
   stats.on_sent(1, kT0 + 20 * kSecond);
-  stats.on_event(reply(1, 1, 21 * kMs), kT0 + 20 * kSecond);
+  stats.on_event(reply(1, 1, 21 * kMs), both(kT0 + 20 * kSecond));
   EXPECT_EQ(stats.snapshot(kT0 + 20 * kSecond).rtt.count, 2u);
   EXPECT_EQ(stats.snapshot(kT0 + 30 * kSecond).rtt.count, 2u);
   // An hour back: the window starts over, totals stay.
   const WallNs back = kT0 - 3600 * kSecond;
   stats.on_sent(2, back);
-  stats.on_event(reply(2, 2, 22 * kMs), back);
+  stats.on_event(reply(2, 2, 22 * kMs), both(back));
   const auto snap = stats.snapshot(back);
   EXPECT_EQ(snap.rtt.count, 1u);
   EXPECT_DOUBLE_EQ(snap.rtt.max_s, 0.022);
@@ -451,10 +454,10 @@ TEST(WindowStats, LossRatiosAndDirectionCounters) {
   const WallNs now = kT0;
   for (uint32_t s = 0; s < 10; ++s) stats.on_sent(s, now);
   const std::vector<std::pair<uint32_t, uint32_t>> replies = {{0, 0}, {1, 1}, {2, 2}, {4, 3}, {6, 5}, {8, 6}, {9, 7}};
-  for (auto [s, r] : replies) stats.on_event(reply(s, r, 20 * kMs), now);
-  stats.on_event(lost(3), now);
-  stats.on_event(lost(5), now);
-  stats.on_event(lost(7), now);
+  for (auto [s, r] : replies) stats.on_event(reply(s, r, 20 * kMs), both(now));
+  stats.on_event(lost(3), both(now));
+  stats.on_event(lost(5), both(now));
+  stats.on_event(lost(7), both(now));
   const auto snap = stats.snapshot(now);
   EXPECT_EQ(snap.totals.lost, 3u);
   EXPECT_EQ(snap.totals.lost_forward, 2u);
@@ -478,10 +481,10 @@ TEST(WindowStats, LossRatiosAndDirectionCounters) {
 TEST(WindowStats, StatelessReflectorLossIsUnknownAndSaysSo) {
   WindowedStats stats;
   for (uint32_t s = 0; s < 4; ++s) stats.on_sent(s, kT0);
-  stats.on_event(reply(0, 0, kMs), kT0);
-  stats.on_event(lost(1), kT0);
-  stats.on_event(reply(2, 2, kMs), kT0);
-  stats.on_event(reply(3, 3, kMs), kT0);
+  stats.on_event(reply(0, 0, kMs), both(kT0));
+  stats.on_event(lost(1), both(kT0));
+  stats.on_event(reply(2, 2, kMs), both(kT0));
+  stats.on_event(reply(3, 3, kMs), both(kT0));
   const auto snap = stats.snapshot(kT0);
   EXPECT_FALSE(snap.loss.direction_known);
   EXPECT_EQ(snap.totals.lost_unknown, 1u);
@@ -494,9 +497,9 @@ TEST(WindowStats, StatelessReflectorLossIsUnknownAndSaysSo) {
 TEST(WindowStats, PendingDirectionIsReportedAndSettledOnSenderRestart) {
   WindowedStats stats;
   for (uint32_t s = 0; s < 3; ++s) stats.on_sent(s, kT0);
-  stats.on_event(reply(0, 9, kMs), kT0);
-  stats.on_event(lost(1), kT0);
-  stats.on_event(lost(2), kT0);
+  stats.on_event(reply(0, 9, kMs), both(kT0));
+  stats.on_event(lost(1), both(kT0));
+  stats.on_event(lost(2), both(kT0));
   auto snap = stats.snapshot(kT0);
   EXPECT_EQ(snap.totals.lost, 2u);
   EXPECT_EQ(snap.totals.lost_direction_pending, 2u);
@@ -511,11 +514,11 @@ TEST(WindowStats, LateDuplicateAndReorderedAreCounted) {
   WindowedStats stats;
   stats.on_sent(0, kT0);
   stats.on_sent(1, kT0);
-  stats.on_event(lost(0), kT0);
-  stats.on_event(event(ProbeEvent::Kind::kLate, 0), kT0);
-  stats.on_event(reply(1, 1, kMs), kT0);
-  stats.on_event(event(ProbeEvent::Kind::kDuplicate, 1), kT0);
-  stats.on_event(event(ProbeEvent::Kind::kDuplicate, 1), kT0);
+  stats.on_event(lost(0), both(kT0));
+  stats.on_event(event(ProbeEvent::Kind::kLate, 0), both(kT0));
+  stats.on_event(reply(1, 1, kMs), both(kT0));
+  stats.on_event(event(ProbeEvent::Kind::kDuplicate, 1), both(kT0));
+  stats.on_event(event(ProbeEvent::Kind::kDuplicate, 1), both(kT0));
   stamp::SenderCounters counters;
   counters.reordered = 3;
   counters.invalid = 4;
@@ -564,23 +567,23 @@ TEST(WindowStats, PeerStateFollowsTheEvents) {
   options.peer_state = {.down_after_lost = 2, .up_after_replies = 2};
   WindowedStats stats(options);
   for (uint32_t s = 0; s < 8; ++s) stats.on_sent(s, kT0);
-  stats.on_event(reply(0, 0, kMs), kT0 + 1);
+  stats.on_event(reply(0, 0, kMs), both(kT0 + 1));
   EXPECT_EQ(stats.snapshot(kT0 + 1).state, PeerState::kUp);
-  stats.on_event(lost(1), kT0 + 2);
-  stats.on_event(lost(2), kT0 + 3);
+  stats.on_event(lost(1), both(kT0 + 2));
+  stats.on_event(lost(2), both(kT0 + 3));
   auto snap = stats.snapshot(kT0 + 3);
   EXPECT_EQ(snap.state, PeerState::kDown);
   EXPECT_EQ(snap.state_since, kT0 + 3);
   EXPECT_EQ(snap.state_transitions, 2u);
   EXPECT_EQ(snap.down_transitions, 1u);
   EXPECT_EQ(snap.consecutive_lost, 2u);
-  stats.on_event(reply(3, 3, kMs), kT0 + 4);
+  stats.on_event(reply(3, 3, kMs), both(kT0 + 4));
   EXPECT_EQ(stats.snapshot(kT0 + 4).state, PeerState::kDown);
   // A config reload raising the recovery threshold keeps state and statistics.
   stats.set_peer_state_options({.down_after_lost = 2, .up_after_replies = 3}, kT0 + 5);
-  stats.on_event(reply(4, 4, kMs), kT0 + 6);
+  stats.on_event(reply(4, 4, kMs), both(kT0 + 6));
   EXPECT_EQ(stats.snapshot(kT0 + 6).state, PeerState::kDown);
-  stats.on_event(reply(5, 5, kMs), kT0 + 7);
+  stats.on_event(reply(5, 5, kMs), both(kT0 + 7));
   snap = stats.snapshot(kT0 + 7);
   EXPECT_EQ(snap.state, PeerState::kUp);
   EXPECT_EQ(snap.state_since, kT0 + 7);
@@ -591,7 +594,7 @@ TEST(WindowStats, MovesToANewOwnerIntact) {
   WindowedStats stats;
   for (uint32_t s = 0; s < 5; ++s) {
     stats.on_sent(s, kT0);
-    stats.on_event(reply(s, s, (20 + s) * kMs), kT0);
+    stats.on_event(reply(s, s, (20 + s) * kMs), both(kT0));
   }
   const auto before = stats.snapshot(kT0);
   WindowedStats moved = std::move(stats);
@@ -601,7 +604,7 @@ TEST(WindowStats, MovesToANewOwnerIntact) {
   EXPECT_EQ(after.totals.received, 5u);
   EXPECT_EQ(moved.rtt_histogram().count(), 5u);
   moved.on_sent(5, kT0);
-  moved.on_event(reply(5, 5, 25 * kMs), kT0);
+  moved.on_event(reply(5, 5, 25 * kMs), both(kT0));
   EXPECT_EQ(moved.snapshot(kT0).jitter.pairs, 5u);  // the IPDV chain continues
 }
 
@@ -618,7 +621,7 @@ TEST(WindowStats, OneMillisecondChangeAtTwentyMillisecondsIsVisible) {
       const WallNs now = kT0 + (phase * 100 + i) * 100 * kMs;
       const WallNs rtt = (20 + phase) * kMs + static_cast<WallNs>(rng() % 400'000) - 200'000;
       stats.on_sent(seq, now);
-      stats.on_event(reply(seq, seq, rtt), now);
+      stats.on_event(reply(seq, seq, rtt), both(now));
       ++seq;
     }
     const auto snap = stats.snapshot(kT0 + (phase * 100 + 99) * 100 * kMs);
@@ -635,12 +638,12 @@ TEST(WindowStats, MemoryPerSession) {
     const WallNs now = kT0 + s * 100 * kMs;
     stats.on_sent(s, now);
     if (rng() % 100 == 0) {
-      stats.on_event(lost(s), now);
+      stats.on_event(lost(s), both(now));
       continue;
     }
     const WallNs rtt = 20 * kMs + static_cast<WallNs>(rng() % 2'000'000) - 1'000'000;
     const WallNs turnaround = 5'000 + static_cast<WallNs>(rng() % 45'000);
-    stats.on_event(reply(s, s + 3, rtt, turnaround, true), now);
+    stats.on_event(reply(s, s + 3, rtt, turnaround, true), both(now));
   }
   const size_t bytes = stats.memory_bytes();
   std::printf("[ memory   ] WindowedStats: %zu bytes empty, %zu bytes after 2 windows at 10 probes/s\n", initial,

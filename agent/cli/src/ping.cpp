@@ -22,10 +22,11 @@ namespace hubprobe {
 namespace {
 
 constexpr char kSession[] = "ping";  // the engine's one session
-constexpr WallNs kClockRefreshNs = 1'000'000'000;
-constexpr WallNs kMaxSleepNs = 10'000'000;  // also expires timeouts promptly
+// Intervals, on the monotonic clock.
+constexpr int64_t kClockRefreshNs = 1'000'000'000;
+constexpr int64_t kMaxSleepNs = 10'000'000;  // also expires timeouts promptly
 
-double to_us(WallNs ns) { return static_cast<double>(ns) / 1000.0; }
+double to_us(int64_t ns) { return static_cast<double>(ns) / 1000.0; }
 
 nlohmann::json distribution_json(const Distribution& d) {
   return {{"count", d.count}, {"min", d.min},   {"mean", d.mean}, {"p50", d.p50},      {"p90", d.p90},
@@ -58,8 +59,8 @@ class PingListener final : public ProbeListener {
   PingListener(const PingOptions& options, std::ostream& out, std::ostream& err)
       : options_(options), out_(out), err_(err) {}
 
-  void on_probe_sent(const std::string&, uint32_t, WallNs) override {}
-  void on_probe_event(const std::string&, const stamp::ProbeEvent& event, WallNs) override {
+  void on_probe_sent(const std::string&, uint32_t, const Now&) override {}
+  void on_probe_event(const std::string&, const stamp::ProbeEvent& event, const Now&) override {
     const bool lines = !options_.json && !options_.quiet;
     if (event.kind == stamp::ProbeEvent::Kind::kReply) {
       samples.push_back(event.sample);
@@ -133,8 +134,8 @@ std::string without_session(const Error& error) {
 
 // Sleeps until the next probe is due, at most kMaxSleepNs, waking for replies and TX timestamps.
 void sleep_until_due(const ProbeEngine& engine) {
-  const WallNs now = wall_now();
-  const WallNs wait = std::max<WallNs>(0, std::min(engine.next_due(), now + kMaxSleepNs) - now);
+  const MonoNs now = mono_now();
+  const int64_t wait = std::max<int64_t>(0, std::min(engine.next_due(), now + kMaxSleepNs) - now);
   std::vector<pollfd> descriptors;
   for (const int fd : engine.poll_fds()) descriptors.push_back({fd, POLLIN, 0});
   const timespec timeout{static_cast<time_t>(wait / 1'000'000'000), static_cast<long>(wait % 1'000'000'000)};
@@ -146,12 +147,12 @@ void sleep_until_due(const ProbeEngine& engine) {
 Result<ClockState> run_session(ProbeEngine& engine, PingListener& listener, const PingOptions& options,
                                std::ostream& out, const std::atomic<bool>& stop) {
   ClockState clock = read_clock_state();
-  WallNs clock_read_at = wall_now();
+  MonoNs clock_read_at = mono_now();
   while (true) {
-    const WallNs now = wall_now();
-    if (now - clock_read_at > kClockRefreshNs) {
+    const Now now = read_now();
+    if (now.mono - clock_read_at > kClockRefreshNs) {
       clock = read_clock_state();
-      clock_read_at = now;
+      clock_read_at = now.mono;
     }
     if (stop.load()) engine.stop_sending(kSession);
     engine.run_tick(now, clock, listener);
@@ -174,7 +175,7 @@ struct PingReport {
   double one_way_error_us = 0;
   std::string t1, t4;  ///< the dominant timestamp sources
   ClockState clock;
-  WallNs elapsed = 0;
+  int64_t elapsed = 0;  ///< monotonic, from adding the session to the end of the run
 };
 
 PingReport make_report(const PingListener& listener, const ProbeEngine& engine) {
@@ -192,10 +193,11 @@ PingReport make_report(const PingListener& listener, const ProbeEngine& engine) 
   std::vector<ReplySequence> sequences;
   report.one_way = !listener.samples.empty();
   for (const auto& s : listener.samples) {
+    sequences.push_back({s.seq, s.reflector_seq});
+    if (s.clock_stepped) continue;  // answered, but its delays are not measurements
     rtts.push_back(to_us(s.rtt_ns()));
     turnarounds.push_back(to_us(s.turnaround_ns()));
     sequenced.push_back({s.seq, to_us(s.rtt_ns())});
-    sequences.push_back({s.seq, s.reflector_seq});
     report.one_way = report.one_way && s.one_way_valid();
     forward.push_back(to_us(s.forward_ns()));
     backward.push_back(to_us(s.backward_ns()));
@@ -338,7 +340,7 @@ int run_ping(const PingOptions& options, std::ostream& out, std::ostream& err, c
   ProbeEngine engine(std::shared_ptr<dp::Dataplane>(std::move(dataplane.value())));
   // Phase 0: the first probe is due at once. The engine picks a random non-zero SSID, which tells this
   // run's replies from another sender's on the same reflector.
-  const WallNs started = wall_now();
+  const MonoNs started = mono_now();
   if (auto added = engine.add_session(*spec, 0, started); !added) {
     err << "hubprobe ping: " << without_session(added.error()) << "\n";
     return 3;
@@ -358,7 +360,7 @@ int run_ping(const PingOptions& options, std::ostream& out, std::ostream& err, c
   }
   PingReport report = make_report(listener, engine);
   report.clock = *clock;
-  report.elapsed = wall_now() - started;
+  report.elapsed = mono_now() - started;
   if (options.json) {
     print_json(options, report, listener, out);
   } else {

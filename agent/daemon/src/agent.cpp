@@ -15,9 +15,9 @@ namespace hubprobe {
 namespace {
 // The probe thread's tick: replies and TX timestamps wait in the kernel (with their kernel timestamps)
 // until the next tick, so a coarse tick costs no precision and batches the system calls.
-constexpr WallNs kTickNs = 2'000'000;
-constexpr WallNs kMaxSleepNs = 100'000'000;
-constexpr WallNs kOncePerSecond = 1'000'000'000;
+constexpr int64_t kTickNs = 2'000'000;
+constexpr int64_t kMaxSleepNs = 100'000'000;
+constexpr int64_t kOncePerSecond = 1'000'000'000;
 
 uint64_t phase_seed(const std::string& name) { return std::hash<std::string>{}(name); }
 
@@ -34,7 +34,7 @@ dp::DataplaneOptions dataplane_options(const DataplaneConfig& config) {
 }
 }  // namespace
 
-Agent::Agent(const AgentConfig& config) : config_(config), started_at_(wall_now()) {}
+Agent::Agent(const AgentConfig& config) : config_(config), started_at_(wall_now()), started_mono_(mono_now()) {}
 
 Agent::~Agent() { stop(); }
 
@@ -70,12 +70,12 @@ Result<std::unique_ptr<Agent>> Agent::start(const AgentConfig& config) {
   agent->dataplane_ = std::shared_ptr<dp::Dataplane>(std::move(dataplane.value()));
   agent->engine_ = std::make_unique<ProbeEngine>(agent->dataplane_);
   agent->clock_ = read_clock_state();
-  agent->clock_read_at_ = wall_now();
+  agent->clock_read_at_ = mono_now();
 
   if (config.reflector.enabled) {
     if (auto r = agent->start_reflector(config.reflector); !r) return r.error();
   }
-  const WallNs now = wall_now();
+  const Now now = read_now();
   for (const auto& peer : config.peers) {
     if (auto r = agent->add_peer(peer, now); !r) {
       agent->stop();
@@ -86,7 +86,7 @@ Result<std::unique_ptr<Agent>> Agent::start(const AgentConfig& config) {
     agent->stop();
     return r.error();
   }
-  agent->last_tick_ = now;
+  agent->last_tick_ = now.mono;
   agent->probe_thread_ = std::thread([a = agent.get()] { a->probe_loop(); });
   agent->publisher_thread_ = std::thread([a = agent.get()] { a->publisher_loop(); });
   agent->start_discovery(config.scheduler);
@@ -188,11 +188,11 @@ void Agent::prune_selectors() {
   }
 }
 
-Result<void> Agent::add_peer(const PeerConfig& peer, WallNs now) {
+Result<void> Agent::add_peer(const PeerConfig& peer, const Now& now) {
   std::vector<std::string> added;
   for (const PathConfig& path : peer.paths) {
     const SessionSpec spec = session_spec(peer, path);
-    if (auto r = engine_->add_session(spec, phase_seed(spec.id), now); !r) {
+    if (auto r = engine_->add_session(spec, phase_seed(spec.id), now.mono); !r) {
       for (const auto& id : added) engine_->remove_session(id);
       return r.error();
     }
@@ -250,12 +250,12 @@ void Agent::drop_lost_sessions() {
   }
 }
 
-void Agent::update_peer(const PeerConfig& peer, WallNs now) {
+void Agent::update_peer(const PeerConfig& peer, const Now& now) {
   for (auto& [id, session] : sessions_) {
     if (session.peer.name != peer.name) continue;
-    if (peer.probe.window_ns != session.peer.probe.window_ns) session.stats->set_window(peer.probe.window_ns, now);
+    if (peer.probe.window_ns != session.peer.probe.window_ns) session.stats->set_window(peer.probe.window_ns);
     if (peer.probe.down_after != session.peer.probe.down_after) {
-      session.stats->set_peer_state_options(window_options(peer).peer_state, now);
+      session.stats->set_peer_state_options(window_options(peer).peer_state, now.wall);
       // The new threshold may have changed the state: the path follows it at once.
       if (auto selector = selectors_.find(peer.hub); selector != selectors_.end()) {
         selector->second.set_peer_state(id, session.stats->peer_state().state());
@@ -265,12 +265,12 @@ void Agent::update_peer(const PeerConfig& peer, WallNs now) {
   }
 }
 
-void Agent::on_probe_sent(const std::string& session_id, uint32_t seq, WallNs when) {
+void Agent::on_probe_sent(const std::string& session_id, uint32_t seq, const Now& now) {
   auto it = sessions_.find(session_id);
-  if (it != sessions_.end()) it->second.stats->on_sent(seq, when);
+  if (it != sessions_.end()) it->second.stats->on_sent(seq, now.mono);
 }
 
-void Agent::on_probe_event(const std::string& session_id, const stamp::ProbeEvent& event, WallNs now) {
+void Agent::on_probe_event(const std::string& session_id, const stamp::ProbeEvent& event, const Now& now) {
   auto it = sessions_.find(session_id);
   if (it == sessions_.end()) return;
   SessionRuntime& session = it->second;
@@ -287,7 +287,7 @@ void Agent::on_probe_event(const std::string& session_id, const stamp::ProbeEven
   }
 }
 
-void Agent::refresh_sender_counters(WallNs now) {
+void Agent::refresh_sender_counters(MonoNs now) {
   for (auto& [id, session] : sessions_) {
     if (const auto* counters = engine_->sender_counters(id)) session.stats->on_sender_counters(*counters, now);
   }
@@ -296,26 +296,26 @@ void Agent::refresh_sender_counters(WallNs now) {
 
 void Agent::probe_loop() {
   while (!stop_.load(std::memory_order_relaxed)) {
-    WallNs now = wall_now();
-    WallNs next_due;
+    const Now now = read_now();
+    MonoNs next_due;
     {
       std::lock_guard lock(mutex_);
-      if (now - clock_read_at_ >= kOncePerSecond) {
+      if (now.mono - clock_read_at_ >= kOncePerSecond) {
         clock_ = read_clock_state();
-        clock_read_at_ = now;
+        clock_read_at_ = now.mono;
       }
       engine_->run_tick(now, clock_, *this);
-      if (now - counters_refreshed_at_ >= kOncePerSecond) refresh_sender_counters(now);
+      if (now.mono - counters_refreshed_at_ >= kOncePerSecond) refresh_sender_counters(now.mono);
       next_due = engine_->next_due();
     }
-    last_tick_.store(now, std::memory_order_relaxed);
-    now = wall_now();
-    const WallNs wake = std::clamp(next_due, now + kTickNs, now + kMaxSleepNs);
-    std::this_thread::sleep_for(std::chrono::nanoseconds(wake - now));
+    last_tick_.store(now.mono, std::memory_order_relaxed);
+    const MonoNs after = mono_now();
+    const MonoNs wake = std::clamp(next_due, after + kTickNs, after + kMaxSleepNs);
+    std::this_thread::sleep_for(std::chrono::nanoseconds(wake - after));
   }
 }
 
-bool Agent::healthy() const { return wall_now() - last_tick_.load(std::memory_order_relaxed) < 2 * kOncePerSecond; }
+bool Agent::healthy() const { return mono_now() - last_tick_.load(std::memory_order_relaxed) < 2 * kOncePerSecond; }
 
 AgentConfig Agent::config() const {
   std::lock_guard lock(mutex_);
@@ -370,7 +370,7 @@ void Agent::restore_reflector(const ReflectorConfig& config) {
   if (auto r = start_reflector(config); !r) spdlog::error("reflector could not be restored: {}", r.error().message);
 }
 
-Result<void> Agent::replace_peers(const AgentConfig& next, const ConfigDiff& diff, WallNs now) {
+Result<void> Agent::replace_peers(const AgentConfig& next, const ConfigDiff& diff, MonoNs now) {
   const std::vector<std::string> starting = starting_peers(diff);
   // Leaving: removed and restarted peers, and discovered peers whose name a new [[peer]] takes.
   std::vector<std::string> leaving = diff.peers_removed;
@@ -423,8 +423,8 @@ Result<void> Agent::reload(const AgentConfig& next) {
   const SchedulerConfig old_scheduler = config().scheduler;
   if (diff.scheduler_changed) stop_discovery();
   std::unique_lock lock(mutex_);
-  const WallNs now = wall_now();
-  if (auto r = replace_peers(next, diff, now); !r) {
+  const Now now = read_now();
+  if (auto r = replace_peers(next, diff, now.mono); !r) {
     lock.unlock();
     if (diff.reflector_changed) restore_reflector(old_reflector);
     if (diff.scheduler_changed) start_discovery(old_scheduler);
@@ -517,7 +517,7 @@ void Agent::publish_preferences(bool force, bool stale) {
   std::lock_guard publish(publish_mutex_);
   PreferenceDocumentInput input;
   bool changed = false;
-  const WallNs now = wall_now();
+  const Now now = read_now();
   int64_t refresh_ns = 0;
   {
     std::lock_guard lock(mutex_);
@@ -539,7 +539,7 @@ void Agent::publish_preferences(bool force, bool stale) {
     input.agent_hub = config_.agent.hub;
     refresh_ns = config_.scheduler.refresh_ns;
   }
-  const bool due = document_ == nullptr || now - last_document_at_ >= refresh_ns;
+  const bool due = document_ == nullptr || now.mono - last_document_at_ >= refresh_ns;
   if (!force && !changed && !due) return;
 
   uint64_t generation = generation_ + 1;
@@ -554,10 +554,10 @@ void Agent::publish_preferences(bool force, bool stale) {
   }
   generation_ = generation;
   input.generation = generation;
-  input.timestamp = now;
+  input.timestamp = now.wall;
   input.stale = stale;
   auto document = std::make_shared<const nlohmann::json>(make_preference_document(input));
-  last_document_at_ = now;
+  last_document_at_ = now.mono;
   {
     std::lock_guard lock(mutex_);
     document_ = document;
@@ -607,7 +607,7 @@ void Agent::discovery_loop(EtcdSinkConfig sink, std::shared_ptr<EtcdClient> clie
     wait.unlock();
     auto registrations = client->get_prefix(prefix);
     const std::string endpoint = client->endpoint();
-    const WallNs now = wall_now();
+    const Now now = read_now();
     bool stopping = false;
     {
       std::lock_guard stop_check(discovery_wait_mutex_);
@@ -620,8 +620,8 @@ void Agent::discovery_loop(EtcdSinkConfig sink, std::shared_ptr<EtcdClient> clie
       failures = 0;
       std::lock_guard lock(mutex_);
       ++discovery_polls_ok_;
-      discovery_last_poll_at_ = now;
-      discovery_last_success_at_ = now;
+      discovery_last_poll_at_ = now.wall;
+      discovery_last_success_at_ = now.wall;
       discovery_error_.clear();
       discovery_endpoint_ = endpoint;
       registrations_ = std::move(*registrations);
@@ -636,7 +636,7 @@ void Agent::discovery_loop(EtcdSinkConfig sink, std::shared_ptr<EtcdClient> clie
                      registrations.error().message, discovered_.size(), format_duration(sink.discover_interval_ns));
       }
       ++discovery_polls_failed_;
-      discovery_last_poll_at_ = now;
+      discovery_last_poll_at_ = now.wall;
       discovery_error_ = registrations.error().message;
       discovery_endpoint_ = endpoint;
     }
@@ -646,7 +646,7 @@ void Agent::discovery_loop(EtcdSinkConfig sink, std::shared_ptr<EtcdClient> clie
   }
 }
 
-void Agent::apply_discovered(WallNs now) {
+void Agent::apply_discovered(const Now& now) {
   DiscoveredPeers wanted;
   if (registrations_) wanted = discover_peers(*registrations_, registrations_prefix_, config_);
   const std::vector<IgnoredRegistration> before = std::move(discovery_ignored_);

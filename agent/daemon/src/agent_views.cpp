@@ -67,7 +67,7 @@ void window_summary(Families& f, const std::string& name, const std::string& hel
   f.family(name, help, MetricType::Summary).metric.push_back(std::move(metric));
 }
 
-double seconds(WallNs ns) { return static_cast<double>(ns) / 1e9; }
+double seconds(int64_t ns) { return static_cast<double>(ns) / 1e9; }
 
 // Replies by where T1 and T4 were taken: what a probe can get (user-space fallback, kernel, NIC).
 void timestamp_sources(Families& f, const Labels& labels, const StatsTotals& t) {
@@ -277,7 +277,7 @@ nlohmann::json sink_json(const SinkStatus& st) {
 std::vector<MetricFamily> Agent::collect() const {
   Families f;
   std::lock_guard lock(mutex_);
-  const WallNs now = wall_now();
+  const MonoNs now = mono_now();
   const Labels agent_labels = {{"hub", config_.agent.hub}};
 
   f.gauge("hubprobe_build_info", "Version and dataplane of this agent; always 1.",
@@ -347,15 +347,15 @@ std::string Agent::metrics_text() const { return to_prometheus_text(collect()); 
 
 nlohmann::json Agent::status() const {
   std::lock_guard lock(mutex_);
-  const WallNs now = wall_now();
+  const MonoNs now = mono_now();
   nlohmann::json doc;
   doc["agent"] = {{"id", config_.agent.id},
                   {"hub", config_.agent.hub},
                   {"version", HUBPROBE_VERSION},
                   {"backend", config_.dataplane.backend},
                   {"started_at", seconds(started_at_)},
-                  {"uptime_s", seconds(now - started_at_)},
-                  {"healthy", wall_now() - last_tick_.load() < 2 * 1'000'000'000}};
+                  {"uptime_s", seconds(now - started_mono_)},
+                  {"healthy", now - last_tick_.load() < 2 * 1'000'000'000}};
   doc["clock"] = {{"synchronized", clock_.synchronized}, {"error_bound_s", clock_.error_bound_s}};
   doc["config"] = {{"source", config_.source},
                    {"last_reload_ok", last_reload_ok_},

@@ -109,7 +109,7 @@ void ProbeEngine::release_port(const PortKey& key, uint16_t ssid, const std::str
   if (--port.users == 0) ports_.erase(port_it);
 }
 
-Result<void> ProbeEngine::add_session(const SessionSpec& spec, uint64_t phase_seed, WallNs now) {
+Result<void> ProbeEngine::add_session(const SessionSpec& spec, uint64_t phase_seed, MonoNs now) {
   if (sessions_.count(spec.id)) return make_error("session " + spec.id + " exists already");
   if (!spec.target.valid()) return make_error("session " + spec.id + ": no target address");
 
@@ -143,7 +143,7 @@ Result<void> ProbeEngine::add_session(const SessionSpec& spec, uint64_t phase_se
   session.buffer.resize(session.sender->packet_size());
   // Spread first probes over the interval so peers are not probed in lock-step.
   session.next_send =
-      now + static_cast<WallNs>(phase_seed % static_cast<uint64_t>(std::max<WallNs>(spec.interval_ns, 1)));
+      now + static_cast<int64_t>(phase_seed % static_cast<uint64_t>(std::max<int64_t>(spec.interval_ns, 1)));
   for (const PortKey& key : keys) ports_.at(key).session_by_ssid[ssid] = spec.id;
   sessions_.emplace(spec.id, std::move(session));
   return {};
@@ -190,7 +190,7 @@ Error ProbeEngine::put_back(std::vector<Session> parked, Error cause) {
 }
 
 Result<void> ProbeEngine::replace_sessions(const std::vector<std::string>& remove, const std::vector<NewSession>& add,
-                                           WallNs now) {
+                                           MonoNs now) {
   std::vector<Session> parked;
   for (const std::string& id : remove) {
     if (auto session = detach(id)) parked.push_back(std::move(*session));
@@ -230,8 +230,8 @@ bool ProbeEngine::finished(const std::string& id) const {
   return it == sessions_.end() || (!it->second.sending() && it->second.sender->in_flight() == 0);
 }
 
-WallNs ProbeEngine::next_due() const {
-  WallNs due = std::numeric_limits<WallNs>::max();
+MonoNs ProbeEngine::next_due() const {
+  MonoNs due = std::numeric_limits<MonoNs>::max();
   for (const auto& [id, session] : sessions_) {
     if (session.sending()) due = std::min(due, session.next_send);
   }
@@ -266,7 +266,7 @@ ProbeEngine::Session* ProbeEngine::session_for_reply(PortState& port, const dp::
   return nullptr;
 }
 
-void ProbeEngine::collect(PortState& port, WallNs now, ProbeListener& listener) {
+void ProbeEngine::collect(PortState& port, const Now& now) {
   // TX timestamps first, so replies find their kernel T1.
   while (true) {
     const size_t n = port.port->drain_tx_timestamps(tx_stamps_);
@@ -292,15 +292,14 @@ void ProbeEngine::collect(PortState& port, WallNs now, ProbeListener& listener) 
     }
     if (*received < rx_.size()) break;
   }
-  (void)listener;
 }
 
-void ProbeEngine::run_tick(WallNs now, const ClockState& clock, ProbeListener& listener) {
+void ProbeEngine::run_tick(const Now& now, const ClockState& clock, ProbeListener& listener) {
   ++counters_.ticks;
-  for (auto& [key, port] : ports_) collect(port, now, listener);
+  for (auto& [key, port] : ports_) collect(port, now);
 
   for (auto& [id, session] : sessions_) {
-    session.sender->advance(now);
+    session.sender->advance(now.mono);
     for (const auto& event : session.sender->poll_events()) listener.on_probe_event(id, event, now);
   }
   send_due(now, clock, listener);
@@ -310,11 +309,11 @@ void ProbeEngine::run_tick(WallNs now, const ClockState& clock, ProbeListener& l
   }
 }
 
-void ProbeEngine::send_due(WallNs now, const ClockState& clock, ProbeListener& listener) {
+void ProbeEngine::send_due(const Now& now, const ClockState& clock, ProbeListener& listener) {
   // One batch per port: one pass over the sessions puts each due probe in the batch of the port it
   // leaves from (a session with a source-port set uses its ports in turn).
   for (auto& [id, session] : sessions_) {
-    if (session.next_send > now || !session.sending()) continue;
+    if (session.next_send > now.mono || !session.sending()) continue;
     auto probe = session.sender->build_probe(session.buffer, now, clock);
     if (!probe) {
       listener.on_build_failed(id, probe.error());
@@ -326,7 +325,7 @@ void ProbeEngine::send_due(WallNs now, const ClockState& clock, ProbeListener& l
     port.owners.push_back(&session);
     session.next_send += session.spec.interval_ns;
     // After a stall keep the rhythm rather than bursting to catch up.
-    if (session.next_send <= now) session.next_send = now + session.spec.interval_ns;
+    if (session.next_send <= now.mono) session.next_send = now.mono + session.spec.interval_ns;
   }
   for (auto& [key, port] : ports_) {
     if (port.batch.empty()) continue;
@@ -340,7 +339,7 @@ void ProbeEngine::send_due(WallNs now, const ClockState& clock, ProbeListener& l
       if (sent && packet.error == 0) {
         session.sender->on_sent(packet);
         port.session_by_tx_id[packet.tx_id] = session.spec.id;
-        listener.on_probe_sent(session.spec.id, seq, packet.sent_at.ns);
+        listener.on_probe_sent(session.spec.id, seq, now);
       } else {
         session.sender->on_send_failed();
         ++counters_.send_errors;

@@ -10,7 +10,7 @@ namespace hubprobe {
 namespace {
 constexpr size_t kBatch = 32;
 constexpr uint32_t kBufferSize = 9216;
-constexpr WallNs kHousekeepingNs = 1'000'000'000;
+constexpr int64_t kHousekeepingNs = 1'000'000'000;
 constexpr size_t kMaxBuckets = 65536;
 }  // namespace
 
@@ -41,7 +41,7 @@ std::vector<SocketAddress> ReflectorService::local_addresses() const {
   return out;
 }
 
-bool ReflectorService::admit(const SocketAddress& source, WallNs now) {
+bool ReflectorService::admit(const SocketAddress& source, MonoNs now) {
   if (options_.allow && !options_.allow(source)) {
     ++not_allowed_;
     return false;
@@ -75,10 +75,10 @@ void ReflectorService::run(const std::atomic<bool>& stop) {
   for (const auto& port : ports_) descriptors.push_back({port->poll_fd(), POLLIN, 0});
 
   ClockState clock = read_clock_state();
-  WallNs housekeeping_at = wall_now();
+  MonoNs housekeeping_at = mono_now();
   while (!stop.load(std::memory_order_relaxed)) {
     const int ready = poll(descriptors.data(), descriptors.size(), 200);
-    const WallNs now = wall_now();
+    const MonoNs now = mono_now();
     if (now - housekeeping_at > kHousekeepingNs) {
       clock = read_clock_state();
       engine_.expire_sessions(now);
@@ -94,7 +94,7 @@ void ReflectorService::run(const std::atomic<bool>& stop) {
         size_t replies = 0;
         for (size_t i = 0; i < *received; ++i) {
           if (!admit(rx[i].source, now)) continue;
-          if (engine_.reflect(rx[i], tx_buffers[replies], clock, wall_now, tx[replies])) ++replies;
+          if (engine_.reflect(rx[i], tx_buffers[replies], clock, read_now, tx[replies])) ++replies;
         }
         if (replies == 0) continue;
         auto sent = port.send(std::span(tx.data(), replies));

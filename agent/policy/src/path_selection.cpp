@@ -56,7 +56,7 @@ const char* to_string(PathState state) {
 
 struct PathSelector::Candidate {
   struct Outcome {
-    WallNs at = 0;
+    MonoNs at = 0;
     int64_t rtt_ns = 0;
     int64_t forward_ns = 0;
     double forward_error_s = 0;
@@ -67,21 +67,21 @@ struct PathSelector::Candidate {
   CandidateView view;  // as of the last evaluate()
   int64_t interval_ns = 0;
   std::deque<Outcome> outcomes;  // oldest first
-  std::optional<WallNs> first_seen;
+  std::optional<MonoNs> first_seen;
   PeerState peer_state = PeerState::kUnknown;  // as the session's PeerStateTracker judges it
   bool evaluated = false;                      // state / state_since are meaningful
   bool needs_hold_down = false;                // was down or degraded since it was last eligible
-  WallNs ok_since = 0;                         // valid while view.state == kOk
-  std::optional<WallNs> eligible_since;        // this ok period reached eligibility (eligible_at is then fixed)
+  MonoNs ok_since = 0;                         // valid while view.state == kOk
+  std::optional<MonoNs> eligible_since;        // this ok period reached eligibility (eligible_at is then fixed)
   double rank_score = kNan;                    // the score, also while unknown (orders the unknown ones)
   int64_t rtt_p99_ns = 0;                      // of the last measure(); 0 without replies
   double delay_variation_ns = 0;               // of the last measure(); 0 below two replies
-  std::optional<WallNs> beating_since;         // challenger: first evaluate() it beat the preferred by the margin
+  std::optional<MonoNs> beating_since;         // challenger: first evaluate() it beat the preferred by the margin
 
-  void prune(WallNs now, int64_t window_ns) {
+  void prune(MonoNs now, int64_t window_ns) {
     while (!outcomes.empty() && outcomes.front().at <= now - window_ns) outcomes.pop_front();
   }
-  void seen(WallNs now) {
+  void seen(MonoNs now) {
     if (!first_seen) first_seen = now;
   }
 };
@@ -116,7 +116,7 @@ void PathSelector::remove_candidate(const std::string& id) {
 
 void PathSelector::set_sla(const SlaClass& sla) { sla_ = sla; }
 
-PathSelector::Candidate* PathSelector::record(const std::string& id, WallNs now) {
+PathSelector::Candidate* PathSelector::record(const std::string& id, MonoNs now) {
   Candidate* c = find(id);
   if (c == nullptr) return nullptr;
   c->seen(now);
@@ -125,7 +125,7 @@ PathSelector::Candidate* PathSelector::record(const std::string& id, WallNs now)
   return c;
 }
 
-void PathSelector::on_reply(const std::string& id, WallNs now, int64_t rtt_ns, std::optional<int64_t> forward_ns,
+void PathSelector::on_reply(const std::string& id, MonoNs now, int64_t rtt_ns, std::optional<int64_t> forward_ns,
                             double forward_error_s) {
   Candidate* c = record(id, now);
   if (c == nullptr) return;
@@ -136,7 +136,7 @@ void PathSelector::on_reply(const std::string& id, WallNs now, int64_t rtt_ns, s
   outcome.forward_error_s = forward_error_s;
 }
 
-void PathSelector::on_lost(const std::string& id, WallNs now) {
+void PathSelector::on_lost(const std::string& id, MonoNs now) {
   Candidate* c = record(id, now);
   if (c == nullptr) return;
   c->outcomes.back().lost = true;
@@ -148,7 +148,7 @@ void PathSelector::set_peer_state(const std::string& id, PeerState state) {
 
 // The window's costs of one candidate: delay-rt, p99, delay-variation, lossrate, delay-ow, confidence and
 // the score that orders it.
-void PathSelector::measure(Candidate& c, WallNs now) {
+void PathSelector::measure(Candidate& c, MonoNs now) {
   CandidateView& v = c.view;
   uint64_t replies = 0;
   uint64_t lost = 0;
@@ -196,7 +196,7 @@ void PathSelector::measure(Candidate& c, WallNs now) {
 }
 
 // Replies against the probes expected since the candidate was first seen, at most a window's worth.
-double PathSelector::confidence(const Candidate& c, uint64_t replies, WallNs now) const {
+double PathSelector::confidence(const Candidate& c, uint64_t replies, MonoNs now) const {
   if (c.interval_ns <= 0) return replies > 0 ? 1.0 : 0.0;
   const double age_ns = static_cast<double>(std::max<int64_t>(0, now - *c.first_seen));
   const double interval = static_cast<double>(c.interval_ns);
@@ -205,7 +205,7 @@ double PathSelector::confidence(const Candidate& c, uint64_t replies, WallNs now
 }
 
 // The SLA judgement of one measured candidate; true when its state changed (not counting the first one).
-bool PathSelector::judge(Candidate& c, WallNs now) {
+bool PathSelector::judge(Candidate& c, const Now& now) {
   CandidateView& v = c.view;
   const uint32_t min_samples = std::max<uint32_t>(1, sla_.min_samples);
   const bool loss_exceeded = sla_.loss_ratio >= 0 && v.judged > 0 && v.lossrate > sla_.loss_ratio;
@@ -222,19 +222,19 @@ bool PathSelector::judge(Candidate& c, WallNs now) {
   if (!c.evaluated || state != v.state) {
     changed = c.evaluated;
     v.state = state;
-    v.state_since = now;
-    if (state == PathState::kOk) c.ok_since = now;
+    v.state_since = now.wall;
+    if (state == PathState::kOk) c.ok_since = now.mono;
     c.eligible_since.reset();
     c.evaluated = true;
   }
   if (state == PathState::kDown || state == PathState::kDegraded) c.needs_hold_down = true;
-  hold_down(c, now);
+  hold_down(c, now.mono);
   v.score_s = state == PathState::kUnknown ? kNan : c.rank_score;
   return changed;
 }
 
 // Eligibility: an ok candidate that was down or degraded waits for the hold-down.
-void PathSelector::hold_down(Candidate& c, WallNs now) {
+void PathSelector::hold_down(Candidate& c, MonoNs now) {
   CandidateView& v = c.view;
   if (v.state != PathState::kOk) {
     v.eligible_at = 0;
@@ -242,7 +242,7 @@ void PathSelector::hold_down(Candidate& c, WallNs now) {
     return;
   }
   if (!c.eligible_since) {
-    const WallNs eligible_at = c.needs_hold_down ? c.ok_since + sla_.hold_down_ns : c.ok_since;
+    const MonoNs eligible_at = c.needs_hold_down ? c.ok_since + sla_.hold_down_ns : c.ok_since;
     if (now >= eligible_at) {
       c.eligible_since = eligible_at;
       c.needs_hold_down = false;
@@ -292,25 +292,25 @@ bool PathSelector::publish_ranks() {
   return !same_order;
 }
 
-SelectionChange PathSelector::evaluate(WallNs now) {
+SelectionChange PathSelector::evaluate(const Now& now) {
   SelectionChange change;
   for (auto& owned : candidates_) {
     Candidate& c = *owned;
-    c.seen(now);
-    c.prune(now, sla_.window_ns);
-    measure(c, now);
+    c.seen(now.mono);
+    c.prune(now.mono, sla_.window_ns);
+    measure(c, now.mono);
     if (judge(c, now)) change.state_changed = true;
   }
   order_candidates();
   const std::string previous_preferred = preferred_;
-  pick_preferred(now);
+  pick_preferred(now.mono);
   change.preferred_changed = preferred_ != previous_preferred;
   if (change.preferred_changed && !previous_preferred.empty()) ++switches_;
   change.rank_changed = publish_ranks();
   return change;
 }
 
-void PathSelector::pick_preferred(WallNs now) {
+void PathSelector::pick_preferred(MonoNs now) {
   // order_ is ranked: the eligible ok candidates, best first, come first.
   Candidate* best_eligible = !order_.empty() && order_.front()->view.eligible ? order_.front() : nullptr;
   auto fallback = [&]() -> Candidate* {

@@ -4,18 +4,18 @@
 namespace hubprobe {
 
 void record_probe_event(WindowedStats& stats, PathSelector* selector, const std::string& id,
-                        const stamp::ProbeEvent& event, WallNs now) {
+                        const stamp::ProbeEvent& event, const Now& now) {
   stats.on_event(event, now);
   if (selector == nullptr) return;
-  if (event.kind == stamp::ProbeEvent::Kind::kReply) {
+  if (event.kind == stamp::ProbeEvent::Kind::kReply && !event.sample.clock_stepped) {
     const stamp::Sample& sample = event.sample;
     if (sample.one_way_valid()) {
-      selector->on_reply(id, now, sample.rtt_ns(), sample.forward_ns(), sample.one_way_error_s());
+      selector->on_reply(id, now.mono, sample.rtt_ns(), sample.forward_ns(), sample.one_way_error_s());
     } else {
-      selector->on_reply(id, now, sample.rtt_ns());
+      selector->on_reply(id, now.mono, sample.rtt_ns());
     }
   } else if (event.kind == stamp::ProbeEvent::Kind::kLost) {
-    selector->on_lost(id, now);
+    selector->on_lost(id, now.mono);
   }
   selector->set_peer_state(id, stats.peer_state().state());
 }

@@ -117,7 +117,7 @@ SequenceUpdate SequenceTracker::on_sent(uint32_t seq) {
   return update;
 }
 
-SequenceUpdate SequenceTracker::on_reply(uint32_t seq, uint32_t reflector_seq, int64_t delay_ns) {
+SequenceUpdate SequenceTracker::on_reply(uint32_t seq, uint32_t reflector_seq, std::optional<int64_t> delay_ns) {
   SequenceUpdate update;
   if (reflector_seq != seq) stateful_ = true;
   const size_t index = find_or_track(seq, update);
@@ -125,21 +125,29 @@ SequenceUpdate SequenceTracker::on_reply(uint32_t seq, uint32_t reflector_seq, i
   Entry& entry = at(index);
   entry.state = State::kReplied;
   entry.reflector_seq = reflector_seq;
-  entry.delay_ns = delay_ns;
+  entry.has_delay = delay_ns.has_value();
+  entry.delay_ns = delay_ns.value_or(0);
+  if (!delay_ns) {
+    settle(update);
+    return update;
+  }
 
   // IPDV with the neighbours that are already answered (each pair once, when its second reply comes).
   const auto add_ipdv = [&](int64_t later, int64_t earlier) {
     update.ipdv[update.ipdv_count++] =
         static_cast<int64_t>(static_cast<uint64_t>(later) - static_cast<uint64_t>(earlier));
   };
+  const auto with_delay = [&](size_t neighbour) {
+    return neighbour != kNotFound && at(neighbour).state == State::kReplied && at(neighbour).has_delay;
+  };
   const size_t before = find(seq - 1);
   if (before != kNotFound) {
-    if (at(before).state == State::kReplied) add_ipdv(delay_ns, at(before).delay_ns);
+    if (with_delay(before)) add_ipdv(*delay_ns, at(before).delay_ns);
   } else if (previous_has_delay_ && previous_seq_ == seq - 1) {
-    add_ipdv(delay_ns, previous_delay_ns_);
+    add_ipdv(*delay_ns, previous_delay_ns_);
   }
   const size_t after = find(seq + 1);
-  if (after != kNotFound && at(after).state == State::kReplied) add_ipdv(at(after).delay_ns, delay_ns);
+  if (with_delay(after)) add_ipdv(at(after).delay_ns, *delay_ns);
 
   settle(update);
   return update;
@@ -199,7 +207,7 @@ void SequenceTracker::close_run(const Entry& reply, SequenceUpdate& update) {
   previous_valid_ = true;
   previous_seq_ = reply.seq;
   previous_reflector_seq_ = reply.reflector_seq;
-  previous_has_delay_ = true;
+  previous_has_delay_ = reply.has_delay;
   previous_delay_ns_ = reply.delay_ns;
 }
 
@@ -218,7 +226,7 @@ namespace {
 
 WindowOptions normalized(WindowOptions options) {
   options.slices = std::clamp<uint32_t>(options.slices, 1, 1000);
-  if (options.window_ns < static_cast<WallNs>(options.slices)) options.window_ns = WindowOptions{}.window_ns;
+  if (options.window_ns < static_cast<int64_t>(options.slices)) options.window_ns = WindowOptions{}.window_ns;
   if (!options.rtt_layout) {
     static const std::shared_ptr<const ExportLayout> kDefault = std::make_shared<const ExportLayout>();
     options.rtt_layout = kDefault;
@@ -283,12 +291,12 @@ void WindowedStats::Slice::reset() {
 
 WindowedStats::WindowedStats(WindowOptions options)
     : options_(normalized(std::move(options))),
-      slice_ns_(options_.window_ns / static_cast<WallNs>(options_.slices)),
+      slice_ns_(options_.window_ns / static_cast<int64_t>(options_.slices)),
       slices_(options_.slices, Slice(options_)),
       peer_(options_.peer_state),
       rtt_export_(options_.rtt_layout) {}
 
-WindowedStats::Slice& WindowedStats::current(WallNs now) {
+WindowedStats::Slice& WindowedStats::current(MonoNs now) {
   const auto k = static_cast<int64_t>(slices_.size());
   int64_t epoch = floor_div(now, slice_ns_);
   if (!have_epoch_ || epoch > newest_epoch_) {
@@ -313,7 +321,7 @@ WindowedStats::Slice& WindowedStats::current(WallNs now) {
   return slice;
 }
 
-bool WindowedStats::window_end(WallNs now, int64_t& epoch) const {
+bool WindowedStats::window_end(MonoNs now, int64_t& epoch) const {
   if (!have_epoch_) return false;
   epoch = floor_div(now, slice_ns_);
   if (epoch < newest_epoch_) {
@@ -337,15 +345,30 @@ void WindowedStats::apply(const SequenceUpdate& update, Slice& slice) {
   }
 }
 
-void WindowedStats::on_sent(uint32_t seq, WallNs now) {
+void WindowedStats::on_sent(uint32_t seq, MonoNs now) {
   Slice& slice = current(now);
   ++slice.counts.sent;
   ++totals_.sent;
   apply(sequence_.on_sent(seq), slice);
 }
 
-void WindowedStats::on_event(const stamp::ProbeEvent& event, WallNs now) {
-  Slice& slice = current(now);
+void WindowedStats::record_delays(const stamp::Sample& s, Slice& slice) {
+  const int64_t rtt = s.rtt_ns();
+  slice.rtt.record(rtt);
+  slice.turnaround.record(s.turnaround_ns());
+  rtt_export_.record_ns(rtt);
+  one_way_valid_ = s.one_way_valid();
+  if (one_way_valid_) {
+    slice.forward.record(s.forward_ns());
+    slice.backward.record(s.backward_ns());
+    one_way_error_s_ = s.one_way_error_s();
+    ++totals_.one_way_samples;
+  }
+  last_rtt_ns_ = rtt;
+}
+
+void WindowedStats::on_event(const stamp::ProbeEvent& event, const Now& now) {
+  Slice& slice = current(now.mono);
   switch (event.kind) {
     case stamp::ProbeEvent::Kind::kReply: {
       const stamp::Sample& s = event.sample;
@@ -353,28 +376,18 @@ void WindowedStats::on_event(const stamp::ProbeEvent& event, WallNs now) {
       ++totals_.received;
       ++totals_.t1_sources[static_cast<size_t>(s.t1.source)];
       ++totals_.t4_sources[static_cast<size_t>(s.t4.source)];
-      const int64_t rtt = s.rtt_ns();
-      slice.rtt.record(rtt);
-      slice.turnaround.record(s.turnaround_ns());
-      rtt_export_.record_ns(rtt);
-      one_way_valid_ = s.one_way_valid();
-      if (one_way_valid_) {
-        slice.forward.record(s.forward_ns());
-        slice.backward.record(s.backward_ns());
-        one_way_error_s_ = s.one_way_error_s();
-        ++totals_.one_way_samples;
-      }
-      last_reply_at_ = now;
-      last_rtt_ns_ = rtt;
-      apply(sequence_.on_reply(event.seq, s.reflector_seq, rtt), slice);
-      peer_.on_reply(event.seq, now);
+      if (!s.clock_stepped) record_delays(s, slice);
+      last_reply_at_ = now.wall;
+      const std::optional<int64_t> delay = s.clock_stepped ? std::nullopt : std::optional<int64_t>(s.rtt_ns());
+      apply(sequence_.on_reply(event.seq, s.reflector_seq, delay), slice);
+      peer_.on_reply(event.seq, now.wall);
       break;
     }
     case stamp::ProbeEvent::Kind::kLost:
       ++slice.counts.lost;
       ++totals_.lost;
       apply(sequence_.on_lost(event.seq), slice);
-      peer_.on_lost(event.seq, now);
+      peer_.on_lost(event.seq, now.wall);
       break;
     case stamp::ProbeEvent::Kind::kLate:
       ++slice.counts.late;
@@ -387,11 +400,11 @@ void WindowedStats::on_event(const stamp::ProbeEvent& event, WallNs now) {
   }
 }
 
-void WindowedStats::on_events(std::span<const stamp::ProbeEvent> events, WallNs now) {
+void WindowedStats::on_events(std::span<const stamp::ProbeEvent> events, const Now& now) {
   for (const auto& event : events) on_event(event, now);
 }
 
-void WindowedStats::on_sender_counters(const stamp::SenderCounters& counters, WallNs now) {
+void WindowedStats::on_sender_counters(const stamp::SenderCounters& counters, MonoNs now) {
   const uint64_t reordered = increase(counters.reordered, baseline_.reordered);
   totals_.send_errors += increase(counters.send_errors, baseline_.send_errors);
   totals_.unexpected += increase(counters.unexpected, baseline_.unexpected);
@@ -402,18 +415,17 @@ void WindowedStats::on_sender_counters(const stamp::SenderCounters& counters, Wa
   }
 }
 
-void WindowedStats::on_sender_restart(WallNs now) {
+void WindowedStats::on_sender_restart(MonoNs now) {
   apply(sequence_.restart(), current(now));
   peer_.on_sequence_restart();
   baseline_ = SenderBaseline{};
 }
 
-void WindowedStats::set_window(WallNs window_ns, WallNs now) {
-  (void)now;
+void WindowedStats::set_window(int64_t window_ns) {
   WindowOptions options = options_;
   options.window_ns = window_ns;
   options_ = normalized(std::move(options));
-  slice_ns_ = options_.window_ns / static_cast<WallNs>(options_.slices);
+  slice_ns_ = options_.window_ns / static_cast<int64_t>(options_.slices);
   // Samples were filed by the old slice length: the window starts empty, everything cumulative stays.
   slices_.assign(options_.slices, Slice(options_));
   have_epoch_ = false;
@@ -425,11 +437,11 @@ void WindowedStats::set_peer_state_options(PeerStateOptions options, WallNs now)
   peer_.set_options(options, now);
 }
 
-StatsSnapshot WindowedStats::snapshot(WallNs now) const {
+StatsSnapshot WindowedStats::snapshot(MonoNs now) const {
   StatsSnapshot snap;
   snap.at = now;
   snap.slice_ns = slice_ns_;
-  snap.window_ns = slice_ns_ * static_cast<WallNs>(slices_.size());
+  snap.window_ns = slice_ns_ * static_cast<int64_t>(slices_.size());
 
   int64_t end = 0;
   if (window_end(now, end)) {

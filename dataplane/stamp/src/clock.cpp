@@ -57,13 +57,19 @@ __int128 unwrap_era(uint32_t wire_seconds, int64_t reference_seconds) {
   return best;
 }
 
+int64_t clock_ns(clockid_t clock) {
+  timespec now{};
+  clock_gettime(clock, &now);
+  return static_cast<int64_t>(now.tv_sec) * kNsPerSecond + now.tv_nsec;
+}
+
 }  // namespace
 
-WallNs wall_now() {
-  timespec now{};
-  clock_gettime(CLOCK_REALTIME, &now);
-  return static_cast<WallNs>(now.tv_sec) * kNsPerSecond + now.tv_nsec;
-}
+WallNs wall_now() { return clock_ns(CLOCK_REALTIME); }
+
+MonoNs mono_now() { return clock_ns(CLOCK_MONOTONIC); }
+
+Now read_now() { return Now{wall_now(), mono_now()}; }
 
 ClockState read_clock_state() {
   ClockState state;

@@ -18,7 +18,8 @@ constexpr uint32_t kTwampLightMinimum = 14;
 SessionReflector::SessionReflector(ReflectorOptions options) : options_(std::move(options)) {}
 
 bool SessionReflector::reflect_impl(const dp::RxPacket& request, std::span<uint8_t> out, const ClockState& clock,
-                                    WallNs t3, dp::TxPacket& reply) {
+                                    const Now& now, dp::TxPacket& reply) {
+  const WallNs t3 = now.wall;
   ++counters_.received;
   if (request.truncated) {
     ++counters_.dropped_truncated;
@@ -59,7 +60,7 @@ bool SessionReflector::reflect_impl(const dp::RxPacket& request, std::span<uint8
 
   ReflectionFields fields;
   fields.seq =
-      options_.stateful ? next_reflector_seq(request, decoded.parsed.packet.ssid, t2) : decoded.parsed.packet.seq;
+      options_.stateful ? next_reflector_seq(request, decoded.parsed.packet.ssid, now.mono) : decoded.parsed.packet.seq;
   fields.receive_timestamp = encode_timestamp(t2, options_.format, clock.tai_offset_s);
   fields.timestamp = encode_timestamp(t3, options_.format, clock.tai_offset_s);
   fields.error_estimate = ErrorEstimate::from_clock(clock, options_.format).encode();
@@ -82,7 +83,7 @@ bool SessionReflector::reflect_impl(const dp::RxPacket& request, std::span<uint8
   return true;
 }
 
-uint32_t SessionReflector::next_reflector_seq(const dp::RxPacket& request, uint16_t ssid, WallNs now) {
+uint32_t SessionReflector::next_reflector_seq(const dp::RxPacket& request, uint16_t ssid, MonoNs now) {
   SessionKey key{request.source, request.destination, ssid};
   auto it = sessions_.find(key);
   if (it == sessions_.end()) {
@@ -102,7 +103,7 @@ uint32_t SessionReflector::next_reflector_seq(const dp::RxPacket& request, uint1
   return it->second.next_seq++;
 }
 
-void SessionReflector::expire_sessions(WallNs now) {
+void SessionReflector::expire_sessions(MonoNs now) {
   std::erase_if(sessions_, [&](const auto& entry) { return now - entry.second.last_seen > options_.session_idle_ns; });
   counters_.sessions_active = sessions_.size();
 }

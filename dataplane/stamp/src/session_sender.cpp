@@ -7,8 +7,25 @@ namespace hubprobe::stamp {
 
 namespace {
 // A TX timestamp more than this far from the user-space send time belongs to another packet
-// (the OPT_ID counter slipped); it is dropped rather than trusted.
-constexpr WallNs kTxStampSanityNs = 1'000'000'000;
+// (the OPT_ID counter slipped); it is dropped rather than trusted. Both are wall-clock readings of
+// moments microseconds apart, so only a step between the two could part them (the stamp is then
+// dropped and the sample falls back to the user-space T1, as for any untrusted stamp).
+constexpr int64_t kTxStampSanityNs = 1'000'000'000;
+
+// How far T4 - T1 (wall clock) may stray outside the monotonic time between building the probe and
+// reading its reply before the sample is taken as spoilt by a clock step. The two clocks run at the same
+// rate (NTP slews both); this covers reading them one after the other and a NIC clock's drift over a
+// timeout (100 ppm of 2 s). A smaller step (or, forward, one smaller than this plus the time the reply
+// waited to be read) goes unnoticed and moves the samples in flight by its size.
+constexpr int64_t kClockStepToleranceNs = 1'000'000;
+
+// T4 - T1 must lie in [0, received_at - built_at]: T1 was taken after the probe was built, T4 before the
+// reply was read.
+bool spans_clock_step(const dp::Timestamp& t1, const dp::Timestamp& t4, MonoNs built_at, MonoNs received_at) {
+  const int64_t wall_elapsed = t4.ns - t1.ns;
+  const int64_t mono_elapsed = received_at - built_at;
+  return wall_elapsed < -kClockStepToleranceNs || wall_elapsed > mono_elapsed + kClockStepToleranceNs;
+}
 }  // namespace
 
 SessionSender::SessionSender(SenderOptions options, SocketAddress reflector)
@@ -19,13 +36,13 @@ SessionSender::SessionSender(SenderOptions options, SocketAddress reflector)
       history_seq_(kHistory, 0),
       history_state_(kHistory, SeqState::kUnknown) {}
 
-Result<dp::TxPacket> SessionSender::build_probe(std::span<uint8_t> buffer, WallNs now, const ClockState& clock) {
+Result<dp::TxPacket> SessionSender::build_probe(std::span<uint8_t> buffer, const Now& now, const ClockState& clock) {
   if (buffer.size() < packet_size_) return make_error("probe buffer smaller than the packet size");
   const ErrorEstimate local_error = ErrorEstimate::from_clock(clock, options_.format);
   tai_offset_s_ = clock.tai_offset_s;
   TestPacket fields;
   fields.seq = next_seq_;
-  fields.timestamp = encode_timestamp(now, options_.format, clock.tai_offset_s);
+  fields.timestamp = encode_timestamp(now.wall, options_.format, clock.tai_offset_s);
   fields.error_estimate = local_error.encode();
   fields.ssid = options_.ssid;
   auto written = encode_test_packet(fields, options_.mode, options_.key.get(), buffer.first(packet_size_));
@@ -33,8 +50,9 @@ Result<dp::TxPacket> SessionSender::build_probe(std::span<uint8_t> buffer, WallN
 
   InFlight probe;
   probe.seq = next_seq_;
-  probe.deadline = now + options_.timeout_ns;
-  probe.t1 = dp::Timestamp{now, dp::TimestampSource::kUser};
+  probe.built_at = now.mono;
+  probe.deadline = now.mono + options_.timeout_ns;
+  probe.t1 = dp::Timestamp{now.wall, dp::TimestampSource::kUser};
   probe.local_error = local_error;
   pending_ = probe;
 
@@ -51,11 +69,8 @@ void SessionSender::on_sent(const dp::TxPacket& sent) {
   pending_.reset();
   probe.sent = true;
   probe.tx_id = sent.tx_id;
-  if (sent.sent_at.valid()) {
-    // The deadline counts from when the probe really left.
-    probe.deadline += sent.sent_at.ns - probe.t1.ns;
-    probe.t1 = sent.sent_at;
-  }
+  // The deadline stays as build_probe() set it: the probe leaves right after it is built.
+  if (sent.sent_at.valid()) probe.t1 = sent.sent_at;
   seq_by_tx_id_[probe.tx_id] = probe.seq;
   in_flight_[probe.seq] = probe;
   ++next_seq_;
@@ -89,7 +104,7 @@ void SessionSender::on_tx_timestamp(const dp::TxTimestamp& stamp) {
   }
 }
 
-void SessionSender::on_receive(const dp::RxPacket& packet, WallNs now) {
+void SessionSender::on_receive(const dp::RxPacket& packet, const Now& now) {
   if (!(packet.source == reflector_)) {
     ++counters_.invalid_source;
     ++counters_.invalid;
@@ -145,15 +160,16 @@ void SessionSender::on_receive(const dp::RxPacket& packet, WallNs now) {
   sample.seq = reply.sender_seq;
   sample.reflector_seq = reply.seq;
   sample.length = packet.length;
-  sample.t2 = decode_timestamp(reply.receive_timestamp, reflector_error.format, tai, now);
-  sample.t3 = decode_timestamp(reply.timestamp, reflector_error.format, tai, now);
-  sample.t4 = packet.rx.valid() ? packet.rx : dp::Timestamp{now, dp::TimestampSource::kUser};
+  sample.t2 = decode_timestamp(reply.receive_timestamp, reflector_error.format, tai, now.wall);
+  sample.t3 = decode_timestamp(reply.timestamp, reflector_error.format, tai, now.wall);
+  sample.t4 = packet.rx.valid() ? packet.rx : dp::Timestamp{now.wall, dp::TimestampSource::kUser};
   sample.local_error = probe.local_error;
   sample.reflector_error = reflector_error;
   sample.reflector_ttl = reply.sender_ttl;
   sample.reply_ttl = packet.ttl;
   probe.reply = sample;
-  probe.reply_deadline = now + options_.tx_timestamp_grace_ns;
+  probe.received_at = now.mono;
+  probe.reply_deadline = now.mono + options_.tx_timestamp_grace_ns;
 
   if (!any_answered_ || reply.sender_seq > highest_answered_) {
     highest_answered_ = reply.sender_seq;
@@ -171,6 +187,8 @@ void SessionSender::on_receive(const dp::RxPacket& packet, WallNs now) {
 void SessionSender::complete(InFlight& probe, bool used_fallback) {
   Sample sample = *probe.reply;
   sample.t1 = probe.t1;
+  sample.clock_stepped = spans_clock_step(sample.t1, sample.t4, probe.built_at, probe.received_at);
+  if (sample.clock_stepped) ++counters_.clock_stepped;
   if (used_fallback) ++counters_.t1_user_fallback;
   seq_by_tx_id_.erase(probe.tx_id);
   remember(probe.seq, SeqState::kAnswered);
@@ -178,7 +196,7 @@ void SessionSender::complete(InFlight& probe, bool used_fallback) {
   events_.push_back({ProbeEvent::Kind::kReply, probe.seq, sample});
 }
 
-void SessionSender::advance(WallNs now) {
+void SessionSender::advance(MonoNs now) {
   for (auto it = in_flight_.begin(); it != in_flight_.end();) {
     InFlight& probe = it->second;
     if (probe.reply && now >= probe.reply_deadline) {

@@ -35,10 +35,10 @@ struct PingArgs {
 
 struct PingOptions {
   SocketAddress target;
-  std::string target_text;  ///< as the user wrote it, for messages
-  uint64_t count = 0;       ///< 0 = until interrupted
-  WallNs interval_ns = 1'000'000'000;
-  uint32_t size = 0;  ///< STAMP packet size, 0 = base length
+  std::string target_text;              ///< as the user wrote it, for messages
+  uint64_t count = 0;                   ///< 0 = until interrupted
+  int64_t interval_ns = 1'000'000'000;  ///< between probes, on the monotonic clock
+  uint32_t size = 0;                    ///< STAMP packet size, 0 = base length
   int dscp = -1;
   std::string interface;
   std::string source;  ///< local address, empty = any
@@ -46,7 +46,7 @@ struct PingOptions {
   uint32_t fwmark = 0;
   std::shared_ptr<const stamp::HmacKey> key;  ///< set = authenticated mode
   TimestampFormat format = TimestampFormat::kNtp;
-  WallNs timeout_ns = 2'000'000'000;
+  int64_t timeout_ns = 2'000'000'000;  ///< a probe unanswered this long (monotonic) is lost
   bool json = false;
   bool quiet = false;
   std::string backend = "kernel";

@@ -91,13 +91,13 @@ class Agent : private ProbeListener {
   };
 
   explicit Agent(const AgentConfig& config);
-  void on_probe_sent(const std::string& session_id, uint32_t seq, WallNs when) override;
-  void on_probe_event(const std::string& session_id, const stamp::ProbeEvent& event, WallNs now) override;
+  void on_probe_sent(const std::string& session_id, uint32_t seq, const Now& now) override;
+  void on_probe_event(const std::string& session_id, const stamp::ProbeEvent& event, const Now& now) override;
   void probe_loop();
   Result<void> start_reflector(const ReflectorConfig& config);
   void stop_reflector();
   /// (mutex_ held) Starts a peer's sessions (all or none) and installs them (install_peer).
-  Result<void> add_peer(const PeerConfig& peer, WallNs now);
+  Result<void> add_peer(const PeerConfig& peer, const Now& now);
   /// (mutex_ held) Statistics and path-selection candidates for a peer whose engine sessions run.
   void install_peer(const PeerConfig& peer);
   /// (mutex_ held) Stops a peer's sessions and uninstalls them.
@@ -118,12 +118,12 @@ class Agent : private ProbeListener {
   void restore_reflector(const ReflectorConfig& config);
   /// (mutex_ held) The sessions of removed and restarted peers leave and those of added and restarted
   /// peers start, as one change of the engine; then config_ = next. On error nothing changed.
-  Result<void> replace_peers(const AgentConfig& next, const ConfigDiff& diff, WallNs now);
+  Result<void> replace_peers(const AgentConfig& next, const ConfigDiff& diff, MonoNs now);
   /// New sinks and discovery for `next` (after a reload that changed [scheduler]).
   void restart_scheduler(const AgentConfig& next);
-  void refresh_sender_counters(WallNs now);
+  void refresh_sender_counters(MonoNs now);
   /// Applies a change of window, down_after or SLA class to a running peer's sessions (same_session holds).
-  void update_peer(const PeerConfig& peer, WallNs now);
+  void update_peer(const PeerConfig& peer, const Now& now);
   static SessionSpec session_spec(const PeerConfig& peer, const PathConfig& path);
   static WindowOptions window_options(const PeerConfig& peer);
   PathSelector& selector_for(const PeerConfig& peer);
@@ -139,7 +139,7 @@ class Agent : private ProbeListener {
   void discovery_loop(EtcdSinkConfig sink, std::shared_ptr<EtcdClient> client);
   /// (mutex_ held) Brings the discovered peers' sessions in line with registrations_ and config_: adds,
   /// removes, restarts or updates them. No registrations (discovery off) = no discovered peers.
-  void apply_discovered(WallNs now);
+  void apply_discovered(const Now& now);
 
   // Preferences: the publisher thread evaluates the selectors once a second and hands documents to the
   // sinks; it never holds mutex_ while it writes the generation file or talks to a sink.
@@ -160,8 +160,10 @@ class Agent : private ProbeListener {
   std::map<std::string, SessionRuntime> sessions_;  ///< by session_id()
   std::map<std::string, PathSelector> selectors_;   ///< by destination hub
   ClockState clock_;
-  WallNs clock_read_at_ = 0;
-  WallNs counters_refreshed_at_ = 0;
+  // Times are wall clock (WallNs) where they are shown as points in time, monotonic (MonoNs) where they
+  // measure an interval.
+  MonoNs clock_read_at_ = 0;
+  MonoNs counters_refreshed_at_ = 0;
   bool peers_changed_ = false;  ///< a peer was added or removed since the last preference document
 
   std::unique_ptr<ReflectorService> reflector_;
@@ -170,8 +172,9 @@ class Agent : private ProbeListener {
 
   std::thread probe_thread_;
   std::atomic<bool> stop_{false};
-  std::atomic<WallNs> last_tick_{0};
+  std::atomic<MonoNs> last_tick_{0};
   WallNs started_at_ = 0;
+  MonoNs started_mono_ = 0;  ///< for the uptime
 
   uint64_t reloads_ok_ = 0;
   uint64_t reloads_failed_ = 0;
@@ -205,7 +208,7 @@ class Agent : private ProbeListener {
   std::optional<GenerationStore> generation_store_;
   uint64_t generation_ = 0;
   uint64_t generation_errors_ = 0;
-  WallNs last_document_at_ = 0;
+  MonoNs last_document_at_ = 0;
   std::shared_ptr<const nlohmann::json> document_;  ///< guarded by mutex_
   mutable std::mutex sinks_mutex_;
   std::vector<std::unique_ptr<SchedulerSink>> sinks_;

@@ -3,7 +3,8 @@
 // It runs on a tick: every tick it sends the probes that are due, in one batch per port, and collects
 // the replies and TX timestamps that arrived since the last tick. Kernel timestamps make the tick
 // invisible in the measurement, and batching keeps the system-call rate low (docs/benchmarks.md: 100
-// peers at 10/s on a small share of one core). Not thread-safe: the agent serialises access.
+// peers at 10/s on a small share of one core). Due times and timeouts run on the monotonic clock; the
+// wall clock is only what goes into the probes. Not thread-safe: the agent serialises access.
 #pragma once
 
 #include <cstdint>
@@ -28,8 +29,8 @@ struct SessionSpec {
   std::shared_ptr<const stamp::HmacKey> key;
   uint32_t packet_size = 0;  ///< 0 = base length
   int dscp = -1;
-  WallNs interval_ns = 100'000'000;
-  WallNs timeout_ns = 1'000'000'000;
+  int64_t interval_ns = 100'000'000;
+  int64_t timeout_ns = 1'000'000'000;
   TimestampFormat format = TimestampFormat::kNtp;
   // How the probe is pinned to a path.
   std::string device;
@@ -49,8 +50,10 @@ struct SessionSpec {
 class ProbeListener {
  public:
   virtual ~ProbeListener() = default;
-  virtual void on_probe_sent(const std::string& session_id, uint32_t seq, WallNs when) = 0;
-  virtual void on_probe_event(const std::string& session_id, const stamp::ProbeEvent& event, WallNs now) = 0;
+  /// Probe `seq` left in the tick at `now`.
+  virtual void on_probe_sent(const std::string& session_id, uint32_t seq, const Now& now) = 0;
+  /// What became of a probe, learnt in the tick at `now`.
+  virtual void on_probe_event(const std::string& session_id, const stamp::ProbeEvent& event, const Now& now) = 0;
   /// A probe that was built but did not leave (`error` says why). Its sequence number is used up.
   virtual void on_send_failed(const std::string& /*session_id*/, uint32_t /*seq*/, const Error& /*error*/) {}
   /// A probe that could not be built (e.g. the HMAC failed). The session tries again at the next tick.
@@ -77,7 +80,7 @@ class ProbeEngine {
 
   /// Adds a session; opens (or shares) the ports it needs. The first probe goes out at a phase within the
   /// interval derived from `phase_seed`, so sessions are not probed in lock-step.
-  Result<void> add_session(const SessionSpec& spec, uint64_t phase_seed, WallNs now);
+  Result<void> add_session(const SessionSpec& spec, uint64_t phase_seed, MonoNs now);
   void remove_session(const std::string& id);
   /// Removes the sessions `remove` and adds `add` as one change (a reload). The removed sessions' ports
   /// close first, so a new session may take a fixed source port an old one held. When a session cannot be
@@ -85,7 +88,7 @@ class ProbeEngine {
   /// numbers, counters, SSID; TX timestamps of probes in flight are not matched any more), and the error is
   /// returned. Putting back reopens the old ports; a session whose port another process took meanwhile
   /// stays out, and the error names it.
-  Result<void> replace_sessions(const std::vector<std::string>& remove, const std::vector<NewSession>& add, WallNs now);
+  Result<void> replace_sessions(const std::vector<std::string>& remove, const std::vector<NewSession>& add, MonoNs now);
   /// Opens every port the sessions `specs` would need (each source port of a set, their device, fwmark and
   /// source address) and closes them again, so a reload can refuse before it changes anything. Ports the
   /// engine has open are shared, so they are not opened; nor are fixed ports the engine holds under other
@@ -105,9 +108,9 @@ class ProbeEngine {
   bool finished(const std::string& id) const;
 
   /// One tick at `now`: collect TX stamps and replies, expire timeouts, send what is due.
-  void run_tick(WallNs now, const ClockState& clock, ProbeListener& listener);
-  /// When the next probe is due (for sleeping); far future when no session sends.
-  WallNs next_due() const;
+  void run_tick(const Now& now, const ClockState& clock, ProbeListener& listener);
+  /// When the next probe is due (monotonic, for sleeping); far future when no session sends.
+  MonoNs next_due() const;
   /// The ports' descriptors, to sleep on between ticks (dp::Port::poll_fd: -1 for a busy-polled port).
   std::vector<int> poll_fds() const;
 
@@ -138,15 +141,15 @@ class ProbeEngine {
     std::vector<PortKey> port_keys;  ///< one, or one per source port (used in turn)
     size_t next_port = 0;
     std::unique_ptr<stamp::SessionSender> sender;
-    WallNs next_send = 0;
+    MonoNs next_send = 0;
     bool stopped = false;
     std::vector<uint8_t> buffer;
 
     bool sending() const { return !stopped && (spec.count == 0 || sender->next_seq() < spec.count); }
   };
 
-  void collect(PortState& port, WallNs now, ProbeListener& listener);
-  void send_due(WallNs now, const ClockState& clock, ProbeListener& listener);
+  void collect(PortState& port, const Now& now);
+  void send_due(const Now& now, const ClockState& clock, ProbeListener& listener);
   Session* session_for_reply(PortState& port, const dp::RxPacket& packet);
   /// The local addresses of a session: its source as given, or one per source port.
   static std::vector<SocketAddress> locals_of(const SessionSpec& spec);

@@ -49,11 +49,12 @@ class ReflectorService {
 
  private:
   explicit ReflectorService(ReflectorServiceOptions options);
-  bool admit(const SocketAddress& source, WallNs now);
+  /// The allow list and the rate limit (token bucket refilled on the monotonic clock).
+  bool admit(const SocketAddress& source, MonoNs now);
 
   struct Bucket {
     double tokens = 0;
-    WallNs updated = 0;
+    MonoNs updated = 0;
   };
 
   ReflectorServiceOptions options_;

@@ -3,8 +3,9 @@
 //
 // Pure logic. Nothing here reads a clock, a socket or a file: every call takes the time it happens at,
 // so tests replay sample sequences (tests/unit/path_selection_test.cpp) and the agent drives it from the
-// probe thread. One PathSelector per destination hub; its candidates are the (peer, path) pairs that
-// reach that hub.
+// probe thread. Windows, ages, hold-down and switch_after run on the monotonic clock; the wall clock
+// (evaluate()'s now.wall) only dates state changes (state_since, for the preference document). One
+// PathSelector per destination hub; its candidates are the (peer, path) pairs that reach that hub.
 //
 // What it does, per candidate:
 //   - keeps the outcomes of the last `sla.window` (replies with RTT, losses; an outcome at time t is in
@@ -94,8 +95,8 @@ struct CandidateView {
   double confidence = 0;   ///< 0..1: replies in the window / probes expected in it (capped at 1)
   uint64_t samples = 0;    ///< replies in the window
   uint64_t judged = 0;     ///< replies + losses in the window
-  WallNs state_since = 0;  ///< when the state last changed
-  WallNs eligible_at = 0;  ///< when the hold-down ends (or ended); 0 while the state is not ok
+  WallNs state_since = 0;  ///< when the state last changed (wall clock)
+  MonoNs eligible_at = 0;  ///< when the hold-down ends or ended (monotonic); 0 while the state is not ok
 };
 
 struct SelectionChange {
@@ -121,10 +122,10 @@ class PathSelector {
   const SlaClass& sla() const { return sla_; }
 
   /// A reply. `forward_ns` is set only when both clocks were synchronised (with its error bound).
-  void on_reply(const std::string& id, WallNs now, int64_t rtt_ns, std::optional<int64_t> forward_ns = std::nullopt,
+  void on_reply(const std::string& id, MonoNs now, int64_t rtt_ns, std::optional<int64_t> forward_ns = std::nullopt,
                 double forward_error_s = 0);
   /// A probe declared lost.
-  void on_lost(const std::string& id, WallNs now);
+  void on_lost(const std::string& id, MonoNs now);
   /// The candidate's session's peer state (PeerStateTracker::state()); the candidate is down while it is
   /// kDown. Call it after every outcome and whenever the tracker's options change (record_probe_event()
   /// in probe_outcome.h does the former). Unknown until told.
@@ -132,7 +133,7 @@ class PathSelector {
 
   /// Recomputes costs, states, ranks and the preferred candidate at `now`. Call it regularly (the agent
   /// does once a second) and whenever a test wants to look; it is idempotent for the same `now`.
-  SelectionChange evaluate(WallNs now);
+  SelectionChange evaluate(const Now& now);
 
   /// Ranked best first, as of the last evaluate().
   const std::vector<CandidateView>& ranked() const { return ranked_; }
@@ -145,14 +146,15 @@ class PathSelector {
   struct Candidate;  // defined in path_selection.cpp
   Candidate* find(const std::string& id);
   /// Appends an outcome at `now` (to be filled in) to the candidate's window; null for an unknown id.
-  Candidate* record(const std::string& id, WallNs now);
-  // evaluate(), step by step: measure and judge each candidate, order them, pick, publish the ranks.
-  void measure(Candidate& c, WallNs now);
-  double confidence(const Candidate& c, uint64_t replies, WallNs now) const;
-  bool judge(Candidate& c, WallNs now);
-  void hold_down(Candidate& c, WallNs now);
+  Candidate* record(const std::string& id, MonoNs now);
+  // evaluate(), step by step: measure and judge each candidate, order them, pick, publish the ranks. The
+  // windows, ages and hold-down run on now.mono; judge() dates a state change with now.wall.
+  void measure(Candidate& c, MonoNs now);
+  double confidence(const Candidate& c, uint64_t replies, MonoNs now) const;
+  bool judge(Candidate& c, const Now& now);
+  void hold_down(Candidate& c, MonoNs now);
   void order_candidates();
-  void pick_preferred(WallNs now);
+  void pick_preferred(MonoNs now);
   bool publish_ranks();
 
   SlaClass sla_;

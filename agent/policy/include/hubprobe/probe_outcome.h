@@ -13,9 +13,11 @@
 
 namespace hubprobe {
 
-/// Session `id`'s probe `event` at `now`: recorded in `stats`, then, for a reply or a loss, in `selector`
-/// (its hub's; null = none), which then gets the peer state `stats` judged.
+/// Session `id`'s probe `event`, learnt at `now`: recorded in `stats` (windows on now.mono, the reply and
+/// state changes dated with now.wall), then, for a reply or a loss, in `selector` (its hub's; null = none;
+/// on now.mono), which then gets the peer state `stats` judged. A reply whose delays a clock step spoilt
+/// (Sample::clock_stepped) is no outcome for the selector's SLA window; it still counts for the peer state.
 void record_probe_event(WindowedStats& stats, PathSelector* selector, const std::string& id,
-                        const stamp::ProbeEvent& event, WallNs now);
+                        const stamp::ProbeEvent& event, const Now& now);
 
 }  // namespace hubprobe

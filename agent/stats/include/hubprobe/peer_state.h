@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Peer reachability (up / down) from the outcome of each probe. Pure logic driven by probe events and a
 // time passed in: no I/O, no clock reads, not thread-safe (one owner). The one judgement of down: the
-// path selector takes it as the path's down (hubprobe/probe_outcome.h).
+// path selector takes it as the path's down (hubprobe/probe_outcome.h). The time measures nothing: it
+// only dates state changes (last_change(), a wall-clock time for documents).
 #pragma once
 
 #include <cstdint>

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Streaming statistics of one probe session (one peer, one path) for the long-running daemon: windowed
 // delay quantiles, jitter as IPDV, loss split by direction, reordering, duplicates, late replies and peer
-// reachability. Pure logic: no I/O, no clock reads (every call takes `now`), not thread-safe (one owner;
+// reachability. Pure logic: no I/O, no clock reads (every call takes the time), not thread-safe (one owner;
 // the daemon hands snapshots to the exporter). The object is independent of any config object and is
 // movable, so it survives a config reload by moving it to the new session object.
 //
@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -64,8 +65,9 @@ class SequenceTracker {
   SequenceTracker();
 
   SequenceUpdate on_sent(uint32_t seq);
-  /// A reply to `seq` numbered `reflector_seq` by the reflector, with the delay used for IPDV.
-  SequenceUpdate on_reply(uint32_t seq, uint32_t reflector_seq, int64_t delay_ns);
+  /// A reply to `seq` numbered `reflector_seq` by the reflector, with the delay used for IPDV (none: the
+  /// reply pairs with no neighbour for IPDV, e.g. its delay was spoilt by a clock step).
+  SequenceUpdate on_reply(uint32_t seq, uint32_t reflector_seq, std::optional<int64_t> delay_ns);
   SequenceUpdate on_lost(uint32_t seq);
   /// Settles pending losses as unknown and forgets every sequence number (a new sender).
   SequenceUpdate restart();
@@ -85,6 +87,7 @@ class SequenceTracker {
     uint32_t seq = 0;
     uint32_t reflector_seq = 0;
     int64_t delay_ns = 0;
+    bool has_delay = false;
     State state = State::kPending;
   };
   static constexpr size_t kNotFound = static_cast<size_t>(-1);
@@ -125,7 +128,7 @@ struct WindowOptions {
   /// Length of the sliding window. It is a ring of `slices` sub-windows of window_ns / slices each: a
   /// value stays in the window for at least window - window/slices and less than window after it was
   /// recorded (55 s to 60 s with the defaults).
-  WallNs window_ns = 60'000'000'000;
+  int64_t window_ns = 60'000'000'000;
   uint32_t slices = 12;  ///< 1..1000
   /// Precision of the RTT and one-way delay histograms: 2^-(bits+1) relative quantile error (7: 0.39 %,
   /// 78 µs at 20 ms).
@@ -202,9 +205,9 @@ struct LossRatios {
 
 /// Everything the exporter, the SLA logic and `hubprobe status` need, as plain values.
 struct StatsSnapshot {
-  WallNs at = 0;         ///< the `now` it was taken at
-  WallNs window_ns = 0;  ///< nominal window (slices * slice length)
-  WallNs slice_ns = 0;
+  MonoNs at = 0;          ///< the `now` it was taken at
+  int64_t window_ns = 0;  ///< nominal window (slices * slice length)
+  int64_t slice_ns = 0;
   DelayStats rtt, forward, backward, turnaround;
   bool one_way_valid = false;  ///< the newest reply had both clocks synchronised
   double one_way_error_s = 0;  ///< error bound of the newest valid one-way delays
@@ -213,11 +216,11 @@ struct StatsSnapshot {
   LossRatios loss;
   StatsTotals totals;  ///< cumulative, never decrease (except lost_direction_pending)
   PeerState state = PeerState::kUnknown;
-  WallNs state_since = 0;  ///< time of the last state change, 0 = never
+  WallNs state_since = 0;  ///< wall time of the last state change, 0 = never
   uint64_t state_transitions = 0;
   uint64_t down_transitions = 0;
   uint32_t consecutive_lost = 0;
-  WallNs last_reply_at = 0;  ///< `now` of the newest reply, 0 = none
+  WallNs last_reply_at = 0;  ///< wall time the newest reply was read at, 0 = none
   double last_rtt_s = 0;
 };
 
@@ -226,9 +229,12 @@ struct StatsSnapshot {
 /// Feed it what the SessionSender says: on_sent() after each probe left, on_event() for every event of
 /// poll_events() (any order), on_sender_counters() now and then (before snapshots) for what only the
 /// sender counts (reordering, invalid datagrams, send errors), on_sender_restart() when a new
-/// SessionSender replaces the old one. Events are accounted in the sub-window of the `now` they are fed
-/// with. Wall time going back by less than a window is taken as "now = the newest time seen"; further
-/// back empties the window (counters and the exported histogram stay).
+/// SessionSender replaces the old one. The windows run on the monotonic clock: events are accounted in the
+/// sub-window of the monotonic `now` they are fed with, so a step of the wall clock moves nothing. A `now`
+/// older than the newest seen by less than a window is taken as the newest; further back empties the
+/// window (counters and the exported histogram stay). The wall clock only dates the newest reply and the
+/// peer's state changes, for documents. A reply whose delays a clock step spoilt
+/// (Sample::clock_stepped) counts as received and leaves its delays out.
 ///
 /// Cost (defaults; 20 ms +- 1 ms RTT, 5..50 µs turnaround, 10 probes/s, one-way valid): memory ~12 KB
 /// empty and ~52 KB once the window is full (the MemoryPerSession test prints it), i.e. ~5 MB for 100
@@ -239,29 +245,30 @@ class WindowedStats {
  public:
   explicit WindowedStats(WindowOptions options = {});
 
-  void on_sent(uint32_t seq, WallNs now);
-  void on_event(const stamp::ProbeEvent& event, WallNs now);
-  void on_events(std::span<const stamp::ProbeEvent> events, WallNs now);
+  void on_sent(uint32_t seq, MonoNs now);
+  void on_event(const stamp::ProbeEvent& event, const Now& now);
+  void on_events(std::span<const stamp::ProbeEvent> events, const Now& now);
   /// Takes the increase of the sender's cumulative counters since the last call (a decrease means a new
   /// sender whose counters started from zero).
-  void on_sender_counters(const stamp::SenderCounters& counters, WallNs now);
+  void on_sender_counters(const stamp::SenderCounters& counters, MonoNs now);
   /// A new SessionSender (numbering from 0 again, counters from 0) feeds this object from now on. Pending
   /// losses are settled as unknown; statistics and counters stay.
-  void on_sender_restart(WallNs now);
+  void on_sender_restart(MonoNs now);
   /// A new window length (config reload): the windowed quantiles and ratios start empty; counters, the
   /// exported histogram, loss tracking and the peer state stay.
-  void set_window(WallNs window_ns, WallNs now);
-  /// New reachability thresholds (config reload) without losing anything.
+  void set_window(int64_t window_ns);
+  /// New reachability thresholds (config reload) without losing anything; a state change it causes is
+  /// dated `now`.
   void set_peer_state_options(PeerStateOptions options, WallNs now);
 
-  StatsSnapshot snapshot(WallNs now) const;
+  StatsSnapshot snapshot(MonoNs now) const;
 
   /// Cumulative RTT histogram for the Prometheus export (never reset).
   const ExportHistogram& rtt_histogram() const { return rtt_export_; }
   const PeerStateTracker& peer_state() const { return peer_; }
   const SequenceTracker& sequence() const { return sequence_; }
   const WindowOptions& options() const { return options_; }
-  WallNs slice_ns() const { return slice_ns_; }
+  int64_t slice_ns() const { return slice_ns_; }
   /// Heap and object bytes in use.
   size_t memory_bytes() const;
 
@@ -277,13 +284,14 @@ class WindowedStats {
     uint64_t reordered = 0, send_errors = 0, unexpected = 0, invalid = 0;
   };
 
-  Slice& current(WallNs now);
+  Slice& current(MonoNs now);
   /// The newest epoch a snapshot at `now` covers; false when the window is empty.
-  bool window_end(WallNs now, int64_t& epoch) const;
+  bool window_end(MonoNs now, int64_t& epoch) const;
+  void record_delays(const stamp::Sample& sample, Slice& slice);
   void apply(const SequenceUpdate& update, Slice& slice);
 
   WindowOptions options_;
-  WallNs slice_ns_;
+  int64_t slice_ns_;
   std::vector<Slice> slices_;
   bool have_epoch_ = false;
   int64_t newest_epoch_ = 0;

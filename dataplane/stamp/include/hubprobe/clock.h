@@ -1,17 +1,35 @@
 // SPDX-License-Identifier: Apache-2.0
-// The host clock as STAMP needs it: wall time, sync state and error bound from adjtimex(2),
-// and conversion between wall time and the two STAMP timestamp formats.
+// The host clocks as STAMP needs them: wall time for the wire and documents, monotonic time for
+// deadlines, intervals and windows; sync state and error bound from adjtimex(2); conversion between wall
+// time and the two STAMP timestamp formats.
 #pragma once
 
 #include <cstdint>
 
 namespace hubprobe {
 
-/// Nanoseconds since the Unix epoch (UTC, CLOCK_REALTIME): the one time base of the agent.
+/// Nanoseconds since the Unix epoch (UTC, CLOCK_REALTIME): what goes on the wire (T1..T4) and into
+/// documents and metrics as a point in time. It jumps when the clock is stepped (NTP, `date -s`), so no
+/// deadline, interval or window is measured with it.
 using WallNs = int64_t;
+
+/// Nanoseconds on CLOCK_MONOTONIC (since an arbitrary origin, boot): the time base of every deadline,
+/// interval, timeout and window. It never jumps; it means nothing outside this host and this boot.
+using MonoNs = int64_t;
+
+/// One moment on both clocks, for code that needs both (a probe's wire timestamp and its deadline). The
+/// two are read one after the other; neither is ever derived from the other.
+struct Now {
+  WallNs wall = 0;
+  MonoNs mono = 0;
+};
 
 /// Reads CLOCK_REALTIME. Thread-safe.
 WallNs wall_now();
+/// Reads CLOCK_MONOTONIC. Thread-safe.
+MonoNs mono_now();
+/// Reads both clocks. Thread-safe.
+Now read_now();
 
 enum class TimestampFormat : uint8_t {
   kNtp,  ///< NTP 64-bit: seconds since 1900 (UTC) and 2^-32 s fraction (Z = 0)

@@ -28,8 +28,8 @@ struct ReflectorOptions {
   /// which makes the reflector an amplifier towards whatever source address a request claims.
   bool answer_short_requests = false;
   TimestampFormat format = TimestampFormat::kNtp;
-  size_t max_sessions = 65536;               ///< stateful table bound; the least recently seen is evicted
-  WallNs session_idle_ns = 300'000'000'000;  ///< a stateful session idle this long is forgotten
+  size_t max_sessions = 65536;                ///< stateful table bound; the least recently seen is evicted
+  int64_t session_idle_ns = 300'000'000'000;  ///< a stateful session idle this long (monotonic) is forgotten
 };
 
 /// Why the reflector dropped a datagram; exported as reflector drop reasons.
@@ -61,19 +61,20 @@ class SessionReflector {
   /// (destination = request source, source = the address the request was sent to, same TOS). The reply is
   /// as long as the request. An unauthenticated request of 14..43 octets (a TWAMP-Light sender) is dropped,
   /// or with answer_short_requests gets a 44-octet reply (RFC 8762 section 4.6).
-  /// T3 is read from `now_fn` as late as possible. Returns false when the request is dropped (counted).
+  /// `now_fn` (e.g. read_now) gives the time as late as possible: T3 is its wall time, its monotonic
+  /// time dates the stateful session's activity. Returns false when the request is dropped (counted).
   template <class NowFn>
   bool reflect(const dp::RxPacket& request, std::span<uint8_t> out, const ClockState& clock, NowFn&& now_fn,
                dp::TxPacket& reply) {
     return reflect_impl(request, out, clock, now_fn(), reply);
   }
-  /// Same, with T3 given.
-  bool reflect_at(const dp::RxPacket& request, std::span<uint8_t> out, const ClockState& clock, WallNs t3,
+  /// Same, with the time given (T3 = now.wall).
+  bool reflect_at(const dp::RxPacket& request, std::span<uint8_t> out, const ClockState& clock, const Now& now,
                   dp::TxPacket& reply) {
-    return reflect_impl(request, out, clock, t3, reply);
+    return reflect_impl(request, out, clock, now, reply);
   }
-  /// Forgets stateful sessions idle for longer than session_idle_ns.
-  void expire_sessions(WallNs now);
+  /// Forgets stateful sessions idle (monotonic) for longer than session_idle_ns.
+  void expire_sessions(MonoNs now);
 
   const ReflectorCounters& counters() const { return counters_; }
   const ReflectorOptions& options() const { return options_; }
@@ -90,12 +91,12 @@ class SessionReflector {
   };
   struct Session {
     uint32_t next_seq = 0;
-    WallNs last_seen = 0;
+    MonoNs last_seen = 0;
   };
 
-  bool reflect_impl(const dp::RxPacket& request, std::span<uint8_t> out, const ClockState& clock, WallNs t3,
+  bool reflect_impl(const dp::RxPacket& request, std::span<uint8_t> out, const ClockState& clock, const Now& now,
                     dp::TxPacket& reply);
-  uint32_t next_reflector_seq(const dp::RxPacket& request, uint16_t ssid, WallNs now);
+  uint32_t next_reflector_seq(const dp::RxPacket& request, uint16_t ssid, MonoNs now);
 
   ReflectorOptions options_;
   std::unordered_map<SessionKey, Session, SessionKeyHash> sessions_;

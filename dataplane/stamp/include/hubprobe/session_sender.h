@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // The STAMP session-sender engine: builds probes, matches replies and TX timestamps, and turns them into
-// samples. Pure logic over dataplane packets: no I/O, no clock reads of its own (callers pass `now`),
+// samples. Pure logic over dataplane packets: no I/O, no clock reads of its own (callers pass the time),
 // so it is shared by every backend and unit-tested without a kernel. Not thread-safe: one owner.
+//
+// Two clocks: the wall clock (WallNs) is what goes on the wire and what T1..T4 are; every deadline (the
+// timeout, the TX-stamp grace) runs on the monotonic clock (MonoNs), so stepping the wall clock neither
+// declares probes in flight lost nor keeps them forever.
 #pragma once
 
 #include <cstdint>
@@ -21,12 +25,12 @@ struct SenderOptions {
   Mode mode = Mode::kUnauthenticated;
   std::shared_ptr<const HmacKey> key;  ///< required in authenticated mode
   TimestampFormat format = TimestampFormat::kNtp;
-  uint16_t ssid = 0;                  ///< RFC 8972 Session-Sender Identifier
-  uint32_t packet_size = 0;           ///< 0 = base length of the mode
-  WallNs timeout_ns = 2'000'000'000;  ///< a probe without a reply after this is lost
-  /// A reply that arrives before its TX timestamp waits this long for it, then uses the user-space
-  /// send time instead (and says so in the sample).
-  WallNs tx_timestamp_grace_ns = 20'000'000;
+  uint16_t ssid = 0;                   ///< RFC 8972 Session-Sender Identifier
+  uint32_t packet_size = 0;            ///< 0 = base length of the mode
+  int64_t timeout_ns = 2'000'000'000;  ///< a probe without a reply after this (monotonic) is lost
+  /// A reply that arrives before its TX timestamp waits this long (monotonic) for it, then uses the
+  /// user-space send time instead (and says so in the sample).
+  int64_t tx_timestamp_grace_ns = 20'000'000;
 };
 
 /// One answered probe. T1 and T4 are local; T2 and T3 come from the reflector's clock.
@@ -39,6 +43,10 @@ struct Sample {
   ErrorEstimate local_error, reflector_error;
   int reflector_ttl = -1;  ///< TTL the request arrived with at the reflector
   int reply_ttl = -1;      ///< TTL the reply arrived with here
+  /// The local wall clock was stepped while the probe was out: T4 - T1 does not fit in the monotonic
+  /// time between sending and receiving. The probe was answered, but its delays are not measurements;
+  /// statistics count the reply and leave its delays out.
+  bool clock_stepped = false;
 
   WallNs rtt_ns() const { return (t4.ns - t1.ns) - (t3 - t2); }
   WallNs turnaround_ns() const { return t3 - t2; }
@@ -69,6 +77,7 @@ struct SenderCounters {
   uint64_t tx_timestamps = 0;
   uint64_t tx_timestamp_mismatch = 0;  ///< a TX timestamp implausibly far from its send time
   uint64_t t1_user_fallback = 0;       ///< samples whose T1 is a user-space clock read
+  uint64_t clock_stepped = 0;          ///< replies whose delays a wall-clock step spoilt (Sample::clock_stepped)
 };
 
 /// What became of a probe, reported by poll_events().
@@ -82,17 +91,18 @@ class SessionSender {
  public:
   SessionSender(SenderOptions options, SocketAddress reflector);
 
-  /// Builds the next probe into `buffer` (at least packet_size octets). Call on_sent() once it left.
-  /// `clock` is the current clock state (cached by the caller), `now` the wall time to put in the packet.
-  Result<dp::TxPacket> build_probe(std::span<uint8_t> buffer, WallNs now, const ClockState& clock);
+  /// Builds the next probe into `buffer` (at least packet_size octets). Call on_sent() once it left,
+  /// right after. `clock` is the current clock state (cached by the caller); `now.wall` goes into the
+  /// packet, the timeout counts from `now.mono`.
+  Result<dp::TxPacket> build_probe(std::span<uint8_t> buffer, const Now& now, const ClockState& clock);
   /// Records that the probe built last left with the backend's tx_id and user-space send time.
   void on_sent(const dp::TxPacket& sent);
   void on_send_failed();
   void on_tx_timestamp(const dp::TxTimestamp& stamp);
-  /// Handles one received datagram.
-  void on_receive(const dp::RxPacket& packet, WallNs now);
+  /// Handles one received datagram, read at `now` (at or after its arrival).
+  void on_receive(const dp::RxPacket& packet, const Now& now);
   /// Declares probes lost whose timeout passed and releases replies that waited for their TX stamp.
-  void advance(WallNs now);
+  void advance(MonoNs now);
   /// Moves out what happened since the last call.
   std::vector<ProbeEvent> poll_events();
 
@@ -107,11 +117,13 @@ class SessionSender {
     uint32_t seq = 0;
     uint32_t tx_id = 0;
     bool sent = false;
-    WallNs deadline = 0;
+    MonoNs built_at = 0;
+    MonoNs deadline = 0;
     dp::Timestamp t1;  ///< user time, upgraded by the TX timestamp
     ErrorEstimate local_error;
     std::optional<Sample> reply;  ///< answered, waiting for the TX timestamp
-    WallNs reply_deadline = 0;
+    MonoNs received_at = 0;
+    MonoNs reply_deadline = 0;
   };
   enum class SeqState : uint8_t { kUnknown, kAnswered, kLost };
 
