@@ -10,6 +10,7 @@
 
 #include "hubprobe/cli_usage.h"
 #include "hubprobe/config.h"
+#include "hubprobe/install_paths.h"
 #include "hubprobe/ping.h"
 #include "hubprobe/prefs.h"
 #include "hubprobe/reflect.h"
@@ -102,7 +103,8 @@ CLI::App* ReflectFlags::add_to(CLI::App& app) {
 
 CLI::App* CheckConfigFlags::add_to(CLI::App& app) {
   auto* check = app.add_subcommand("check-config", "validate an agent configuration file");
-  check->add_option("file", file, "the TOML file, e.g. " HUBPROBE_DEFAULT_CONFIG)->required();
+  check->add_option("file", file, "the TOML file, e.g. " + hubprobe::default_config_file() + " (hubprobed's default)")
+      ->required();
   return check;
 }
 

@@ -18,6 +18,7 @@
 #include "hubprobe/agent.h"
 #include "hubprobe/config.h"
 #include "hubprobe/http_server.h"
+#include "hubprobe/install_paths.h"
 #include "hubprobe/systemd.h"
 #include "hubprobe_version.h"
 
@@ -91,9 +92,13 @@ void reload(const std::string& path, Agent& agent, std::unique_ptr<hubprobe::Htt
 int main(int argc, char** argv) {
   CLI::App app{"hubprobed: the hubprobe agent (STAMP sender, reflector, Prometheus exporter)", "hubprobed"};
   app.set_version_flag("--version", std::string(HUBPROBE_VERSION));
-  std::string config_path = HUBPROBE_DEFAULT_CONFIG;  // follows the install prefix (hubprobe_version.h)
+  // The prefix this program is installed in decides the default (install_paths.h). The help text, which
+  // hubprobed(8) is made from, says so rather than naming the file of one prefix.
+  std::string config_path = hubprobe::default_config_file();
   bool check_only = false;
-  app.add_option("-c,--config", config_path, "configuration file (TOML), default " HUBPROBE_DEFAULT_CONFIG)
+  app.add_option("-c,--config", config_path,
+                 "configuration file (TOML); default: SYSCONFDIR/hubprobe/hubprobe.toml of the install prefix "
+                 "(/etc/hubprobe/hubprobe.toml for /usr)")
       ->type_name("FILE");
   app.add_flag("--check-config", check_only, "validate the configuration file and exit");
   try {
@@ -113,6 +118,7 @@ int main(int argc, char** argv) {
   // journald adds its own timestamps; a terminal gets them from here.
   spdlog::set_pattern(isatty(STDERR_FILENO) ? "%Y-%m-%d %H:%M:%S.%e %^%l%$ %v" : "%l: %v");
 
+  spdlog::info("hubprobed {}: configuration {}", HUBPROBE_VERSION, config_path);
   auto config = hubprobe::load_config(config_path);
   if (!config) {
     std::cerr << config.error().message << "\n";
