@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Usage: deb_test.sh contents|lintian DEB_BUILD_DIR   (ctest: package_deb_contents, package_deb_lintian)
-# Checks the .deb that scripts/package.sh made in DEB_BUILD_DIR (docs/operations.md, "Packaging").
+# Checks the .deb that `cpack -G DEB` made in DEB_BUILD_DIR (the test package_deb_build, or
+# scripts/package.sh; docs/operations.md, "Packaging").
 #   contents  `dpkg --root` unpacks it into a scratch root (no maintainer script runs: unpacking runs
 #             none, as the package has no preinst) and dpkg registers /etc/hubprobe/hubprobe.toml as a
 #             conffile ("newconffile" until configured); then, in the unpacked tree: files only under /usr and /etc/hubprobe; the unit's
 #             ExecStart binary and --config file exist, the --config file is a conffile and so is every
 #             file under /etc; the unit passes `systemd-analyze verify` (run on a copy whose ExecStart
-#             points into the scratch root); the man pages; the binaries are stripped; hubprobed's
-#             compiled-in default is /etc/hubprobe/hubprobe.toml (--help, --check-config); copyright,
-#             changelog.Debian.gz; the maintainer scripts parse.
+#             points into the scratch root); the man pages; the binaries are stripped; run from /usr
+#             (the package's bin and sbin mounted over the host's in a private mount namespace: root),
+#             hubprobed and hubprobe default to /etc/hubprobe/hubprobe.toml (--check-config, the log
+#             line, check-config --help); copyright, changelog.Debian.gz; the maintainer scripts parse.
 #   lintian   lintian reports no error (warnings are printed; docs/operations.md explains them).
 # Exit 77 (skipped) when a tool is missing.
 set -uo pipefail
@@ -23,7 +25,8 @@ debs=("$dir"/hubprobe_*.deb)
   echo "FAIL: no hubprobe_*.deb in $dir (the test package_deb_build makes it)" >&2
   exit 1
 }
-deb=${debs[0]}
+((${#debs[@]} == 1)) || echo "note: ${#debs[@]} packages in $dir, checking the newest" >&2
+deb=$(ls -t "${debs[@]}" | head -n 1)
 config=/etc/hubprobe/hubprobe.toml
 
 failures=0
@@ -129,7 +132,8 @@ for page in man1/hubprobe.1.gz man5/hubprobe.toml.5.gz man8/hubprobed.8.gz; do
     fail "usr/share/man/$page is missing"
     continue
   fi
-  zcat "$f" | grep -qF "$config" || fail "$page does not name $config"
+  # grep -q would stop reading early, and zcat's SIGPIPE fail the pipeline (pipefail).
+  zcat "$f" | grep -F "$config" >/dev/null || fail "$page does not name $config"
 done
 
 step "binaries"
@@ -139,14 +143,30 @@ for b in usr/bin/hubprobe usr/sbin/hubprobed; do
   [[ $info == *ELF* && $info == *", stripped"* ]] || fail "$b is not a stripped ELF binary: $info"
 done
 
-step "compiled-in default: $config"
-hubprobed=$tree/usr/sbin/hubprobed
-out=$("$hubprobed" --help 2>&1) || fail "hubprobed --help failed: $out"
-grep -qF "default $config" <<<"$out" || fail "hubprobed --help does not show the default $config:"$'\n'"$out"
-out=$("$hubprobed" --check-config 2>&1)
-grep -qF "$config" <<<"$out" || fail "hubprobed --check-config did not read $config: $out"
-grep -qF "e.g. $config" <<<"$("$tree/usr/bin/hubprobe" check-config --help 2>&1)" ||
-  fail "hubprobe check-config --help does not name $config"
+step "the programs' default at /usr: $config"
+# run_at_usr DIR PROGRAM ARGS...: the package's usr/DIR/PROGRAM run as /usr/DIR/PROGRAM, with the package's
+# usr/DIR mounted over the host's in a mount namespace of its own (the host's /usr/DIR is not touched).
+# There an empty /etc/hubprobe hides the host's, should it have one: the agent never finds a file to
+# start with, and fails at once.
+run_at_usr() {
+  local dir=$1 program=$2
+  shift 2
+  timeout 20 unshare --mount --propagation private -- sh -c '
+    { [ ! -d /etc/hubprobe ] || mount -t tmpfs tmpfs /etc/hubprobe; } &&
+      mount --bind "$1" "/usr/$2" && shift 2 && exec "$@"' sh "$tree/usr/$dir" "$dir" "/usr/$dir/$program" "$@"
+}
+if ! unshare --mount --propagation private -- true 2>/dev/null; then
+  msg="unshare --mount is not allowed (not root): the programs' default at /usr is not checked"
+  [[ ${HUBPROBE_REQUIRE_PRIVILEGED:-0} == 1 ]] && fail "$msg" || echo "note: $msg" >&2
+else
+  # Without --config: --check-config reads the default, and the agent logs it when it starts.
+  out=$(run_at_usr sbin hubprobed --check-config 2>&1)
+  grep -qF "$config" <<<"$out" || fail "/usr/sbin/hubprobed --check-config did not read $config: $out"
+  out=$(run_at_usr sbin hubprobed 2>&1)
+  grep -qF "configuration $config" <<<"$out" || fail "/usr/sbin/hubprobed does not log that it reads $config: $out"
+  out=$(run_at_usr bin hubprobe check-config --help 2>&1)
+  grep -qF "e.g. $config" <<<"$out" || fail "/usr/bin/hubprobe check-config --help does not name $config: $out"
+fi
 
 step "copyright, changelog, maintainer scripts"
 head -n 1 "$tree/usr/share/doc/hubprobe/copyright" 2>/dev/null |

@@ -4,11 +4,13 @@
 # The installed tree of a build (docs/operations.md, "Installing"):
 #   1. `cmake --install BUILD_DIR --prefix TMP/tree`, another prefix than the configured one: the unit's
 #      ExecStart and --config name files inside TMP/tree (the example configuration in TMP/tree/etc),
-#      `systemd-analyze verify` passes, the man pages are there, and the programs' compiled-in default
-#      is the configured prefix's (CONFIGURED_SYSCONFDIR/hubprobe/hubprobe.toml, shown by --help and used
-#      by `hubprobed --check-config`), not TMP/tree's.
-#   2. `DESTDIR=TMP/stage cmake --install BUILD_DIR` into the configured prefix: there the unit's
-#      --config, the compiled-in default and the installed example are the same file.
+#      `systemd-analyze verify` passes, the man pages are there (naming the package's paths, not the
+#      configured prefix's; no man warnings), and the installed programs default to the tree's own
+#      configuration, TMP/tree/etc/hubprobe/hubprobe.toml (`hubprobed --check-config`, `hubprobe
+#      check-config --help`): the unit's --config and the example are that file.
+#   2. `DESTDIR=TMP/stage cmake --install BUILD_DIR` into the configured prefix: there the unit's --config
+#      is CONFIGURED_SYSCONFDIR/hubprobe/hubprobe.toml, the example is installed there, and the staged
+#      hubprobed defaults to it (under TMP/stage); the build tree's hubprobed defaults to it too.
 set -uo pipefail
 build=$1 prefix=$2 sysconfdir=$3
 default_config=$sysconfdir/hubprobe/hubprobe.toml
@@ -26,11 +28,9 @@ trap 'rm -rf "$tmp"' EXIT
 # exec_start UNIT: the words of ExecStart= (the [Service] section has one).
 exec_start() { sed -n 's/^ExecStart=//p' "$1"; }
 
-# The compiled-in default of hubprobed: from --help, and the file --check-config tries without --config.
-check_default() { # check_default HUBPROBED EXPECTED
+# check_default HUBPROBED EXPECTED: the file hubprobed reads without --config (--check-config says).
+check_default() {
   local out
-  out=$("$1" --help 2>&1) || fail "$1 --help failed: $out"
-  grep -qF "default $2" <<<"$out" || fail "$1 --help does not show the default $2:"$'\n'"$out"
   out=$("$1" --check-config 2>&1)
   grep -qF "$2" <<<"$out" || fail "$1 --check-config did not read $2:"$'\n'"$out"
 }
@@ -49,16 +49,16 @@ unit=$tree/lib/systemd/system/hubprobed.service
 }
 
 # The example configuration lands in the tree's sysconfdir, as GNUInstallDirs would put it for that prefix.
-expected_config=$tree/etc/hubprobe/hubprobe.toml
+tree_config=$tree/etc/hubprobe/hubprobe.toml
 read -r -a words <<<"$(exec_start "$unit")"
 step "ExecStart=${words[*]}"
 [[ ${words[0]:-} == "$tree/sbin/hubprobed" ]] || fail "ExecStart runs ${words[0]:-nothing}, not $tree/sbin/hubprobed"
 [[ -x ${words[0]:-/nonexistent} ]] || fail "ExecStart's ${words[0]:-} is not an executable file"
-[[ ${words[1]:-} == --config && ${words[2]:-} == "$expected_config" ]] ||
-  fail "ExecStart does not pass --config $expected_config: ${words[*]}"
-[[ -f $expected_config ]] || fail "$expected_config (the unit's --config) was not installed"
-cmp -s "$expected_config" "$(dirname "$0")/../../config/hubprobe.toml" ||
-  fail "$expected_config is not config/hubprobe.toml"
+[[ ${words[1]:-} == --config && ${words[2]:-} == "$tree_config" ]] ||
+  fail "ExecStart does not pass --config $tree_config: ${words[*]}"
+[[ -f $tree_config ]] || fail "$tree_config (the unit's --config) was not installed"
+cmp -s "$tree_config" "$(dirname "$0")/../../config/hubprobe.toml" ||
+  fail "$tree_config is not config/hubprobe.toml"
 grep -q "^Documentation=file:$tree/share/doc/hubprobe/operations.md$" "$unit" ||
   fail "Documentation= does not name $tree/share/doc/hubprobe/operations.md"
 [[ -f $tree/share/doc/hubprobe/operations.md ]] || fail "operations.md is not in $tree/share/doc/hubprobe"
@@ -77,16 +77,22 @@ for page in man1/hubprobe.1.gz man5/hubprobe.toml.5.gz man8/hubprobed.8.gz; do
     continue
   fi
   gzip -t "$f" || fail "$f is not gzip'ed"
-  # The configuration file the page names is the compiled-in one, as in the programs.
-  zcat "$f" | grep -qF "$default_config" || fail "$f does not name $default_config"
+  text=$(zcat "$f")
+  # The package's paths, the same in every build: not those of the configured prefix.
+  grep -qF /etc/hubprobe/hubprobe.toml <<<"$text" || fail "$f does not name /etc/hubprobe/hubprobe.toml"
+  if [[ $default_config != /etc/hubprobe/hubprobe.toml ]] && grep -F "$default_config" <<<"$text"; then
+    fail "$f names the configured prefix's $default_config"
+  fi
   warnings=$(LC_ALL=C.UTF-8 MANROFFSEQ='' MANWIDTH=80 man --warnings -E UTF-8 -l -Tutf8 -Z "$f" 2>&1 >/dev/null)
   [[ -z $warnings ]] || fail "man warns about $f:"$'\n'"$warnings"
 done
 
-step "compiled-in default: $default_config (the configured prefix $prefix)"
-check_default "$tree/sbin/hubprobed" "$default_config"
-grep -qF "e.g. $default_config" <<<"$("$tree/bin/hubprobe" check-config --help 2>&1)" ||
-  fail "hubprobe check-config --help does not name $default_config"
+step "the installed programs' default: $tree_config (the tree's own, not $default_config)"
+check_default "$tree/sbin/hubprobed" "$tree_config"
+grep -qF "$tree_config: ok" <<<"$("$tree/sbin/hubprobed" --check-config 2>&1)" ||
+  fail "$tree/sbin/hubprobed --check-config does not accept the installed example"
+grep -qF "e.g. $tree_config" <<<"$("$tree/bin/hubprobe" check-config --help 2>&1)" ||
+  fail "hubprobe check-config --help does not name $tree_config"
 
 if command -v systemd-analyze >/dev/null; then
   step "systemd-analyze verify $unit"
@@ -107,10 +113,14 @@ else
   [[ ${words[0]:-} == "${prefix%/}/sbin/hubprobed" && -x $stage${words[0]:-/nonexistent} ]] ||
     fail "ExecStart runs ${words[0]:-nothing}, not the installed ${prefix%/}/sbin/hubprobed"
   [[ ${words[2]:-} == "$default_config" ]] ||
-    fail "the unit's --config ${words[2]:-} is not the compiled-in default $default_config"
+    fail "the unit's --config ${words[2]:-} is not the configured prefix's $default_config"
   [[ -f $stage$default_config ]] || fail "the example configuration is not at $default_config"
-  grep -qF "hubprobe: note:" <<<"$out" && fail "cmake --install into the configured prefix warns about it:"$'\n'"$out"
+  # Staged, the prefix it runs from is $stage$prefix: its default is the staged example.
+  [[ $sysconfdir == "$prefix"/* ]] && check_default "$stage${words[0]:-}" "$stage$default_config"
 fi
+
+step "the build tree's hubprobed: the configured default $default_config"
+check_default "$build/agent/hubprobed" "$default_config"
 
 if ((failures)); then
   echo "install_tree: $failures check(s) failed" >&2
