@@ -4,9 +4,9 @@
 # Builds the Debian package, build-deb/hubprobe_<version>-<revision>_<arch>.deb (docs/operations.md,
 # "Packaging"):
 #   1. configures DIR (default build-deb/, or $HUBPROBE_DEB_BUILD_DIR) with the prefix /usr, which the
-#      package installs to, so that the programs' compiled-in default configuration and the unit's
-#      --config are both /etc/hubprobe/hubprobe.toml; without the test suite; linked with Debian's
-#      hardening link flags (-z relro -z now). CMAKE ARGS are added (e.g. compile flags).
+#      package installs to (any build makes the same package: `cd build && cpack -G DEB` works too; this
+#      is a convenience); without the test suite; linked with Debian's hardening link flags
+#      (-z relro -z now). CMAKE ARGS are added (e.g. compile flags).
 #   2. builds it (scripts/build.sh, so through ccache when installed): hubprobe, hubprobed, man pages,
 #   3. runs `cpack -G DEB` there, and lintian on the result (not with --no-lintian).
 # The last line printed is the path of the .deb. Exit status: 0, or non-zero when a step failed or
