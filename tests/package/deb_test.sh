@@ -10,8 +10,8 @@
 #             file under /etc; the unit passes `systemd-analyze verify` (run on a copy whose ExecStart
 #             points into the scratch root); the man pages; the binaries are stripped; run from /usr
 #             (the package's bin and sbin mounted over the host's in a private mount namespace: root),
-#             hubprobed and hubprobe default to /etc/hubprobe/hubprobe.toml (--check-config, the log
-#             line, check-config --help); copyright, changelog.Debian.gz; the maintainer scripts parse.
+#             hubprobed and hubprobe default to /etc/hubprobe/hubprobe.toml (--check-config, starting
+#             without --config, check-config --help); copyright, changelog.Debian.gz; the maintainer scripts parse.
 #   lintian   lintian reports no error (warnings are printed; docs/operations.md explains them).
 # Exit 77 (skipped) when a tool is missing.
 set -uo pipefail
@@ -163,7 +163,7 @@ else
   out=$(run_at_usr sbin hubprobed --check-config 2>&1)
   grep -qF "$config" <<<"$out" || fail "/usr/sbin/hubprobed --check-config did not read $config: $out"
   out=$(run_at_usr sbin hubprobed 2>&1)
-  grep -qF "configuration $config" <<<"$out" || fail "/usr/sbin/hubprobed does not log that it reads $config: $out"
+  grep -qF "$config: cannot open" <<<"$out" || fail "/usr/sbin/hubprobed did not try to read $config: $out"
   out=$(run_at_usr bin hubprobe check-config --help 2>&1)
   grep -qF "e.g. $config" <<<"$out" || fail "/usr/bin/hubprobe check-config --help does not name $config: $out"
 fi

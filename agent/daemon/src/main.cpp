@@ -118,7 +118,6 @@ int main(int argc, char** argv) {
   // journald adds its own timestamps; a terminal gets them from here.
   spdlog::set_pattern(isatty(STDERR_FILENO) ? "%Y-%m-%d %H:%M:%S.%e %^%l%$ %v" : "%l: %v");
 
-  spdlog::info("hubprobed {}: configuration {}", HUBPROBE_VERSION, config_path);
   auto config = hubprobe::load_config(config_path);
   if (!config) {
     std::cerr << config.error().message << "\n";
@@ -151,8 +150,10 @@ int main(int argc, char** argv) {
     return kExitStartFailure;
   }
   std::unique_ptr<hubprobe::HttpServer> http = std::move(started_http.value());
-  spdlog::info("hubprobed {} started: agent {} hub {}, {} peers, metrics on http://{}/metrics", HUBPROBE_VERSION,
-               config->agent.id, config->agent.hub, config->peers.size(), http->address().to_string());
+  // The file read is named here; a bad or missing one is named by its one error line instead.
+  spdlog::info("hubprobed {} started: configuration {}, agent {} hub {}, {} peers, metrics on http://{}/metrics",
+               HUBPROBE_VERSION, config_path, config->agent.id, config->agent.hub, config->peers.size(),
+               http->address().to_string());
   (void)hubprobe::systemd::notify_ready();
   (void)hubprobe::systemd::notify_status("running, " + std::to_string(config->peers.size()) + " peers");
 
