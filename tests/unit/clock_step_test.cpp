@@ -104,6 +104,14 @@ class SimulatedPort : public dp::Port {
   }
 
   int poll_fd() const override { return -1; }
+  // Kernel-style stamps on the host's (stepping) wall clock, driven by the test: busy-polled.
+  dp::PortCapabilities capabilities() const override {
+    dp::PortCapabilities capabilities;
+    capabilities.rx_source = dp::TimestampSource::kKernelSoftware;
+    capabilities.tx_source = dp::TimestampSource::kKernelSoftware;
+    capabilities.wait = dp::WaitKind::kBusyPoll;
+    return capabilities;
+  }
   SocketAddress local_address() const override { return kLocal; }
   const dp::PortCounters& counters() const override { return counters_; }
 

@@ -58,6 +58,36 @@ size_t receive_within(Port& port, std::span<RxPacket> rx, size_t want, int timeo
   return got;
 }
 
+TEST(KernelPort, ReportsKernelStampsInTheRealtimeClockAndAPollFd) {
+  auto sender = open_loopback(true);
+  auto reflector = open_loopback(false);
+  ASSERT_TRUE(sender && reflector);
+  const PortCapabilities with = sender->capabilities();
+  EXPECT_EQ(with.rx_source, TimestampSource::kKernelSoftware);
+  EXPECT_EQ(with.tx_source, TimestampSource::kKernelSoftware);
+  EXPECT_TRUE(with.tx_timestamps());
+  EXPECT_EQ(with.t3_source, TimestampSource::kUser);
+  EXPECT_EQ(with.wait, WaitKind::kPollFd);
+  EXPECT_GE(sender->poll_fd(), 0);
+  EXPECT_EQ(with.clock, &realtime_clock());
+  const PortCapabilities without = reflector->capabilities();
+  EXPECT_EQ(without.tx_source, TimestampSource::kNone);
+  EXPECT_FALSE(without.tx_timestamps());
+  EXPECT_EQ(without.rx_source, TimestampSource::kKernelSoftware);
+}
+
+TEST(KernelPort, TheRealtimeClockIsWallTimeWithNoConversionError) {
+  const ClockDomain& clock = realtime_clock();
+  const WallNs before = wall_now();
+  const int64_t reading = clock.now();
+  EXPECT_LE(before, reading);
+  EXPECT_LE(reading, wall_now());
+  EXPECT_EQ(clock.to_wall(reading), (WallStamp{reading, 0}));
+  const Timestamp stamp{reading, TimestampSource::kKernelSoftware};
+  EXPECT_EQ(to_wall(clock, stamp).ns, reading);
+  EXPECT_EQ(to_wall(clock, stamp).source, TimestampSource::kKernelSoftware);
+}
+
 TEST(KernelPort, UnknownBackendIsAnError) {
   auto dataplane = make_dataplane("quantum");
   ASSERT_FALSE(dataplane.ok());

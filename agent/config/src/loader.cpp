@@ -18,6 +18,7 @@ AgentConfig Loader::load(const toml::table& root) {
   AgentConfig config;
   read_agent(root, config);
   read_dataplane(root, config);
+  backend_ = dp::backend_traits(config.dataplane.backend);
   read_reflector(root, config);
   if (const toml::table* probe = optional_table(root, "probe", "probe", "a table [probe]")) {
     check_keys(*probe, "probe", kProbeKeys);
@@ -141,6 +142,14 @@ void Loader::read_reflector(const toml::table& root, AgentConfig& config) {
   }
   for (SocketAddress& host : hosts) host.set_port(reflector.port);
   reflector.listen = std::move(hosts);
+  if (auto refusal = refuse_reflector(backend_, reflector)) {
+    refuse(table != nullptr ? static_cast<const toml::node&>(*table) : root, "reflector", *refusal);
+  }
+}
+
+void Loader::refuse(const toml::node& table, const std::string& path, const Refusal& refusal) const {
+  const toml::node* node = table.is_table() ? table.as_table()->get(refusal.key) : nullptr;
+  fail(node != nullptr ? node->source() : table.source(), join(path, refusal.key), refusal.reason);
 }
 
 ProbeNodes Loader::read_probe_settings(const toml::table& table, const std::string& path, ProbeSettings& settings) {

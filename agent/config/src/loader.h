@@ -13,6 +13,8 @@
 #include <string>
 #include <string_view>
 
+#include "hubprobe/backend_support.h"
+#include "hubprobe/backend_traits.h"
 #include "hubprobe/config.h"
 
 namespace hubprobe::config_detail {
@@ -50,6 +52,8 @@ class Loader {
   void check_sla_down_after(const AgentConfig& config) const;
   void resolve_peer_paths(const toml::table& table, const std::string& path, const AgentConfig& config,
                           PeerConfig& peer);
+  /// Fails at `key` of `table` (at the table when the key is not written: a default) with the refusal.
+  [[noreturn]] void refuse(const toml::node& table, const std::string& path, const Refusal& refusal) const;
   void read_scheduler(const toml::table& root, AgentConfig& config);
   HttpSinkConfig read_http_sink(const toml::table& entry, const std::string& path, const SchedulerConfig& scheduler);
   EtcdSinkConfig read_etcd_sink(const toml::table& entry, const std::string& path);
@@ -62,6 +66,7 @@ class Loader {
   void read_logging(const toml::table& root, AgentConfig& config);
 
   std::filesystem::path base_directory_;
+  dp::BackendTraits backend_;  ///< of [dataplane].backend: what [[path]] and [reflector] may ask for
   std::map<std::string, std::shared_ptr<const stamp::HmacKey>> keys_;  // by resolved path: read once
   std::map<std::string, const toml::node*> sla_down_after_;            // [sla.NAME].down_after, by NAME
 };

@@ -27,19 +27,14 @@ void Loader::read_paths(const toml::table& root, AgentConfig& config) {
     const toml::node& element = *array.get(i);
     if (!element.is_table()) expected(element, path, "a table with a name and how probes are pinned to the path");
     const toml::table& table = *element.as_table();
-    check_keys(table, path, {"name", "interface", "source", "fwmark", "dscp", "source_ports", "hubs", "next_hop"});
+    check_keys(table, path,
+               {"name", "interface", "source", "fwmark", "dscp", "source_ports", "hubs", "vlan", "next_hop"});
     PathConfig entry;
     const toml::node* name = table.get("name");
     if (name == nullptr) missing(table, path + ".name", "a name like \"backbone-a\"");
     entry.name = read_name(*name, path + ".name", "backbone-a");
     for (const PathConfig& other : config.paths) {
       if (other.name == entry.name) expected(*name, path + ".name", "a name no other path uses");
-    }
-    if (const toml::node* node = table.get("next_hop")) {
-      fail(node->source(), path + ".next_hop",
-           "the kernel dataplane cannot pin a next hop per socket: give the path a fwmark and route that mark "
-           "via the next hop with policy routing (ip rule add fwmark MARK table T; ip route add PEER via NEXT_HOP "
-           "table T), see docs/configuration.md");
     }
     if (const toml::node* node = table.get("interface")) entry.interface = read_interface(*node, path + ".interface");
     if (const toml::node* node = table.get("source")) {
@@ -55,6 +50,9 @@ void Loader::read_paths(const toml::table& root, AgentConfig& config) {
       entry.source_ports = read_source_ports(*node, path + ".source_ports");
     }
     if (const toml::node* node = table.get("hubs")) entry.hubs = read_names(*node, path + ".hubs", "sh");
+    // vlan and next_hop are only known to be refused: no backend of this build honours them.
+    const PathKeysWithoutField written{table.get("vlan") != nullptr, table.get("next_hop") != nullptr};
+    if (auto refusal = refuse_path(backend_, entry, written)) refuse(table, path, *refusal);
     config.paths.push_back(std::move(entry));
   }
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The one dataplane interface. Every backend (kernel sockets now; XDP and DPDK later) moves STAMP
-// datagrams in batches and says where each timestamp was taken; the STAMP engines above it are shared.
+// datagrams in batches, says where each timestamp was taken and in which clock, and how it is woken
+// (docs/architecture.md "The dataplane interface"); the STAMP engines above it are shared.
 #pragma once
 
 #include <cstdint>
@@ -46,6 +47,56 @@ struct DataplaneOptions {
   std::function<void(const std::string& message)> notice;
 };
 
+/// A reading of a port's clock as wall-clock time.
+struct WallStamp {
+  WallNs ns = 0;
+  /// How far off the conversion may be (calibration, drift since it), in ns. The wall clock's own error
+  /// (ClockState, adjtimex) comes on top of it.
+  int64_t error_ns = 0;
+  bool operator==(const WallStamp&) const = default;
+};
+
+/// The clock a port's stamps are read from, and how a reading of it becomes wall-clock time (what STAMP
+/// puts on the wire). The kernel backend's is CLOCK_REALTIME itself; a DPDK port's would be its TSC or
+/// its NIC's clock, calibrated against the wall clock. Readings are int64 in the domain's own units.
+/// Thread-safe.
+class ClockDomain {
+ public:
+  virtual ~ClockDomain() = default;
+  /// Reads the clock (a user-space T3, a send time): in the same units as the port's stamps.
+  virtual int64_t now() const = 0;
+  /// A reading as wall-clock time, with the bound of the conversion's own error.
+  virtual WallStamp to_wall(int64_t raw) const = 0;
+};
+
+/// The realtime domain: readings are wall time; to_wall() is the identity with no error of its own.
+const ClockDomain& realtime_clock();
+/// A stamp of a port in `clock` as wall time (the source stays; an invalid stamp stays as it is). The
+/// conversion's error bound is dropped: read to_wall() itself where the Error Estimate needs it.
+Timestamp to_wall(const ClockDomain& clock, Timestamp stamp);
+
+/// How the thread that owns a port waits for work.
+enum class WaitKind : uint8_t {
+  kPollFd,    ///< poll(2) on poll_fd(): the kernel wakes the thread
+  kBusyPoll,  ///< poll_fd() is -1: call receive() and drain_tx_timestamps() in a loop on a core of its own
+};
+
+/// What a port does, as the engines need to know it: where each STAMP timestamp is taken, in which clock,
+/// and how to wait. Fixed once the port is open.
+struct PortCapabilities {
+  TimestampSource rx_source = TimestampSource::kNone;  ///< RX stamps: T2 when the port reflects, T4 when it sends
+  TimestampSource tx_source = TimestampSource::kNone;  ///< TX stamps (T1) from drain_tx_timestamps(); kNone = none
+  /// T3 when the port reflects: kUser = the engine reads `clock` just before send() (it must be inside the
+  /// packet); kXdp or kHardware = the backend writes it into the reply itself.
+  TimestampSource t3_source = TimestampSource::kUser;
+  WaitKind wait = WaitKind::kPollFd;
+  /// The clock every stamp of the port is a reading of; never null, lives as long as the port.
+  const ClockDomain* clock = &realtime_clock();
+
+  /// drain_tx_timestamps() delivers a stamp for sent packets (else T1 stays the send time, `sent_at`).
+  bool tx_timestamps() const { return tx_source != TimestampSource::kNone; }
+};
+
 /// Per-port counters. Written by the owning thread only; read for metrics.
 struct PortCounters {
   uint64_t rx_packets = 0;
@@ -74,8 +125,10 @@ class Port {
   /// Collects TX timestamps that have arrived since the last call.
   virtual size_t drain_tx_timestamps(std::span<TxTimestamp> out) = 0;
   /// A file descriptor that becomes readable when receive() or drain_tx_timestamps() has work
-  /// (POLLIN for data, POLLERR for TX timestamps); -1 for busy-polled backends.
+  /// (POLLIN for data, POLLERR for TX timestamps); -1 for busy-polled backends (WaitKind::kBusyPoll).
   virtual int poll_fd() const = 0;
+  /// Where this port's timestamps are taken, in which clock, and how to wait for it.
+  virtual PortCapabilities capabilities() const = 0;
   virtual SocketAddress local_address() const = 0;
   virtual const PortCounters& counters() const = 0;
 };

@@ -189,6 +189,17 @@ KernelPort::~KernelPort() {
   if (fd_ >= 0) close(fd_);
 }
 
+PortCapabilities KernelPort::capabilities() const {
+  const TimestampSource kernel = hardware_ ? TimestampSource::kHardware : TimestampSource::kKernelSoftware;
+  PortCapabilities capabilities;
+  capabilities.rx_source = kernel;
+  capabilities.tx_source = tx_timestamps_ ? kernel : TimestampSource::kNone;
+  capabilities.t3_source = TimestampSource::kUser;
+  capabilities.wait = WaitKind::kPollFd;
+  capabilities.clock = &realtime_clock();
+  return capabilities;
+}
+
 void KernelPort::set_receive_buffer(int octets) {
   auto granted = set_socket_buffer(fd_, SocketBuffer::kReceive, octets);
   if (!granted) {

@@ -26,6 +26,10 @@ class KernelPort final : public Port {
   Result<size_t> receive(std::span<RxPacket> batch) override;
   size_t drain_tx_timestamps(std::span<TxTimestamp> out) override;
   int poll_fd() const override { return fd_; }
+  /// Kernel software stamps, or the NIC's when hardware_timestamps(); TX stamps when asked; T3 read in user
+  /// space; woken through poll_fd(); all read as CLOCK_REALTIME (a NIC's clock is expected to be kept on it
+  /// with phc2sys, docs/configuration.md).
+  PortCapabilities capabilities() const override;
   SocketAddress local_address() const override { return local_; }
   const PortCounters& counters() const override { return counters_; }
 

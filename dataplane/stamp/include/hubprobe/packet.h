@@ -24,7 +24,7 @@ const char* to_string(TimestampSource source);
 inline constexpr size_t kTimestampSourceCount = static_cast<size_t>(TimestampSource::kHardware) + 1;
 
 struct Timestamp {
-  WallNs ns = 0;
+  WallNs ns = 0;  ///< a reading of the port's clock (dataplane.h ClockDomain): wall time on realtime ports
   TimestampSource source = TimestampSource::kNone;
   bool valid() const { return source != TimestampSource::kNone; }
 };
