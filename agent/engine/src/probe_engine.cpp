@@ -80,6 +80,7 @@ Result<ProbeEngine::PortKey> ProbeEngine::acquire_port(const SessionSpec& spec, 
     if (!port) return make_error("session " + spec.id + ": " + port.error().message, port.error().code);
     port_it = ports_.emplace(key, PortState{}).first;
     port_it->second.port = std::move(port.value());
+    port_it->second.capabilities = port_it->second.port->capabilities();
   }
   ++port_it->second.users;
   return key;
@@ -135,6 +136,8 @@ Result<void> ProbeEngine::add_session(const SessionSpec& spec, uint64_t phase_se
   options.ssid = ssid;
   options.packet_size = spec.packet_size;
   options.timeout_ns = spec.timeout_ns;
+  // No TX stamps will come: T1 is the send time, and a reply need not wait for a stamp.
+  if (!has_tx_timestamps(keys)) options.tx_timestamp_grace_ns = 0;
 
   Session session;
   session.spec = spec;
@@ -147,6 +150,11 @@ Result<void> ProbeEngine::add_session(const SessionSpec& spec, uint64_t phase_se
   for (const PortKey& key : keys) ports_.at(key).session_by_ssid[ssid] = spec.id;
   sessions_.emplace(spec.id, std::move(session));
   return {};
+}
+
+bool ProbeEngine::has_tx_timestamps(const std::vector<PortKey>& keys) const {
+  return std::any_of(keys.begin(), keys.end(),
+                     [&](const PortKey& key) { return ports_.at(key).capabilities.tx_timestamps(); });
 }
 
 void ProbeEngine::remove_session(const std::string& id) {
@@ -266,8 +274,8 @@ ProbeEngine::Session* ProbeEngine::session_for_reply(PortState& port, const dp::
   return nullptr;
 }
 
-void ProbeEngine::collect(PortState& port, const Now& now) {
-  // TX timestamps first, so replies find their kernel T1.
+void ProbeEngine::drain_tx_stamps(PortState& port) {
+  const dp::ClockDomain& clock = *port.capabilities.clock;
   while (true) {
     const size_t n = port.port->drain_tx_timestamps(tx_stamps_);
     for (size_t i = 0; i < n; ++i) {
@@ -275,14 +283,22 @@ void ProbeEngine::collect(PortState& port, const Now& now) {
       if (owner == port.session_by_tx_id.end()) continue;
       auto session = sessions_.find(owner->second);
       port.session_by_tx_id.erase(owner);
+      tx_stamps_[i].ts = dp::to_wall(clock, tx_stamps_[i].ts);
       if (session != sessions_.end()) session->second.sender->on_tx_timestamp(tx_stamps_[i]);
     }
     if (n < tx_stamps_.size()) break;
   }
+}
+
+void ProbeEngine::collect(PortState& port, const Now& now) {
+  // TX timestamps first, so replies find their kernel T1. Every stamp of the port becomes wall time
+  // (its clock domain's to_wall(); the identity for realtime ports) before the sender sees it.
+  if (port.capabilities.tx_timestamps()) drain_tx_stamps(port);
   while (true) {
     auto received = port.port->receive(rx_);
     if (!received || *received == 0) break;
     for (size_t i = 0; i < *received; ++i) {
+      rx_[i].rx = dp::to_wall(*port.capabilities.clock, rx_[i].rx);
       Session* session = session_for_reply(port, rx_[i]);
       if (session == nullptr) {
         ++counters_.unmatched_replies;
@@ -333,12 +349,13 @@ void ProbeEngine::send_due(const Now& now, const ClockState& clock, ProbeListene
     auto sent = port.port->send(port.batch);
     for (size_t i = 0; i < port.batch.size(); ++i) {
       Session& session = *port.owners[i];
-      const dp::TxPacket& packet = port.batch[i];
+      dp::TxPacket& packet = port.batch[i];
       const uint32_t seq = session.sender->next_seq();
       session.next_port = (session.next_port + 1) % session.port_keys.size();
       if (sent && packet.error == 0) {
+        packet.sent_at = dp::to_wall(*port.capabilities.clock, packet.sent_at);
         session.sender->on_sent(packet);
-        port.session_by_tx_id[packet.tx_id] = session.spec.id;
+        if (port.capabilities.tx_timestamps()) port.session_by_tx_id[packet.tx_id] = session.spec.id;
         listener.on_probe_sent(session.spec.id, seq, now);
       } else {
         session.sender->on_send_failed();

@@ -177,9 +177,10 @@ void SessionSender::on_receive(const dp::RxPacket& packet, const Now& now) {
   } else {
     ++counters_.reordered;
   }
-  // With TX timestamps off (or already received) the sample is complete now.
+  // With TX timestamps off (or already received) the sample is complete now; without TX timestamps the
+  // send time is T1 by design, not a fallback.
   if (!options_.tx_timestamp_grace_ns || probe.t1.source != dp::TimestampSource::kUser) {
-    complete(probe, probe.t1.source == dp::TimestampSource::kUser);
+    complete(probe, options_.tx_timestamp_grace_ns != 0 && probe.t1.source == dp::TimestampSource::kUser);
     in_flight_.erase(it);
   }
 }

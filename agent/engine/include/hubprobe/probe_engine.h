@@ -129,6 +129,7 @@ class ProbeEngine {
   struct Session;
   struct PortState {
     std::unique_ptr<dp::Port> port;
+    dp::PortCapabilities capabilities;  ///< the port's, read once it is open
     std::unordered_map<uint16_t, std::string> session_by_ssid;
     std::unordered_map<uint32_t, std::string> session_by_tx_id;
     size_t users = 0;
@@ -149,6 +150,9 @@ class ProbeEngine {
   };
 
   void collect(PortState& port, const Now& now);
+  void drain_tx_stamps(PortState& port);
+  /// Whether any port of the session delivers TX timestamps (else its sender waits no grace for them).
+  bool has_tx_timestamps(const std::vector<PortKey>& keys) const;
   void send_due(const Now& now, const ClockState& clock, ProbeListener& listener);
   Session* session_for_reply(PortState& port, const dp::RxPacket& packet);
   /// The local addresses of a session: its source as given, or one per source port.

@@ -29,7 +29,8 @@ struct SenderOptions {
   uint32_t packet_size = 0;            ///< 0 = base length of the mode
   int64_t timeout_ns = 2'000'000'000;  ///< a probe without a reply after this (monotonic) is lost
   /// A reply that arrives before its TX timestamp waits this long (monotonic) for it, then uses the
-  /// user-space send time instead (and says so in the sample).
+  /// user-space send time instead (and says so in the sample). 0 = the port has no TX timestamps: a reply
+  /// completes at once with the send time as T1, which is then no fallback (t1_user_fallback stays).
   int64_t tx_timestamp_grace_ns = 20'000'000;
 };
 
