@@ -3,19 +3,34 @@
 
 #include <poll.h>
 
+#include <algorithm>
 #include <array>
+#include <chrono>
+#include <thread>
 
 namespace hubprobe {
 
 namespace {
 constexpr size_t kBatch = 32;
-constexpr uint32_t kBufferSize = 9216;
 constexpr int64_t kHousekeepingNs = 1'000'000'000;
 constexpr size_t kMaxBuckets = 65536;
+constexpr int64_t kIdlePauseNs = 20'000;  ///< busy loop: the pause after a step with nothing received
 }  // namespace
 
 ReflectorService::ReflectorService(ReflectorServiceOptions options)
-    : options_(std::move(options)), engine_(options_.reflector) {}
+    : options_(std::move(options)),
+      engine_(options_.reflector),
+      clock_state_(read_clock_state()),
+      housekeeping_at_(mono_now()) {
+  buffers_.rx_data.resize(kBatch);
+  buffers_.tx_data.resize(kBatch);
+  buffers_.rx.resize(kBatch);
+  buffers_.tx.resize(kBatch);
+  for (size_t i = 0; i < kBatch; ++i) {
+    buffers_.rx[i].data = buffers_.rx_data[i].data();
+    buffers_.rx[i].capacity = kBufferSize;
+  }
+}
 
 Result<std::unique_ptr<ReflectorService>> ReflectorService::open(dp::Dataplane& dataplane,
                                                                  ReflectorServiceOptions options) {
@@ -63,50 +78,86 @@ bool ReflectorService::admit(const SocketAddress& source, MonoNs now) {
   return true;
 }
 
-void ReflectorService::run(const std::atomic<bool>& stop) {
-  std::vector<std::array<uint8_t, kBufferSize>> rx_buffers(kBatch), tx_buffers(kBatch);
-  std::array<dp::RxPacket, kBatch> rx{};
-  std::array<dp::TxPacket, kBatch> tx{};
-  for (size_t i = 0; i < kBatch; ++i) {
-    rx[i].data = rx_buffers[i].data();
-    rx[i].capacity = kBufferSize;
+size_t ReflectorService::serve(dp::Port& port, MonoNs now) {
+  auto received = port.receive(buffers_.rx);
+  if (!received || *received == 0) return 0;
+  // Every stamp of the port becomes wall time (the identity for realtime ports): T2 from its RX stamp,
+  // T3 from its clock read as late as possible.
+  const dp::ClockDomain& clock = *port.capabilities().clock;
+  const auto read_t3 = [&clock] { return Now{clock.to_wall(clock.now()).ns, mono_now()}; };
+  size_t replies = 0;
+  for (size_t i = 0; i < *received; ++i) {
+    dp::RxPacket& request = buffers_.rx[i];
+    if (!admit(request.source, now)) continue;
+    request.rx = dp::to_wall(clock, request.rx);
+    if (engine_.reflect(request, buffers_.tx_data[replies], clock_state_, read_t3, buffers_.tx[replies])) ++replies;
   }
+  if (replies == 0) return *received;
+  auto sent = port.send(std::span(buffers_.tx.data(), replies));
+  send_errors_ += replies - (sent ? *sent : 0);
+  return *received;
+}
+
+void ReflectorService::housekeep(MonoNs now) {
+  if (now - housekeeping_at_ <= kHousekeepingNs) return;
+  clock_state_ = read_clock_state();
+  engine_.expire_sessions(now);
+  std::erase_if(buckets_, [&](const auto& entry) { return now - entry.second.updated > 10'000'000'000; });
+  housekeeping_at_ = now;
+}
+
+void ReflectorService::publish_counters() {
+  std::lock_guard lock(counters_mutex_);
+  published_.engine = engine_.counters();
+  published_.dropped_not_allowed = not_allowed_;
+  published_.dropped_rate_limited = rate_limited_;
+  published_.send_errors = send_errors_;
+}
+
+size_t ReflectorService::poll_once(MonoNs now) {
+  size_t received = 0;
+  for (const auto& port : ports_) received += serve(*port, now);
+  if (received > 0) publish_counters();
+  return received;
+}
+
+void ReflectorService::run(const std::atomic<bool>& stop) {
+  clock_state_ = read_clock_state();
+  housekeeping_at_ = mono_now();
+  const bool busy = std::any_of(ports_.begin(), ports_.end(),
+                                [](const auto& port) { return port->capabilities().wait == dp::WaitKind::kBusyPoll; });
+  if (busy) {
+    run_busy(stop);
+  } else {
+    run_poll(stop);
+  }
+}
+
+void ReflectorService::run_poll(const std::atomic<bool>& stop) {
   std::vector<pollfd> descriptors;
   for (const auto& port : ports_) descriptors.push_back({port->poll_fd(), POLLIN, 0});
-
-  ClockState clock = read_clock_state();
-  MonoNs housekeeping_at = mono_now();
   while (!stop.load(std::memory_order_relaxed)) {
     const int ready = poll(descriptors.data(), descriptors.size(), 200);
     const MonoNs now = mono_now();
-    if (now - housekeeping_at > kHousekeepingNs) {
-      clock = read_clock_state();
-      engine_.expire_sessions(now);
-      std::erase_if(buckets_, [&](const auto& entry) { return now - entry.second.updated > 10'000'000'000; });
-      housekeeping_at = now;
-    }
+    housekeep(now);
     if (ready > 0) {
       for (size_t p = 0; p < ports_.size(); ++p) {
-        if (!(descriptors[p].revents & (POLLIN | POLLERR))) continue;
-        dp::Port& port = *ports_[p];
-        auto received = port.receive(rx);
-        if (!received || *received == 0) continue;
-        size_t replies = 0;
-        for (size_t i = 0; i < *received; ++i) {
-          if (!admit(rx[i].source, now)) continue;
-          if (engine_.reflect(rx[i], tx_buffers[replies], clock, read_now, tx[replies])) ++replies;
-        }
-        if (replies == 0) continue;
-        auto sent = port.send(std::span(tx.data(), replies));
-        send_errors_ += replies - (sent ? *sent : 0);
+        if (descriptors[p].revents & (POLLIN | POLLERR)) serve(*ports_[p], now);
       }
     }
-    std::lock_guard lock(counters_mutex_);
-    published_.engine = engine_.counters();
-    published_.dropped_not_allowed = not_allowed_;
-    published_.dropped_rate_limited = rate_limited_;
-    published_.send_errors = send_errors_;
+    publish_counters();
   }
+}
+
+void ReflectorService::run_busy(const std::atomic<bool>& stop) {
+  // Nothing wakes a busy-polled port: poll every port in turn, and pause briefly while all are idle so an
+  // idle reflector does not spin a core at full speed.
+  while (!stop.load(std::memory_order_relaxed)) {
+    const MonoNs now = mono_now();
+    housekeep(now);
+    if (poll_once(now) == 0) std::this_thread::sleep_for(std::chrono::nanoseconds(kIdlePauseNs));
+  }
+  publish_counters();
 }
 
 ReflectorServiceCounters ReflectorService::counters() const {

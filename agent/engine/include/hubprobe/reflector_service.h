@@ -4,6 +4,7 @@
 // `hubprobe reflect` and by the agent. Replies leave as soon as requests arrive (T3 - T2 stays small).
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -39,8 +40,15 @@ class ReflectorService {
   /// Opens every listening port; the first failure is returned and nothing stays open.
   static Result<std::unique_ptr<ReflectorService>> open(dp::Dataplane& dataplane, ReflectorServiceOptions options);
 
-  /// Serves until `stop` becomes true (checked at least every 200 ms). Call from one thread.
+  /// Serves until `stop` becomes true (checked at least every 200 ms). Call from one thread. Sleeps in
+  /// poll(2) on the ports' descriptors when every port is WaitKind::kPollFd; busy-polls them with
+  /// poll_once() (pausing briefly while idle) when any port is kBusyPoll.
   void run(const std::atomic<bool>& stop);
+  /// One step that any loop can drive: receives one batch on every port, answers the requests the guards
+  /// admit and sends the replies. `now` (monotonic) is for the rate limit; T2 is each request's RX stamp
+  /// and T3 a reading of its port's clock just before the reply goes, both as wall time. Returns how many
+  /// datagrams it received. Call from the thread that runs the service (or instead of run()).
+  size_t poll_once(MonoNs now);
 
   /// A consistent copy, safe from any thread.
   ReflectorServiceCounters counters() const;
@@ -51,6 +59,21 @@ class ReflectorService {
   explicit ReflectorService(ReflectorServiceOptions options);
   /// The allow list and the rate limit (token bucket refilled on the monotonic clock).
   bool admit(const SocketAddress& source, MonoNs now);
+  /// One batch on one port: received, answered, sent. Returns how many datagrams it received.
+  size_t serve(dp::Port& port, MonoNs now);
+  /// Once a second: the clock state, stateful sessions and rate-limit buckets.
+  void housekeep(MonoNs now);
+  void publish_counters();
+  void run_poll(const std::atomic<bool>& stop);
+  void run_busy(const std::atomic<bool>& stop);
+
+  static constexpr uint32_t kBufferSize = 9216;
+  /// Scratch of one batch.
+  struct Buffers {
+    std::vector<std::array<uint8_t, kBufferSize>> rx_data, tx_data;
+    std::vector<dp::RxPacket> rx;
+    std::vector<dp::TxPacket> tx;
+  };
 
   struct Bucket {
     double tokens = 0;
@@ -61,6 +84,9 @@ class ReflectorService {
   std::vector<std::unique_ptr<dp::Port>> ports_;
   stamp::SessionReflector engine_;
   std::unordered_map<std::string, Bucket> buckets_;  ///< by source host
+  Buffers buffers_;
+  ClockState clock_state_;
+  MonoNs housekeeping_at_ = 0;
   mutable std::mutex counters_mutex_;
   ReflectorServiceCounters published_;
   uint64_t not_allowed_ = 0, rate_limited_ = 0, send_errors_ = 0;
