@@ -51,7 +51,7 @@ TEST(ReflectorServiceOverScriptedPort, PollOnceAnswersWithT2AndT3InThePortsClock
   port.deliver(std::move(scripted));
 
   port.clock().set(port.clock().at_wall(kBase));
-  EXPECT_EQ((*service)->poll_once(kBase), 0u);  // the port's clock has not reached the arrival yet
+  EXPECT_EQ((*service)->poll_once(kBase), 0u);               // the port's clock has not reached the arrival yet
   port.clock().set(port.clock().at_wall(kBase + 25 * kUs));  // T3: the clock when the reply is built
   EXPECT_EQ((*service)->poll_once(kBase + 25 * kUs), 1u);
 

@@ -19,7 +19,8 @@ class ScriptedDataplane final : public dp::Dataplane {
 
   std::string_view name() const override { return "scripted"; }
   Result<std::unique_ptr<dp::Port>> open_port(const dp::PortOptions& options) override {
-    const bool bound = options.local.valid() && options.local.host() != SocketAddress::any(options.local.family(), 0).host();
+    const bool bound =
+        options.local.valid() && options.local.host() != SocketAddress::any(options.local.family(), 0).host();
     auto port = std::make_unique<dp::ScriptedPort>(bound ? options.local : fallback_local_, clock_);
     ports.push_back(port.get());
     return std::unique_ptr<dp::Port>(std::move(port));
