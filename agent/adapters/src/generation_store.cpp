@@ -17,11 +17,6 @@
 namespace hubprobe {
 namespace {
 
-Error errno_error(const std::string& what) {
-  const int code = errno;
-  return make_error(what + ": " + std::strerror(code), code);
-}
-
 // mkdir -p, with 0750 for every folder it creates (umask or not).
 Result<void> make_directories(const std::string& dir) {
   std::string prefix;

@@ -35,11 +35,6 @@ bool kernel_has_explicit_tx_id() {
   return major > 6 || (major == 6 && minor >= 13);
 }
 
-Error errno_error(const std::string& what) {
-  const int code = errno;
-  return make_error(what + ": " + std::strerror(code), code);
-}
-
 WallNs to_ns(const timespec& ts) { return static_cast<WallNs>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec; }
 
 Result<void> set_int_option(int fd, int level, int name, int value, const char* what) {

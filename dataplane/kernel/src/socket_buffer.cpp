@@ -11,15 +11,6 @@
 
 namespace hubprobe::dp {
 
-namespace {
-
-Error errno_error(const char* what) {
-  const int code = errno;
-  return make_error(std::string(what) + ": " + std::strerror(code), code);
-}
-
-}  // namespace
-
 Result<int> set_socket_buffer(int fd, SocketBuffer which, int octets) {
   const bool receive = which == SocketBuffer::kReceive;
   const int plain = receive ? SO_RCVBUF : SO_SNDBUF;

@@ -32,10 +32,8 @@ constexpr std::array<std::string_view, STAMP_REFLECT_COUNTER_MAX> kCounterNames 
 #undef HUBPROBE_COUNTER_NAME
 };
 
-Error errno_error(const std::string& what, int err) {
-  err = std::abs(err);
-  return make_error(what + ": " + std::strerror(err), err);
-}
+// libbpf returns -errno; errno itself is positive: either way, the error's code is positive.
+Error libbpf_error(const std::string& what, int err) { return errno_error(what, std::abs(err)); }
 
 int64_t clock_ns(clockid_t id) {
   timespec ts{};
@@ -62,7 +60,7 @@ int64_t realtime_minus_tai_ns() {
 
 Result<std::unique_ptr<XdpReflector>> XdpReflector::load(const ReflectorOptions& options) {
   stamp_reflect* skeleton = stamp_reflect__open();
-  if (skeleton == nullptr) return errno_error("opening the XDP STAMP reflector", errno);
+  if (skeleton == nullptr) return libbpf_error("opening the XDP STAMP reflector", errno);
   stamp_reflect_config& config = skeleton->rodata->stamp_reflect_config;
   config.port = options.port;
   config.reflect_unauth = options.reflect_unauthenticated ? 1 : 0;
@@ -70,7 +68,7 @@ Result<std::unique_ptr<XdpReflector>> XdpReflector::load(const ReflectorOptions&
   config.timestamp_format = options.format == TimestampFormat::kPtp ? STAMP_REFLECT_TS_PTP : STAMP_REFLECT_TS_NTP;
   if (const int err = stamp_reflect__load(skeleton); err != 0) {
     stamp_reflect__destroy(skeleton);
-    return errno_error("loading the XDP STAMP reflector (needs CAP_BPF and CAP_NET_ADMIN; kernel >= 6.1)", err);
+    return libbpf_error("loading the XDP STAMP reflector (needs CAP_BPF and CAP_NET_ADMIN; kernel >= 6.1)", err);
   }
   return std::unique_ptr<XdpReflector>(new XdpReflector(skeleton, options));
 }
@@ -95,11 +93,11 @@ Result<void> XdpReflector::attach(int ifindex, AttachMode mode) {
   if (fd < 0) {
     const std::string where = interface_name(ifindex);
     if (fd == -EBUSY || fd == -EEXIST) {
-      return errno_error("attaching the XDP STAMP reflector to " + where + ": another XDP program is attached", fd);
+      return libbpf_error("attaching the XDP STAMP reflector to " + where + ": another XDP program is attached", fd);
     }
-    return errno_error(std::string("attaching the XDP STAMP reflector to ") + where + " in " +
-                           (mode == AttachMode::kNative ? "native" : "generic") + " mode",
-                       fd);
+    return libbpf_error(std::string("attaching the XDP STAMP reflector to ") + where + " in " +
+                            (mode == AttachMode::kNative ? "native" : "generic") + " mode",
+                        fd);
   }
   link_fd_ = fd;
   ifindex_ = ifindex;
@@ -139,14 +137,14 @@ Result<void> XdpReflector::publish_clock(int64_t offset_ns, uint16_t error_estim
 
 Result<std::vector<Counter>> XdpReflector::counters() const {
   const int cpus = libbpf_num_possible_cpus();
-  if (cpus <= 0) return errno_error("counting possible CPUs", cpus);
+  if (cpus <= 0) return libbpf_error("counting possible CPUs", cpus);
   std::vector<uint64_t> per_cpu(static_cast<size_t>(cpus));
   std::vector<Counter> result;
   result.reserve(kCounterNames.size());
   for (uint32_t index = 0; index < kCounterNames.size(); ++index) {
     if (bpf_map__lookup_elem(skeleton_->maps.counters, &index, sizeof(index), per_cpu.data(),
                              per_cpu.size() * sizeof(uint64_t), 0) != 0) {
-      return errno_error("reading XDP reflector counter " + std::string(kCounterNames[index]), errno);
+      return libbpf_error("reading XDP reflector counter " + std::string(kCounterNames[index]), errno);
     }
     uint64_t total = 0;
     for (const uint64_t value : per_cpu) total += value;

@@ -2,6 +2,8 @@
 // Errors as values for everything that runs after start-up (see docs/architecture.md).
 #pragma once
 
+#include <cerrno>
+#include <cstring>
 #include <string>
 #include <utility>
 #include <variant>
@@ -15,6 +17,11 @@ struct Error {
 };
 
 inline Error make_error(std::string message, int code = 0) { return Error{code, std::move(message)}; }
+
+/// The error of a failed system call: "WHAT: strerror(code)", with errno as the code unless given.
+inline Error errno_error(const std::string& what, int code = errno) {
+  return make_error(what + ": " + std::strerror(code), code);
+}
 
 /// Either a value or an Error. Small on purpose: the subset of C++23 std::expected we use.
 template <class T>
