@@ -27,10 +27,20 @@ BackendTraits kernel_traits() {
   return traits;
 }
 
+// The xdp backend: its probe ports are kernel sockets (pinned as the kernel backend pins them), and its
+// reflector answers unauthenticated STAMP in the kernel with every [reflector] option, handing authenticated
+// requests, TLVs and short requests to the user-space reflector behind it.
+BackendTraits xdp_traits() {
+  BackendTraits traits = kernel_traits();
+  traits.name = "xdp";
+  return traits;
+}
+
 }  // namespace
 
 BackendTraits backend_traits(std::string_view name) {
   if (name == "kernel") return kernel_traits();
+  if (name == "xdp") return xdp_traits();
   BackendTraits none;
   none.name = std::string(name);
   return none;

@@ -3,6 +3,7 @@
 
 #include "hubprobe/dataplane.h"
 #include "hubprobe/kernel_port.h"
+#include "hubprobe/xdp_dataplane.h"
 
 namespace hubprobe::dp {
 
@@ -10,7 +11,13 @@ Result<std::unique_ptr<Dataplane>> make_dataplane(const DataplaneOptions& option
   if (options.backend == "kernel") {
     return std::unique_ptr<Dataplane>(std::make_unique<KernelDataplane>(options.kernel, options.notice));
   }
-  return make_error("unknown dataplane backend \"" + options.backend + "\" (this build has: kernel)");
+  if (options.backend == "xdp") {
+    if (options.xdp.interfaces.empty()) {
+      return make_error("the xdp dataplane needs at least one interface to attach to", EINVAL);
+    }
+    return std::unique_ptr<Dataplane>(std::make_unique<xdp::XdpDataplane>(options.xdp, options.kernel, options.notice));
+  }
+  return make_error("unknown dataplane backend \"" + options.backend + "\" (this build has: kernel, xdp)");
 }
 
 Result<std::unique_ptr<Dataplane>> make_dataplane(std::string_view backend) {

@@ -440,8 +440,8 @@ aaa = 2
 TEST(ConfigErrors, UnknownKeyInNestedTables) {
   EXPECT_EQ(parse_error(with_agent("[agent.extra]\n")),
             R"(hubprobe.toml:5:8: agent.extra: unknown key (expected one of: id hub))");
-  EXPECT_EQ(parse_error(with_agent("[dataplane.xdp]\n")),
-            "hubprobe.toml:5:12: dataplane.xdp: unknown key (expected one of: backend kernel)");
+  EXPECT_EQ(parse_error(with_agent("[dataplane.dpdk]\n")),
+            "hubprobe.toml:5:12: dataplane.dpdk: unknown key (expected one of: backend kernel xdp)");
   EXPECT_EQ(
       parse_error(with_agent("[dataplane.kernel]\nhardware_timestamp = true\n")),
       R"(hubprobe.toml:6:1: dataplane.kernel.hardware_timestamp: unknown key (did you mean "hardware_timestamps"?))");
@@ -476,8 +476,8 @@ TEST(ConfigErrors, OutOfRange) {
             "1073741824, got 1024");
   EXPECT_EQ(parse_error(with_agent("[reflector]\nmode = \"stateful-ish\"\n")),
             R"(hubprobe.toml:6:8: reflector.mode: expected "stateful" or "stateless", got "stateful-ish")");
-  EXPECT_EQ(parse_error(with_agent("[dataplane]\nbackend = \"xdp\"\n")),
-            R"(hubprobe.toml:6:11: dataplane.backend: expected "kernel", got "xdp")");
+  EXPECT_EQ(parse_error(with_agent("[dataplane]\nbackend = \"dpdk\"\n")),
+            R"(hubprobe.toml:6:11: dataplane.backend: expected "kernel" or "xdp", got "dpdk")");
   EXPECT_EQ(
       parse_error(with_agent("[logging]\nlevel = \"verbose\"\n")),
       R"(hubprobe.toml:6:9: logging.level: expected "trace", "debug", "info", "warn", "error", "critical" or "off", got "verbose")");
@@ -585,6 +585,37 @@ TEST(ConfigErrors, UnknownInterface) {
   EXPECT_EQ(
       parse_error(with_agent("[reflector]\ninterface = \"hpnosuch0\"\n")),
       R"(hubprobe.toml:6:13: reflector.interface: expected an existing network interface, got "hpnosuch0" (no such interface on this host))");
+}
+
+TEST(ConfigXdp, InterfacesAndMode) {
+  const AgentConfig config = parse_ok(
+      with_agent("[dataplane]\nbackend = \"xdp\"\n[dataplane.xdp]\ninterfaces = [\"lo\"]\nmode = \"generic\"\n"));
+  EXPECT_EQ(config.dataplane.backend, "xdp");
+  EXPECT_EQ(config.dataplane.xdp.interfaces, std::vector<std::string>{"lo"});
+  EXPECT_EQ(config.dataplane.xdp.mode, dp::XdpAttachMode::kGeneric);
+  const AgentConfig defaults =
+      parse_ok(with_agent("[dataplane]\nbackend = \"xdp\"\n[dataplane.xdp]\ninterfaces = [\"lo\"]\n"));
+  EXPECT_EQ(defaults.dataplane.xdp.mode, dp::XdpAttachMode::kAuto);
+}
+
+TEST(ConfigXdp, Errors) {
+  EXPECT_EQ(
+      parse_error(with_agent("[dataplane]\nbackend = \"xdp\"\n")),
+      R"(hubprobe.toml:5:1: dataplane.xdp.interfaces: required key is missing (expected an array of interface names like ["eth1"]: where the XDP programs attach))");
+  EXPECT_EQ(
+      parse_error(with_agent("[dataplane]\nbackend = \"xdp\"\n[dataplane.xdp]\ninterfaces = [\"hpnosuch0\"]\n")),
+      R"(hubprobe.toml:8:15: dataplane.xdp.interfaces[0]: expected an existing network interface, got "hpnosuch0" (no such interface on this host))");
+  EXPECT_EQ(
+      parse_error(with_agent("[dataplane]\nbackend = \"xdp\"\n[dataplane.xdp]\ninterfaces = []\n")),
+      R"(hubprobe.toml:8:14: dataplane.xdp.interfaces: expected an array of interface names like ["eth1"], got an empty array)");
+  EXPECT_EQ(parse_error(with_agent("[dataplane]\nbackend = \"xdp\"\n[dataplane.xdp]\ninterfaces = [\"lo\", \"lo\"]\n")),
+            R"(hubprobe.toml:8:21: dataplane.xdp.interfaces[1]: expected an interface not listed before, got "lo")");
+  EXPECT_EQ(parse_error(with_agent(
+                "[dataplane]\nbackend = \"xdp\"\n[dataplane.xdp]\ninterfaces = [\"lo\"]\nmode = \"offload\"\n")),
+            R"(hubprobe.toml:9:8: dataplane.xdp.mode: expected "auto", "native" or "generic", got "offload")");
+  EXPECT_EQ(
+      parse_error(with_agent("[dataplane.xdp]\ninterfaces = [\"lo\"]\n")),
+      R"(hubprobe.toml:5:1: dataplane.xdp: is only read with backend = "xdp" (the backend is "kernel"): remove the table or select the backend)");
 }
 
 TEST(ConfigErrors, DuplicatePeer) {

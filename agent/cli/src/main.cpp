@@ -65,6 +65,13 @@ struct PrefsFlags : hubprobe::PrefsArgs {
   CLI::App* add_to(CLI::App& app);
 };
 
+void add_dataplane_flags(CLI::App& command, hubprobe::DataplaneArgs& args) {
+  command.add_option("--backend", args.backend, "dataplane: kernel (sockets, the default) or xdp (needs -I)")
+      ->check(CLI::IsMember({"kernel", "xdp"}));
+  command.add_option("--xdp-mode", args.xdp_mode, "with --backend xdp: auto (native, else generic), native, generic")
+      ->check(CLI::IsMember({"auto", "native", "generic"}));
+}
+
 CLI::App* PingFlags::add_to(CLI::App& app) {
   auto* ping = app.add_subcommand("ping", "one-shot STAMP measurement, like ping(8)");
   ping->add_option("host", host, "reflector: HOST, HOST:PORT or [IPv6]:PORT (default port " + kStampPort + ")")
@@ -75,7 +82,9 @@ CLI::App* PingFlags::add_to(CLI::App& app) {
   ping->add_option("-s,--size", size, "STAMP packet size in octets (default: 44, or 112 authenticated)")
       ->check(kUnsignedInteger);
   ping->add_option("-Q,--dscp", dscp, "DSCP: 0..63 or a PHB name (ef, af41, cs5, ...)");
-  ping->add_option("-I,--interface", interface, "send through this interface (SO_BINDTODEVICE)");
+  ping->add_option("-I,--interface", interface,
+                   "send through this interface (SO_BINDTODEVICE); with --backend xdp, replies are stamped there");
+  add_dataplane_flags(*ping, *this);
   ping->add_option("-S,--source", source, "local source address");
   ping->add_option("--source-port", source_port, "local UDP source port (default: ephemeral)")->check(kUnsignedInteger);
   ping->add_option("-m,--mark", fwmark, "fwmark for policy routing (SO_MARK)")->check(kUnsignedInteger);
@@ -96,7 +105,9 @@ CLI::App* ReflectFlags::add_to(CLI::App& app) {
   reflect->add_flag("--answer-short-requests", answer_short_requests,
                     "answer 14..43-octet (TWAMP-Light) requests with a 44-octet reply: larger than the request");
   reflect->add_option("--auth-key-file", key_file, "authenticated mode with the hex HMAC key in this file");
-  reflect->add_option("-I,--interface", interface, "only on this interface (SO_BINDTODEVICE)");
+  reflect->add_option("-I,--interface", interface,
+                      "only on this interface (SO_BINDTODEVICE); with --backend xdp, the XDP reflector attaches there");
+  add_dataplane_flags(*reflect, *this);
   reflect->add_flag("--ptp", ptp, "PTPv2 truncated timestamps instead of NTP");
   return reflect;
 }

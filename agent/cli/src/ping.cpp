@@ -317,6 +317,9 @@ Result<PingOptions> ping_options(const PingArgs& args) {
   options.json = args.json;
   options.quiet = args.quiet;
   options.format = args.ptp ? TimestampFormat::kPtp : TimestampFormat::kNtp;
+  auto dataplane = dataplane_flags(args, args.interface);
+  if (!dataplane) return dataplane.error();
+  options.dataplane = std::move(dataplane.value());
   return options;
 }
 
@@ -327,7 +330,7 @@ int ping_command(const PingArgs& args, std::ostream& out, std::ostream& err, con
 }
 
 int run_ping(const PingOptions& options, std::ostream& out, std::ostream& err, const std::atomic<bool>& stop) {
-  auto dataplane = dp::make_dataplane(options.backend);
+  auto dataplane = dp::make_dataplane(options.dataplane);
   if (!dataplane) {
     err << "hubprobe ping: " << dataplane.error().message << "\n";
     return 3;

@@ -25,6 +25,14 @@ Result<ReflectOptions> reflect_options(const ReflectArgs& args) {
   options.reflector.answer_short_requests = args.answer_short_requests;
   options.reflector.format = args.ptp ? TimestampFormat::kPtp : TimestampFormat::kNtp;
   options.interface = args.interface;
+  auto dataplane = dataplane_flags(args, args.interface);
+  if (!dataplane) return dataplane.error();
+  options.dataplane = std::move(dataplane.value());
+  for (const SocketAddress& address : options.listen) {
+    if (options.dataplane.backend == "xdp" && address.port() != options.listen.front().port()) {
+      return make_error("--listen: the XDP reflector answers on one port: give every address the same one");
+    }
+  }
   return options;
 }
 
@@ -34,8 +42,39 @@ int reflect_command(const ReflectArgs& args, std::ostream& out, std::ostream& er
   return run_reflector(*options, out, err, stop);
 }
 
+namespace {
+
+// The flags as the backend's own reflector takes them (one port: the first listen address's).
+dp::ReflectorRole backend_role(const ReflectOptions& options, const std::vector<SocketAddress>& listen) {
+  dp::ReflectorRole role;
+  role.port = listen.front().port();
+  role.listen = listen;
+  role.stateful = options.reflector.stateful;
+  role.format = options.reflector.format;
+  role.authenticated = options.reflector.mode == stamp::Mode::kAuthenticated;
+  return role;
+}
+
+void print_backend_outcomes(const dp::BackendReflector& reflector, std::ostream& out) {
+  auto outcomes = reflector.outcomes();
+  if (!outcomes) {
+    out << "in the kernel: counters unreadable: " << outcomes.error().message << "\n";
+    return;
+  }
+  uint64_t reflected = 0, handed_up = 0, dropped = 0;
+  for (const dp::ReflectorOutcome& o : *outcomes) {
+    if (o.kind == dp::ReflectorOutcome::Kind::kReflected) reflected += o.value;
+    if (o.kind == dp::ReflectorOutcome::Kind::kPassed) handed_up += o.value;
+    if (o.kind == dp::ReflectorOutcome::Kind::kDropped) dropped += o.value;
+  }
+  out << "in the kernel: reflected " << reflected << ", handed to user space " << handed_up << ", dropped " << dropped
+      << "\n";
+}
+
+}  // namespace
+
 int run_reflector(const ReflectOptions& options, std::ostream& out, std::ostream& err, const std::atomic<bool>& stop) {
-  auto dataplane = dp::make_dataplane(options.backend);
+  auto dataplane = dp::make_dataplane(options.dataplane);
   if (!dataplane) {
     err << "hubprobe reflect: " << dataplane.error().message << "\n";
     return 3;
@@ -53,8 +92,14 @@ int run_reflector(const ReflectOptions& options, std::ostream& out, std::ostream
     err << "hubprobe reflect: " << service.error().message << "\n";
     return 3;
   }
+  auto in_backend = (*dataplane)->start_reflector(backend_role(options, service_options.listen));
+  if (!in_backend) {
+    err << "hubprobe reflect: " << in_backend.error().message << "\n";
+    return 3;
+  }
   for (const auto& address : (*service)->local_addresses())
     out << "reflecting STAMP on " << address.to_string() << "\n";
+  if (*in_backend) out << "answering in the kernel first: " << (*in_backend)->describe() << "\n";
   out << "mode " << (options.reflector.key ? "authenticated" : "unauthenticated") << ", "
       << (options.reflector.stateful ? "stateful" : "stateless") << "\n";
   out.flush();
@@ -68,6 +113,7 @@ int run_reflector(const ReflectOptions& options, std::ostream& out, std::ostream
       << ", truncated " << c.dropped_truncated << ", bad HMAC " << c.dropped_bad_hmac << "), send errors "
       << counters.send_errors << ", TLVs unrecognized " << c.tlv_unrecognized << ", malformed " << c.tlv_malformed
       << "\n";
+  if (*in_backend) print_backend_outcomes(**in_backend, out);
   out.flush();
   return 0;
 }

@@ -52,22 +52,60 @@ void Loader::read_agent(const toml::table& root, AgentConfig& config) {
 void Loader::read_dataplane(const toml::table& root, AgentConfig& config) {
   const toml::table* dataplane = optional_table(root, "dataplane", "dataplane", "a table [dataplane]");
   if (dataplane == nullptr) return;
-  check_keys(*dataplane, "dataplane", {"backend", "kernel"});
+  check_keys(*dataplane, "dataplane", {"backend", "kernel", "xdp"});
   if (const toml::node* backend = dataplane->get("backend")) {
-    // Only the kernel backend exists in this build; xdp and dpdk join this list with their option tables.
-    read_choice(*backend, "dataplane.backend", {"kernel"});
-    config.dataplane.backend = "kernel";
+    // dpdk joins this list with its option table.
+    static constexpr std::string_view kBackends[] = {"kernel", "xdp"};
+    config.dataplane.backend = std::string(kBackends[read_choice(*backend, "dataplane.backend", {"kernel", "xdp"})]);
   }
-  const toml::table* kernel = optional_table(*dataplane, "kernel", "dataplane.kernel", "a table [dataplane.kernel]");
+  read_kernel_options(*dataplane, config.dataplane.kernel);
+  const toml::table* xdp = optional_table(*dataplane, "xdp", "dataplane.xdp", "a table [dataplane.xdp]");
+  if (xdp != nullptr && config.dataplane.backend != "xdp") {
+    fail(xdp->source(), "dataplane.xdp",
+         "is only read with backend = \"xdp\" (the backend is \"" + config.dataplane.backend +
+             "\"): remove the table or select the backend");
+  }
+  if (config.dataplane.backend == "xdp") read_xdp_options(*dataplane, xdp, config.dataplane.xdp);
+}
+
+void Loader::read_kernel_options(const toml::table& dataplane, KernelDataplaneOptions& options) {
+  const toml::table* kernel = optional_table(dataplane, "kernel", "dataplane.kernel", "a table [dataplane.kernel]");
   if (kernel == nullptr) return;
   check_keys(*kernel, "dataplane.kernel", {"hardware_timestamps", "receive_buffer"});
   if (const toml::node* node = kernel->get("hardware_timestamps")) {
-    config.dataplane.kernel.hardware_timestamps = read_bool(*node, "dataplane.kernel.hardware_timestamps");
+    options.hardware_timestamps = read_bool(*node, "dataplane.kernel.hardware_timestamps");
   }
   if (const toml::node* node = kernel->get("receive_buffer")) {
-    config.dataplane.kernel.receive_buffer = static_cast<int>(read_integer(
+    options.receive_buffer = static_cast<int>(read_integer(
         *node, "dataplane.kernel.receive_buffer", kMinReceiveBuffer, kMaxReceiveBuffer,
         "a size in octets from " + std::to_string(kMinReceiveBuffer) + " to " + std::to_string(kMaxReceiveBuffer)));
+  }
+}
+
+void Loader::read_xdp_options(const toml::table& dataplane, const toml::table* xdp, dp::XdpOptions& options) {
+  constexpr std::string_view kWhat = "an array of interface names like [\"eth1\"]";
+  const toml::node* interfaces = xdp != nullptr ? xdp->get("interfaces") : nullptr;
+  if (interfaces == nullptr) {
+    missing(xdp != nullptr ? *xdp : dataplane, "dataplane.xdp.interfaces",
+            std::string(kWhat) + ": where the XDP programs attach");
+  }
+  check_keys(*xdp, "dataplane.xdp", {"interfaces", "mode"});
+  if (!interfaces->is_array() || interfaces->as_array()->empty())
+    expected(*interfaces, "dataplane.xdp.interfaces", kWhat);
+  const toml::array& array = *interfaces->as_array();
+  for (size_t i = 0; i < array.size(); ++i) {
+    const std::string path = indexed("dataplane.xdp.interfaces", i);
+    std::string name = read_interface(*array.get(i), path);
+    if (name.empty()) expected(*array.get(i), path, "an interface name, not an empty string");
+    if (std::find(options.interfaces.begin(), options.interfaces.end(), name) != options.interfaces.end()) {
+      expected(*array.get(i), path, "an interface not listed before");
+    }
+    options.interfaces.push_back(std::move(name));
+  }
+  if (const toml::node* node = xdp->get("mode")) {
+    static constexpr dp::XdpAttachMode kModes[] = {dp::XdpAttachMode::kAuto, dp::XdpAttachMode::kNative,
+                                                   dp::XdpAttachMode::kGeneric};
+    options.mode = kModes[read_choice(*node, "dataplane.xdp.mode", {"auto", "native", "generic"})];
   }
 }
 

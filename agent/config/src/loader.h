@@ -43,6 +43,8 @@ class Loader {
   KeyFile read_key_file(const toml::node& node, const std::string& path);
   void read_agent(const toml::table& root, AgentConfig& config);
   void read_dataplane(const toml::table& root, AgentConfig& config);
+  void read_kernel_options(const toml::table& dataplane, KernelDataplaneOptions& options);
+  void read_xdp_options(const toml::table& dataplane, const toml::table* xdp, dp::XdpOptions& options);
   void read_reflector(const toml::table& root, AgentConfig& config);
   ProbeNodes read_probe_settings(const toml::table& table, const std::string& path, ProbeSettings& settings);
   void check_probe_settings(const toml::table& table, const std::string& path, const ProbeSettings& settings,

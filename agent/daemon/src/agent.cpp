@@ -27,10 +27,23 @@ dp::DataplaneOptions dataplane_options(const DataplaneConfig& config) {
   options.backend = config.backend;
   options.kernel.receive_buffer = config.kernel.receive_buffer;
   options.kernel.hardware_timestamps = config.kernel.hardware_timestamps;
+  options.xdp = config.xdp;
   options.notice = [backend = config.backend](const std::string& message) {
     spdlog::warn("dataplane.{}.{}", backend, message);
   };
   return options;
+}
+// [reflector] as a backend's reflector takes it.
+dp::ReflectorRole reflector_role(const ReflectorConfig& config) {
+  dp::ReflectorRole role;
+  role.port = config.port;
+  role.listen = config.listen;
+  role.stateful = config.stateful;
+  role.allow = config.allow;
+  role.rate_limit_pps = config.rate_limit_pps;
+  role.format = config.timestamp_format;
+  role.authenticated = config.authenticated();
+  return role;
 }
 }  // namespace
 
@@ -138,11 +151,16 @@ Result<void> Agent::start_reflector(const ReflectorConfig& config) {
   options.rate_limit_pps = config.rate_limit_pps;
   auto service = ReflectorService::open(*dataplane_, std::move(options));
   if (!service) return service.error();
+  // The backend's reflector goes in front once the user-space one, which answers what it hands up, listens.
+  auto in_backend = dataplane_->start_reflector(reflector_role(config));
+  if (!in_backend) return in_backend.error();
+  if (in_backend.value()) spdlog::info("reflector: {}", in_backend.value()->describe());
   reflector_stop_ = false;
   ReflectorService* running = service.value().get();
   {
     std::lock_guard lock(mutex_);
     reflector_ = std::move(service.value());
+    backend_reflector_ = std::move(in_backend.value());
   }
   reflector_thread_ = std::thread([this, running] { running->run(reflector_stop_); });
   return {};
@@ -152,6 +170,7 @@ void Agent::stop_reflector() {
   reflector_stop_ = true;
   if (reflector_thread_.joinable()) reflector_thread_.join();
   std::lock_guard lock(mutex_);
+  backend_reflector_.reset();  // detached before the user-space reflector behind it closes
   reflector_.reset();
 }
 

@@ -94,10 +94,13 @@ nlohmann::json delay_json(const DelayStats& d) {
           {"p90", d.p90_s * 1e3}, {"p99", d.p99_s * 1e3}, {"p999", d.p999_s * 1e3}, {"max", d.max_s * 1e3}};
 }
 
-void reflector_families(Families& f, const Labels& agent_labels, const ReflectorServiceCounters& r) {
-  f.counter("hubprobe_reflector_requests_total", "STAMP requests received by the reflector.", agent_labels,
+// The user-space reflector's counters, labelled with the backend of its ports.
+void reflector_families(Families& f, const Labels& agent_labels, const ReflectorServiceCounters& r,
+                        std::string_view backend) {
+  const Labels labels = with(agent_labels, "backend", std::string(backend));
+  f.counter("hubprobe_reflector_requests_total", "STAMP requests received by the reflector, by backend.", labels,
             static_cast<double>(r.engine.received + r.dropped_not_allowed + r.dropped_rate_limited));
-  f.counter("hubprobe_reflector_replies_total", "STAMP replies sent by the reflector.", agent_labels,
+  f.counter("hubprobe_reflector_replies_total", "STAMP replies sent by the reflector, by backend.", labels,
             static_cast<double>(r.engine.reflected));
   const std::pair<const char*, uint64_t> drops[] = {
       {"too_short", r.engine.dropped_too_short}, {"short_request", r.engine.dropped_short_request},
@@ -105,8 +108,8 @@ void reflector_families(Families& f, const Labels& agent_labels, const Reflector
       {"bad_hmac", r.engine.dropped_bad_hmac},   {"not_allowed", r.dropped_not_allowed},
       {"rate_limited", r.dropped_rate_limited},  {"send_error", r.send_errors}};
   for (const auto& [reason, value] : drops) {
-    f.counter("hubprobe_reflector_drops_total", "Requests the reflector did not answer, by reason.",
-              with(agent_labels, "reason", reason), static_cast<double>(value));
+    f.counter("hubprobe_reflector_drops_total", "Requests the reflector did not answer, by backend and reason.",
+              with(labels, "reason", reason), static_cast<double>(value));
   }
   f.counter("hubprobe_reflector_tlvs_flagged_total", "TLVs the reflector flagged, by flag (RFC 8972).",
             with(agent_labels, "flag", "unrecognized"), static_cast<double>(r.engine.tlv_unrecognized));
@@ -114,6 +117,32 @@ void reflector_families(Families& f, const Labels& agent_labels, const Reflector
             with(agent_labels, "flag", "malformed"), static_cast<double>(r.engine.tlv_malformed));
   f.gauge("hubprobe_reflector_sessions", "Stateful reflector sessions active.", agent_labels,
           static_cast<double>(r.engine.sessions_active));
+}
+
+// A backend reflector's counters (XDP's per-CPU counters, summed), read now, in the same families.
+void backend_reflector_families(Families& f, const Labels& agent_labels, const dp::BackendReflector& reflector,
+                                std::string_view backend) {
+  auto outcomes = reflector.outcomes();
+  if (!outcomes) return;  // a failed map read: the series are absent from this scrape, not wrong
+  const Labels labels = with(agent_labels, "backend", std::string(backend));
+  uint64_t requests = 0, replies = 0;
+  for (const dp::ReflectorOutcome& o : outcomes.value()) {
+    using Kind = dp::ReflectorOutcome::Kind;
+    if (o.kind == Kind::kReflected) replies += o.value;
+    if (o.kind == Kind::kReflected || o.kind == Kind::kDropped) requests += o.value;
+    if (o.kind == Kind::kDropped) {
+      f.counter("hubprobe_reflector_drops_total", "Requests the reflector did not answer, by backend and reason.",
+                with(labels, "reason", o.reason), static_cast<double>(o.value));
+    } else if (o.kind == Kind::kPassed) {
+      f.counter("hubprobe_reflector_handed_up_total",
+                "Requests a backend reflector handed to the user-space reflector, by reason.",
+                with(labels, "reason", o.reason), static_cast<double>(o.value));
+    }
+  }
+  f.counter("hubprobe_reflector_requests_total", "STAMP requests received by the reflector, by backend.", labels,
+            static_cast<double>(requests));
+  f.counter("hubprobe_reflector_replies_total", "STAMP replies sent by the reflector, by backend.", labels,
+            static_cast<double>(replies));
 }
 
 // Counters of one session since it started.
@@ -319,7 +348,8 @@ std::vector<MetricFamily> Agent::collect() const {
   f.counter("hubprobe_dataplane_unmatched_replies_total", "Datagrams on probe ports that no session owns.",
             agent_labels, static_cast<double>(engine.unmatched_replies));
 
-  if (reflector_) reflector_families(f, agent_labels, reflector_->counters());
+  if (reflector_) reflector_families(f, agent_labels, reflector_->counters(), dataplane_->port_backend());
+  if (backend_reflector_) backend_reflector_families(f, agent_labels, *backend_reflector_, dataplane_->name());
   for (const auto& [id, session] : sessions_) {
     const StatsSnapshot s = session.stats->snapshot(now);
     const Labels labels = {{"hub", config_.agent.hub},
@@ -368,6 +398,7 @@ nlohmann::json Agent::status() const {
     nlohmann::json listen = nlohmann::json::array();
     for (const auto& a : reflector_->local_addresses()) listen.push_back(a.to_string());
     doc["reflector"] = {{"listen", listen},
+                        {"in_backend", backend_reflector_ ? backend_reflector_->describe() : ""},
                         {"stateful", config_.reflector.stateful},
                         {"received", r.engine.received},
                         {"reflected", r.engine.reflected},

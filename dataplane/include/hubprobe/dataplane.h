@@ -11,9 +11,14 @@
 #include <string>
 #include <string_view>
 
+#include <vector>
+
+#include "hubprobe/clock.h"
 #include "hubprobe/net.h"
 #include "hubprobe/packet.h"
+#include "hubprobe/prefix.h"
 #include "hubprobe/result.h"
+#include "hubprobe/stamp.h"
 
 namespace hubprobe::dp {
 
@@ -37,10 +42,29 @@ struct KernelOptions {
   bool hardware_timestamps = false;
 };
 
+/// How the xdp backend attaches its programs.
+enum class XdpAttachMode : uint8_t {
+  kAuto,     ///< native (driver) XDP where the driver has it, else generic; the choice is reported
+  kNative,   ///< native only: fails on a driver without XDP support
+  kGeneric,  ///< generic (skb) XDP: any device, a little later in the receive path
+};
+
+/// Settings of the xdp backend ([dataplane.xdp]). Its probe ports are kernel sockets (KernelOptions apply to
+/// them) whose replies are stamped at XDP ingress; its reflector runs in the kernel on these interfaces.
+struct XdpOptions {
+  std::vector<std::string> interfaces;  ///< where the programs attach; at least one
+  XdpAttachMode mode = XdpAttachMode::kAuto;
+  bool operator==(const XdpOptions&) const = default;
+};
+
+/// "auto", "native", "generic": the names the config and the command line use.
+std::string_view attach_mode_name(XdpAttachMode mode);
+
 /// What make_dataplane() builds.
 struct DataplaneOptions {
   std::string backend = "kernel";
   KernelOptions kernel;
+  XdpOptions xdp;
   /// Told, once per distinct message, what the backend could not apply as asked and why (a setting
   /// named as in KernelOptions, e.g. "hardware_timestamps: ..."). May be called from any thread that
   /// opens ports. Empty = not told.
@@ -133,15 +157,62 @@ class Port {
   virtual const PortCounters& counters() const = 0;
 };
 
+/// The reflector's options as every implementation of the role takes them ([reflector]; docs/architecture.md
+/// "The reflector role").
+struct ReflectorRole {
+  uint16_t port = kDefaultStampPort;
+  /// Addresses answered; an unspecified address (0.0.0.0, ::) answers every address of its family.
+  std::vector<SocketAddress> listen;
+  bool stateful = true;
+  std::vector<IpPrefix> allow;  ///< empty = every source
+  uint32_t rate_limit_pps = 0;  ///< per source address; 0 = unlimited
+  TimestampFormat format = TimestampFormat::kNtp;
+  /// Authenticated mode: a backend reflector hands every request to the user-space reflector.
+  bool authenticated = false;
+};
+
+/// One outcome counter of a backend reflector, as the reflector metrics name it.
+struct ReflectorOutcome {
+  enum class Kind : uint8_t {
+    kReflected,  ///< answered by the backend
+    kDropped,    ///< not answered, `reason` says why (the socket reflector's reasons where they agree)
+    kPassed,     ///< handed to the user-space reflector, `reason` says why
+    kOther,      ///< not a request to the reflector at all (other traffic the program saw)
+  };
+  Kind kind = Kind::kOther;
+  std::string reason;
+  uint64_t value = 0;
+};
+
+/// A reflector the backend runs itself (in the kernel, on an lcore), in front of the user-space reflector
+/// (ReflectorService), which answers what it hands up. Thread-safe.
+class BackendReflector {
+ public:
+  virtual ~BackendReflector() = default;
+  /// E.g. "xdp native on eth1, generic on eth2".
+  virtual std::string describe() const = 0;
+  /// Reload: new options, all or nothing.
+  virtual Result<void> update(const ReflectorRole& role) = 0;
+  /// Counters since start, read now (meant for scrapes).
+  virtual Result<std::vector<ReflectorOutcome>> outcomes() const = 0;
+};
+
 /// A backend. Opening ports is a start-up action; the ports then run without the backend object.
 class Dataplane {
  public:
   virtual ~Dataplane() = default;
   virtual std::string_view name() const = 0;
+  /// The backend whose ports open_port() opens: name(), or the backend this one builds on (xdp: kernel).
+  virtual std::string_view port_backend() const { return name(); }
   virtual Result<std::unique_ptr<Port>> open_port(const PortOptions& options) = 0;
+  /// Starts the backend's own reflector for `role`; null when the backend has none (the user-space reflector on
+  /// its ports answers everything). It lives until destroyed (and detaches then, also when the process dies).
+  virtual Result<std::unique_ptr<BackendReflector>> start_reflector(const ReflectorRole& /*role*/) {
+    return std::unique_ptr<BackendReflector>();
+  }
 };
 
-/// The backends this build knows: "kernel".
+/// The backends this build knows: "kernel", "xdp".
 Result<std::unique_ptr<Dataplane>> make_dataplane(const DataplaneOptions& options);
 /// The backend with its default settings.
 Result<std::unique_ptr<Dataplane>> make_dataplane(std::string_view backend);

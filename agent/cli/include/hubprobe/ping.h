@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "hubprobe/cli_usage.h"
 #include "hubprobe/clock.h"
 #include "hubprobe/net.h"
 #include "hubprobe/result.h"
@@ -16,7 +17,7 @@
 namespace hubprobe {
 
 /// The flags of `hubprobe ping` as given (agent/cli/src/main.cpp binds them to the command line).
-struct PingArgs {
+struct PingArgs : DataplaneArgs {
   std::string host;
   uint64_t count = 0;
   double interval_s = 1.0;
@@ -49,7 +50,7 @@ struct PingOptions {
   int64_t timeout_ns = 2'000'000'000;  ///< a probe unanswered this long (monotonic) is lost
   bool json = false;
   bool quiet = false;
-  std::string backend = "kernel";
+  dp::DataplaneOptions dataplane;
 };
 
 /// `hubprobe ping`: checks the flags (a bad one is a usage error: one line on `err`, exit status 2),

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "hubprobe/cli_usage.h"
 #include "hubprobe/net.h"
 #include "hubprobe/result.h"
 #include "hubprobe/session_reflector.h"
@@ -15,7 +16,7 @@
 namespace hubprobe {
 
 /// The flags of `hubprobe reflect` as given (agent/cli/src/main.cpp binds them to the command line).
-struct ReflectArgs {
+struct ReflectArgs : DataplaneArgs {
   std::vector<std::string> listen;  ///< ADDR[:PORT] each
   bool stateful = false;
   bool answer_short_requests = false;
@@ -28,7 +29,7 @@ struct ReflectOptions {
   std::vector<SocketAddress> listen;  ///< empty = 0.0.0.0 and [::] on kDefaultStampPort
   stamp::ReflectorOptions reflector;
   std::string interface;
-  std::string backend = "kernel";
+  dp::DataplaneOptions dataplane;
 };
 
 /// `hubprobe reflect`: checks the flags (a bad one is a usage error: one line on `err`, exit status 2),

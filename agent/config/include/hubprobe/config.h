@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "hubprobe/clock.h"
+#include "hubprobe/dataplane.h"
 #include "hubprobe/net.h"
 #include "hubprobe/prefix.h"
 #include "hubprobe/result.h"
@@ -57,10 +58,11 @@ struct KernelDataplaneOptions {
   bool operator==(const KernelDataplaneOptions&) const = default;
 };
 
-/// [dataplane]. Later backends (xdp, dpdk) get their own option tables next to `kernel`.
+/// [dataplane]: the backend and a table of options per backend.
 struct DataplaneConfig {
   std::string backend = "kernel";  ///< the name make_dataplane() takes
-  KernelDataplaneOptions kernel;
+  KernelDataplaneOptions kernel;   ///< also the xdp backend's, whose probe ports are kernel sockets
+  dp::XdpOptions xdp;              ///< [dataplane.xdp]: only with backend = "xdp"
   bool operator==(const DataplaneConfig&) const = default;
 };
 

@@ -167,6 +167,8 @@ class Agent : private ProbeListener {
   bool peers_changed_ = false;  ///< a peer was added or removed since the last preference document
 
   std::unique_ptr<ReflectorService> reflector_;
+  /// The backend's own reflector in front of reflector_ (the xdp backend's), null when it has none.
+  std::unique_ptr<dp::BackendReflector> backend_reflector_;
   std::thread reflector_thread_;
   std::atomic<bool> reflector_stop_{false};
 
