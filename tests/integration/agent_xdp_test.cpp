@@ -16,7 +16,9 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -206,6 +208,72 @@ TEST_F(AgentXdpTest, TwoAgentsReflectOnTwoInterfacesOfOneHost) {
   EXPECT_GE(metric(*second, "hubprobe_reflector_replies_total", {{"backend", "xdp"}}), 10);
   EXPECT_EQ(metric(*first, "hubprobe_reflector_replies_total", {{"backend", "kernel"}}), 0);
   EXPECT_EQ(metric(*second, "hubprobe_reflector_replies_total", {{"backend", "kernel"}}), 0);
+}
+
+/// The capabilities a unit file's CapabilityBoundingSet= lines name ("CAP_BPF" -> "bpf"), in order.
+std::vector<std::string> bounding_set(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  std::vector<std::string> capabilities;
+  const std::string key = "CapabilityBoundingSet=";
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(key, 0) != 0) continue;
+    std::istringstream words(line.substr(key.size()));
+    for (std::string word; words >> word;) {
+      std::string name = word.substr(4);  // after "CAP_"
+      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      capabilities.push_back(name);
+    }
+  }
+  return capabilities;
+}
+
+/// env(1) runs setpriv(1), which execs hubprobed as nobody with only `capabilities` (bounding, inheritable and
+/// ambient), as systemd does with User=, CapabilityBoundingSet= and AmbientCapabilities=.
+std::vector<std::string> as_nobody_with(const std::vector<std::string>& capabilities) {
+  std::string list = "-all";
+  for (const auto& c : capabilities) list += ",+" + c;
+  return {"HUBPROBE_UNIT_TEST=1",   "setpriv",
+          "--reuid=65534",          "--regid=65534",
+          "--clear-groups",         "--inh-caps=" + list,
+          "--ambient-caps=" + list, "--bounding-set=" + list};
+}
+
+TEST_F(AgentXdpTest, TheUnitsCapabilitiesAreEnough) {
+  const std::filesystem::path source(HUBPROBE_SOURCE_DIR);
+  std::vector<std::string> unit = bounding_set(source / "config/hubprobed.service.in");
+  const std::vector<std::string> drop_in = bounding_set(source / "config/systemd/xdp.conf");
+  ASSERT_FALSE(unit.empty());
+  ASSERT_FALSE(drop_in.empty());
+  std::filesystem::permissions(dir_.path(), std::filesystem::perms::others_read | std::filesystem::perms::others_exec,
+                               std::filesystem::perm_options::add);  // nobody reads the config
+  AgentFile f = xdp_file("x-edge-01", Testbed::kReflectorIf, "198.18.0.2", kXdpMetrics);
+  const auto config = dir_.write_file("nobody.toml", f.toml());
+  std::filesystem::permissions(config, std::filesystem::perms::others_read, std::filesystem::perm_options::add);
+
+  std::vector<std::string> all = unit;
+  all.insert(all.end(), drop_in.begin(), drop_in.end());
+  {
+    AgentProcess xdp(bed_->reflector(), config, "127.0.0.1", kXdpMetrics, dir_.path(), "nobody", as_nobody_with(all));
+    EXPECT_TRUE(xdp_attached(bed_->reflector(), Testbed::kReflectorIf));
+    auto kernel =
+        start(bed_->sender(), kernel_file({{"x4", "x", Testbed::kReflectorV4, {}}}), kKernelMetrics, "kernel");
+    expect_replies(*kernel, {"x4"}, 10);
+    EXPECT_GE(metric(xdp, "hubprobe_reflector_replies_total", {{"backend", "xdp"}}), 10);
+  }
+  // Each capability of the drop-in is needed: without it the agent does not start, and says why.
+  for (const std::string& missing : drop_in) {
+    std::vector<std::string> fewer = unit;
+    for (const auto& c : drop_in) {
+      if (c != missing) fewer.push_back(c);
+    }
+    AgentProcess xdp(bed_->reflector(), config, "127.0.0.1", kXdpMetrics, dir_.path(), "without-" + missing,
+                     as_nobody_with(fewer), /*wait_ready=*/false);
+    ASSERT_TRUE(xdp.process().wait_for_exit(Seconds(10))) << "started without CAP_" << missing;
+    EXPECT_NE(xdp.process().exit_info().exit_code(), 0);
+    EXPECT_NE(xdp.describe().find("hubprobed: loading the XDP STAMP reflector"), std::string::npos) << xdp.describe();
+    EXPECT_NE(xdp.describe().find("CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN"), std::string::npos) << xdp.describe();
+    EXPECT_FALSE(xdp_attached(bed_->reflector(), Testbed::kReflectorIf));
+  }
 }
 
 }  // namespace

@@ -68,7 +68,7 @@ Result<std::unique_ptr<XdpReflector>> XdpReflector::load(const ReflectorOptions&
   config.timestamp_format = options.format == TimestampFormat::kPtp ? STAMP_REFLECT_TS_PTP : STAMP_REFLECT_TS_NTP;
   if (const int err = stamp_reflect__load(skeleton); err != 0) {
     stamp_reflect__destroy(skeleton);
-    return libbpf_error("loading the XDP STAMP reflector (needs CAP_BPF and CAP_NET_ADMIN; kernel >= 6.1)", err);
+    return libbpf_error("loading the XDP STAMP reflector (needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN; kernel >= 6.1)", err);
   }
   return std::unique_ptr<XdpReflector>(new XdpReflector(skeleton, options));
 }
