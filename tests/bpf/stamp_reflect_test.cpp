@@ -31,7 +31,9 @@
 #include "stamp_reflect.skel.h"
 
 #include "hubprobe/clock.h"
+#include "hubprobe/prefix.h"
 #include "hubprobe/stamp.h"
+#include "hubprobe/xdp_reflector.h"
 
 namespace {
 
@@ -309,6 +311,20 @@ struct RunResult {
   Bytes out;
 };
 
+// One BPF_PROG_TEST_RUN of the program `fd` over `in`.
+RunResult run_program(int fd, const Bytes& in, int repeat = 1) {
+  RunResult result;
+  result.out.resize(in.size() + 256);
+  LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in.data(), .data_out = result.out.data(),
+              .data_size_in = static_cast<__u32>(in.size()), .data_size_out = static_cast<__u32>(result.out.size()),
+              .repeat = repeat);
+  result.error = bpf_prog_test_run_opts(fd, &opts);
+  result.action = opts.retval;
+  result.duration_ns = opts.duration;
+  result.out.resize(opts.data_size_out);
+  return result;
+}
+
 class LoadedReflector {
  public:
   // Returns nullptr with *error set (negative errno) when open or load fails.
@@ -391,16 +407,7 @@ class LoadedReflector {
   }
 
   RunResult run(const Bytes& in, int repeat = 1) {
-    RunResult result;
-    result.out.resize(in.size() + 256);
-    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in.data(), .data_out = result.out.data(),
-                .data_size_in = static_cast<__u32>(in.size()), .data_size_out = static_cast<__u32>(result.out.size()),
-                .repeat = repeat);
-    result.error = bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.stamp_reflect_xdp), &opts);
-    result.action = opts.retval;
-    result.duration_ns = opts.duration;
-    result.out.resize(opts.data_size_out);
-    return result;
+    return run_program(bpf_program__fd(skel_->progs.stamp_reflect_xdp), in, repeat);
   }
 
   Counters counters() const {
@@ -1008,6 +1015,121 @@ TEST(StampReflectRxStamp, RegisteredPortIsStampedWithIngressTai) {
   }
   EXPECT_EQ(reflector->counters()[STAMP_REFLECT_STAMPED_RX], 2u);
   EXPECT_EQ(reflector->counters()[STAMP_REFLECT_PASSED_NO_CLOCK], 0u) << "stamping needs no published clock";
+}
+
+// ---- hubprobe::xdp::XdpReflector's policy and RX-stamp API, through BPF_PROG_TEST_RUN ------------------
+
+using hubprobe::IpPrefix;
+using hubprobe::xdp::ReflectorPolicy;
+using hubprobe::xdp::XdpReflector;
+
+// Loads through the API, with the clock published; skips without privileges like LOAD_REFLECTOR_OR_RETURN.
+#define LOAD_XDP_REFLECTOR_OR_RETURN(var, options)                      \
+  auto var##_loaded = XdpReflector::load(options);                      \
+  if (!var##_loaded) {                                                  \
+    if (var##_loaded.error().code == EPERM && !privileged_required()) { \
+      GTEST_SKIP() << var##_loaded.error().message;                     \
+    }                                                                   \
+    FAIL() << var##_loaded.error().message;                             \
+  }                                                                     \
+  XdpReflector& var = **var##_loaded;                                   \
+  ASSERT_TRUE(var.publish_clock(hubprobe::read_clock_state()).ok())
+
+std::vector<IpPrefix> prefixes(std::initializer_list<const char*> texts) {
+  std::vector<IpPrefix> result;
+  for (const char* text : texts) {
+    auto prefix = IpPrefix::parse(text);
+    EXPECT_TRUE(prefix.ok()) << text;
+    if (prefix) result.push_back(*prefix);
+  }
+  return result;
+}
+
+std::array<uint32_t, 2> v4_v6_actions(XdpReflector& reflector) {
+  return {run_program(reflector.program_fd(), build(v4(stamp_request()))).action,
+          run_program(reflector.program_fd(), build(v6(stamp_request()))).action};
+}
+
+constexpr std::array<uint32_t, 2> kBothReflected = {XDP_TX, XDP_TX};
+constexpr std::array<uint32_t, 2> kBothDropped = {XDP_DROP, XDP_DROP};
+
+TEST(XdpReflectorApi, AllowListPolicyIsReplacedWhole) {
+  LOAD_XDP_REFLECTOR_OR_RETURN(reflector, hubprobe::xdp::ReflectorOptions{});
+  EXPECT_EQ(v4_v6_actions(reflector), kBothReflected) << "after load: every source";
+
+  ASSERT_TRUE(reflector.set_policy({.allow = prefixes({"198.18.0.0/15", "2001:db8::/32"})}).ok());
+  EXPECT_EQ(v4_v6_actions(reflector), kBothReflected);
+  ASSERT_TRUE(reflector.set_policy({.allow = prefixes({"198.19.0.0/16", "2001:db8:1::/48"})}).ok());
+  EXPECT_EQ(v4_v6_actions(reflector), kBothDropped);
+  // The third list reuses the first trie: nothing of the first list may survive in it.
+  ASSERT_TRUE(reflector.set_policy({.allow = prefixes({"198.18.0.1", "2001:db8::2"})}).ok());
+  EXPECT_EQ(v4_v6_actions(reflector), (std::array<uint32_t, 2>{XDP_TX, XDP_DROP}));
+
+  // Refused whole: the list in force stays, and so does the rest of the policy.
+  std::vector<IpPrefix> too_many(STAMP_REFLECT_MAX_ALLOW_PREFIXES + 1, prefixes({"198.18.0.0/15"})[0]);
+  auto refused = reflector.set_policy({.stateful = true, .allow = too_many});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, EINVAL) << refused.error().message;
+  EXPECT_EQ(v4_v6_actions(reflector), (std::array<uint32_t, 2>{XDP_TX, XDP_DROP}));
+  EXPECT_FALSE(reflector.policy().stateful);
+
+  ASSERT_TRUE(reflector.set_policy({}).ok());
+  EXPECT_EQ(v4_v6_actions(reflector), kBothReflected) << "an empty list: every source again";
+  const auto counters = reflector.counters();
+  ASSERT_TRUE(counters.ok()) << counters.error().message;
+  uint64_t not_allowed = 0;
+  for (const auto& c : *counters) {
+    if (c.name == "dropped_not_allowed") not_allowed = c.value;
+  }
+  EXPECT_EQ(not_allowed, 4u);
+}
+
+TEST(XdpReflectorApi, StatefulAndRateLimitAtRunTime) {
+  LOAD_XDP_REFLECTOR_OR_RETURN(reflector, hubprobe::xdp::ReflectorOptions{});
+  const Bytes request = session_request(4, 40000, 9);
+  const auto seq = [&] {
+    const RunResult run = run_program(reflector.program_fd(), request);
+    return run.action == XDP_TX ? std::optional<uint32_t>(get16(run.out, run.out.size() - 44) << 16 |
+                                                          get16(run.out, run.out.size() - 42))
+                                : std::nullopt;
+  };
+  EXPECT_EQ(seq(), sender_fields().seq);
+  ASSERT_TRUE(reflector.set_policy({.stateful = true}).ok());
+  EXPECT_EQ(seq(), 0u);
+  EXPECT_EQ(seq(), 1u);
+  // A one-request-per-second limit, set while loaded: the next request within the second is dropped.
+  ASSERT_TRUE(reflector.set_policy({.stateful = true, .rate_limit_pps = 1}).ok());
+  EXPECT_EQ(seq(), 2u);
+  EXPECT_EQ(seq(), std::nullopt);
+}
+
+TEST(XdpReflectorApi, RxStampIsTakenOnceAsWallTime) {
+  LOAD_XDP_REFLECTOR_OR_RETURN(reflector, hubprobe::xdp::ReflectorOptions{});
+  EXPECT_EQ(reflector.register_sender_port(STAMP_DEFAULT_PORT).error().code, EINVAL);
+  EXPECT_EQ(reflector.register_sender_port(0).error().code, EINVAL);
+  ASSERT_TRUE(reflector.register_sender_port(kRegisteredPort).ok());
+  const Bytes reply = build(with(v4(reflector_reply(77, 5)), [](auto& s) { s.dst_port = kRegisteredPort; }));
+
+  const int64_t before = clock_ns(CLOCK_REALTIME);
+  EXPECT_EQ(run_program(reflector.program_fd(), reply).action, XDP_PASS);
+  const int64_t after = clock_ns(CLOCK_REALTIME);
+  const auto t4 = reflector.take_rx_stamp({.local_port = kRegisteredPort, .ssid = 5, .sender_seq = 77});
+  ASSERT_TRUE(t4.has_value());
+  EXPECT_GE(*t4, before);
+  EXPECT_LE(*t4, after);
+  EXPECT_FALSE(reflector.take_rx_stamp({.local_port = kRegisteredPort, .ssid = 5, .sender_seq = 77}).has_value())
+      << "taken once";
+
+  reflector.unregister_sender_port(kRegisteredPort);
+  EXPECT_EQ(run_program(reflector.program_fd(), reply).action, XDP_PASS);
+  EXPECT_FALSE(reflector.take_rx_stamp({.local_port = kRegisteredPort, .ssid = 5, .sender_seq = 77}).has_value())
+      << "unregistered: not stamped";
+}
+
+TEST(XdpReflectorApi, MapBoundsAreChecked) {
+  auto refused = XdpReflector::load({.max_sessions = 0});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, EINVAL) << refused.error().message;
 }
 
 // Not a timed test (docs/design.md, "Measuring performance"): reports the per-run cost and checks the counters

@@ -127,10 +127,9 @@ Result<std::unique_ptr<XdpReflector>> XdpReflector::load(const ReflectorOptions&
                                                   {skeleton->maps.rx_stamps, options.max_rx_stamps}};
   for (const auto& [map, entries] : bounds) {
     if (const int err = set_max_entries(map, entries); err != 0) {
+      const std::string name = bpf_map__name(map);
       stamp_reflect__destroy(skeleton);
-      return libbpf_error(
-          std::string("sizing the XDP STAMP reflector's map ") + bpf_map__name(map) + " (the bound must be at least 1)",
-          err);
+      return libbpf_error("sizing the XDP STAMP reflector's map " + name + " (the bound must be at least 1)", err);
     }
   }
   if (const int err = stamp_reflect__load(skeleton); err != 0) {

@@ -53,7 +53,7 @@ struct ReflectorPolicy {
   uint32_t rate_limit_pps = 0;
   /// Sources answered; empty = every source. Any request to the port from elsewhere is dropped
   /// (dropped_not_allowed). IPv4 prefixes also match IPv4-mapped IPv6 sources, as IpPrefix does.
-  std::vector<IpPrefix> allow;
+  std::vector<IpPrefix> allow = {};
 };
 
 /// What a session-sender knows of a reply after recvmsg(): its socket's local port, and from the reply
