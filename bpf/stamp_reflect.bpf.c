@@ -151,7 +151,8 @@ struct vlan_tag {
 /* One reflection: what the IP layer says of the datagram, then what finish_reflection() needs. */
 struct reflection {
 	struct udphdr *udp;
-	struct stamp_reflect_session_key session; /* addresses, source port; SSID once read */
+	/* Addresses and source port; the SSID once it is read. */
+	struct stamp_reflect_session_key session;
 	__u32 ip_payload_len;	/* what the IP header claims follows it */
 	__u32 pseudo_sum;	/* pseudo-header sum, 32-bit (unchanged by the address swap) */
 	__u8 ttl;		/* TTL / hop limit as received */
@@ -251,7 +252,7 @@ static __always_inline struct stamp_reflect_policy read_policy(void)
 
 static __always_inline bool source_allowed(__u8 allow_list, const __u8 *source)
 {
-	struct stamp_reflect_prefix key = { .prefixlen = 8 * STAMP_REFLECT_ADDR_LEN };
+	struct stamp_reflect_prefix key = {.prefixlen = 8 * STAMP_REFLECT_ADDR_LEN};
 
 	if (allow_list == STAMP_REFLECT_ALLOW_ALL)
 		return true;
@@ -310,7 +311,7 @@ static __always_inline bool next_session_seq(const struct stamp_reflect_session_
 	struct session *session = bpf_map_lookup_elem(&sessions, key);
 
 	if (!session) {
-		struct session fresh = { .next_seq = 1, .last_seen_ns = now };
+		struct session fresh = {.next_seq = 1, .last_seen_ns = now};
 
 		if (bpf_map_update_elem(&sessions, key, &fresh, BPF_NOEXIST) == 0) {
 			*seq = 0;
@@ -419,8 +420,8 @@ __noinline int stamp_reflect_padding_is_zero(struct xdp_md *ctx, __u64 offset, _
 
 /*
  * The part shared by IPv4 and IPv6: UDP to the port, and STAMP. Returns the XDP action, counted
- * unless it is XDP_TX; then the datagram is rewritten except for T3 and the UDP checksum, the caller
- * swaps the L2 and L3 addresses, and finish_reflection() completes the reply.
+ * unless it is XDP_TX; then the datagram is rewritten except for T3 and the UDP checksum, the
+ * caller swaps the L2 and L3 addresses, and finish_reflection() completes the reply.
  */
 static __always_inline int prepare_reflection(struct xdp_md *ctx, struct reflection *in,
 					      void *data_end)
@@ -486,7 +487,9 @@ static __always_inline int prepare_reflection(struct xdp_md *ctx, struct reflect
 	if (policy.rate_limit_pps || policy.stateful)
 		now = mono_ns();
 	if (policy.rate_limit_pps) {
-		enum admission admission = take_token(in->session.source, policy.rate_limit_pps, now);
+		enum admission admission;
+
+		admission = take_token(in->session.source, policy.rate_limit_pps, now);
 
 		if (admission == OVER_LIMIT)
 			return count(STAMP_REFLECT_DROPPED_RATE_LIMITED, XDP_DROP);

@@ -2,12 +2,13 @@
 /*
  * Types shared by the XDP STAMP program (stamp_reflect.bpf.c) and its user-space loaders: the
  * load-time configuration (.rodata), the run-time state user space writes (.bss), the keys of the
- * maps user space fills or reads, and the counter indices. This is the only definition; C++ includes
- * it before stamp_reflect.skel.h, whose rodata/bss structs name these types without redefining them.
+ * maps user space fills or reads, and the counter indices. This is the only definition; C++
+ * includes it before stamp_reflect.skel.h, whose rodata/bss structs name these types without
+ * redefining them.
  *
  * The program has two jobs on one interface:
- *   reflector  unauthenticated STAMP to the configured port is answered in place (XDP_TX), stateless
- *              or stateful, behind an allow list and a per-source rate limit;
+ *   reflector  unauthenticated STAMP to the configured port is answered in place (XDP_TX),
+ *              stateless or stateful, behind an allow list and a per-source rate limit;
  *   RX stamper replies to this host's own session-senders (UDP to a registered port) get their
  *              ingress time (T4) recorded in a map, and go on to the socket untouched (XDP_PASS).
  */
@@ -90,15 +91,15 @@ struct stamp_reflect_clock {
 	__u16 error_estimate;
 	__u16 pad[3];
 	/*
-	 * Tests only: when non-zero, the program's monotonic clock (rate-limit buckets, session idle
-	 * time) reads this value instead of bpf_ktime_get_ns(), so time can be driven exactly.
+	 * Tests only: when non-zero, the program's monotonic clock (rate-limit buckets, session
+	 * idle time) reads this value instead of bpf_ktime_get_ns(), so time can be driven exactly.
 	 */
 	__u64 mono_override_ns;
 };
 
 /* Which allow list applies (struct stamp_reflect_policy.allow_list). */
 enum stamp_reflect_allow_list {
-	STAMP_REFLECT_ALLOW_ALL = 0, /* no list: every source is answered */
+	STAMP_REFLECT_ALLOW_ALL = 0,	/* no list: every source is answered */
 	STAMP_REFLECT_ALLOW_LIST_0 = 1, /* sources in the LPM trie allow_list_0 */
 	STAMP_REFLECT_ALLOW_LIST_1 = 2, /* sources in the LPM trie allow_list_1 */
 };
@@ -193,8 +194,8 @@ struct stamp_reflect_rx_key {
  *   passed_bad_csum      UDP checksum wrong, or only partial (locally generated with TX offload)
  *   passed_no_clock      user space has not published the clock state yet
  *   passed_map_full      an LRU map (sessions, rate-limit buckets, RX stamps) refused a new entry
- *   dropped_malformed    to the port, but the UDP length exceeds the IP payload or the frame, or the
- *                        source port is 0
+ *   dropped_malformed    to the port, but the UDP length exceeds the IP payload or the frame,
+ *                        or the source port is 0
  *   dropped_not_allowed  to the port, from a source outside the allow list in use
  *   dropped_rate_limited to the port, over its source's rate limit
  *   stamped_rx           a reply to a registered sender port: T4 recorded, passed on
