@@ -419,6 +419,37 @@ __noinline int stamp_reflect_padding_is_zero(struct xdp_md *ctx, __u64 offset, _
 }
 
 /*
+ * The rate limit, then the reflector's sequence number (the sender's own when stateless), for a
+ * request that is otherwise answered. Returns XDP_TX with *reflector_seq set, or the counted
+ * action.
+ */
+static __always_inline int admit_and_number(struct reflection *in,
+					    struct stamp_reflect_policy policy, __be32 seq,
+					    __be16 ssid, __u32 *reflector_seq)
+{
+	__u64 now = 0;
+
+	if (policy.rate_limit_pps || policy.stateful)
+		now = mono_ns();
+	if (policy.rate_limit_pps) {
+		enum admission admission;
+
+		admission = take_token(in->session.source, policy.rate_limit_pps, now);
+		if (admission == OVER_LIMIT)
+			return count(STAMP_REFLECT_DROPPED_RATE_LIMITED, XDP_DROP);
+		if (admission == NO_BUCKET)
+			return count(STAMP_REFLECT_PASSED_MAP_FULL, XDP_PASS);
+	}
+	*reflector_seq = bpf_ntohl(seq);
+	if (policy.stateful) {
+		in->session.ssid = ssid;
+		if (!next_session_seq(&in->session, now, reflector_seq))
+			return count(STAMP_REFLECT_PASSED_MAP_FULL, XDP_PASS);
+	}
+	return XDP_TX;
+}
+
+/*
  * The part shared by IPv4 and IPv6: UDP to the port, and STAMP. Returns the XDP action, counted
  * unless it is XDP_TX; then the datagram is rewritten except for T3 and the UDP checksum, the
  * caller swaps the L2 and L3 addresses, and finish_reflection() completes the reply.
@@ -434,9 +465,9 @@ static __always_inline int prepare_reflection(struct xdp_md *ctx, struct reflect
 	struct stamp_reflect_policy policy;
 	__u32 udp_len, reflector_seq;
 	__u16 error_estimate;
-	__u64 t2_ns, now = 0;
+	int action, i;
+	__u64 t2_ns;
 	void *reply;
-	int i;
 
 	/* A load-time constant: the verifier prunes whichever branch cannot run. */
 	if (!stamp_reflect_config.reflect_unauth)
@@ -484,24 +515,9 @@ static __always_inline int prepare_reflection(struct xdp_md *ctx, struct reflect
 	t1_error_estimate = WIRE(wire_u16, request, stamp_sender_unauth, error_estimate);
 	ssid = WIRE(wire_u16, request, stamp_sender_unauth, ssid);
 
-	if (policy.rate_limit_pps || policy.stateful)
-		now = mono_ns();
-	if (policy.rate_limit_pps) {
-		enum admission admission;
-
-		admission = take_token(in->session.source, policy.rate_limit_pps, now);
-
-		if (admission == OVER_LIMIT)
-			return count(STAMP_REFLECT_DROPPED_RATE_LIMITED, XDP_DROP);
-		if (admission == NO_BUCKET)
-			return count(STAMP_REFLECT_PASSED_MAP_FULL, XDP_PASS);
-	}
-	reflector_seq = bpf_ntohl(seq); /* stateless: the sender's own */
-	if (policy.stateful) {
-		in->session.ssid = ssid;
-		if (!next_session_seq(&in->session, now, &reflector_seq))
-			return count(STAMP_REFLECT_PASSED_MAP_FULL, XDP_PASS);
-	}
+	action = admit_and_number(in, policy, seq, ssid, &reflector_seq);
+	if (action != XDP_TX)
+		return action;
 
 	port = udp->source;
 	udp->source = udp->dest;

@@ -108,7 +108,9 @@ enum stamp_reflect_allow_list {
  * Run-time policy: the .bss global `stamp_reflect_policy`. Eight octets, 8-aligned, written by user
  * space with one 64-bit store and read by the program with one 64-bit load, so a packet sees either
  * the whole old policy or the whole new one. Two allow-list tries make a list change atomic too:
- * user space fills the one not in use, then stores a policy naming it.
+ * user space fills the one not in use, then stores a policy naming it. (A packet that read the
+ * policy just before a change and looks its trie up only after the next change, which refills that
+ * trie, can see a partial list: changes microseconds apart are not meant to be atomic.)
  */
 struct stamp_reflect_policy {
 	/*
