@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * XDP STAMP session-reflector (RFC 8762 stateless mode, unauthenticated, RFC 8972 SSID).
+ * XDP STAMP session-reflector (RFC 8762, unauthenticated, stateless or stateful, RFC 8972 SSID)
+ * and RX stamper for this host's own session-senders (see stamp_reflect.h).
  *
  * Unicast UDP to the configured port over Ethernet (+ at most one 802.1Q/802.1ad tag) and IPv4
  * without options or IPv6 without extension headers, carrying a base packet of at least 44 octets
@@ -10,8 +11,14 @@
  * becomes the destination). Everything else is passed to the stack, where the user-space reflector
  * answers what XDP does not: authenticated mode, TLVs, IPv4 options, fragments, bad checksums.
  *
+ * In front of the reflection, as in the socket reflector: an allow list of source prefixes (any
+ * request from elsewhere is dropped) and a per-source rate limit (requests over it are dropped).
+ *
  * T2 is taken once the packet is known to be for the port (so other traffic never pays for a clock
  * read), T3 after all other rewriting: only writing T3 and adding it to the UDP checksum follow it.
+ *
+ * A datagram to a registered sender port is not reflected: its ingress time is recorded for the
+ * sender (T4) and it is passed on unchanged.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_endian.h>
@@ -69,10 +76,13 @@ const volatile struct stamp_reflect_config stamp_reflect_config = {
     .reflect_unauth = 0,
     .reply_ttl = STAMP_REFLECT_DEFAULT_REPLY_TTL,
     .timestamp_format = STAMP_REFLECT_TS_NTP,
+    .session_idle_s = STAMP_REFLECT_DEFAULT_SESSION_IDLE_S,
 };
 
 /* Written by user space through the mmap()ed .bss; see stamp_reflect.h. */
 struct stamp_reflect_clock stamp_reflect_clock;
+struct stamp_reflect_policy stamp_reflect_policy;
+__u64 stamp_reflect_sender_ports[STAMP_REFLECT_PORT_WORDS];
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -80,6 +90,58 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } counters SEC(".maps");
+
+/* The two allow lists: user space fills the one the policy does not name, then switches. */
+#define ALLOW_LIST_MAP(name)                                                                       \
+	struct {                                                                                   \
+		__uint(type, BPF_MAP_TYPE_LPM_TRIE);                                               \
+		__uint(max_entries, STAMP_REFLECT_MAX_ALLOW_PREFIXES);                             \
+		__uint(map_flags, BPF_F_NO_PREALLOC);                                              \
+		__type(key, struct stamp_reflect_prefix);                                          \
+		__type(value, __u8);                                                               \
+	} name SEC(".maps")
+ALLOW_LIST_MAP(allow_list_0);
+ALLOW_LIST_MAP(allow_list_1);
+
+/* Stateful mode: the next reflector sequence number of each session. */
+struct session {
+	__u32 next_seq;
+	__u32 pad;
+	__u64 last_seen_ns; /* monotonic */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, STAMP_REFLECT_DEFAULT_MAX_SESSIONS);
+	__type(key, struct stamp_reflect_session_key);
+	__type(value, struct session);
+} sessions SEC(".maps");
+
+/*
+ * Rate limit: one bucket per source address. A token bucket of `rate` tokens refilled at `rate`
+ * per second is kept as its theoretical arrival time (GCRA): the instant at which the bucket would
+ * be full again, tat. A request at `now` is admitted when tat - now <= 1 s - 1/rate, and then moves
+ * tat to max(tat, now) + 1/rate. One 64-bit word, so it is updated with compare-and-swap instead of
+ * a lock (LRU hash values cannot hold a bpf_spin_lock). 1/rate is rounded down to the nanosecond.
+ */
+struct source_key {
+	__u8 addr[STAMP_REFLECT_ADDR_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, STAMP_REFLECT_DEFAULT_MAX_RATE_BUCKETS);
+	__type(key, struct source_key);
+	__type(value, __u64); /* tat, monotonic ns */
+} rate_buckets SEC(".maps");
+
+/* Sender RX stamps; see stamp_reflect.h for the key and the lookup. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, STAMP_REFLECT_DEFAULT_MAX_RX_STAMPS);
+	__type(key, struct stamp_reflect_rx_key);
+	__type(value, __u64); /* CLOCK_TAI ns */
+} rx_stamps SEC(".maps");
 
 struct vlan_tag {
 	__be16 tci;
@@ -89,6 +151,8 @@ struct vlan_tag {
 /* One reflection: what the IP layer says of the datagram, then what finish_reflection() needs. */
 struct reflection {
 	struct udphdr *udp;
+	/* Addresses and source port; the SSID once it is read. */
+	struct stamp_reflect_session_key session;
 	__u32 ip_payload_len;	/* what the IP header claims follows it */
 	__u32 pseudo_sum;	/* pseudo-header sum, 32-bit (unchanged by the address swap) */
 	__u8 ttl;		/* TTL / hop limit as received */
@@ -167,6 +231,136 @@ static __always_inline void to_wire_timestamp(__u64 tai_ns, __s64 offset_ns, __b
 	}
 }
 
+/* The monotonic clock of the rate limit and the session idle time (tests may drive it). */
+static __always_inline __u64 mono_ns(void)
+{
+	__u64 now = *(volatile __u64 *)&stamp_reflect_clock.mono_override_ns;
+
+	return now ? now : bpf_ktime_get_ns();
+}
+
+/* The policy as one 64-bit load: all of the old one or all of the new one. */
+static __always_inline struct stamp_reflect_policy read_policy(void)
+{
+	__u64 word = *(volatile __u64 *)&stamp_reflect_policy;
+	struct stamp_reflect_policy policy;
+
+	_Static_assert(sizeof(policy) == sizeof(word), "the policy is read as one word");
+	__builtin_memcpy(&policy, &word, sizeof(policy));
+	return policy;
+}
+
+static __always_inline bool source_allowed(__u8 allow_list, const __u8 *source)
+{
+	struct stamp_reflect_prefix key = {.prefixlen = 8 * STAMP_REFLECT_ADDR_LEN};
+
+	if (allow_list == STAMP_REFLECT_ALLOW_ALL)
+		return true;
+	__builtin_memcpy(key.addr, source, STAMP_REFLECT_ADDR_LEN);
+	if (allow_list == STAMP_REFLECT_ALLOW_LIST_0)
+		return bpf_map_lookup_elem(&allow_list_0, &key) != NULL;
+	if (allow_list == STAMP_REFLECT_ALLOW_LIST_1)
+		return bpf_map_lookup_elem(&allow_list_1, &key) != NULL;
+	return false;
+}
+
+enum admission { ADMITTED, OVER_LIMIT, NO_BUCKET };
+
+/* Bounded retries of the compare-and-swap; losing all of them means a flood from one source. */
+#define BUCKET_CAS_TRIES 4
+
+/* Takes one token from the bucket of `source` (see rate_buckets), creating a full one if needed. */
+static __always_inline enum admission take_token(const __u8 *source, __u32 rate, __u64 now)
+{
+	__u64 interval = NSEC_PER_SEC / rate; /* rate != 0: checked by the caller */
+	__u64 tolerance = NSEC_PER_SEC - interval;
+	struct source_key key;
+	__u64 *tat, seen, next;
+	int i;
+
+	__builtin_memcpy(key.addr, source, STAMP_REFLECT_ADDR_LEN);
+	tat = bpf_map_lookup_elem(&rate_buckets, &key);
+	if (!tat) {
+		next = now + interval; /* a full bucket less this request's token */
+		if (bpf_map_update_elem(&rate_buckets, &key, &next, BPF_NOEXIST) == 0)
+			return ADMITTED;
+		tat = bpf_map_lookup_elem(&rate_buckets, &key); /* another CPU made it first */
+		if (!tat)
+			return NO_BUCKET;
+	}
+	for (i = 0; i < BUCKET_CAS_TRIES; i++) {
+		seen = *(volatile __u64 *)tat;
+		if (seen > now && seen - now > tolerance)
+			return OVER_LIMIT;
+		next = (seen > now ? seen : now) + interval;
+		if (__sync_val_compare_and_swap(tat, seen, next) == seen)
+			return ADMITTED;
+	}
+	return OVER_LIMIT;
+}
+
+/*
+ * Stateful mode: the reflector sequence number for the request's session, counting from 0 (a new
+ * session, or one idle for longer than session_idle_s). Returns false when the map refused a new
+ * session.
+ */
+static __always_inline bool next_session_seq(const struct stamp_reflect_session_key *key, __u64 now,
+					     __u32 *seq)
+{
+	__u64 idle_ns = (__u64)stamp_reflect_config.session_idle_s * NSEC_PER_SEC;
+	struct session *session = bpf_map_lookup_elem(&sessions, key);
+
+	if (!session) {
+		struct session fresh = {.next_seq = 1, .last_seen_ns = now};
+
+		if (bpf_map_update_elem(&sessions, key, &fresh, BPF_NOEXIST) == 0) {
+			*seq = 0;
+			return true;
+		}
+		session = bpf_map_lookup_elem(&sessions, key); /* another CPU made it first */
+		if (!session)
+			return false;
+	}
+	if (now > session->last_seen_ns && now - session->last_seen_ns > idle_ns)
+		session->next_seq = 0;
+	session->last_seen_ns = now;
+	*seq = __sync_fetch_and_add(&session->next_seq, 1);
+	return true;
+}
+
+/* A datagram to a port that is not the reflector's: T4 for a registered sender, else nothing. */
+static __always_inline int stamp_sender_rx(struct udphdr *udp, void *data_end)
+{
+	__u16 port = bpf_ntohs(udp->dest);
+	__u64 word = stamp_reflect_sender_ports[port / 64];
+	struct stamp_reflect_rx_key key;
+	void *reply = udp + 1;
+	__u64 t4_ns;
+
+	if (!(word & (1ULL << (port % 64))))
+		return count(STAMP_REFLECT_PASSED_NOT_STAMP, XDP_PASS);
+	t4_ns = bpf_ktime_get_tai_ns();
+	if (reply + STAMP_UNAUTH_BASE_LEN > data_end || bpf_ntohs(udp->len) < STAMP_UDP_BASE_LEN)
+		return count(STAMP_REFLECT_PASSED_NOT_STAMP, XDP_PASS);
+	key.local_port = port;
+	key.ssid = bpf_ntohs(WIRE(wire_u16, reply, stamp_reflector_unauth, ssid));
+	key.sender_seq = bpf_ntohl(WIRE(wire_u32, reply, stamp_reflector_unauth, sender_seq));
+	if (bpf_map_update_elem(&rx_stamps, &key, &t4_ns, BPF_ANY) != 0)
+		return count(STAMP_REFLECT_PASSED_MAP_FULL, XDP_PASS);
+	return count(STAMP_REFLECT_STAMPED_RX, XDP_PASS);
+}
+
+/* An IPv4 address as a map key holds it: ::ffff:a.b.c.d. */
+static __always_inline void map_ipv4(__u8 *out, __be32 addr)
+{
+	wire_u32 *word = (wire_u32 *)out;
+
+	word[0] = 0;
+	word[1] = 0;
+	word[2] = bpf_htonl(0xffff);
+	word[3] = addr;
+}
+
 /*
  * Checks that the `len` octets at `offset` (the end of the base packet up to the end of the UDP
  * datagram) are all zero: plain padding, which an RFC 8972 reflector copies unchanged. Anything
@@ -225,9 +419,40 @@ __noinline int stamp_reflect_padding_is_zero(struct xdp_md *ctx, __u64 offset, _
 }
 
 /*
- * The part shared by IPv4 and IPv6: UDP and STAMP. Returns the XDP action, counted unless it is
- * XDP_TX; then the datagram is rewritten except for T3 and the UDP checksum, the caller swaps the
- * L2 and L3 addresses, and finish_reflection() completes the reply.
+ * The rate limit, then the reflector's sequence number (the sender's own when stateless), for a
+ * request that is otherwise answered. Returns XDP_TX with *reflector_seq set, or the counted
+ * action.
+ */
+static __always_inline int admit_and_number(struct reflection *in,
+					    struct stamp_reflect_policy policy, __be32 seq,
+					    __be16 ssid, __u32 *reflector_seq)
+{
+	__u64 now = 0;
+
+	if (policy.rate_limit_pps || policy.stateful)
+		now = mono_ns();
+	if (policy.rate_limit_pps) {
+		enum admission admission;
+
+		admission = take_token(in->session.source, policy.rate_limit_pps, now);
+		if (admission == OVER_LIMIT)
+			return count(STAMP_REFLECT_DROPPED_RATE_LIMITED, XDP_DROP);
+		if (admission == NO_BUCKET)
+			return count(STAMP_REFLECT_PASSED_MAP_FULL, XDP_PASS);
+	}
+	*reflector_seq = bpf_ntohl(seq);
+	if (policy.stateful) {
+		in->session.ssid = ssid;
+		if (!next_session_seq(&in->session, now, reflector_seq))
+			return count(STAMP_REFLECT_PASSED_MAP_FULL, XDP_PASS);
+	}
+	return XDP_TX;
+}
+
+/*
+ * The part shared by IPv4 and IPv6: UDP to the port, and STAMP. Returns the XDP action, counted
+ * unless it is XDP_TX; then the datagram is rewritten except for T3 and the UDP checksum, the
+ * caller swaps the L2 and L3 addresses, and finish_reflection() completes the reply.
  */
 static __always_inline int prepare_reflection(struct xdp_md *ctx, struct reflection *in,
 					      void *data_end)
@@ -237,16 +462,12 @@ static __always_inline int prepare_reflection(struct xdp_md *ctx, struct reflect
 	__be32 seq, t1_seconds, t1_fraction;
 	__be32 t2_seconds, t2_fraction;
 	__be16 t1_error_estimate, ssid, port;
+	struct stamp_reflect_policy policy;
+	__u32 udp_len, reflector_seq;
 	__u16 error_estimate;
-	__u32 udp_len;
+	int action, i;
 	__u64 t2_ns;
 	void *reply;
-	int i;
-
-	if ((void *)(udp + 1) > data_end)
-		return count(STAMP_REFLECT_PASSED_NOT_STAMP, XDP_PASS);
-	if (udp->dest != bpf_htons(stamp_reflect_config.port))
-		return count(STAMP_REFLECT_PASSED_NOT_STAMP, XDP_PASS);
 
 	/* A load-time constant: the verifier prunes whichever branch cannot run. */
 	if (!stamp_reflect_config.reflect_unauth)
@@ -258,6 +479,9 @@ static __always_inline int prepare_reflection(struct xdp_md *ctx, struct reflect
 	if (udp_len < sizeof(*udp) || udp_len > in->ip_payload_len ||
 	    (void *)udp + udp_len > data_end || udp->source == 0)
 		return count(STAMP_REFLECT_DROPPED_MALFORMED, XDP_DROP);
+	policy = read_policy();
+	if (!source_allowed(policy.allow_list, in->session.source))
+		return count(STAMP_REFLECT_DROPPED_NOT_ALLOWED, XDP_DROP);
 	if (udp_len < STAMP_UDP_BASE_LEN)
 		return count(STAMP_REFLECT_PASSED_SHORT, XDP_PASS);
 
@@ -291,6 +515,10 @@ static __always_inline int prepare_reflection(struct xdp_md *ctx, struct reflect
 	t1_error_estimate = WIRE(wire_u16, request, stamp_sender_unauth, error_estimate);
 	ssid = WIRE(wire_u16, request, stamp_sender_unauth, ssid);
 
+	action = admit_and_number(in, policy, seq, ssid, &reflector_seq);
+	if (action != XDP_TX)
+		return action;
+
 	port = udp->source;
 	udp->source = udp->dest;
 	udp->dest = port;
@@ -303,8 +531,7 @@ static __always_inline int prepare_reflection(struct xdp_md *ctx, struct reflect
 #pragma unroll
 	for (i = 0; i < STAMP_UNAUTH_BASE_LEN / 4; i++)
 		((wire_u32 *)reply)[i] = 0;
-	/* Stateless: the reflector's sequence number is the sender's own. */
-	WIRE(wire_u32, reply, stamp_reflector_unauth, seq) = seq;
+	WIRE(wire_u32, reply, stamp_reflector_unauth, seq) = bpf_htonl(reflector_seq);
 	WIRE(wire_u16, reply, stamp_reflector_unauth, error_estimate) = bpf_htons(error_estimate);
 	WIRE(wire_u16, reply, stamp_reflector_unauth, ssid) = ssid;
 	WIRE(wire_u32, reply, stamp_reflector_unauth, receive_timestamp.seconds) = t2_seconds;
@@ -377,6 +604,11 @@ static __always_inline int reflect_ipv4(struct xdp_md *ctx, struct ethhdr *eth, 
 			return count(STAMP_REFLECT_PASSED_IP_OPTIONS, XDP_PASS);
 		return count(STAMP_REFLECT_PASSED_NOT_STAMP, XDP_PASS);
 	}
+	if (in.udp->dest != bpf_htons(stamp_reflect_config.port))
+		return stamp_sender_rx(in.udp, data_end);
+	map_ipv4(in.session.source, ip->saddr);
+	map_ipv4(in.session.destination, ip->daddr);
+	in.session.source_port = in.udp->source;
 
 	/*
 	 * Pseudo-header: saddr, daddr, zero, protocol, UDP length. One's complement sums do not
@@ -432,6 +664,11 @@ static __always_inline int reflect_ipv6(struct xdp_md *ctx, struct ethhdr *eth, 
 	in.checksum_required = true;
 	if ((void *)(in.udp + 1) > data_end)
 		return count(STAMP_REFLECT_PASSED_NOT_STAMP, XDP_PASS);
+	if (in.udp->dest != bpf_htons(stamp_reflect_config.port))
+		return stamp_sender_rx(in.udp, data_end);
+	__builtin_memcpy(in.session.source, &ip6->saddr, STAMP_REFLECT_ADDR_LEN);
+	__builtin_memcpy(in.session.destination, &ip6->daddr, STAMP_REFLECT_ADDR_LEN);
+	in.session.source_port = in.udp->source;
 	/* Pseudo-header: saddr, daddr, upper-layer length (the UDP length), zero, next header. */
 	sum = bpf_htons(IPPROTO_UDP) + in.udp->len;
 	for (i = 0; i < 4; i++)

@@ -95,9 +95,11 @@ function(hubprobe_bpf_object NAME SOURCE)
 
   # -g gives the BTF that libbpf needs (maps, globals, CO-RE); -MD keeps the shared headers tracked.
   # -fno-strict-aliasing as in the kernel: packet code reads the same octets through several types.
+  # -mcpu=v3 for the atomic fetch-and-add and compare-and-swap instructions (kernel >= 5.12; the
+  # programs need newer kernels anyway).
   add_custom_command(
     OUTPUT ${_tmp_object}
-    COMMAND ${BPF_CLANG} -g -O2 -target bpf -D__TARGET_ARCH_${HUBPROBE_BPF_ARCH}
+    COMMAND ${BPF_CLANG} -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_${HUBPROBE_BPF_ARCH}
             -Wall -Wextra -Werror -fno-strict-aliasing
             -I${HUBPROBE_BPF_INCLUDE_DIR}
             -I${_source_dir}

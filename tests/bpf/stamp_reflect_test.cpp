@@ -31,7 +31,9 @@
 #include "stamp_reflect.skel.h"
 
 #include "hubprobe/clock.h"
+#include "hubprobe/prefix.h"
 #include "hubprobe/stamp.h"
+#include "hubprobe/xdp_reflector.h"
 
 namespace {
 
@@ -224,6 +226,21 @@ Bytes request_with_tlv() {
   return payload;
 }
 
+// A session-reflector packet as it reaches a session-sender, written from RFC 8762 4.3.1 offsets:
+// reflector sequence number at octet 0, SSID at 14, Session-Sender Sequence Number at 24.
+Bytes reflector_reply(uint32_t sender_seq, uint16_t ssid, size_t length = STAMP_UNAUTH_BASE_LEN) {
+  Bytes payload(length, 0);
+  put16(payload, 0, 0x7777);
+  put16(payload, 2, 0x7777);
+  put16(payload, 14, ssid);
+  put16(payload, 24, static_cast<uint16_t>(sender_seq >> 16));
+  put16(payload, 26, static_cast<uint16_t>(sender_seq));
+  payload[40] = 61;
+  return payload;
+}
+
+constexpr uint16_t kRegisteredPort = 40001;
+
 Bytes with_last_byte_set(Bytes payload) {
   payload.back() = 1;
   return payload;
@@ -231,11 +248,33 @@ Bytes with_last_byte_set(Bytes payload) {
 
 // ---- Loading and running the program ----------------------------------------------------------------
 
+// An allow-list entry as the tries hold it, built here from the documented layout (stamp_reflect.h):
+// IPv6 as is, IPv4 as ::ffff:a.b.c.d with 96 added to the length.
+struct TestPrefix {
+  std::array<uint8_t, 16> addr{};
+  uint32_t length = 0;
+};
+TestPrefix v4_prefix(std::array<uint8_t, 4> a, uint32_t length) {
+  TestPrefix p;
+  p.addr[10] = p.addr[11] = 0xff;
+  std::copy(a.begin(), a.end(), p.addr.begin() + 12);
+  p.length = 96 + length;
+  return p;
+}
+TestPrefix v6_prefix(std::array<uint8_t, 16> a, uint32_t length) { return TestPrefix{a, length}; }
+
 struct ReflectorConfig {
   uint16_t port = STAMP_DEFAULT_PORT;
   bool reflect_unauth = true;
   hubprobe::TimestampFormat format = hubprobe::TimestampFormat::kNtp;
   bool publish_clock = true;
+  uint8_t reply_ttl = STAMP_REFLECT_DEFAULT_REPLY_TTL;
+  // Run-time policy, written before the first packet.
+  bool stateful = false;
+  uint32_t rate_limit_pps = 0;
+  std::optional<std::vector<TestPrefix>> allow = std::nullopt;  // nullopt: no list (every source)
+  std::vector<uint16_t> sender_ports = {};                      // registered for RX stamps
+  uint32_t max_sessions = STAMP_REFLECT_DEFAULT_MAX_SESSIONS;
 };
 
 bool privileged_required() {
@@ -272,6 +311,20 @@ struct RunResult {
   Bytes out;
 };
 
+// One BPF_PROG_TEST_RUN of the program `fd` over `in`.
+RunResult run_program(int fd, const Bytes& in, int repeat = 1) {
+  RunResult result;
+  result.out.resize(in.size() + 256);
+  LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in.data(), .data_out = result.out.data(),
+              .data_size_in = static_cast<__u32>(in.size()), .data_size_out = static_cast<__u32>(result.out.size()),
+              .repeat = repeat);
+  result.error = bpf_prog_test_run_opts(fd, &opts);
+  result.action = opts.retval;
+  result.duration_ns = opts.duration;
+  result.out.resize(opts.data_size_out);
+  return result;
+}
+
 class LoadedReflector {
  public:
   // Returns nullptr with *error set (negative errno) when open or load fails.
@@ -283,7 +336,8 @@ class LoadedReflector {
     }
     skel->rodata->stamp_reflect_config.port = config.port;
     skel->rodata->stamp_reflect_config.reflect_unauth = config.reflect_unauth ? 1 : 0;
-    skel->rodata->stamp_reflect_config.reply_ttl = STAMP_REFLECT_DEFAULT_REPLY_TTL;
+    skel->rodata->stamp_reflect_config.reply_ttl = config.reply_ttl;
+    bpf_map__set_max_entries(skel->maps.sessions, config.max_sessions);
     skel->rodata->stamp_reflect_config.timestamp_format =
         config.format == hubprobe::TimestampFormat::kPtp ? STAMP_REFLECT_TS_PTP : STAMP_REFLECT_TS_NTP;
     if (int err = stamp_reflect__load(skel.get()); err != 0) {
@@ -292,8 +346,56 @@ class LoadedReflector {
     }
     auto loaded = std::unique_ptr<LoadedReflector>(new LoadedReflector(std::move(skel), config));
     if (config.publish_clock) loaded->publish_clock();
+    loaded->set_policy(config.stateful, config.rate_limit_pps, config.allow);
+    for (const uint16_t port : config.sender_ports) loaded->register_sender_port(port);
     return loaded;
   }
+
+  // Writes the policy; an allow list goes into trie 0, which the policy then names.
+  void set_policy(bool stateful, uint32_t rate_limit_pps, const std::optional<std::vector<TestPrefix>>& allow) {
+    stamp_reflect_policy& policy = skel_->bss->stamp_reflect_policy;
+    policy.stateful = stateful ? 1 : 0;
+    policy.rate_limit_pps = rate_limit_pps;
+    policy.allow_list = STAMP_REFLECT_ALLOW_ALL;
+    if (!allow) return;
+    for (const TestPrefix& prefix : *allow) {
+      stamp_reflect_prefix key{};
+      key.prefixlen = prefix.length;
+      std::copy(prefix.addr.begin(), prefix.addr.end(), key.addr);
+      const uint8_t value = 1;
+      EXPECT_EQ(bpf_map__update_elem(skel_->maps.allow_list_0, &key, sizeof(key), &value, 1, BPF_ANY), 0);
+    }
+    policy.allow_list = STAMP_REFLECT_ALLOW_LIST_0;
+  }
+
+  void register_sender_port(uint16_t port) {
+    skel_->bss->stamp_reflect_sender_ports[port / 64] |= uint64_t{1} << (port % 64);
+  }
+
+  // The program's monotonic clock from now on (0: the real one again).
+  void set_mono_ns(uint64_t ns) { skel_->bss->stamp_reflect_clock.mono_override_ns = ns; }
+
+  std::optional<uint64_t> rx_stamp(uint16_t port, uint16_t ssid, uint32_t sender_seq) const {
+    const stamp_reflect_rx_key key{.local_port = port, .ssid = ssid, .sender_seq = sender_seq};
+    uint64_t value = 0;
+    if (bpf_map__lookup_elem(skel_->maps.rx_stamps, &key, sizeof(key), &value, sizeof(value), 0) != 0) {
+      return std::nullopt;
+    }
+    return value;
+  }
+
+  size_t map_entries(const bpf_map* map) const {
+    std::vector<uint8_t> key(bpf_map__key_size(map)), next(key.size());
+    size_t n = 0;
+    for (const void* previous = nullptr;
+         bpf_map__get_next_key(map, previous, next.data(), next.size()) == 0 && n < 1'000'000; previous = key.data()) {
+      key = next;
+      ++n;
+    }
+    return n;
+  }
+  size_t sessions() const { return map_entries(skel_->maps.sessions); }
+  size_t rx_stamps() const { return map_entries(skel_->maps.rx_stamps); }
 
   void publish_clock() {
     int64_t offset = realtime_minus_tai_ns();
@@ -305,16 +407,7 @@ class LoadedReflector {
   }
 
   RunResult run(const Bytes& in, int repeat = 1) {
-    RunResult result;
-    result.out.resize(in.size() + 256);
-    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in.data(), .data_out = result.out.data(),
-                .data_size_in = static_cast<__u32>(in.size()), .data_size_out = static_cast<__u32>(result.out.size()),
-                .repeat = repeat);
-    result.error = bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.stamp_reflect_xdp), &opts);
-    result.action = opts.retval;
-    result.duration_ns = opts.duration;
-    result.out.resize(opts.data_size_out);
-    return result;
+    return run_program(bpf_program__fd(skel_->progs.stamp_reflect_xdp), in, repeat);
   }
 
   Counters counters() const {
@@ -387,7 +480,7 @@ void expect_reflection(const PacketSpec& spec, const Bytes& in, const Bytes& out
   if (spec.family == 4) {
     EXPECT_TRUE(std::equal(o.begin() + l.l3, o.begin() + l.l3 + 8, i.begin() + l.l3))
         << "version, DSCP, length, ID, fragment field kept";
-    EXPECT_EQ(o[l.l3 + 8], STAMP_REFLECT_DEFAULT_REPLY_TTL);
+    EXPECT_EQ(o[l.l3 + 8], config.reply_ttl);
     EXPECT_EQ(o[l.l3 + 9], kProtoUdp);
     EXPECT_TRUE(std::equal(o.begin() + l.l3 + 12, o.begin() + l.l3 + 16, i.begin() + l.l3 + 16));
     EXPECT_TRUE(std::equal(o.begin() + l.l3 + 16, o.begin() + l.l3 + 20, i.begin() + l.l3 + 12));
@@ -395,7 +488,7 @@ void expect_reflection(const PacketSpec& spec, const Bytes& in, const Bytes& out
   } else {
     EXPECT_TRUE(std::equal(o.begin() + l.l3, o.begin() + l.l3 + 7, i.begin() + l.l3))
         << "version, traffic class, flow label, payload length, next header kept";
-    EXPECT_EQ(o[l.l3 + 7], STAMP_REFLECT_DEFAULT_REPLY_TTL);
+    EXPECT_EQ(o[l.l3 + 7], config.reply_ttl);
     EXPECT_TRUE(std::equal(o.begin() + l.l3 + 8, o.begin() + l.l3 + 24, i.begin() + l.l3 + 24));
     EXPECT_TRUE(std::equal(o.begin() + l.l3 + 24, o.begin() + l.l3 + 40, i.begin() + l.l3 + 8));
   }
@@ -414,12 +507,17 @@ void expect_reflection(const PacketSpec& spec, const Bytes& in, const Bytes& out
   ASSERT_TRUE(decoded.ok) << stamp::to_string(decoded.error);
   const stamp::ReflectedPacket& r = decoded.parsed.packet;
   const stamp::TestPacket sent = sender_fields();
-  EXPECT_EQ(r.seq, sent.seq) << "stateless reflector: sequence number = sender's";
+  if (config.stateful) {
+    EXPECT_EQ(r.seq, 0u) << "stateful reflector: a new session's first sequence number";
+  } else {
+    EXPECT_EQ(r.seq, sent.seq) << "stateless reflector: sequence number = sender's";
+  }
   EXPECT_EQ(r.sender_seq, sent.seq);
   EXPECT_EQ(r.sender_timestamp, sent.timestamp);
   EXPECT_EQ(r.sender_error_estimate, sent.error_estimate);
   EXPECT_EQ(r.ssid, sent.ssid);
   EXPECT_EQ(r.sender_ttl, kRequestTtl);
+  EXPECT_EQ(reply_bytes[40], kRequestTtl) << "Ses-Sender TTL in octet 40 (RFC 8762 4.3.1)";
   const bool ptp = config.format == hubprobe::TimestampFormat::kPtp;
   EXPECT_EQ(r.error_estimate, ptp ? (kReflectorErrorEstimate | STAMP_EE_Z_BIT) : kReflectorErrorEstimate);
 
@@ -589,6 +687,127 @@ std::vector<Case> cases() {
        STAMP_REFLECT_PASSED_BAD_CSUM},
       {"clock_not_published", v4(base), XDP_PASS, STAMP_REFLECT_PASSED_NO_CLOCK, {.publish_clock = false}},
 
+      // Reply TTL / hop limit as configured.
+      {"ipv4_reply_ttl_255", v4(base), XDP_TX, STAMP_REFLECT_REFLECTED, {.reply_ttl = 255}},
+      {"ipv6_reply_hop_limit_1", v6(base), XDP_TX, STAMP_REFLECT_REFLECTED, {.reply_ttl = 1}},
+
+      // Allow list: IPv4 prefixes are IPv4-mapped keys, so they never match IPv6 sources and back.
+      {"ipv4_allowed",
+       v4(base),
+       XDP_TX,
+       STAMP_REFLECT_REFLECTED,
+       {.allow = std::vector{v4_prefix({198, 18, 0, 0}, 15)}}},
+      {"ipv4_allowed_host_prefix",
+       v4(base),
+       XDP_TX,
+       STAMP_REFLECT_REFLECTED,
+       {.allow = std::vector{v4_prefix({198, 19, 0, 0}, 16), v4_prefix(kSenderIpv4, 32)}}},
+      {"ipv4_not_allowed",
+       v4(base),
+       XDP_DROP,
+       STAMP_REFLECT_DROPPED_NOT_ALLOWED,
+       {.allow = std::vector{v4_prefix({198, 19, 0, 0}, 16)}}},
+      {"ipv4_not_allowed_by_ipv6_list",
+       v4(base),
+       XDP_DROP,
+       STAMP_REFLECT_DROPPED_NOT_ALLOWED,
+       {.allow = std::vector{v6_prefix(kSenderIpv6, 32)}}},
+      {"ipv6_allowed", v6(base), XDP_TX, STAMP_REFLECT_REFLECTED, {.allow = std::vector{v6_prefix(kSenderIpv6, 32)}}},
+      {"ipv6_not_allowed",
+       v6(base),
+       XDP_DROP,
+       STAMP_REFLECT_DROPPED_NOT_ALLOWED,
+       {.allow = std::vector{v6_prefix({0x20, 0x01, 0x0d, 0xb8, 0, 1}, 48)}}},
+      {"ipv6_not_allowed_by_ipv4_list",
+       v6(base),
+       XDP_DROP,
+       STAMP_REFLECT_DROPPED_NOT_ALLOWED,
+       {.allow = std::vector{v4_prefix({198, 18, 0, 0}, 15)}}},
+      {"ipv4_vlan_not_allowed",
+       with(v4(base), [](auto& s) { s.vlan_ethertype = kEtherType8021Q; }),
+       XDP_DROP,
+       STAMP_REFLECT_DROPPED_NOT_ALLOWED,
+       {.allow = std::vector{v4_prefix({198, 19, 0, 0}, 16)}}},
+      // The socket reflector drops every datagram from such a source, not only those XDP answers.
+      {"tlv_request_not_allowed",
+       v4(request_with_tlv()),
+       XDP_DROP,
+       STAMP_REFLECT_DROPPED_NOT_ALLOWED,
+       {.allow = std::vector{v4_prefix({198, 19, 0, 0}, 16)}}},
+      {"allow_list_in_use_but_empty",
+       v4(base),
+       XDP_DROP,
+       STAMP_REFLECT_DROPPED_NOT_ALLOWED,
+       {.allow = std::vector<TestPrefix>{}}},
+      {"authenticated_mode_not_judged",
+       v4(authenticated_request()),
+       XDP_PASS,
+       STAMP_REFLECT_PASSED_AUTH,
+       {.reflect_unauth = false, .allow = std::vector{v4_prefix({198, 19, 0, 0}, 16)}}},
+      {"other_port_not_judged",
+       with(v4(base), [](auto& s) { s.dst_port = 863; }),
+       XDP_PASS,
+       STAMP_REFLECT_PASSED_NOT_STAMP,
+       {.allow = std::vector{v4_prefix({198, 19, 0, 0}, 16)}}},
+
+      // Stateful and rate-limited: a first request of a session and of a source.
+      {"ipv4_stateful_first", v4(base), XDP_TX, STAMP_REFLECT_REFLECTED, {.stateful = true}},
+      {"ipv6_vlan_stateful_first",
+       with(v6(base), [](auto& s) { s.vlan_ethertype = kEtherType8021AD; }),
+       XDP_TX,
+       STAMP_REFLECT_REFLECTED,
+       {.stateful = true}},
+      {"ipv4_rate_limited_first", v4(base), XDP_TX, STAMP_REFLECT_REFLECTED, {.rate_limit_pps = 1}},
+      {"ipv6_rate_limited_first", v6(base), XDP_TX, STAMP_REFLECT_REFLECTED, {.rate_limit_pps = 1}},
+
+      // Replies to a registered sender port: stamped, passed untouched. The rest is not stamped.
+      {"ipv4_reply_to_sender_port",
+       with(v4(reflector_reply(5, 7)),
+            [](auto& s) {
+              s.src_port = STAMP_DEFAULT_PORT;
+              s.dst_port = kRegisteredPort;
+            }),
+       XDP_PASS,
+       STAMP_REFLECT_STAMPED_RX,
+       {.sender_ports = {kRegisteredPort}}},
+      {"ipv6_vlan_reply_to_sender_port",
+       with(v6(reflector_reply(5, 7, 100)),
+            [](auto& s) {
+              s.vlan_ethertype = kEtherType8021Q;
+              s.dst_port = kRegisteredPort;
+            }),
+       XDP_PASS,
+       STAMP_REFLECT_STAMPED_RX,
+       {.sender_ports = {kRegisteredPort}}},
+      {"reply_to_unregistered_port",
+       with(v4(reflector_reply(5, 7)), [](auto& s) { s.dst_port = kRegisteredPort + 1; }),
+       XDP_PASS,
+       STAMP_REFLECT_PASSED_NOT_STAMP,
+       {.sender_ports = {kRegisteredPort}}},
+      {"short_reply_to_sender_port",
+       with(v4(reflector_reply(5, 7, STAMP_UNAUTH_BASE_LEN - 1)), [](auto& s) { s.dst_port = kRegisteredPort; }),
+       XDP_PASS,
+       STAMP_REFLECT_PASSED_NOT_STAMP,
+       {.sender_ports = {kRegisteredPort}}},
+      {"reply_with_ip_options_to_sender_port",
+       with(v4(reflector_reply(5, 7)),
+            [](auto& s) {
+              s.dst_port = kRegisteredPort;
+              s.ipv4_options = {1, 1, 1, 0};
+            }),
+       XDP_PASS,
+       STAMP_REFLECT_PASSED_NOT_STAMP,
+       {.sender_ports = {kRegisteredPort}}},
+      {"fragment_to_sender_port",
+       with(v4(reflector_reply(5, 7)),
+            [](auto& s) {
+              s.dst_port = kRegisteredPort;
+              s.ipv4_frag = 0x2000;
+            }),
+       XDP_PASS,
+       STAMP_REFLECT_PASSED_NOT_STAMP,
+       {.sender_ports = {kRegisteredPort}}},
+
       // STAMP port, lengths that lie.
       {"ipv4_udp_length_beyond_ip", with(v4(base), [](auto& s) { s.udp_len = 8 + 44 + 4; }), XDP_DROP,
        STAMP_REFLECT_DROPPED_MALFORMED},
@@ -631,6 +850,7 @@ TEST_P(StampReflectTable, ActionCounterAndReply) {
   } else {
     EXPECT_EQ(run.out, in) << "a packet that is not reflected is not modified";
   }
+  EXPECT_EQ(reflector->rx_stamps(), c.counter == STAMP_REFLECT_STAMPED_RX ? 1u : 0u) << "RX stamps recorded";
 }
 
 INSTANTIATE_TEST_SUITE_P(Packets, StampReflectTable, ::testing::ValuesIn(cases()),
@@ -648,6 +868,268 @@ TEST(StampReflect, ClockStateCanBePublishedAfterLoad) {
   const Counters counters = reflector->counters();
   EXPECT_EQ(counters[STAMP_REFLECT_PASSED_NO_CLOCK], 1u);
   EXPECT_EQ(counters[STAMP_REFLECT_REFLECTED], 1u);
+}
+
+// ---- Stateful numbering -------------------------------------------------------------------------------
+
+// A request of session (family, source port, SSID) from the usual sender to the usual reflector.
+Bytes session_request(int family, uint16_t src_port, uint16_t ssid) {
+  Bytes payload = stamp_request();
+  put16(payload, 14, ssid);  // RFC 8762 4.2.1 with RFC 8972: SSID at octet 14
+  PacketSpec spec = family == 4 ? v4(payload) : v6(payload);
+  spec.src_port = src_port;
+  return build(spec);
+}
+
+// The reflector sequence number of the reply, or nullopt when the request was not reflected.
+std::optional<uint32_t> reflector_seq(LoadedReflector& reflector, const Bytes& request) {
+  const RunResult run = reflector.run(request);
+  EXPECT_EQ(run.error, 0);
+  if (run.action != XDP_TX) return std::nullopt;
+  const size_t payload_at = run.out.size() - STAMP_UNAUTH_BASE_LEN;  // no padding in these requests
+  return static_cast<uint32_t>(get16(run.out, payload_at) << 16 | get16(run.out, payload_at + 2));
+}
+
+TEST(StampReflectStateful, SessionsCountSeparatelyFromZero) {
+  LOAD_REFLECTOR_OR_RETURN(reflector, (ReflectorConfig{.stateful = true}));
+  // Sessions differ by source port, by SSID, by address family; each counts 0, 1, 2 on its own.
+  const std::vector<Bytes> sessions = {session_request(4, 40000, 1), session_request(4, 40001, 1),
+                                       session_request(4, 40000, 2), session_request(6, 40000, 1)};
+  for (uint32_t round = 0; round < 3; ++round) {
+    for (size_t i = 0; i < sessions.size(); ++i) {
+      EXPECT_EQ(reflector_seq(*reflector, sessions[i]), round) << "session " << i << ", round " << round;
+    }
+  }
+  EXPECT_EQ(reflector->sessions(), sessions.size());
+}
+
+TEST(StampReflectStateful, StatelessAgainUsesTheSendersNumber) {
+  LOAD_REFLECTOR_OR_RETURN(reflector, (ReflectorConfig{.stateful = true}));
+  const Bytes request = session_request(4, 40000, 1);
+  EXPECT_EQ(reflector_seq(*reflector, request), 0u);
+  reflector->set_policy(false, 0, std::nullopt);
+  EXPECT_EQ(reflector_seq(*reflector, request), sender_fields().seq);
+}
+
+TEST(StampReflectStateful, IdleSessionStartsAgainAtZero) {
+  LOAD_REFLECTOR_OR_RETURN(reflector, (ReflectorConfig{.stateful = true}));
+  const uint64_t t0 = 1000 * kNsPerSecond;
+  const uint64_t idle = uint64_t{STAMP_REFLECT_DEFAULT_SESSION_IDLE_S} * kNsPerSecond;
+  const Bytes request = session_request(4, 40000, 1);
+  reflector->set_mono_ns(t0);
+  EXPECT_EQ(reflector_seq(*reflector, request), 0u);
+  reflector->set_mono_ns(t0 + idle);  // idle exactly the limit: still the same session
+  EXPECT_EQ(reflector_seq(*reflector, request), 1u);
+  reflector->set_mono_ns(t0 + 2 * idle + 1);
+  EXPECT_EQ(reflector_seq(*reflector, request), 0u) << "idle for longer than session_idle_s";
+  EXPECT_EQ(reflector_seq(*reflector, request), 1u);
+}
+
+TEST(StampReflectStateful, SessionTableIsBounded) {
+  constexpr uint32_t kMaxSessions = 16;
+  LOAD_REFLECTOR_OR_RETURN(reflector, (ReflectorConfig{.stateful = true, .max_sessions = kMaxSessions}));
+  constexpr uint16_t kSessions = 200;
+  for (uint16_t i = 0; i < kSessions; ++i) {
+    EXPECT_EQ(reflector_seq(*reflector, session_request(4, 40000, static_cast<uint16_t>(i + 1))), 0u);
+    EXPECT_LE(reflector->sessions(), kMaxSessions);
+  }
+  // The newest session was not evicted; the first one was, and starts again at 0.
+  EXPECT_EQ(reflector_seq(*reflector, session_request(4, 40000, kSessions)), 1u);
+  EXPECT_EQ(reflector_seq(*reflector, session_request(4, 40000, 1)), 0u);
+  EXPECT_EQ(reflector->counters()[STAMP_REFLECT_PASSED_MAP_FULL], 0u) << "the LRU evicts instead of refusing";
+}
+
+// ---- Rate limit -------------------------------------------------------------------------------------
+
+TEST(StampReflectRateLimit, BurstThenDropThenRefill) {
+  constexpr uint32_t kRate = 4;
+  LOAD_REFLECTOR_OR_RETURN(reflector, (ReflectorConfig{.rate_limit_pps = kRate}));
+  const Bytes v4_request = session_request(4, 40000, 1);
+  const Bytes v4_other_port = session_request(4, 40001, 2);
+  const Bytes v6_request = session_request(6, 40000, 1);
+  uint64_t now = 5000 * kNsPerSecond;
+  reflector->set_mono_ns(now);
+  const auto action = [&](const Bytes& request) { return reflector->run(request).action; };
+
+  // A new source's bucket is full: kRate requests at once, whatever their ports and sessions.
+  for (uint32_t i = 0; i < kRate; ++i) EXPECT_EQ(action(i % 2 ? v4_other_port : v4_request), XDP_TX) << i;
+  EXPECT_EQ(action(v4_request), XDP_DROP);
+  EXPECT_EQ(action(v4_other_port), XDP_DROP) << "the bucket is per source address";
+  EXPECT_EQ(action(v6_request), XDP_TX) << "another source has its own bucket";
+
+  // One token back per 1/rate seconds, not before.
+  now += kNsPerSecond / kRate - 1000;
+  reflector->set_mono_ns(now);
+  EXPECT_EQ(action(v4_request), XDP_DROP);
+  now += 1000;
+  reflector->set_mono_ns(now);
+  EXPECT_EQ(action(v4_request), XDP_TX);
+  EXPECT_EQ(action(v4_request), XDP_DROP);
+
+  // Idle for long: the bucket holds one second's worth, no more.
+  now += 60 * kNsPerSecond;
+  reflector->set_mono_ns(now);
+  for (uint32_t i = 0; i < kRate; ++i) EXPECT_EQ(action(v4_request), XDP_TX) << i;
+  EXPECT_EQ(action(v4_request), XDP_DROP);
+
+  const Counters counters = reflector->counters();
+  EXPECT_EQ(counters[STAMP_REFLECT_REFLECTED], 2 * kRate + 2);
+  EXPECT_EQ(counters[STAMP_REFLECT_DROPPED_RATE_LIMITED], 5u);
+
+  // Run time: 0 lifts the limit without reloading.
+  reflector->set_policy(false, 0, std::nullopt);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(action(v4_request), XDP_TX);
+}
+
+// A dropped request does not consume the session's sequence number (the guard comes first).
+TEST(StampReflectRateLimit, DroppedRequestsDoNotAdvanceSessions) {
+  LOAD_REFLECTOR_OR_RETURN(reflector, (ReflectorConfig{.stateful = true, .rate_limit_pps = 1}));
+  reflector->set_mono_ns(7 * kNsPerSecond);
+  const Bytes request = session_request(4, 40000, 1);
+  EXPECT_EQ(reflector_seq(*reflector, request), 0u);
+  EXPECT_EQ(reflector_seq(*reflector, request), std::nullopt);
+  reflector->set_mono_ns(8 * kNsPerSecond);
+  EXPECT_EQ(reflector_seq(*reflector, request), 1u);
+}
+
+// ---- Sender RX stamps ---------------------------------------------------------------------------------
+
+TEST(StampReflectRxStamp, RegisteredPortIsStampedWithIngressTai) {
+  LOAD_REFLECTOR_OR_RETURN(reflector, (ReflectorConfig{.publish_clock = false, .sender_ports = {kRegisteredPort}}));
+  for (const int family : {4, 6}) {
+    const uint32_t seq = 0x01020304u + static_cast<uint32_t>(family);
+    PacketSpec spec = family == 4 ? v4(reflector_reply(seq, 0x0a0b)) : v6(reflector_reply(seq, 0x0a0b));
+    spec.src_port = STAMP_DEFAULT_PORT;
+    spec.dst_port = kRegisteredPort;
+    const Bytes in = build(spec);
+    const int64_t tai_before = clock_ns(CLOCK_TAI);
+    const RunResult run = reflector->run(in);
+    const int64_t tai_after = clock_ns(CLOCK_TAI);
+    EXPECT_EQ(run.action, XDP_PASS);
+    EXPECT_EQ(run.out, in) << "a stamped reply goes to its socket unchanged";
+    const auto stamp = reflector->rx_stamp(kRegisteredPort, 0x0a0b, seq);
+    ASSERT_TRUE(stamp.has_value()) << "no stamp under {port, ssid, sender_seq}, IPv" << family;
+    EXPECT_GE(static_cast<int64_t>(*stamp), tai_before) << "raw CLOCK_TAI, without the published offset";
+    EXPECT_LE(static_cast<int64_t>(*stamp), tai_after);
+    EXPECT_FALSE(reflector->rx_stamp(kRegisteredPort, 0x0a0b, seq + 1).has_value());
+  }
+  EXPECT_EQ(reflector->counters()[STAMP_REFLECT_STAMPED_RX], 2u);
+  EXPECT_EQ(reflector->counters()[STAMP_REFLECT_PASSED_NO_CLOCK], 0u) << "stamping needs no published clock";
+}
+
+// ---- hubprobe::xdp::XdpReflector's policy and RX-stamp API, through BPF_PROG_TEST_RUN ------------------
+
+using hubprobe::IpPrefix;
+using hubprobe::xdp::ReflectorPolicy;
+using hubprobe::xdp::XdpReflector;
+
+// Loads through the API, with the clock published; skips without privileges like LOAD_REFLECTOR_OR_RETURN.
+#define LOAD_XDP_REFLECTOR_OR_RETURN(var, options)                      \
+  auto var##_loaded = XdpReflector::load(options);                      \
+  if (!var##_loaded) {                                                  \
+    if (var##_loaded.error().code == EPERM && !privileged_required()) { \
+      GTEST_SKIP() << var##_loaded.error().message;                     \
+    }                                                                   \
+    FAIL() << var##_loaded.error().message;                             \
+  }                                                                     \
+  XdpReflector& var = **var##_loaded;                                   \
+  ASSERT_TRUE(var.publish_clock(hubprobe::read_clock_state()).ok())
+
+std::vector<IpPrefix> prefixes(std::initializer_list<const char*> texts) {
+  std::vector<IpPrefix> result;
+  for (const char* text : texts) {
+    auto prefix = IpPrefix::parse(text);
+    EXPECT_TRUE(prefix.ok()) << text;
+    if (prefix) result.push_back(*prefix);
+  }
+  return result;
+}
+
+std::array<uint32_t, 2> v4_v6_actions(XdpReflector& reflector) {
+  return {run_program(reflector.program_fd(), build(v4(stamp_request()))).action,
+          run_program(reflector.program_fd(), build(v6(stamp_request()))).action};
+}
+
+constexpr std::array<uint32_t, 2> kBothReflected = {XDP_TX, XDP_TX};
+constexpr std::array<uint32_t, 2> kBothDropped = {XDP_DROP, XDP_DROP};
+
+TEST(XdpReflectorApi, AllowListPolicyIsReplacedWhole) {
+  LOAD_XDP_REFLECTOR_OR_RETURN(reflector, hubprobe::xdp::ReflectorOptions{});
+  EXPECT_EQ(v4_v6_actions(reflector), kBothReflected) << "after load: every source";
+
+  ASSERT_TRUE(reflector.set_policy({.allow = prefixes({"198.18.0.0/15", "2001:db8::/32"})}).ok());
+  EXPECT_EQ(v4_v6_actions(reflector), kBothReflected);
+  ASSERT_TRUE(reflector.set_policy({.allow = prefixes({"198.19.0.0/16", "2001:db8:1::/48"})}).ok());
+  EXPECT_EQ(v4_v6_actions(reflector), kBothDropped);
+  // The third list reuses the first trie: nothing of the first list may survive in it.
+  ASSERT_TRUE(reflector.set_policy({.allow = prefixes({"198.18.0.1", "2001:db8::2"})}).ok());
+  EXPECT_EQ(v4_v6_actions(reflector), (std::array<uint32_t, 2>{XDP_TX, XDP_DROP}));
+
+  // Refused whole: the list in force stays, and so does the rest of the policy.
+  std::vector<IpPrefix> too_many(STAMP_REFLECT_MAX_ALLOW_PREFIXES + 1, prefixes({"198.18.0.0/15"})[0]);
+  auto refused = reflector.set_policy({.stateful = true, .allow = too_many});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, EINVAL) << refused.error().message;
+  EXPECT_EQ(v4_v6_actions(reflector), (std::array<uint32_t, 2>{XDP_TX, XDP_DROP}));
+  EXPECT_FALSE(reflector.policy().stateful);
+
+  ASSERT_TRUE(reflector.set_policy({}).ok());
+  EXPECT_EQ(v4_v6_actions(reflector), kBothReflected) << "an empty list: every source again";
+  const auto counters = reflector.counters();
+  ASSERT_TRUE(counters.ok()) << counters.error().message;
+  uint64_t not_allowed = 0;
+  for (const auto& c : *counters) {
+    if (c.name == "dropped_not_allowed") not_allowed = c.value;
+  }
+  EXPECT_EQ(not_allowed, 4u);
+}
+
+TEST(XdpReflectorApi, StatefulAndRateLimitAtRunTime) {
+  LOAD_XDP_REFLECTOR_OR_RETURN(reflector, hubprobe::xdp::ReflectorOptions{});
+  const Bytes request = session_request(4, 40000, 9);
+  const auto seq = [&] {
+    const RunResult run = run_program(reflector.program_fd(), request);
+    return run.action == XDP_TX ? std::optional<uint32_t>(get16(run.out, run.out.size() - 44) << 16 |
+                                                          get16(run.out, run.out.size() - 42))
+                                : std::nullopt;
+  };
+  EXPECT_EQ(seq(), sender_fields().seq);
+  ASSERT_TRUE(reflector.set_policy({.stateful = true}).ok());
+  EXPECT_EQ(seq(), 0u);
+  EXPECT_EQ(seq(), 1u);
+  // A one-request-per-second limit, set while loaded: the next request within the second is dropped.
+  ASSERT_TRUE(reflector.set_policy({.stateful = true, .rate_limit_pps = 1}).ok());
+  EXPECT_EQ(seq(), 2u);
+  EXPECT_EQ(seq(), std::nullopt);
+}
+
+TEST(XdpReflectorApi, RxStampIsTakenOnceAsWallTime) {
+  LOAD_XDP_REFLECTOR_OR_RETURN(reflector, hubprobe::xdp::ReflectorOptions{});
+  EXPECT_EQ(reflector.register_sender_port(STAMP_DEFAULT_PORT).error().code, EINVAL);
+  EXPECT_EQ(reflector.register_sender_port(0).error().code, EINVAL);
+  ASSERT_TRUE(reflector.register_sender_port(kRegisteredPort).ok());
+  const Bytes reply = build(with(v4(reflector_reply(77, 5)), [](auto& s) { s.dst_port = kRegisteredPort; }));
+
+  const int64_t before = clock_ns(CLOCK_REALTIME);
+  EXPECT_EQ(run_program(reflector.program_fd(), reply).action, XDP_PASS);
+  const int64_t after = clock_ns(CLOCK_REALTIME);
+  const auto t4 = reflector.take_rx_stamp({.local_port = kRegisteredPort, .ssid = 5, .sender_seq = 77});
+  ASSERT_TRUE(t4.has_value());
+  EXPECT_GE(*t4, before);
+  EXPECT_LE(*t4, after);
+  EXPECT_FALSE(reflector.take_rx_stamp({.local_port = kRegisteredPort, .ssid = 5, .sender_seq = 77}).has_value())
+      << "taken once";
+
+  reflector.unregister_sender_port(kRegisteredPort);
+  EXPECT_EQ(run_program(reflector.program_fd(), reply).action, XDP_PASS);
+  EXPECT_FALSE(reflector.take_rx_stamp({.local_port = kRegisteredPort, .ssid = 5, .sender_seq = 77}).has_value())
+      << "unregistered: not stamped";
+}
+
+TEST(XdpReflectorApi, MapBoundsAreChecked) {
+  auto refused = XdpReflector::load({.max_sessions = 0});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, EINVAL) << refused.error().message;
 }
 
 // Not a timed test (docs/design.md, "Measuring performance"): reports the per-run cost and checks the counters

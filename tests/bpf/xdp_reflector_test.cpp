@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -227,11 +228,16 @@ struct Exchange {
   int error = 0;  // errno of send/recv, 0 on a reply
   std::vector<uint8_t> reply;
   hubprobe::WallNs t1 = 0;
-  hubprobe::WallNs t4 = 0;
+  hubprobe::WallNs t4 = 0;  // after recv() returned
+  uint16_t local_port = 0;
 };
 
+constexpr uint16_t kSsid = 0x4242;
+
 // Sends one 44-octet STAMP test packet from the sender namespace and waits for the reply.
-Exchange exchange(const std::string& sender_netns, int family, uint32_t seq) {
+// `before_send` gets the socket's local port once it is bound.
+Exchange exchange(const std::string& sender_netns, int family, uint32_t seq,
+                  const std::function<void(uint16_t local_port)>& before_send = {}) {
   Exchange result;
   int fd = -1;
   {
@@ -267,11 +273,17 @@ Exchange exchange(const std::string& sender_netns, int family, uint32_t seq) {
     close(fd);
     return result;
   }
+  sockaddr_storage local{};
+  socklen_t local_length = sizeof(local);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_length);
+  result.local_port = ntohs(family == AF_INET ? reinterpret_cast<sockaddr_in*>(&local)->sin_port
+                                              : reinterpret_cast<sockaddr_in6*>(&local)->sin6_port);
+  if (before_send) before_send(result.local_port);
 
   std::array<uint8_t, kBaseLength> request{};
   stamp::TestPacket fields;
   fields.seq = seq;
-  fields.ssid = 0x4242;
+  fields.ssid = kSsid;
   result.t1 = hubprobe::wall_now();
   fields.timestamp = hubprobe::encode_timestamp(result.t1, hubprobe::TimestampFormat::kNtp, 37);
   fields.error_estimate =
@@ -305,7 +317,7 @@ void expect_reply(const Exchange& x, uint32_t seq) {
   const stamp::ReflectedPacket& r = decoded.parsed.packet;
   EXPECT_EQ(r.seq, seq);
   EXPECT_EQ(r.sender_seq, seq);
-  EXPECT_EQ(r.ssid, 0x4242);
+  EXPECT_EQ(r.ssid, kSsid);
   EXPECT_EQ(r.sender_ttl, 64) << "a Linux sender's TTL/hop limit, one hop away";
   const hubprobe::WallNs t2 =
       hubprobe::decode_timestamp(r.receive_timestamp, hubprobe::TimestampFormat::kNtp, 37, x.t1);
@@ -354,6 +366,37 @@ TEST_P(XdpReflectorVeth, ReflectsIpv4AndIpv6) {
   EXPECT_EQ(counter(**reflector, "passed_bad_csum"), 0u);
 }
 
+// The sender side runs the program too, as RX stamper: its socket's replies get T4 at XDP ingress,
+// between the reflector's T3 and the moment recv() returned.
+TEST_P(XdpReflectorVeth, SenderSocketGetsItsRxStamp) {
+  const AttachMode mode = GetParam().mode;
+  // Native mode: the stamper is also the XDP program the peer's native XDP_TX needs.
+  auto stamper = attached_reflector(testbed_.sender(), kSenderIf, mode, false);
+  if (!stamper && stamper.error().code == EPERM) SKIP_OR_FAIL(stamper.error().message);
+  ASSERT_TRUE(stamper.ok()) << stamper.error().message;
+  auto reflector = attached_reflector(testbed_.reflector(), kReflectorIf, mode, true);
+  ASSERT_TRUE(reflector.ok()) << reflector.error().message;
+
+  for (const int family : {AF_INET, AF_INET6}) {
+    const uint32_t seq = family == AF_INET ? 11 : 12;
+    const Exchange x = exchange(testbed_.sender(), family, seq,
+                                [&](uint16_t port) { EXPECT_TRUE((*stamper)->register_sender_port(port).ok()); });
+    expect_reply(x, seq);
+    if (x.reply.size() != kBaseLength) continue;
+    const auto t4 = (*stamper)->take_rx_stamp({.local_port = x.local_port, .ssid = kSsid, .sender_seq = seq});
+    ASSERT_TRUE(t4.has_value()) << "no RX stamp for port " << x.local_port << ", sequence number " << seq;
+    const auto decoded = stamp::decode_reflected_packet(x.reply, stamp::Mode::kUnauthenticated, nullptr);
+    const hubprobe::WallNs t3 =
+        hubprobe::decode_timestamp(decoded.parsed.packet.timestamp, hubprobe::TimestampFormat::kNtp, 37, x.t1);
+    EXPECT_LE(t3, *t4 + 1) << "T4 after the reflector's T3 (one host clock; NTP rounding)";
+    EXPECT_LE(*t4, x.t4) << "T4 before recv() returned";
+    std::cout << "[ measure  ] XDP T4 to recv() return " << (x.t4 - *t4) << " ns\n";
+    (*stamper)->unregister_sender_port(x.local_port);
+  }
+  EXPECT_EQ(counter(**stamper, "stamped_rx"), 2u);
+  EXPECT_EQ(counter(**reflector, "reflected"), 2u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, XdpReflectorVeth,
                          ::testing::Values(ModeCase{"generic", AttachMode::kGeneric},
                                            ModeCase{"native", AttachMode::kNative}),
@@ -385,6 +428,10 @@ TEST_F(XdpReflectorVethGeneric, RefusesSecondProgramAndDetaches) {
   auto second = attached_reflector(testbed_.reflector(), kReflectorIf, AttachMode::kGeneric, true);
   ASSERT_FALSE(second.ok()) << "a second XDP program must not replace the first";
   EXPECT_EQ(second.error().code, EBUSY) << second.error().message;
+  // The kernel truncates program names to 15 characters.
+  EXPECT_NE(second.error().message.find("XDP program \"stamp_reflect_x\" (id "), std::string::npos)
+      << "names the program in the way: " << second.error().message;
+  EXPECT_NE(second.error().message.find("generic mode"), std::string::npos) << second.error().message;
 
   // Once the first is destroyed (detached), the interface is free again and ip link shows no XDP.
   first->reset();
@@ -393,6 +440,31 @@ TEST_F(XdpReflectorVethGeneric, RefusesSecondProgramAndDetaches) {
   auto third = attached_reflector(testbed_.reflector(), kReflectorIf, AttachMode::kGeneric, true);
   EXPECT_TRUE(third.ok()) << third.error().message;
   expect_reply(exchange(testbed_.sender(), AF_INET, 4), 4);
+}
+
+// Mode auto: veth runs XDP in its driver, so native is chosen; with a program already attached it
+// reports that rather than falling back to generic mode.
+TEST_F(XdpReflectorVethGeneric, AttachAutoPrefersNative) {
+  auto first = XdpReflector::load({.port = kPort});
+  if (!first && first.error().code == EPERM) SKIP_OR_FAIL(first.error().message);
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  auto second = XdpReflector::load({.port = kPort});
+  ASSERT_TRUE(second.ok()) << second.error().message;
+  NetnsScope scope(testbed_.reflector());
+  ASSERT_TRUE(scope.ok());
+  const int ifindex = static_cast<int>(if_nametoindex(kReflectorIf));
+  ASSERT_GT(ifindex, 0);
+
+  EXPECT_EQ((*first)->attach_mode(), std::nullopt);
+  auto chosen = (*first)->attach_auto(ifindex);
+  ASSERT_TRUE(chosen.ok()) << chosen.error().message;
+  EXPECT_EQ(*chosen, AttachMode::kNative);
+  EXPECT_EQ((*first)->attach_mode(), AttachMode::kNative);
+
+  auto refused = (*second)->attach_auto(ifindex);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, EBUSY) << refused.error().message;
+  EXPECT_FALSE((*second)->attached());
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <utility>
 
 // The shared definitions come before the skeleton, which names them without defining them.
 #include "hubprobe/stamp_wire.h"
@@ -25,6 +26,15 @@ namespace hubprobe::xdp {
 namespace {
 
 constexpr int64_t kNsPerSecond = 1'000'000'000;
+
+// The defaults of the public header are the program's.
+static_assert(ReflectorOptions{}.max_sessions == STAMP_REFLECT_DEFAULT_MAX_SESSIONS);
+static_assert(ReflectorOptions{}.max_rate_buckets == STAMP_REFLECT_DEFAULT_MAX_RATE_BUCKETS);
+static_assert(ReflectorOptions{}.max_rx_stamps == STAMP_REFLECT_DEFAULT_MAX_RX_STAMPS);
+static_assert(ReflectorOptions{}.session_idle_s == STAMP_REFLECT_DEFAULT_SESSION_IDLE_S);
+static_assert(ReflectorOptions{}.reply_ttl == STAMP_REFLECT_DEFAULT_REPLY_TTL);
+static_assert(sizeof(stamp_reflect_policy) == sizeof(uint64_t), "stored with one 64-bit store");
+static_assert(sizeof(RxStampKey) == sizeof(stamp_reflect_rx_key));
 
 constexpr std::array<std::string_view, STAMP_REFLECT_COUNTER_MAX> kCounterNames = {
 #define HUBPROBE_COUNTER_NAME(id, name) #name,
@@ -47,6 +57,51 @@ std::string interface_name(int ifindex) {
   return std::string(name) + " (ifindex " + std::to_string(ifindex) + ")";
 }
 
+const char* mode_name(AttachMode mode) { return mode == AttachMode::kNative ? "native" : "generic"; }
+
+// The XDP program attached to `ifindex` in words: "program \"NAME\" (id N, MODE mode)", or a shorter
+// form when it cannot be looked up further.
+std::string attached_program(int ifindex) {
+  LIBBPF_OPTS(bpf_xdp_query_opts, query);
+  if (bpf_xdp_query(ifindex, 0, &query) != 0) return "an XDP program";
+  const uint32_t id = query.prog_id       ? query.prog_id
+                      : query.drv_prog_id ? query.drv_prog_id
+                      : query.skb_prog_id ? query.skb_prog_id
+                                          : query.hw_prog_id;
+  const char* mode = query.attach_mode == XDP_ATTACHED_SKB   ? "generic"
+                     : query.attach_mode == XDP_ATTACHED_HW  ? "offloaded"
+                     : query.attach_mode == XDP_ATTACHED_DRV ? "native"
+                                                             : "several";
+  const std::string where = "id " + std::to_string(id) + ", " + mode + " mode";
+  const int fd = bpf_prog_get_fd_by_id(id);
+  if (fd < 0) return "XDP program " + where;
+  bpf_prog_info info{};
+  uint32_t length = sizeof(info);
+  const int err = bpf_obj_get_info_by_fd(fd, &info, &length);
+  close(fd);
+  if (err != 0 || info.name[0] == 0) return "XDP program " + where;
+  return "XDP program \"" + std::string(info.name) + "\" (" + where + ")";
+}
+
+// The key of an allow-list trie: IPv6 as is, IPv4 as an IPv4-mapped IPv6 prefix.
+stamp_reflect_prefix prefix_key(const IpPrefix& prefix) {
+  stamp_reflect_prefix key{};
+  if (prefix.family() == AF_INET6) {
+    std::memcpy(key.addr, prefix.bytes().data(), sizeof(key.addr));
+    key.prefixlen = prefix.length();
+  } else {
+    key.addr[10] = 0xff;
+    key.addr[11] = 0xff;
+    std::memcpy(key.addr + 12, prefix.bytes().data(), 4);
+    key.prefixlen = STAMP_REFLECT_V4_MAPPED_PREFIX_LEN + prefix.length();
+  }
+  return key;
+}
+
+int set_max_entries(bpf_map* map, uint32_t entries) {
+  return entries == 0 ? -EINVAL : bpf_map__set_max_entries(map, entries);
+}
+
 }  // namespace
 
 int64_t realtime_minus_tai_ns() {
@@ -66,6 +121,17 @@ Result<std::unique_ptr<XdpReflector>> XdpReflector::load(const ReflectorOptions&
   config.reflect_unauth = options.reflect_unauthenticated ? 1 : 0;
   config.reply_ttl = options.reply_ttl;
   config.timestamp_format = options.format == TimestampFormat::kPtp ? STAMP_REFLECT_TS_PTP : STAMP_REFLECT_TS_NTP;
+  config.session_idle_s = options.session_idle_s;
+  const std::pair<bpf_map*, uint32_t> bounds[] = {{skeleton->maps.sessions, options.max_sessions},
+                                                  {skeleton->maps.rate_buckets, options.max_rate_buckets},
+                                                  {skeleton->maps.rx_stamps, options.max_rx_stamps}};
+  for (const auto& [map, entries] : bounds) {
+    if (const int err = set_max_entries(map, entries); err != 0) {
+      const std::string name = bpf_map__name(map);
+      stamp_reflect__destroy(skeleton);
+      return libbpf_error("sizing the XDP STAMP reflector's map " + name + " (the bound must be at least 1)", err);
+    }
+  }
   if (const int err = stamp_reflect__load(skeleton); err != 0) {
     stamp_reflect__destroy(skeleton);
     return libbpf_error("loading the XDP STAMP reflector (needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN; kernel >= 6.1)", err);
@@ -93,15 +159,31 @@ Result<void> XdpReflector::attach(int ifindex, AttachMode mode) {
   if (fd < 0) {
     const std::string where = interface_name(ifindex);
     if (fd == -EBUSY || fd == -EEXIST) {
-      return libbpf_error("attaching the XDP STAMP reflector to " + where + ": another XDP program is attached", fd);
+      return libbpf_error("attaching the XDP STAMP reflector to " + where + ": " + attached_program(ifindex) +
+                              " is attached there already (detach it, or run the reflector on another interface)",
+                          EBUSY);
     }
-    return libbpf_error(std::string("attaching the XDP STAMP reflector to ") + where + " in " +
-                            (mode == AttachMode::kNative ? "native" : "generic") + " mode",
-                        fd);
+    return libbpf_error("attaching the XDP STAMP reflector to " + where + " in " + mode_name(mode) + " mode", fd);
   }
   link_fd_ = fd;
   ifindex_ = ifindex;
+  mode_ = mode;
   return {};
+}
+
+Result<AttachMode> XdpReflector::attach_auto(int ifindex) {
+  auto native = attach(ifindex, AttachMode::kNative);
+  if (native) return AttachMode::kNative;
+  const int code = native.error().code;
+  if (code == EBUSY || code == EALREADY || code == EPERM) return native.error();
+  auto generic = attach(ifindex, AttachMode::kGeneric);
+  if (!generic) return make_error(native.error().message + "; then " + generic.error().message, generic.error().code);
+  return AttachMode::kGeneric;
+}
+
+std::optional<AttachMode> XdpReflector::attach_mode() const {
+  if (!attached()) return std::nullopt;
+  return mode_;
 }
 
 void XdpReflector::detach() {
@@ -133,6 +215,80 @@ Result<void> XdpReflector::publish_clock(int64_t offset_ns, uint16_t error_estim
   __atomic_store_n(&clock.offset_ns, offset_ns, __ATOMIC_RELEASE);
   __atomic_store_n(&clock.error_estimate, error_estimate, __ATOMIC_RELEASE);
   return {};
+}
+
+Result<void> XdpReflector::fill_allow_list(uint8_t list, const std::vector<IpPrefix>& prefixes) {
+  bpf_map* trie = list == STAMP_REFLECT_ALLOW_LIST_0 ? skeleton_->maps.allow_list_0 : skeleton_->maps.allow_list_1;
+  stamp_reflect_prefix key{};
+  // Empty it first: it holds the list before the one in force.
+  while (bpf_map__get_next_key(trie, nullptr, &key, sizeof(key)) == 0) {
+    if (const int err = bpf_map__delete_elem(trie, &key, sizeof(key), 0); err != 0) {
+      return libbpf_error("clearing an XDP allow list", err);
+    }
+  }
+  const uint8_t present = 1;
+  for (const IpPrefix& prefix : prefixes) {
+    key = prefix_key(prefix);
+    if (const int err = bpf_map__update_elem(trie, &key, sizeof(key), &present, sizeof(present), BPF_ANY); err != 0) {
+      return libbpf_error("adding " + prefix.to_string() + " to the XDP allow list", err);
+    }
+  }
+  return {};
+}
+
+Result<void> XdpReflector::set_policy(const ReflectorPolicy& policy) {
+  if (policy.allow.size() > STAMP_REFLECT_MAX_ALLOW_PREFIXES) {
+    return make_error("the XDP allow list takes at most " + std::to_string(STAMP_REFLECT_MAX_ALLOW_PREFIXES) +
+                          " prefixes, not " + std::to_string(policy.allow.size()),
+                      EINVAL);
+  }
+  std::lock_guard lock(policy_mutex_);
+  stamp_reflect_policy& live = skeleton_->bss->stamp_reflect_policy;
+  stamp_reflect_policy next{};
+  next.rate_limit_pps = policy.rate_limit_pps;
+  next.stateful = policy.stateful ? 1 : 0;
+  next.allow_list = STAMP_REFLECT_ALLOW_ALL;
+  if (!policy.allow.empty()) {
+    // The trie not in force is filled; the store below switches to it.
+    next.allow_list =
+        live.allow_list == STAMP_REFLECT_ALLOW_LIST_0 ? STAMP_REFLECT_ALLOW_LIST_1 : STAMP_REFLECT_ALLOW_LIST_0;
+    if (auto filled = fill_allow_list(next.allow_list, policy.allow); !filled) return filled.error();
+  }
+  // One 64-bit store: the program reads the policy with one load.
+  __atomic_store(&live, &next, __ATOMIC_RELEASE);
+  policy_ = policy;
+  return {};
+}
+
+ReflectorPolicy XdpReflector::policy() const {
+  std::lock_guard lock(policy_mutex_);
+  return policy_;
+}
+
+Result<void> XdpReflector::register_sender_port(uint16_t port) {
+  if (port == 0 || port == options_.port) {
+    return make_error("cannot stamp replies to UDP port " + std::to_string(port) +
+                          (port == 0 ? "" : ": it is the reflector's own port"),
+                      EINVAL);
+  }
+  __atomic_fetch_or(&skeleton_->bss->stamp_reflect_sender_ports[port / 64], uint64_t{1} << (port % 64),
+                    __ATOMIC_RELEASE);
+  return {};
+}
+
+void XdpReflector::unregister_sender_port(uint16_t port) {
+  __atomic_fetch_and(&skeleton_->bss->stamp_reflect_sender_ports[port / 64], ~(uint64_t{1} << (port % 64)),
+                     __ATOMIC_RELEASE);
+}
+
+std::optional<WallNs> XdpReflector::take_rx_stamp(const RxStampKey& key) {
+  const stamp_reflect_rx_key map_key{.local_port = key.local_port, .ssid = key.ssid, .sender_seq = key.sender_seq};
+  uint64_t tai_ns = 0;
+  if (bpf_map__lookup_and_delete_elem(skeleton_->maps.rx_stamps, &map_key, sizeof(map_key), &tai_ns, sizeof(tai_ns),
+                                      0) != 0) {
+    return std::nullopt;
+  }
+  return static_cast<WallNs>(tai_ns) + realtime_minus_tai_ns();
 }
 
 Result<std::vector<Counter>> XdpReflector::counters() const {

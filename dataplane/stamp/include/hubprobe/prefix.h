@@ -25,6 +25,8 @@ class IpPrefix {
   /// True when the address (its port ignored) lies inside the prefix. An IPv4-mapped IPv6 address
   /// (::ffff:198.18.0.1, as a dual-stack socket reports IPv4 sources) matches IPv4 prefixes.
   bool contains(const SocketAddress& address) const;
+  /// The address in network order: 16 octets for IPv6, the first 4 for IPv4 (the rest zero).
+  const std::array<uint8_t, 16>& bytes() const { return bytes_; }
   /// Canonical text: "198.18.0.0/15", "2001:db8::/32".
   std::string to_string() const;
 
