@@ -171,6 +171,30 @@ TEST_F(AgentXdpTest, AuthenticatedRequestsAreAnsweredByUserSpace) {
   EXPECT_GE(metric(*xdp, "hubprobe_reflector_handed_up_total", {{"backend", "xdp"}, {"reason", "auth"}}), 10);
 }
 
+TEST_F(AgentXdpTest, TheReflectorsAllowListAndRateLimitApplyInXdp) {
+  AgentFile x = xdp_file("x-edge-01", Testbed::kReflectorIf, "198.18.0.2", kXdpMetrics);
+  x.reflector = {"listen = [\"198.18.0.2\", \"2001:db8::2\"]", "allow = [\"198.18.0.0/24\"]", "rate_limit_pps = 5"};
+  auto xdp = start(bed_->reflector(), x, kXdpMetrics, "xdp");
+  // Two peers at 20 probes a second each: IPv4 allowed but limited to 5 a second, IPv6 not allowed.
+  auto kernel = start(bed_->sender(),
+                      kernel_file({{"x4", "x", Testbed::kReflectorV4, {}}, {"x6", "x", Testbed::kReflectorV6, {}}}),
+                      kKernelMetrics, "kernel");
+  expect_replies(*kernel, {"x4"}, 10);
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return metric(*xdp, "hubprobe_reflector_drops_total", {{"backend", "xdp"}, {"reason", "not_allowed"}}) >= 10;
+      },
+      Seconds(5)));
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return metric(*xdp, "hubprobe_reflector_drops_total", {{"backend", "xdp"}, {"reason", "rate_limited"}}) >= 10;
+      },
+      Seconds(5)));
+  EXPECT_EQ(metric(*kernel, "hubprobe_replies_received_total", {{"peer", "x6"}}), 0);
+  // Nothing of it reached user space: the drops are XDP's.
+  EXPECT_EQ(metric(*xdp, "hubprobe_reflector_requests_total", {{"backend", "kernel"}}), 0);
+}
+
 TEST_F(AgentXdpTest, NothingStaysAttachedAfterSigtermOrSigkill) {
   for (const int signal : {SIGTERM, SIGKILL}) {
     auto xdp = start(bed_->reflector(), xdp_file("x-edge-01", Testbed::kReflectorIf, "198.18.0.2", kXdpMetrics),

@@ -13,24 +13,21 @@ constexpr auto kClockRefresh = std::chrono::seconds(1);
 
 std::string_view mode_name(AttachMode mode) { return mode == AttachMode::kNative ? "native" : "generic"; }
 
-// Attaches `program` to `ifindex` as `mode` asks: auto tries native first and falls back to generic when the
-// driver refuses native XDP (or another error that generic mode may not have).
+// Attaches `program` to `ifindex` as `mode` asks (auto: XdpReflector::attach_auto, native then generic).
 Result<AttachMode> attach_one(XdpReflector& program, int ifindex, dp::XdpAttachMode mode) {
-  if (mode == dp::XdpAttachMode::kGeneric) {
-    if (auto r = program.attach(ifindex, AttachMode::kGeneric); !r) return r.error();
-    return AttachMode::kGeneric;
-  }
-  auto native = program.attach(ifindex, AttachMode::kNative);
-  if (native) return AttachMode::kNative;
-  // Another program there, or no permission: generic mode would meet the same.
-  if (mode == dp::XdpAttachMode::kNative || native.error().code == EBUSY || native.error().code == EEXIST ||
-      native.error().code == EPERM) {
-    return native.error();
-  }
-  if (auto r = program.attach(ifindex, AttachMode::kGeneric); !r) {
-    return make_error(native.error().message + "; generic mode: " + r.error().message, r.error().code);
-  }
-  return AttachMode::kGeneric;
+  if (mode == dp::XdpAttachMode::kAuto) return program.attach_auto(ifindex);
+  const AttachMode fixed = mode == dp::XdpAttachMode::kNative ? AttachMode::kNative : AttachMode::kGeneric;
+  if (auto r = program.attach(ifindex, fixed); !r) return r.error();
+  return fixed;
+}
+
+// The role's run-time settings as the program takes them.
+ReflectorPolicy policy_of(const dp::ReflectorRole& role) {
+  ReflectorPolicy policy;
+  policy.stateful = role.stateful;
+  policy.rate_limit_pps = role.rate_limit_pps;
+  policy.allow = role.allow;
+  return policy;
 }
 
 // The program's counter names say what each counts (bpf/stamp_reflect.h): reflected, dropped_REASON and
@@ -75,6 +72,7 @@ Result<std::unique_ptr<XdpBackendReflector>> XdpBackendReflector::start(const dp
   auto attachments = attach_all(options, program_options(role));
   if (!attachments) return attachments.error();
   std::unique_ptr<XdpBackendReflector> reflector(new XdpBackendReflector(std::move(attachments.value()), role));
+  if (auto r = reflector->apply_policy(role); !r) return r.error();
   // The program hands every request up until it has a clock: publish before anything is answered.
   if (auto r = reflector->publish_clock(); !r) return r.error();
   reflector->clock_thread_ = std::thread([r = reflector.get()] { r->clock_loop(); });
@@ -127,8 +125,20 @@ Result<void> XdpBackendReflector::update(const dp::ReflectorRole& role) {
     return make_error("the XDP reflector's port, timestamp format and mode are fixed while it runs: restart the agent",
                       EINVAL);
   }
+  if (auto r = apply_policy(role); !r) {
+    (void)apply_policy(role_);  // all or nothing: the interfaces that took the new one go back
+    return r;
+  }
   std::lock_guard lock(mutex_);
   role_ = role;
+  return {};
+}
+
+Result<void> XdpBackendReflector::apply_policy(const dp::ReflectorRole& role) {
+  const ReflectorPolicy policy = policy_of(role);
+  for (Attachment& a : attachments_) {
+    if (auto r = a.program->set_policy(policy); !r) return r;
+  }
   return {};
 }
 

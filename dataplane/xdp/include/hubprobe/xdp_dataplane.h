@@ -46,6 +46,8 @@ class XdpBackendReflector final : public dp::BackendReflector {
  private:
   XdpBackendReflector(std::vector<Attachment> attachments, dp::ReflectorRole role);
   Result<void> publish_clock();
+  /// Stateful numbering, rate limit and allow list on every attachment.
+  Result<void> apply_policy(const dp::ReflectorRole& role);
   void clock_loop();
 
   std::vector<Attachment> attachments_;
