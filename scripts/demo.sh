@@ -23,6 +23,8 @@
 # Environment:
 #   DEMO_TOPOLOGY=FILE  topology (default config/topology/eight-regions.toml; format in docs/testbed.md)
 #   DEMO_SECONDS=30     how long to show the matrix (seconds)
+#   DEMO_XDP=1          every second hub's agent runs the xdp backend (its reflector in XDP on its links),
+#                       the others kernel; 0: every agent kernel
 #   DEMO_REFRESH=2      seconds between matrix updates (headless: 10)
 #   DEMO_HEADLESS=1     for tests and CI: no colours, no in-place redraw, no hold. Also --headless.
 #   DEMO_HOLD=1         keep everything running (matrix refreshing) after the checks until Ctrl-C
@@ -231,14 +233,34 @@ for e in "${ends[@]}"; do
   read -r eh _ eaddr _ _ link _ <<<"$e"
   addr_of[$link $eh]=$eaddr
 done
+# The xdp backend on every second hub: XDP answers the STAMP requests arriving on its link interfaces
+# (generic mode: on veth, native XDP_TX needs a program on the peer veth too).
+declare -A backend_of=()
+i=0
+for h in "${hubs[@]}"; do
+  backend_of[$h]=kernel
+  if ((${DEMO_XDP:-1} == 1 && i % 2 == 0)); then backend_of[$h]=xdp; fi
+  i=$((i + 1))
+done
+# dataplane_table HUB: the agent's [dataplane] table (none for kernel, the default).
+dataplane_table() {
+  [[ ${backend_of[$1]} == xdp ]] || return 0
+  local e eh iface list=""
+  for e in "${ends[@]}"; do
+    read -r eh _ _ _ iface _ <<<"$e"
+    if [[ $eh == "$1" ]]; then list+="${list:+, }\"$iface\""; fi
+  done
+  printf '[dataplane]\nbackend = "xdp"\n[dataplane.xdp]\ninterfaces = [%s]\nmode = "generic"\n' "$list"
+}
 for h in "${hubs[@]}"; do
   conf=$dir/$h.toml
   npeers[$h]=0
   {
-    echo "# hubprobe demo: agent of hub $h (${hub_site[$h]}, ${hub_region[$h]})"
+    echo "# hubprobe demo: agent of hub $h (${hub_site[$h]}, ${hub_region[$h]}), ${backend_of[$h]} backend"
     echo "[agent]"
     echo "id = \"$h-demo\""
     echo "hub = \"$h\""
+    dataplane_table "$h"
     echo "[probe]"
     echo "interval = \"$interval\""
     echo "window = \"$window\""
@@ -266,7 +288,8 @@ for h in "${hubs[@]}"; do
     echo "[metrics]"
     echo "listen = \"${mgmt[$h]}:$metrics_port\""
   } >"$conf"
-  out=$("$daemon" -c "$conf" --check-config 2>&1) || {
+  # In the hub namespace: the config names its interfaces.
+  out=$(ip netns exec "$prefix-$h" "$daemon" -c "$conf" --check-config 2>&1) || {
     failed_step="config of agent $h: $out"
     exit 1
   }
@@ -285,6 +308,8 @@ sessions=0
 for h in "${hubs[@]}"; do sessions=$((sessions + ${npeers[$h]})); done
 echo
 echo "agents: hubprobed in each hub probes each hub it has a link to, over each link, every $interval"
+xdp_hubs=$(for h in "${hubs[@]}"; do if [[ ${backend_of[$h]} == xdp ]]; then printf '%s ' "$h"; fi; done)
+echo "        backends: xdp (reflector in XDP) on ${xdp_hubs:-no hub}, kernel on the others"
 echo "        ($sessions sessions; statistics window $window); /metrics on <mgmt address>:$metrics_port"
 
 # --- Prometheus -------------------------------------------------------------------------------------
@@ -383,6 +408,7 @@ matrix_queries=(
   'hubprobe_rtt_window_samples{job="hubprobe"}'
   'hubprobe_loss_window_ratio{job="hubprobe",direction="total"}'
   'hubprobe_peer_up{job="hubprobe"}'
+  'hubprobe_build_info{job="hubprobe"}'
 )
 # Expected sessions as "hub peer-name peer-hub nth" lines, for the renderer.
 expected=$dir/sessions.txt
@@ -402,8 +428,9 @@ render_matrix() {
         [$m.hub, $m.peer,
          (if $m.__name__ == "hubprobe_rtt_window_seconds" then "p50"
           elif $m.__name__ == "hubprobe_rtt_window_samples" then "samples"
-          elif $m.__name__ == "hubprobe_loss_window_ratio" then "loss" else "up" end),
-         .value[1]] | @tsv') || {
+          elif $m.__name__ == "hubprobe_loss_window_ratio" then "loss"
+          elif $m.__name__ == "hubprobe_build_info" then "backend" else "up" end),
+         (if $m.__name__ == "hubprobe_build_info" then $m.backend else .value[1] end)] | @tsv') || {
       echo "(the Prometheus query failed: $q)" >"$out"
       missing_pairs=$sessions
       return 0
@@ -443,7 +470,7 @@ render_matrix() {
       printf "%s  RTT p50 in ms (window %s, from Prometheus); rows: from, columns: to\n", at, window
       printf "%-8s", "from\\to"
       for (j = 1; j <= n; j++) printf " %5s", hub[j]
-      printf "\n"
+      printf "  backend\n"
       for (i = 1; i <= n; i++) {
         printf "%-8s", hub[i]
         for (j = 1; j <= n; j++) {
@@ -452,7 +479,7 @@ render_matrix() {
           else s = "."
           printf " %s", paint(s, 5)
         }
-        printf "\n"
+        printf "  %s\n", ((hub[i], "", "backend") in v) ? v[hub[i], "", "backend"] : "?"
       }
       # Second (third...) links between two hubs, next to the first link of the same pair.
       for (x = 1; x <= nx; x++) {
@@ -538,7 +565,8 @@ echo "hubprobe status -a ${mgmt[$ph]}:$metrics_port   (the $ph agent's /status, 
 ip netns exec "$core" "$cli" status -a "${mgmt[$ph]}:$metrics_port"
 tb_http_get "$core" "http://${mgmt[$ph]}:$metrics_port/status" | jq -r '.reflector |
   "reflector: \(.listen | join(" ")), \(if .stateful then "stateful" else "stateless" end),"
-  + " \(.received) received, \(.reflected) reflected, \(.dropped) dropped"'
+  + " \(.received) received, \(.reflected) reflected, \(.dropped) dropped in user space"
+  + (if (.in_backend // "") != "" then "; in the kernel first: \(.in_backend)" else "" end)'
 
 # --- path preferences: what the scheduler sees, and a preference that moves ------------------------
 failed_step="hubprobe prefs"

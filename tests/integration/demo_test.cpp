@@ -199,13 +199,23 @@ TEST(DemoTest, HeadlessEightRegionsMatrixMatchesTheTopologyAndLeavesNothing) {
   ASSERT_LT(header, lines.size()) << "no matrix in the output\n" << out;
   std::vector<std::string> cols = words(lines[header]);
   cols.erase(cols.begin());
+  ASSERT_FALSE(cols.empty());
+  EXPECT_EQ(cols.back(), "backend") << lines[header];
+  cols.pop_back();
   EXPECT_EQ(cols, topo.hubs) << lines[header];
   std::map<std::pair<std::string, std::string>, std::string> cell;
+  std::map<std::string, std::string> backend;
   size_t i = header + 1;
   for (; i < lines.size() && i <= header + cols.size(); ++i) {
     const auto w = words(lines[i]);
-    ASSERT_EQ(w.size(), cols.size() + 1) << "matrix row: " << lines[i];
+    ASSERT_EQ(w.size(), cols.size() + 2) << "matrix row: " << lines[i];
     for (size_t j = 0; j < cols.size(); ++j) cell[{w[0], cols[j]}] = w[j + 1];
+    backend[w[0]] = w.back();
+  }
+  // Every second hub runs the xdp backend (DEMO_XDP=1, the default), the others kernel; they probe each
+  // other over the one wire protocol, which the RTT checks below then cover.
+  for (size_t h = 0; h < topo.hubs.size(); ++h) {
+    EXPECT_EQ(backend[topo.hubs[h]], h % 2 == 0 ? "xdp" : "kernel") << topo.hubs[h];
   }
   // "link 2   wh -> sg   16.4 ms   (link 1:  13.0 ms)"
   std::map<std::tuple<std::string, std::string, int>, std::string> extra;
