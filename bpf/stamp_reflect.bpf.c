@@ -73,7 +73,6 @@ _Static_assert(STAMP_UNAUTH_BASE_LEN % 4 == 0, "base packet is zeroed and summed
 
 const volatile struct stamp_reflect_config stamp_reflect_config = {
     .port = STAMP_DEFAULT_PORT,
-    .reflect_unauth = 0,
     .reply_ttl = STAMP_REFLECT_DEFAULT_REPLY_TTL,
     .timestamp_format = STAMP_REFLECT_TS_NTP,
     .session_idle_s = STAMP_REFLECT_DEFAULT_SESSION_IDLE_S,
@@ -469,9 +468,11 @@ static __always_inline int prepare_reflection(struct xdp_md *ctx, struct reflect
 	__u64 t2_ns;
 	void *reply;
 
-	/* A load-time constant: the verifier prunes whichever branch cannot run. */
-	if (!stamp_reflect_config.reflect_unauth)
-		return count(STAMP_REFLECT_PASSED_AUTH, XDP_PASS);
+	policy = read_policy();
+	if (policy.reflect != STAMP_REFLECT_ANSWER)
+		return count(policy.reflect == STAMP_REFLECT_AUTH ? STAMP_REFLECT_PASSED_AUTH
+								  : STAMP_REFLECT_PASSED_OFF,
+			     XDP_PASS);
 
 	t2_ns = bpf_ktime_get_tai_ns();
 
@@ -479,7 +480,6 @@ static __always_inline int prepare_reflection(struct xdp_md *ctx, struct reflect
 	if (udp_len < sizeof(*udp) || udp_len > in->ip_payload_len ||
 	    (void *)udp + udp_len > data_end || udp->source == 0)
 		return count(STAMP_REFLECT_DROPPED_MALFORMED, XDP_DROP);
-	policy = read_policy();
 	if (!source_allowed(policy.allow_list, in->session.source))
 		return count(STAMP_REFLECT_DROPPED_NOT_ALLOWED, XDP_DROP);
 	if (udp_len < STAMP_UDP_BASE_LEN)

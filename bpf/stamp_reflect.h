@@ -51,12 +51,7 @@ enum stamp_reflect_timestamp_format {
 /* Load-time settings: the .rodata global `stamp_reflect_config`, set between open() and load(). */
 struct stamp_reflect_config {
 	__u16 port; /* UDP port of the reflector, host byte order */
-	/*
-	 * 1: reflect unauthenticated STAMP in XDP. 0 (the default, fail-safe): pass every packet to
-	 * the port to the stack, e.g. because the reflector runs in authenticated mode, which XDP
-	 * never does.
-	 */
-	__u8 reflect_unauth;
+	__u8 pad0;
 	__u8 reply_ttl;	       /* IPv4 TTL / IPv6 hop limit of replies */
 	__u8 timestamp_format; /* enum stamp_reflect_timestamp_format */
 	__u8 pad[3];
@@ -97,6 +92,16 @@ struct stamp_reflect_clock {
 	__u64 mono_override_ns;
 };
 
+/*
+ * Whether the program answers requests to the port (struct stamp_reflect_policy.reflect). The
+ * zero value, the state after load, is the fail-safe one: every request goes to the stack.
+ */
+enum stamp_reflect_mode {
+	STAMP_REFLECT_OFF = 0,	  /* pass requests to the stack (the reflector is not answering here) */
+	STAMP_REFLECT_ANSWER = 1, /* answer unauthenticated STAMP with XDP_TX */
+	STAMP_REFLECT_AUTH = 2,	  /* authenticated mode, which XDP never does: pass to the stack */
+};
+
 /* Which allow list applies (struct stamp_reflect_policy.allow_list). */
 enum stamp_reflect_allow_list {
 	STAMP_REFLECT_ALLOW_ALL = 0,	/* no list: every source is answered */
@@ -121,7 +126,8 @@ struct stamp_reflect_policy {
 	__u32 rate_limit_pps;
 	__u8 stateful;	 /* 1: the reflector's own sequence number per session (RFC 8762 4.2) */
 	__u8 allow_list; /* enum stamp_reflect_allow_list */
-	__u16 pad;
+	__u8 reflect;	 /* enum stamp_reflect_mode */
+	__u8 pad;
 } __attribute__((aligned(8)));
 
 /*
@@ -188,7 +194,8 @@ struct stamp_reflect_rx_key {
  *   passed_not_stamp     not a unicast UDP datagram to the port or to a registered sender port
  *                        with a reflector packet: other traffic, fragments, IPv6 extension
  *                        headers, truncated headers (the stack drops and counts those)
- *   passed_auth          to the port, but reflect_unauth == 0
+ *   passed_auth          to the port, but the reflector runs in authenticated mode
+ *   passed_off           to the port, but the policy says the reflector is not answering here
  *   passed_short         UDP payload shorter than the 44-octet base packet
  *   passed_tlv           non-zero octets after the base (RFC 8972 TLVs, authenticated packets),
  *                        or zero padding longer than STAMP_REFLECT_MAX_ZERO_PADDING: user space
@@ -207,6 +214,7 @@ struct stamp_reflect_rx_key {
 	X(REFLECTED, reflected)                                                                    \
 	X(PASSED_NOT_STAMP, passed_not_stamp)                                                      \
 	X(PASSED_AUTH, passed_auth)                                                                \
+	X(PASSED_OFF, passed_off)                                                                  \
 	X(PASSED_SHORT, passed_short)                                                              \
 	X(PASSED_TLV, passed_tlv)                                                                  \
 	X(PASSED_IP_OPTIONS, passed_ip_options)                                                    \

@@ -12,10 +12,9 @@ Result<std::unique_ptr<Dataplane>> make_dataplane(const DataplaneOptions& option
     return std::unique_ptr<Dataplane>(std::make_unique<KernelDataplane>(options.kernel, options.notice));
   }
   if (options.backend == "xdp") {
-    if (options.xdp.interfaces.empty()) {
-      return make_error("the xdp dataplane needs at least one interface to attach to", EINVAL);
-    }
-    return std::unique_ptr<Dataplane>(std::make_unique<xdp::XdpDataplane>(options.xdp, options.kernel, options.notice));
+    auto xdp = xdp::XdpDataplane::open(options.xdp, options.kernel, options.notice);
+    if (!xdp) return xdp.error();
+    return std::unique_ptr<Dataplane>(std::move(xdp.value()));
   }
   return make_error("unknown dataplane backend \"" + options.backend + "\" (this build has: kernel, xdp)");
 }

@@ -265,7 +265,8 @@ TestPrefix v6_prefix(std::array<uint8_t, 16> a, uint32_t length) { return TestPr
 
 struct ReflectorConfig {
   uint16_t port = STAMP_DEFAULT_PORT;
-  bool reflect_unauth = true;
+  bool reflect_unauth = true;  // false: authenticated mode
+  bool reflector_off = false;  // true: the policy says no reflector answers here (wins over reflect_unauth)
   hubprobe::TimestampFormat format = hubprobe::TimestampFormat::kNtp;
   bool publish_clock = true;
   uint8_t reply_ttl = STAMP_REFLECT_DEFAULT_REPLY_TTL;
@@ -335,7 +336,6 @@ class LoadedReflector {
       return nullptr;
     }
     skel->rodata->stamp_reflect_config.port = config.port;
-    skel->rodata->stamp_reflect_config.reflect_unauth = config.reflect_unauth ? 1 : 0;
     skel->rodata->stamp_reflect_config.reply_ttl = config.reply_ttl;
     bpf_map__set_max_entries(skel->maps.sessions, config.max_sessions);
     skel->rodata->stamp_reflect_config.timestamp_format =
@@ -346,14 +346,19 @@ class LoadedReflector {
     }
     auto loaded = std::unique_ptr<LoadedReflector>(new LoadedReflector(std::move(skel), config));
     if (config.publish_clock) loaded->publish_clock();
-    loaded->set_policy(config.stateful, config.rate_limit_pps, config.allow);
+    const uint8_t mode = config.reflector_off    ? STAMP_REFLECT_OFF
+                         : config.reflect_unauth ? STAMP_REFLECT_ANSWER
+                                                 : STAMP_REFLECT_AUTH;
+    loaded->set_policy(mode, config.stateful, config.rate_limit_pps, config.allow);
     for (const uint16_t port : config.sender_ports) loaded->register_sender_port(port);
     return loaded;
   }
 
   // Writes the policy; an allow list goes into trie 0, which the policy then names.
-  void set_policy(bool stateful, uint32_t rate_limit_pps, const std::optional<std::vector<TestPrefix>>& allow) {
+  void set_policy(uint8_t reflect, bool stateful, uint32_t rate_limit_pps,
+                  const std::optional<std::vector<TestPrefix>>& allow) {
     stamp_reflect_policy& policy = skel_->bss->stamp_reflect_policy;
+    policy.reflect = reflect;
     policy.stateful = stateful ? 1 : 0;
     policy.rate_limit_pps = rate_limit_pps;
     policy.allow_list = STAMP_REFLECT_ALLOW_ALL;
@@ -658,6 +663,12 @@ std::vector<Case> cases() {
        STAMP_REFLECT_PASSED_AUTH,
        {.reflect_unauth = false}},
       {"authenticated_mode_unauth_length", v6(base), XDP_PASS, STAMP_REFLECT_PASSED_AUTH, {.reflect_unauth = false}},
+      {"reflector_off", v4(base), XDP_PASS, STAMP_REFLECT_PASSED_OFF, {.reflector_off = true}},
+      {"reflector_off_v6_stateful",
+       v6(base),
+       XDP_PASS,
+       STAMP_REFLECT_PASSED_OFF,
+       {.reflector_off = true, .stateful = true}},
       {"authenticated_packet_to_unauth_reflector", v4(authenticated_request()), XDP_PASS, STAMP_REFLECT_PASSED_TLV},
       {"ipv4_payload_43", v4(Bytes(base.begin(), base.end() - 1)), XDP_PASS, STAMP_REFLECT_PASSED_SHORT},
       {"ipv6_payload_43", v6(Bytes(base.begin(), base.end() - 1)), XDP_PASS, STAMP_REFLECT_PASSED_SHORT},
@@ -907,7 +918,7 @@ TEST(StampReflectStateful, StatelessAgainUsesTheSendersNumber) {
   LOAD_REFLECTOR_OR_RETURN(reflector, (ReflectorConfig{.stateful = true}));
   const Bytes request = session_request(4, 40000, 1);
   EXPECT_EQ(reflector_seq(*reflector, request), 0u);
-  reflector->set_policy(false, 0, std::nullopt);
+  reflector->set_policy(STAMP_REFLECT_ANSWER, false, 0, std::nullopt);
   EXPECT_EQ(reflector_seq(*reflector, request), sender_fields().seq);
 }
 
@@ -977,7 +988,7 @@ TEST(StampReflectRateLimit, BurstThenDropThenRefill) {
   EXPECT_EQ(counters[STAMP_REFLECT_DROPPED_RATE_LIMITED], 5u);
 
   // Run time: 0 lifts the limit without reloading.
-  reflector->set_policy(false, 0, std::nullopt);
+  reflector->set_policy(STAMP_REFLECT_ANSWER, false, 0, std::nullopt);
   for (int i = 0; i < 10; ++i) EXPECT_EQ(action(v4_request), XDP_TX);
 }
 

@@ -152,8 +152,17 @@ TEST_F(AgentXdpTest, XdpAndKernelAgentsProbeEachOtherOverIpv4AndIpv6) {
       << "the user-space reflector answered what XDP should have";
   EXPECT_EQ(metric(*xdp, "hubprobe_reflector_handed_up_total", {{"backend", "xdp"}, {"reason", "bad_csum"}}), 0);
 
-  // The xdp agent's own probes were answered by the kernel agent's user-space reflector.
+  // The xdp agent's own probes were answered by the kernel agent's user-space reflector, and their replies
+  // stamped at XDP ingress (T4), over both families; T1 stays the kernel's TX stamp.
   EXPECT_GE(metric(*kernel, "hubprobe_reflector_replies_total", {{"backend", "kernel"}}), 20);
+  for (const char* peer : {"k4", "k6"}) {
+    const double replies = metric(*xdp, "hubprobe_replies_received_total", {{"peer", peer}});
+    const double xdp_t4 =
+        metric(*xdp, "hubprobe_timestamps_total", {{"peer", peer}, {"timestamp", "t4"}, {"source", "xdp"}});
+    EXPECT_GE(xdp_t4, replies - 2) << peer << ": " << xdp_t4 << " of " << replies << " replies stamped in XDP";
+    EXPECT_GE(xdp_t4, 10) << peer;
+    EXPECT_EQ(metric(*xdp, "hubprobe_timestamps_total", {{"peer", peer}, {"timestamp", "t1"}, {"source", "xdp"}}), 0);
+  }
 }
 
 TEST_F(AgentXdpTest, AuthenticatedRequestsAreAnsweredByUserSpace) {

@@ -82,7 +82,9 @@ CLI::App* PingFlags::add_to(CLI::App& app) {
   ping->add_option("-s,--size", size, "STAMP packet size in octets (default: 44, or 112 authenticated)")
       ->check(kUnsignedInteger);
   ping->add_option("-Q,--dscp", dscp, "DSCP: 0..63 or a PHB name (ef, af41, cs5, ...)");
-  ping->add_option("-I,--interface", interface, "send through this interface (SO_BINDTODEVICE)");
+  ping->add_option("-I,--interface", interface,
+                   "send through this interface (SO_BINDTODEVICE); with --backend xdp, replies are stamped there");
+  add_dataplane_flags(*ping, *this);
   ping->add_option("-S,--source", source, "local source address");
   ping->add_option("--source-port", source_port, "local UDP source port (default: ephemeral)")->check(kUnsignedInteger);
   ping->add_option("-m,--mark", fwmark, "fwmark for policy routing (SO_MARK)")->check(kUnsignedInteger);

@@ -317,6 +317,9 @@ Result<PingOptions> ping_options(const PingArgs& args) {
   options.json = args.json;
   options.quiet = args.quiet;
   options.format = args.ptp ? TimestampFormat::kPtp : TimestampFormat::kNtp;
+  auto dataplane = dataplane_flags(args, args.interface);
+  if (!dataplane) return dataplane.error();
+  options.dataplane = std::move(dataplane.value());
   return options;
 }
 

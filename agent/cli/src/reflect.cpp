@@ -28,6 +28,8 @@ Result<ReflectOptions> reflect_options(const ReflectArgs& args) {
   auto dataplane = dataplane_flags(args, args.interface);
   if (!dataplane) return dataplane.error();
   options.dataplane = std::move(dataplane.value());
+  options.dataplane.xdp.reflector_port = options.listen.empty() ? kDefaultStampPort : options.listen.front().port();
+  options.dataplane.xdp.reflector_format = options.reflector.format;
   for (const SocketAddress& address : options.listen) {
     if (options.dataplane.backend == "xdp" && address.port() != options.listen.front().port()) {
       return make_error("--listen: the XDP reflector answers on one port: give every address the same one");

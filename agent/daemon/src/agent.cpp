@@ -22,12 +22,14 @@ constexpr int64_t kOncePerSecond = 1'000'000'000;
 uint64_t phase_seed(const std::string& name) { return std::hash<std::string>{}(name); }
 
 // [dataplane] as make_dataplane() takes it. What the backend cannot apply as asked is logged, once each.
-dp::DataplaneOptions dataplane_options(const DataplaneConfig& config) {
+dp::DataplaneOptions dataplane_options(const DataplaneConfig& config, const ReflectorConfig& reflector) {
   dp::DataplaneOptions options;
   options.backend = config.backend;
   options.kernel.receive_buffer = config.kernel.receive_buffer;
   options.kernel.hardware_timestamps = config.kernel.hardware_timestamps;
   options.xdp = config.xdp;
+  options.xdp.reflector_port = reflector.port;
+  options.xdp.reflector_format = reflector.timestamp_format;
   options.notice = [backend = config.backend](const std::string& message) {
     spdlog::warn("dataplane.{}.{}", backend, message);
   };
@@ -78,7 +80,7 @@ WindowOptions Agent::window_options(const PeerConfig& peer) {
 
 Result<std::unique_ptr<Agent>> Agent::start(const AgentConfig& config) {
   std::unique_ptr<Agent> agent(new Agent(config));
-  auto dataplane = dp::make_dataplane(dataplane_options(config.dataplane));
+  auto dataplane = dp::make_dataplane(dataplane_options(config.dataplane, config.reflector));
   if (!dataplane) return dataplane.error();
   agent->dataplane_ = std::shared_ptr<dp::Dataplane>(std::move(dataplane.value()));
   agent->engine_ = std::make_unique<ProbeEngine>(agent->dataplane_);

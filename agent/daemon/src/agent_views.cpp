@@ -69,10 +69,10 @@ void window_summary(Families& f, const std::string& name, const std::string& hel
 
 double seconds(int64_t ns) { return static_cast<double>(ns) / 1e9; }
 
-// Replies by where T1 and T4 were taken: what a probe can get (user-space fallback, kernel, NIC).
+// Replies by where T1 and T4 were taken: what a probe can get (user-space fallback, kernel, XDP, NIC).
 void timestamp_sources(Families& f, const Labels& labels, const StatsTotals& t) {
   constexpr dp::TimestampSource kSources[] = {dp::TimestampSource::kUser, dp::TimestampSource::kKernelSoftware,
-                                              dp::TimestampSource::kHardware};
+                                              dp::TimestampSource::kXdp, dp::TimestampSource::kHardware};
   const std::pair<const char*, const std::array<uint64_t, dp::kTimestampSourceCount>&> points[] = {
       {"t1", t.t1_sources}, {"t4", t.t4_sources}};
   for (const auto& [point, counts] : points) {

@@ -54,6 +54,10 @@ enum class XdpAttachMode : uint8_t {
 struct XdpOptions {
   std::vector<std::string> interfaces;  ///< where the programs attach; at least one
   XdpAttachMode mode = XdpAttachMode::kAuto;
+  /// The reflector's port and timestamp format ([reflector], not [dataplane.xdp]): the programs are built
+  /// with them when the dataplane opens, so a reflector role with others is refused until a restart.
+  uint16_t reflector_port = kDefaultStampPort;
+  TimestampFormat reflector_format = TimestampFormat::kNtp;
   bool operator==(const XdpOptions&) const = default;
 };
 

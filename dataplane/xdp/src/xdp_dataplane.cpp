@@ -1,10 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "hubprobe/xdp_dataplane.h"
 
+#include <arpa/inet.h>
 #include <net/if.h>
 
 #include <cerrno>
 #include <chrono>
+#include <cstddef>
+#include <cstring>
+
+#include "hubprobe/stamp_wire.h"
 
 namespace hubprobe::xdp {
 namespace {
@@ -21,68 +26,108 @@ Result<AttachMode> attach_one(XdpReflector& program, int ifindex, dp::XdpAttachM
   return fixed;
 }
 
-// The role's run-time settings as the program takes them.
+// The program's counter names say what each counts (bpf/stamp_reflect.h): reflected, dropped_REASON and
+// passed_REASON; passed_not_stamp, passed_off and anything else is not a request the reflector was asked.
+dp::ReflectorOutcome outcome_of(std::string_view name, uint64_t value) {
+  using Kind = dp::ReflectorOutcome::Kind;
+  constexpr std::string_view kDropped = "dropped_", kPassed = "passed_";
+  if (name == "reflected") return {Kind::kReflected, "", value};
+  if (name.starts_with(kDropped)) return {Kind::kDropped, std::string(name.substr(kDropped.size())), value};
+  if (name.starts_with(kPassed) && name != "passed_not_stamp" && name != "passed_off") {
+    return {Kind::kPassed, std::string(name.substr(kPassed.size())), value};
+  }
+  return {Kind::kOther, std::string(name), value};
+}
+
+// The key of a reply's XDP RX stamp: the port's local port, and the SSID and Session-Sender Sequence Number
+// the reply carries (unauthenticated layout: the program stamps only those). Nullopt when it is no reply.
+std::optional<RxStampKey> rx_stamp_key(const dp::RxPacket& packet, uint16_t local_port) {
+  if (packet.length < sizeof(stamp_reflector_unauth)) return std::nullopt;
+  const auto ssid = stamp::read_ssid({packet.data, packet.length}, stamp::Mode::kUnauthenticated);
+  if (!ssid) return std::nullopt;
+  uint32_t sender_seq = 0;
+  std::memcpy(&sender_seq, packet.data + offsetof(stamp_reflector_unauth, sender_seq), sizeof(sender_seq));
+  return RxStampKey{local_port, *ssid, ntohl(sender_seq)};
+}
+
+// A kernel port whose replies get their T4 from the XDP program where it stamped them (else the kernel's).
+class XdpPort final : public dp::Port {
+ public:
+  XdpPort(std::unique_ptr<dp::Port> inner, std::shared_ptr<XdpPrograms> programs, bool stamped)
+      : inner_(std::move(inner)), programs_(std::move(programs)), stamped_(stamped) {}
+  ~XdpPort() override {
+    if (stamped_) programs_->unregister_sender_port(inner_->local_address().port());
+  }
+
+  Result<size_t> send(std::span<dp::TxPacket> batch) override { return inner_->send(batch); }
+  Result<size_t> receive(std::span<dp::RxPacket> batch) override {
+    auto received = inner_->receive(batch);
+    if (!received || !stamped_) return received;
+    const uint16_t local_port = inner_->local_address().port();
+    for (size_t i = 0; i < received.value(); ++i) {
+      const auto key = rx_stamp_key(batch[i], local_port);
+      if (!key) continue;
+      if (const auto at = programs_->take_rx_stamp(*key)) batch[i].rx = dp::Timestamp{*at, dp::TimestampSource::kXdp};
+    }
+    return received;
+  }
+  size_t drain_tx_timestamps(std::span<dp::TxTimestamp> out) override { return inner_->drain_tx_timestamps(out); }
+  int poll_fd() const override { return inner_->poll_fd(); }
+  dp::PortCapabilities capabilities() const override {
+    dp::PortCapabilities c = inner_->capabilities();
+    // A reply the program did not stamp (authenticated, IPv4 options, evicted) keeps the kernel's stamp,
+    // which says so in its own source.
+    if (stamped_) c.rx_source = dp::TimestampSource::kXdp;
+    return c;
+  }
+  SocketAddress local_address() const override { return inner_->local_address(); }
+  const dp::PortCounters& counters() const override { return inner_->counters(); }
+
+ private:
+  std::unique_ptr<dp::Port> inner_;
+  std::shared_ptr<XdpPrograms> programs_;
+  bool stamped_;
+};
+
+}  // namespace
+
 ReflectorPolicy policy_of(const dp::ReflectorRole& role) {
   ReflectorPolicy policy;
+  policy.mode = role.authenticated ? ReflectMode::kAuthenticated : ReflectMode::kAnswer;
   policy.stateful = role.stateful;
   policy.rate_limit_pps = role.rate_limit_pps;
   policy.allow = role.allow;
   return policy;
 }
 
-// The program's counter names say what each counts (bpf/stamp_reflect.h): reflected, dropped_REASON and
-// passed_REASON; passed_not_stamp and anything else is traffic that was not a request to the reflector.
-dp::ReflectorOutcome outcome_of(std::string_view name, uint64_t value) {
-  using Kind = dp::ReflectorOutcome::Kind;
-  constexpr std::string_view kDropped = "dropped_", kPassed = "passed_";
-  if (name == "reflected") return {Kind::kReflected, "", value};
-  if (name.starts_with(kDropped)) return {Kind::kDropped, std::string(name.substr(kDropped.size())), value};
-  if (name.starts_with(kPassed) && name != "passed_not_stamp") {
-    return {Kind::kPassed, std::string(name.substr(kPassed.size())), value};
-  }
-  return {Kind::kOther, std::string(name), value};
-}
+// ---- XdpPrograms ----------------------------------------------------------------------------------
 
-}  // namespace
-
-ReflectorOptions program_options(const dp::ReflectorRole& role) {
-  ReflectorOptions options;
-  options.port = role.port;
-  options.reflect_unauthenticated = !role.authenticated;
-  options.format = role.format;
-  return options;
-}
-
-Result<std::vector<Attachment>> attach_all(const dp::XdpOptions& options, const ReflectorOptions& program_options) {
+Result<std::shared_ptr<XdpPrograms>> XdpPrograms::open(const dp::XdpOptions& options) {
+  ReflectorOptions load_options;
+  load_options.port = options.reflector_port;
+  load_options.format = options.reflector_format;
   std::vector<Attachment> attachments;
   for (const std::string& interface : options.interfaces) {
     const int ifindex = static_cast<int>(if_nametoindex(interface.c_str()));
     if (ifindex == 0) return errno_error("dataplane.xdp.interfaces: interface " + interface, errno);
-    auto program = XdpReflector::load(program_options);
+    auto program = XdpReflector::load(load_options);
     if (!program) return program.error();
+    if (auto off = program.value()->set_policy({.mode = ReflectMode::kOff}); !off) return off.error();
     auto mode = attach_one(*program.value(), ifindex, options.mode);
     if (!mode) return mode.error();  // the attachments so far detach as they go out of scope
     attachments.push_back(Attachment{interface, ifindex, mode.value(), std::move(program.value())});
   }
-  return attachments;
+  std::shared_ptr<XdpPrograms> programs(new XdpPrograms(std::move(attachments), options));
+  programs->policy_.mode = ReflectMode::kOff;
+  if (auto r = programs->publish_clock(); !r) return r.error();
+  programs->clock_thread_ = std::thread([p = programs.get()] { p->clock_loop(); });
+  return programs;
 }
 
-Result<std::unique_ptr<XdpBackendReflector>> XdpBackendReflector::start(const dp::XdpOptions& options,
-                                                                        const dp::ReflectorRole& role) {
-  auto attachments = attach_all(options, program_options(role));
-  if (!attachments) return attachments.error();
-  std::unique_ptr<XdpBackendReflector> reflector(new XdpBackendReflector(std::move(attachments.value()), role));
-  if (auto r = reflector->apply_policy(role); !r) return r.error();
-  // The program hands every request up until it has a clock: publish before anything is answered.
-  if (auto r = reflector->publish_clock(); !r) return r.error();
-  reflector->clock_thread_ = std::thread([r = reflector.get()] { r->clock_loop(); });
-  return reflector;
-}
+XdpPrograms::XdpPrograms(std::vector<Attachment> attachments, dp::XdpOptions options)
+    : attachments_(std::move(attachments)), options_(std::move(options)) {}
 
-XdpBackendReflector::XdpBackendReflector(std::vector<Attachment> attachments, dp::ReflectorRole role)
-    : attachments_(std::move(attachments)), role_(std::move(role)) {}
-
-XdpBackendReflector::~XdpBackendReflector() {
+XdpPrograms::~XdpPrograms() {
   {
     std::lock_guard lock(mutex_);
     stop_ = true;
@@ -92,16 +137,53 @@ XdpBackendReflector::~XdpBackendReflector() {
   for (Attachment& a : attachments_) a.program->detach();
 }
 
-std::string XdpBackendReflector::describe() const {
-  std::string text = "xdp";
-  for (size_t i = 0; i < attachments_.size(); ++i) {
-    text += (i == 0 ? " " : ", ");
-    text += std::string(mode_name(attachments_[i].mode)) + " on " + attachments_[i].interface;
+std::string XdpPrograms::describe() const {
+  std::string text;
+  for (const Attachment& a : attachments_) {
+    text += (text.empty() ? "" : ", ") + std::string(mode_name(a.mode)) + " on " + a.interface;
   }
   return text;
 }
 
-Result<void> XdpBackendReflector::publish_clock() {
+Result<void> XdpPrograms::set_policy(const ReflectorPolicy& policy) {
+  std::lock_guard lock(mutex_);
+  for (Attachment& a : attachments_) {
+    if (auto r = a.program->set_policy(policy); !r) {
+      for (Attachment& back : attachments_) (void)back.program->set_policy(policy_);
+      return r;
+    }
+  }
+  policy_ = policy;
+  return {};
+}
+
+ReflectorPolicy XdpPrograms::policy() const {
+  std::lock_guard lock(mutex_);
+  return policy_;
+}
+
+Result<void> XdpPrograms::register_sender_port(uint16_t port) {
+  for (Attachment& a : attachments_) {
+    if (auto r = a.program->register_sender_port(port); !r) {
+      unregister_sender_port(port);
+      return r;
+    }
+  }
+  return {};
+}
+
+void XdpPrograms::unregister_sender_port(uint16_t port) {
+  for (Attachment& a : attachments_) a.program->unregister_sender_port(port);
+}
+
+std::optional<WallNs> XdpPrograms::take_rx_stamp(const RxStampKey& key) {
+  for (Attachment& a : attachments_) {
+    if (auto at = a.program->take_rx_stamp(key)) return at;
+  }
+  return std::nullopt;
+}
+
+Result<void> XdpPrograms::publish_clock() {
   const ClockState clock = read_clock_state();
   for (Attachment& a : attachments_) {
     if (auto r = a.program->publish_clock(clock); !r) return r;
@@ -109,7 +191,7 @@ Result<void> XdpBackendReflector::publish_clock() {
   return {};
 }
 
-void XdpBackendReflector::clock_loop() {
+void XdpPrograms::clock_loop() {
   std::unique_lock lock(mutex_);
   while (!wake_.wait_for(lock, kClockRefresh, [this] { return stop_; })) {
     lock.unlock();
@@ -118,33 +200,41 @@ void XdpBackendReflector::clock_loop() {
   }
 }
 
-Result<void> XdpBackendReflector::update(const dp::ReflectorRole& role) {
-  const ReflectorOptions now = program_options(role_), next = program_options(role);
-  if (now.port != next.port || now.reflect_unauthenticated != next.reflect_unauthenticated ||
-      now.format != next.format) {
-    return make_error("the XDP reflector's port, timestamp format and mode are fixed while it runs: restart the agent",
-                      EINVAL);
+// ---- XdpBackendReflector --------------------------------------------------------------------------
+
+Result<std::unique_ptr<XdpBackendReflector>> XdpBackendReflector::start(std::shared_ptr<XdpPrograms> programs,
+                                                                        const dp::ReflectorRole& role) {
+  std::unique_ptr<XdpBackendReflector> reflector(new XdpBackendReflector(std::move(programs)));
+  if (auto r = reflector->update(role); !r) {
+    reflector->programs_.reset();  // nothing to turn off
+    return r.error();
   }
-  if (auto r = apply_policy(role); !r) {
-    (void)apply_policy(role_);  // all or nothing: the interfaces that took the new one go back
-    return r;
-  }
-  std::lock_guard lock(mutex_);
-  role_ = role;
-  return {};
+  return reflector;
 }
 
-Result<void> XdpBackendReflector::apply_policy(const dp::ReflectorRole& role) {
-  const ReflectorPolicy policy = policy_of(role);
-  for (Attachment& a : attachments_) {
-    if (auto r = a.program->set_policy(policy); !r) return r;
+XdpBackendReflector::~XdpBackendReflector() {
+  if (!programs_) return;
+  ReflectorPolicy off = programs_->policy();
+  off.mode = ReflectMode::kOff;
+  (void)programs_->set_policy(off);
+}
+
+std::string XdpBackendReflector::describe() const { return "xdp " + programs_->describe(); }
+
+Result<void> XdpBackendReflector::update(const dp::ReflectorRole& role) {
+  const dp::XdpOptions& built = programs_->options();
+  if (role.port != built.reflector_port || role.format != built.reflector_format) {
+    return make_error("the XDP programs answer port " + std::to_string(built.reflector_port) + " in the " +
+                          (built.reflector_format == TimestampFormat::kPtp ? "PTP" : "NTP") +
+                          " format they were loaded with: a new reflector port or timestamp format needs a restart",
+                      EINVAL);
   }
-  return {};
+  return programs_->set_policy(policy_of(role));
 }
 
 Result<std::vector<dp::ReflectorOutcome>> XdpBackendReflector::outcomes() const {
   std::vector<dp::ReflectorOutcome> total;
-  for (const Attachment& a : attachments_) {
+  for (const Attachment& a : programs_->attachments()) {
     auto counters = a.program->counters();
     if (!counters) return counters.error();
     for (size_t i = 0; i < counters.value().size(); ++i) {
@@ -156,15 +246,30 @@ Result<std::vector<dp::ReflectorOutcome>> XdpBackendReflector::outcomes() const 
   return total;
 }
 
-XdpDataplane::XdpDataplane(dp::XdpOptions xdp, dp::KernelOptions kernel, std::function<void(const std::string&)> notice)
-    : xdp_(std::move(xdp)), kernel_(kernel, notice), notice_(std::move(notice)) {}
+// ---- XdpDataplane ---------------------------------------------------------------------------------
+
+Result<std::unique_ptr<XdpDataplane>> XdpDataplane::open(dp::XdpOptions xdp, dp::KernelOptions kernel,
+                                                         std::function<void(const std::string&)> notice) {
+  if (xdp.interfaces.empty()) return make_error("the xdp dataplane needs at least one interface to attach to", EINVAL);
+  auto programs = XdpPrograms::open(xdp);
+  if (!programs) return programs.error();
+  return std::unique_ptr<XdpDataplane>(new XdpDataplane(std::move(programs.value()), kernel, std::move(notice)));
+}
 
 Result<std::unique_ptr<dp::Port>> XdpDataplane::open_port(const dp::PortOptions& options) {
-  return kernel_.open_port(options);
+  auto port = kernel_.open_port(options);
+  if (!port) return port.error();
+  const uint16_t local = port.value()->local_address().port();
+  // The reflector's own ports receive requests, not replies: nothing to stamp there.
+  const bool stamped = local != programs_->reflector_port();
+  if (stamped) {
+    if (auto r = programs_->register_sender_port(local); !r) return r.error();
+  }
+  return std::unique_ptr<dp::Port>(std::make_unique<XdpPort>(std::move(port.value()), programs_, stamped));
 }
 
 Result<std::unique_ptr<dp::BackendReflector>> XdpDataplane::start_reflector(const dp::ReflectorRole& role) {
-  auto reflector = XdpBackendReflector::start(xdp_, role);
+  auto reflector = XdpBackendReflector::start(programs_, role);
   if (!reflector) return reflector.error();
   return std::unique_ptr<dp::BackendReflector>(std::move(reflector.value()));
 }

@@ -118,7 +118,6 @@ Result<std::unique_ptr<XdpReflector>> XdpReflector::load(const ReflectorOptions&
   if (skeleton == nullptr) return libbpf_error("opening the XDP STAMP reflector", errno);
   stamp_reflect_config& config = skeleton->rodata->stamp_reflect_config;
   config.port = options.port;
-  config.reflect_unauth = options.reflect_unauthenticated ? 1 : 0;
   config.reply_ttl = options.reply_ttl;
   config.timestamp_format = options.format == TimestampFormat::kPtp ? STAMP_REFLECT_TS_PTP : STAMP_REFLECT_TS_NTP;
   config.session_idle_s = options.session_idle_s;
@@ -134,9 +133,14 @@ Result<std::unique_ptr<XdpReflector>> XdpReflector::load(const ReflectorOptions&
   }
   if (const int err = stamp_reflect__load(skeleton); err != 0) {
     stamp_reflect__destroy(skeleton);
-    return libbpf_error("loading the XDP STAMP reflector (needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN; kernel >= 6.1)", err);
+    return libbpf_error("loading the XDP STAMP reflector (needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN; kernel >= 6.1)",
+                        err);
   }
-  return std::unique_ptr<XdpReflector>(new XdpReflector(skeleton, options));
+  std::unique_ptr<XdpReflector> reflector(new XdpReflector(skeleton, options));
+  ReflectorPolicy initial;
+  initial.mode = options.reflect_unauthenticated ? ReflectMode::kAnswer : ReflectMode::kAuthenticated;
+  if (auto r = reflector->set_policy(initial); !r) return r.error();
+  return reflector;
 }
 
 XdpReflector::XdpReflector(stamp_reflect* skeleton, const ReflectorOptions& options)
@@ -247,6 +251,9 @@ Result<void> XdpReflector::set_policy(const ReflectorPolicy& policy) {
   stamp_reflect_policy next{};
   next.rate_limit_pps = policy.rate_limit_pps;
   next.stateful = policy.stateful ? 1 : 0;
+  next.reflect = policy.mode == ReflectMode::kAnswer          ? STAMP_REFLECT_ANSWER
+                 : policy.mode == ReflectMode::kAuthenticated ? STAMP_REFLECT_AUTH
+                                                              : STAMP_REFLECT_OFF;
   next.allow_list = STAMP_REFLECT_ALLOW_ALL;
   if (!policy.allow.empty()) {
     // The trie not in force is filled; the store below switches to it.

@@ -17,7 +17,7 @@
 namespace hubprobe {
 
 /// The flags of `hubprobe ping` as given (agent/cli/src/main.cpp binds them to the command line).
-struct PingArgs {
+struct PingArgs : DataplaneArgs {
   std::string host;
   uint64_t count = 0;
   double interval_s = 1.0;
@@ -50,8 +50,6 @@ struct PingOptions {
   int64_t timeout_ns = 2'000'000'000;  ///< a probe unanswered this long (monotonic) is lost
   bool json = false;
   bool quiet = false;
-  /// The kernel backend: the xdp backend stamps nothing for a sender yet (its replies are stamped by the
-  /// kernel either way), so ping offers no --backend.
   dp::DataplaneOptions dataplane;
 };
 

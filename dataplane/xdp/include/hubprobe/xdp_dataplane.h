@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-// The `xdp` backend: probe ports are kernel UDP sockets (the kernel backend's, with its options), and the
-// reflector runs in the kernel: the XDP STAMP program (bpf/stamp_reflect.bpf.c) attached to every interface of
-// [dataplane.xdp], answering with XDP_TX and handing what it does not answer to the user-space reflector
-// (docs/architecture.md "The xdp backend").
+// The `xdp` backend: the XDP STAMP program (bpf/stamp_reflect.bpf.c) attached to every interface of
+// [dataplane.xdp] for the life of the dataplane, probe ports that are kernel UDP sockets whose replies
+// the program stamps at XDP ingress (T4), and the reflector in the kernel: the same program answering
+// with XDP_TX once the reflector role is started, handing what it does not answer to the user-space
+// reflector (docs/architecture.md "The xdp backend").
 #pragma once
 
 #include <condition_variable>
@@ -26,55 +27,84 @@ struct Attachment {
   std::unique_ptr<XdpReflector> program;
 };
 
-/// Loads one program per interface and attaches it in `mode` (auto: native, else generic). All or nothing:
-/// on failure nothing stays attached and the error names the interface.
-Result<std::vector<Attachment>> attach_all(const dp::XdpOptions& options, const ReflectorOptions& program_options);
-
-/// The reflector role in the kernel: the attachments, with their clock state kept current by a thread of its own
-/// (the Error Estimate from adjtimex, the TAI offset; once a second).
-class XdpBackendReflector final : public dp::BackendReflector {
+/// The programs of one dataplane: attached at open(), their clock state republished once a second by a
+/// thread of their own (the Error Estimate from adjtimex, the TAI offset), detached on destruction.
+/// Thread-safe.
+class XdpPrograms {
  public:
-  static Result<std::unique_ptr<XdpBackendReflector>> start(const dp::XdpOptions& options,
-                                                            const dp::ReflectorRole& role);
-  ~XdpBackendReflector() override;
+  /// Loads one program per interface (reflection off) and attaches it in `options.mode` (auto: native,
+  /// else generic). All or nothing: on failure nothing stays attached and the error names the interface.
+  static Result<std::shared_ptr<XdpPrograms>> open(const dp::XdpOptions& options);
+  ~XdpPrograms();
 
-  std::string describe() const override;
-  Result<void> update(const dp::ReflectorRole& role) override;
-  Result<std::vector<dp::ReflectorOutcome>> outcomes() const override;
   const std::vector<Attachment>& attachments() const { return attachments_; }
+  /// "native on eth1, generic on eth2".
+  std::string describe() const;
+  /// The same policy on every attachment, all or nothing (the previous one restored on failure).
+  Result<void> set_policy(const ReflectorPolicy& policy);
+  ReflectorPolicy policy() const;
+  /// Registers a session-sender's local port on every attachment (its replies get stamped).
+  Result<void> register_sender_port(uint16_t port);
+  void unregister_sender_port(uint16_t port);
+  /// The XDP ingress time of a reply, from whichever interface it came in on.
+  std::optional<WallNs> take_rx_stamp(const RxStampKey& key);
+  uint16_t reflector_port() const { return options_.reflector_port; }
+  const dp::XdpOptions& options() const { return options_; }
 
  private:
-  XdpBackendReflector(std::vector<Attachment> attachments, dp::ReflectorRole role);
+  XdpPrograms(std::vector<Attachment> attachments, dp::XdpOptions options);
   Result<void> publish_clock();
-  /// Stateful numbering, rate limit and allow list on every attachment.
-  Result<void> apply_policy(const dp::ReflectorRole& role);
   void clock_loop();
 
   std::vector<Attachment> attachments_;
-  dp::ReflectorRole role_;
-  mutable std::mutex mutex_;
+  dp::XdpOptions options_;
+  mutable std::mutex mutex_;  ///< the policy, the clock thread's stop flag
+  ReflectorPolicy policy_;
   std::condition_variable wake_;
   bool stop_ = false;
   std::thread clock_thread_;
 };
 
-/// The backend object: ports from the kernel backend, the reflector in XDP.
-class XdpDataplane final : public dp::Dataplane {
+/// The reflector role in the kernel: while it lives, the programs answer requests to the reflector port.
+class XdpBackendReflector final : public dp::BackendReflector {
  public:
-  XdpDataplane(dp::XdpOptions xdp, dp::KernelOptions kernel, std::function<void(const std::string&)> notice);
-  std::string_view name() const override { return "xdp"; }
-  std::string_view port_backend() const override { return "kernel"; }
-  Result<std::unique_ptr<dp::Port>> open_port(const dp::PortOptions& options) override;
-  Result<std::unique_ptr<dp::BackendReflector>> start_reflector(const dp::ReflectorRole& role) override;
+  static Result<std::unique_ptr<XdpBackendReflector>> start(std::shared_ptr<XdpPrograms> programs,
+                                                            const dp::ReflectorRole& role);
+  /// Turns reflection off again (requests go to the stack); the programs stay attached.
+  ~XdpBackendReflector() override;
+
+  std::string describe() const override;
+  Result<void> update(const dp::ReflectorRole& role) override;
+  Result<std::vector<dp::ReflectorOutcome>> outcomes() const override;
 
  private:
-  dp::XdpOptions xdp_;
-  dp::KernelDataplane kernel_;
-  std::function<void(const std::string&)> notice_;
+  explicit XdpBackendReflector(std::shared_ptr<XdpPrograms> programs) : programs_(std::move(programs)) {}
+
+  std::shared_ptr<XdpPrograms> programs_;
 };
 
-/// The program's settings for a role: its port, format, and whether it may answer at all (not in
-/// authenticated mode, which only user space does).
-ReflectorOptions program_options(const dp::ReflectorRole& role);
+/// The backend object.
+class XdpDataplane final : public dp::Dataplane {
+ public:
+  static Result<std::unique_ptr<XdpDataplane>> open(dp::XdpOptions xdp, dp::KernelOptions kernel,
+                                                    std::function<void(const std::string&)> notice);
+  std::string_view name() const override { return "xdp"; }
+  std::string_view port_backend() const override { return "kernel"; }
+  /// A kernel socket; a port other than the reflector's is registered for XDP RX stamps.
+  Result<std::unique_ptr<dp::Port>> open_port(const dp::PortOptions& options) override;
+  Result<std::unique_ptr<dp::BackendReflector>> start_reflector(const dp::ReflectorRole& role) override;
+  const XdpPrograms& programs() const { return *programs_; }
+
+ private:
+  XdpDataplane(std::shared_ptr<XdpPrograms> programs, dp::KernelOptions kernel,
+               std::function<void(const std::string&)> notice)
+      : programs_(std::move(programs)), kernel_(kernel, std::move(notice)) {}
+
+  std::shared_ptr<XdpPrograms> programs_;
+  dp::KernelDataplane kernel_;
+};
+
+/// The policy a reflector role asks of the programs.
+ReflectorPolicy policy_of(const dp::ReflectorRole& role);
 
 }  // namespace hubprobe::xdp

@@ -25,11 +25,17 @@ namespace hubprobe::xdp {
 /// is the mode whose XDP_TX delivers without an XDP program on the peer.
 enum class AttachMode : uint8_t { kNative, kGeneric };
 
+/// Whether the program answers requests to its port (ReflectorPolicy::mode).
+enum class ReflectMode : uint8_t {
+  kOff,            ///< every request goes to the stack (passed_off): no reflector answers in XDP here
+  kAnswer,         ///< unauthenticated STAMP is answered with XDP_TX
+  kAuthenticated,  ///< authenticated mode, which XDP never does: every request goes to the stack (passed_auth)
+};
+
 /// Load-time settings (the program's .rodata): fixed for the life of a loaded reflector.
 struct ReflectorOptions {
   uint16_t port = kDefaultStampPort;
-  /// false: every packet to the port goes to the stack, e.g. because the reflector runs in
-  /// authenticated mode, which XDP never does.
+  /// The policy's mode right after load: true kAnswer, false kAuthenticated (set_policy changes it).
   bool reflect_unauthenticated = true;
   uint8_t reply_ttl = 64;  ///< TTL / hop limit of replies: what a Linux socket would send
   TimestampFormat format = TimestampFormat::kNtp;
@@ -44,6 +50,7 @@ struct ReflectorOptions {
 
 /// Run-time settings: changeable while attached (set_policy), applied to the next packet.
 struct ReflectorPolicy {
+  ReflectMode mode = ReflectMode::kAnswer;
   /// Own sequence numbers per session (source and destination address and port, SSID), from 0.
   bool stateful = false;
   /// Requests per second per source address: a one-second token bucket that starts full and refills
