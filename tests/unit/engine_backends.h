@@ -11,6 +11,7 @@
 #include <array>
 #include <chrono>
 #include <memory>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -50,6 +51,23 @@ class TestBackend {
   /// A target whose probes the backend refuses to send (each gets an errno value), once refuse_sends() ran.
   virtual SocketAddress refused_target() const = 0;
   virtual void refuse_sends() = 0;
+
+  // The other side: a remote sender that probes a reflector under test.
+  /// A datagram that came back to the remote sender.
+  struct Datagram {
+    std::vector<uint8_t> data;
+    SocketAddress source;
+    dp::Timestamp rx;  ///< as wall time
+  };
+  /// Where a reflector under test listens.
+  virtual SocketAddress listen_address() const = 0;
+  /// The remote sender's address.
+  virtual SocketAddress sender_address() const = 0;
+  /// The remote sender sends `data` to `to`, a port the engine under test opened on dataplane().
+  virtual void send_to(const SocketAddress& to, std::span<const uint8_t> data) = 0;
+  /// What came back to the remote sender since the last call (the kernel: waits up to 200 ms for the
+  /// first datagram).
+  virtual std::vector<Datagram> take_replies() = 0;
 
   /// The UDP source port of every request the reflector saw, in arrival order.
   std::vector<uint16_t> source_ports;
@@ -115,9 +133,47 @@ class KernelBackend final : public TestBackend {
   SocketAddress refused_target() const override { return *SocketAddress::parse("255.255.255.255:862", 862); }
   void refuse_sends() override {}
 
+  SocketAddress listen_address() const override { return *SocketAddress::parse("127.0.0.1:0", 0); }
+  SocketAddress sender_address() const override { return client().local_address(); }
+  void send_to(const SocketAddress& to, std::span<const uint8_t> data) override {
+    dp::TxPacket packet;
+    packet.data = data.data();
+    packet.length = static_cast<uint32_t>(data.size());
+    packet.destination = to;
+    const auto sent = client().send(std::span(&packet, 1));
+    EXPECT_TRUE(sent.ok() && *sent == 1u);
+  }
+  std::vector<Datagram> take_replies() override {
+    std::vector<Datagram> out;
+    std::array<uint8_t, 2048> buffer{};
+    dp::RxPacket rx;
+    for (int waited = 0; waited < 200; ++waited) {
+      rx.data = buffer.data();
+      rx.capacity = buffer.size();
+      for (auto got = client().receive(std::span(&rx, 1)); got.ok() && *got == 1;
+           got = client().receive(std::span(&rx, 1))) {
+        out.push_back({std::vector<uint8_t>(buffer.begin(), buffer.begin() + rx.length), rx.source, rx.rx});
+      }
+      if (!out.empty()) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return out;
+  }
+
  private:
+  dp::Port& client() const {
+    if (!client_) {
+      dp::PortOptions options;
+      options.local = *SocketAddress::parse("127.0.0.1:0", 0);
+      options.tx_timestamps = false;
+      client_ = std::move(dataplane_->open_port(options).value());
+    }
+    return *client_;
+  }
+
   std::shared_ptr<dp::Dataplane> dataplane_;
   std::unique_ptr<dp::Port> port_;
+  mutable std::unique_ptr<dp::Port> client_;  ///< the remote sender's
 };
 
 /// Scripted ports in a clock 7 ms behind wall time. serve() takes what every open port sent to the
@@ -140,7 +196,10 @@ class ScriptedBackend final : public TestBackend {
     const WallNs t = time_;
     for (dp::ScriptedPort* port : dataplane_->ports) {
       for (dp::SentPacket& sent : port->take_sent()) {
-        if (!(sent.destination == reflector_address())) continue;
+        if (!(sent.destination == reflector_address())) {
+          elsewhere_.push_back(std::move(sent));
+          continue;
+        }
         if (!answers(port->local_address().port(), drop_every)) continue;
         dp::RxPacket request;
         request.data = sent.data.data();
@@ -170,9 +229,41 @@ class ScriptedBackend final : public TestBackend {
   SocketAddress refused_target() const override { return reflector_address(); }
   void refuse_sends() override { dataplane_->set_send_capacity(0); }
 
+  SocketAddress listen_address() const override { return *SocketAddress::parse("198.18.0.1:862", 862); }
+  SocketAddress sender_address() const override { return *SocketAddress::parse("198.18.0.3:50000", 862); }
+  /// The request arrives 10 µs after the clock's reading, with TTL 64.
+  void send_to(const SocketAddress& to, std::span<const uint8_t> data) override {
+    for (dp::ScriptedPort* port : dataplane_->ports) {
+      if (!(port->local_address() == to)) continue;
+      dp::ScriptedPacket packet;
+      packet.data.assign(data.begin(), data.end());
+      packet.source = sender_address();
+      packet.destination = to;
+      packet.arrival = dataplane_->clock().at_wall(time_ + 10'000);
+      packet.ttl = 64;
+      port->deliver(std::move(packet));
+      return;
+    }
+    ADD_FAILURE() << "no open port at " << to.to_string();
+  }
+  /// A reply is back 20 µs after the clock's reading.
+  std::vector<Datagram> take_replies() override {
+    for (dp::ScriptedPort* port : dataplane_->ports) {
+      for (dp::SentPacket& sent : port->take_sent()) elsewhere_.push_back(std::move(sent));
+    }
+    std::vector<Datagram> out;
+    for (dp::SentPacket& sent : elsewhere_) {
+      if (!(sent.destination == sender_address())) continue;
+      out.push_back({std::move(sent.data), sent.source, {time_ + 20'000, dp::TimestampSource::kHardware}});
+    }
+    elsewhere_.clear();
+    return out;
+  }
+
  private:
   std::shared_ptr<ScriptedDataplane> dataplane_;
-  WallNs time_ = kStart;  ///< the script's time: wall and monotonic alike (no step in these timelines)
+  std::vector<dp::SentPacket> elsewhere_;  ///< what the ports sent to others than the far reflector
+  WallNs time_ = kStart;                   ///< the script's time: wall and monotonic alike (no step in these timelines)
   uint16_t next_free_ = 30000;
 };
 
