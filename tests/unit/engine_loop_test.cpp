@@ -5,6 +5,7 @@
 #include "hubprobe/engine_loop.h"
 
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <array>
@@ -14,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "hubprobe/port_demux.h"
@@ -91,6 +93,42 @@ TEST(EngineLoop, PollFdWakesTheStepWhoseDescriptorIsReady) {
   EXPECT_EQ(idle.steps, 1) << "a step neither due nor ready sleeps on";
   close(pipe_fds[0]);
   close(pipe_fds[1]);
+}
+
+// The last core this process may run on.
+int last_allowed_cpu() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return -1;
+  for (int cpu = CPU_SETSIZE - 1; cpu >= 0; --cpu) {
+    if (CPU_ISSET(cpu, &set)) return cpu;
+  }
+  return -1;
+}
+
+TEST(EngineLoop, BusyLoopRunsOnTheCoreItIsPinnedTo) {
+  const int cpu = last_allowed_cpu();
+  ASSERT_GE(cpu, 0);
+  std::atomic<bool> stop{false};
+  int cpu_seen = -1;
+  CountingStep step;
+  step.on_step = [&] {
+    cpu_seen = sched_getcpu();
+    stop = true;
+  };
+  EngineLoopOptions options;
+  options.wait = dp::WaitKind::kBusyPoll;
+  options.cpu = cpu;
+  std::thread thread([&] { EXPECT_TRUE(EngineLoop({&step}, options).run(stop).ok()); });
+  thread.join();
+  EXPECT_EQ(cpu_seen, cpu);
+
+  options.cpu = CPU_SETSIZE - 1;  // no such core here
+  stop = false;
+  CountingStep never;
+  std::thread refused([&] { EXPECT_FALSE(EngineLoop({&never}, options).run(stop).ok()); });
+  refused.join();
+  EXPECT_EQ(never.steps, 0) << "a loop that cannot be pinned does not run";
 }
 
 TEST(EngineLoop, LoopKindIsBusyWhenAnyPortIsBusyPolled) {

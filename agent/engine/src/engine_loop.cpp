@@ -6,6 +6,7 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -14,6 +15,7 @@ namespace hubprobe {
 
 namespace {
 Result<void> pin_to(int cpu) {
+  if (cpu >= CPU_SETSIZE) return make_error("cannot pin the engine loop to cpu " + std::to_string(cpu), EINVAL);
   cpu_set_t set;
   CPU_ZERO(&set);
   CPU_SET(cpu, &set);
