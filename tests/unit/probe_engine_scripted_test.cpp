@@ -54,9 +54,9 @@ class ProbeEngineOverScriptedPorts : public ::testing::Test {
   }
   dp::ScriptedPort& port() { return *dataplane_->ports.at(0); }
   // One engine tick at wall time `t`, the port's clock reading the same instant.
-  void tick(WallNs t) {
+  StepResult tick(WallNs t) {
     port().clock().set(port().clock().at_wall(t));
-    engine_.run_tick(both(t), kClock, recorder_);
+    return engine_.run_tick(both(t), kClock, recorder_);
   }
   // Reflects what the port sent: request i arrives at t2[i], is answered at t3[i], and the reply is back
   // at t4[i].
@@ -121,11 +121,14 @@ TEST_F(ProbeEngineOverScriptedPorts, ReplyCompletesInTheTickThatCollectsItWithTh
 
 TEST_F(ProbeEngineOverScriptedPorts, LossIsReportedOnceTheTimeoutPasses) {
   ASSERT_TRUE(engine_.add_session(spec("a"), 0, kBase).ok());
-  tick(kBase);
+  const StepResult sent = tick(kBase);
+  EXPECT_EQ(sent.work, 1u);
+  // Its only probe sent, the step's next timed work is that probe's timeout: a loop sleeps until then.
+  EXPECT_EQ(sent.next_deadline, kBase + 1'000 * kMs);
   port().take_sent();  // dropped on the way
   tick(kBase + 999 * kMs);
   EXPECT_TRUE(recorder_.events["a"].empty());
-  tick(kBase + 1'000 * kMs);
+  EXPECT_EQ(tick(kBase + 1'000 * kMs).next_deadline, StepResult::kNever) << "nothing left to do";
   ASSERT_EQ(recorder_.events["a"].size(), 1u);
   EXPECT_EQ(recorder_.events["a"][0].kind, stamp::ProbeEvent::Kind::kLost);
   EXPECT_EQ(recorder_.events["a"][0].seq, 0u);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// The agent's probe engine against a reflector on loopback (no privileges): several sessions share one
-// port, replies are demultiplexed by SSID, every probe ends as exactly one event.
+// The agent's probe engine against a reflector, on every backend of the tests (engine_backends.h): the
+// kernel on loopback (no privileges) and scripted ports. Several sessions share one port, replies are
+// demultiplexed by SSID, every probe ends as exactly one event, and a reload's change is whole or nothing.
 #include "hubprobe/probe_engine.h"
 
 #include <gtest/gtest.h>
@@ -10,12 +11,13 @@
 #include <cstring>
 #include <limits>
 #include <map>
-#include <thread>
 
-#include "hubprobe/session_reflector.h"
+#include "engine_backends.h"
 
 namespace hubprobe {
 namespace {
+
+using test::BackendKind;
 
 struct Recorder : ProbeListener {
   std::map<std::string, std::vector<uint32_t>> sent;
@@ -38,75 +40,55 @@ struct Recorder : ProbeListener {
   void on_send_failed(const std::string& id, uint32_t seq, const Error& error) override {
     send_failures[id].emplace_back(seq, error);
   }
-  void tick_done() {
-    const MonoNs end = mono_now();
+  void tick_done(MonoNs end) {
     for (const auto& [id, sent_mono] : this_tick) reply_elapsed[id].push_back(end - sent_mono);
     this_tick.clear();
   }
 };
 
-// A tick at the monotonic time `mono` (ahead of the clock in tests that skip time); the wall time, which
-// goes into the probes, as the clock reads it.
-Now tick_at(MonoNs mono) { return Now{wall_now(), mono}; }
+class ProbeEngineTest : public ::testing::TestWithParam<BackendKind> {
+ protected:
+  /// The far side's reflector, stateful unless a test asks otherwise.
+  test::TestBackend& backend(bool stateful = true) {
+    if (!backend_) backend_ = test::make_backend(GetParam(), stateful);
+    return *backend_;
+  }
+  /// Ticks the engine at the backend's time and lets the reflector answer, every `step_ns`, for `ns`.
+  void run_for(ProbeEngine& engine, Recorder& recorder, int64_t ns, int64_t step_ns = 1'000'000, int drop_every = 0) {
+    test::TestBackend& b = backend();
+    const MonoNs start = b.now().mono;
+    while (b.now().mono - start < ns) {
+      engine.run_tick(b.now(), ClockState{}, recorder);
+      recorder.tick_done(b.now().mono);
+      b.serve(drop_every);
+      b.pass(step_ns);
+    }
+  }
+  SessionSpec spec_to_reflector(const std::string& id) {
+    SessionSpec spec;
+    spec.id = id;
+    spec.target = backend().reflector_address();
+    return spec;
+  }
+  /// A source address on the backend's host with a fixed port.
+  SocketAddress source_at(uint16_t port) {
+    SocketAddress source = backend().local_host();
+    source.set_port(port);
+    return source;
+  }
+  std::shared_ptr<dp::Dataplane> dataplane() { return backend().dataplane(); }
 
-// A reflector on loopback driven from the test thread.
-struct LoopbackReflector {
-  static stamp::ReflectorOptions options_for(bool stateful) {
-    stamp::ReflectorOptions options;
-    options.stateful = stateful;
-    return options;
-  }
-  explicit LoopbackReflector(bool stateful) : reflector(options_for(stateful)) {
-    auto dataplane = dp::make_dataplane("kernel");
-    dp::PortOptions options;
-    options.local = *SocketAddress::parse("127.0.0.1:0", 0);
-    options.tx_timestamps = false;
-    port = std::move((*dataplane)->open_port(options).value());
-  }
-  // Answers everything waiting; with `drop_every` > 0 ignores every n-th request.
-  void serve(int drop_every = 0) {
-    std::array<std::array<uint8_t, 2048>, 16> in{}, out{};
-    std::array<dp::RxPacket, 16> rx{};
-    std::array<dp::TxPacket, 16> tx{};
-    for (size_t i = 0; i < rx.size(); ++i) {
-      rx[i].data = in[i].data();
-      rx[i].capacity = 2048;
-    }
-    auto n = port->receive(rx);
-    if (!n || *n == 0) return;
-    size_t replies = 0;
-    for (size_t i = 0; i < *n; ++i) {
-      ++seen;
-      source_ports.push_back(rx[i].source.port());
-      if (drop_every > 0 && seen % drop_every == 0) continue;
-      if (reflector.reflect(rx[i], out[replies], ClockState{}, read_now, tx[replies])) ++replies;
-    }
-    (void)port->send(std::span(tx.data(), replies));
-  }
-  std::unique_ptr<dp::Port> port;
-  stamp::SessionReflector reflector;
-  int seen = 0;
-  std::vector<uint16_t> source_ports;  ///< of every request, in arrival order
+  std::unique_ptr<test::TestBackend> backend_;
 };
 
-// A UDP port that was free a moment ago (bound and released).
-uint16_t free_udp_port() {
-  auto dataplane = dp::make_dataplane("kernel");
-  dp::PortOptions options;
-  options.local = *SocketAddress::parse("127.0.0.1:0", 0);
-  auto port = (*dataplane)->open_port(options);
-  return port ? (*port)->local_address().port() : 0;
-}
+INSTANTIATE_TEST_SUITE_P(Backends, ProbeEngineTest, ::testing::Values(BackendKind::kKernel, BackendKind::kScripted),
+                         test::backend_name);
 
-TEST(ProbeEngine, SessionsShareAPortAndGetTheirOwnReplies) {
-  LoopbackReflector reflector(true);
-  auto dataplane = dp::make_dataplane("kernel");
-  ProbeEngine engine(std::shared_ptr<dp::Dataplane>(std::move(dataplane.value())));
-  const MonoNs start = mono_now();
+TEST_P(ProbeEngineTest, SessionsShareAPortAndGetTheirOwnReplies) {
+  ProbeEngine engine(dataplane());
+  const MonoNs start = backend().now().mono;
   for (int i = 0; i < 3; ++i) {
-    SessionSpec spec;
-    spec.id = "peer" + std::to_string(i);
-    spec.target = reflector.port->local_address();
+    SessionSpec spec = spec_to_reflector("peer" + std::to_string(i));
     spec.interval_ns = 10'000'000;
     spec.timeout_ns = 200'000'000;
     spec.packet_size = static_cast<uint32_t>(44 + 8 * i);  // tells the sessions' replies apart
@@ -116,13 +98,7 @@ TEST(ProbeEngine, SessionsShareAPortAndGetTheirOwnReplies) {
   EXPECT_FALSE(engine.add_session(*engine.spec("peer0"), 0, start).ok());  // duplicate id
 
   Recorder recorder;
-  const ClockState clock{};
-  while (mono_now() - start < 300'000'000) {
-    engine.run_tick(read_now(), clock, recorder);
-    recorder.tick_done();
-    reflector.serve();
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+  run_for(engine, recorder, 300'000'000, 2'000'000);
   for (int i = 0; i < 3; ++i) {
     const std::string id = "peer" + std::to_string(i);
     const auto& sent = recorder.sent[id];
@@ -150,23 +126,14 @@ TEST(ProbeEngine, SessionsShareAPortAndGetTheirOwnReplies) {
   EXPECT_EQ(engine.session_count(), 2u);
 }
 
-TEST(ProbeEngine, LossIsReportedAfterTheTimeout) {
-  LoopbackReflector reflector(true);
-  auto dataplane = dp::make_dataplane("kernel");
-  ProbeEngine engine(std::shared_ptr<dp::Dataplane>(std::move(dataplane.value())));
-  SessionSpec spec;
-  spec.id = "lossy";
-  spec.target = reflector.port->local_address();
+TEST_P(ProbeEngineTest, LossIsReportedAfterTheTimeout) {
+  ProbeEngine engine(dataplane());
+  SessionSpec spec = spec_to_reflector("lossy");
   spec.interval_ns = 5'000'000;
   spec.timeout_ns = 50'000'000;
-  const MonoNs start = mono_now();
-  ASSERT_TRUE(engine.add_session(spec, 0, start).ok());
+  ASSERT_TRUE(engine.add_session(spec, 0, backend().now().mono).ok());
   Recorder recorder;
-  while (mono_now() - start < 400'000'000) {
-    engine.run_tick(read_now(), ClockState{}, recorder);
-    reflector.serve(/*drop_every=*/4);
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  run_for(engine, recorder, 400'000'000, 1'000'000, /*drop_every=*/4);
   size_t lost = 0, replies = 0;
   for (const auto& e : recorder.events["lossy"]) {
     lost += e.kind == stamp::ProbeEvent::Kind::kLost;
@@ -178,19 +145,15 @@ TEST(ProbeEngine, LossIsReportedAfterTheTimeout) {
   EXPECT_NEAR(ratio, 0.25, 0.06);
 }
 
-TEST(ProbeEngine, SourcePortSetIsUsedInTurnAndRepliesComeBackOnEveryPort) {
-  LoopbackReflector reflector(true);
-  auto dataplane = dp::make_dataplane("kernel");
-  ProbeEngine engine(std::shared_ptr<dp::Dataplane>(std::move(dataplane.value())));
+TEST_P(ProbeEngineTest, SourcePortSetIsUsedInTurnAndRepliesComeBackOnEveryPort) {
+  ProbeEngine engine(dataplane());
   std::vector<uint16_t> ports;
   while (ports.size() < 3) {
-    const uint16_t port = free_udp_port();
+    const uint16_t port = backend().free_port();
     ASSERT_NE(port, 0);
     if (std::find(ports.begin(), ports.end(), port) == ports.end()) ports.push_back(port);
   }
-  SessionSpec spec;
-  spec.id = "peer/ecmp";
-  spec.target = reflector.port->local_address();
+  SessionSpec spec = spec_to_reflector("peer/ecmp");
   spec.interval_ns = 5'000'000;
   spec.timeout_ns = 200'000'000;
   spec.source_ports = ports;
@@ -198,26 +161,18 @@ TEST(ProbeEngine, SourcePortSetIsUsedInTurnAndRepliesComeBackOnEveryPort) {
   SessionSpec other = spec;
   other.id = "other/ecmp";
   other.source_ports = {ports[1]};
-  const MonoNs start = mono_now();
+  const MonoNs start = backend().now().mono;
   ASSERT_TRUE(engine.add_session(spec, 0, start).ok());
   ASSERT_TRUE(engine.add_session(other, 1'000'000, start).ok());
 
   Recorder recorder;
-  while (mono_now() - start < 250'000'000) {
-    engine.run_tick(read_now(), ClockState{}, recorder);
-    reflector.serve();
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  for (int i = 0; i < 50; ++i) {  // collect the last replies
-    engine.run_tick(read_now(), ClockState{}, recorder);
-    reflector.serve();
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  run_for(engine, recorder, 250'000'000);
+  run_for(engine, recorder, 50'000'000);  // collect the last replies
   const size_t sent = recorder.sent["peer/ecmp"].size();
   ASSERT_GE(sent, 30u);
   // Every port of the set carried a third of the probes: each port's count within one of the others.
   std::map<uint16_t, size_t> per_port;
-  for (const uint16_t port : reflector.source_ports) ++per_port[port];
+  for (const uint16_t port : backend().source_ports) ++per_port[port];
   for (const uint16_t port : ports) EXPECT_GE(per_port[port], sent / 3 - 1) << port;
   EXPECT_EQ(per_port.size(), 3u);
   // Replies on every port reach their session: all probes answered, nothing unmatched.
@@ -231,23 +186,20 @@ TEST(ProbeEngine, SourcePortSetIsUsedInTurnAndRepliesComeBackOnEveryPort) {
 
   // Removing a session releases its ports (the shared one stays with the other session).
   engine.remove_session("peer/ecmp");
-  EXPECT_TRUE(engine.add_session(spec, 0, mono_now()).ok());
+  EXPECT_TRUE(engine.add_session(spec, 0, backend().now().mono).ok());
 }
 
-TEST(ProbeEngine, SourcePortInUseFailsTheWholeSession) {
-  auto dataplane = dp::make_dataplane("kernel");
-  auto shared = std::shared_ptr<dp::Dataplane>(std::move(dataplane.value()));
+TEST_P(ProbeEngineTest, SourcePortInUseFailsTheWholeSession) {
+  auto shared = dataplane();
   dp::PortOptions options;
-  options.local = *SocketAddress::parse("127.0.0.1:0", 0);
+  options.local = source_at(0);
   auto taken = shared->open_port(options);
   ASSERT_TRUE(taken.ok());
   ProbeEngine engine(shared);
-  SessionSpec spec;
-  spec.id = "peer/busy";
-  spec.target = *SocketAddress::parse("127.0.0.1:862", 862);
-  spec.source = *SocketAddress::parse("127.0.0.1", 0);
-  spec.source_ports = {free_udp_port(), (*taken)->local_address().port()};
-  const auto result = engine.add_session(spec, 0, mono_now());
+  SessionSpec spec = spec_to_reflector("peer/busy");
+  spec.source = backend().local_host();
+  spec.source_ports = {backend().free_port(), (*taken)->local_address().port()};
+  const auto result = engine.add_session(spec, 0, backend().now().mono);
   ASSERT_FALSE(result.ok());
   EXPECT_NE(result.error().message.find("peer/busy"), std::string::npos) << result.error().message;
   EXPECT_EQ(engine.session_count(), 0u);
@@ -257,20 +209,17 @@ TEST(ProbeEngine, SourcePortInUseFailsTheWholeSession) {
 // The reload's pre-flight: a session whose source-port set includes a port another process holds cannot
 // start, and the check says so before anything changes; a port the engine holds itself (a running
 // session's) is no obstacle.
-TEST(ProbeEngine, CheckTriesEverySourcePortOfASession) {
-  auto dataplane = dp::make_dataplane("kernel");
-  auto shared = std::shared_ptr<dp::Dataplane>(std::move(dataplane.value()));
+TEST_P(ProbeEngineTest, CheckTriesEverySourcePortOfASession) {
+  auto shared = dataplane();
   dp::PortOptions options;
-  options.local = *SocketAddress::parse("127.0.0.1:0", 0);
+  options.local = source_at(0);
   auto taken = shared->open_port(options);
   ASSERT_TRUE(taken.ok());
   const uint16_t busy = (*taken)->local_address().port();
   ProbeEngine engine(shared);
-  SessionSpec spec;
-  spec.id = "peer/busy";
-  spec.target = *SocketAddress::parse("127.0.0.1:862", 862);
-  spec.source = *SocketAddress::parse("127.0.0.1", 0);
-  spec.source_ports = {free_udp_port(), busy};
+  SessionSpec spec = spec_to_reflector("peer/busy");
+  spec.source = backend().local_host();
+  spec.source_ports = {backend().free_port(), busy};
   const auto result = engine.check_ports({spec});
   ASSERT_FALSE(result.ok());
   EXPECT_NE(result.error().message.find("peer/busy"), std::string::npos) << result.error().message;
@@ -278,15 +227,15 @@ TEST(ProbeEngine, CheckTriesEverySourcePortOfASession) {
 
   SessionSpec running = spec;
   running.id = "peer/running";
-  running.source_ports = {free_udp_port()};
-  ASSERT_TRUE(engine.add_session(running, 0, mono_now()).ok());
+  running.source_ports = {backend().free_port()};
+  ASSERT_TRUE(engine.add_session(running, 0, backend().now().mono).ok());
   SessionSpec next = running;
   next.id = "other/running";
   EXPECT_TRUE(engine.check_ports({next}).ok()) << "the engine's own port is shared, not in use";
   // Two new sessions that would clash (the same fixed port from two source addresses) fail the check.
   SessionSpec first = spec;
   first.id = "x/one";
-  first.source_ports = {free_udp_port()};
+  first.source_ports = {backend().free_port()};
   SessionSpec second = first;
   second.id = "y/two";
   second.source = SocketAddress{};
@@ -301,42 +250,29 @@ bool same_settings(const SessionSpec& a, const SessionSpec& b) {
          a.interval_ns == b.interval_ns;
 }
 
-// Ticks the engine and the reflector for `ns`.
-void run_for(ProbeEngine& engine, LoopbackReflector& reflector, Recorder& recorder, int64_t ns) {
-  const MonoNs start = mono_now();
-  while (mono_now() - start < ns) {
-    engine.run_tick(read_now(), ClockState{}, recorder);
-    reflector.serve();
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-}
-
 // A reload's change of sessions is applied whole or not at all: when a new session cannot start (a source
 // port another process holds), the sessions it would have replaced are back as they were and keep
 // probing with their counters; once the port is free, the same change applies.
-TEST(ProbeEngine, ReplaceSessionsIsWholeOrNothing) {
-  LoopbackReflector reflector(true);
-  auto shared = std::shared_ptr<dp::Dataplane>(std::move(dp::make_dataplane("kernel").value()));
+TEST_P(ProbeEngineTest, ReplaceSessionsIsWholeOrNothing) {
+  auto shared = dataplane();
   ProbeEngine engine(shared);
-  SessionSpec kept;
-  kept.id = "a/default";
-  kept.target = reflector.port->local_address();
+  SessionSpec kept = spec_to_reflector("a/default");
   kept.interval_ns = 5'000'000;
   kept.timeout_ns = 200'000'000;
   SessionSpec old = kept;
   old.id = "b/ecmp";
-  old.source = *SocketAddress::parse("127.0.0.1", 0);
-  old.source_ports = {free_udp_port()};
-  const MonoNs start = mono_now();
+  old.source = backend().local_host();
+  old.source_ports = {backend().free_port()};
+  const MonoNs start = backend().now().mono;
   ASSERT_TRUE(engine.add_session(kept, 0, start).ok());
   ASSERT_TRUE(engine.add_session(old, 1'000'000, start).ok());
   Recorder recorder;
-  run_for(engine, reflector, recorder, 60'000'000);
+  run_for(engine, recorder, 60'000'000);
   const uint64_t sent_before = engine.sender_counters("b/ecmp")->sent;
   ASSERT_GE(sent_before, 5u);
 
   dp::PortOptions options;
-  options.local = *SocketAddress::parse("127.0.0.1:0", 0);
+  options.local = source_at(0);
   auto held = shared->open_port(options);
   ASSERT_TRUE(held.ok());
   const uint16_t busy = (*held)->local_address().port();
@@ -347,9 +283,10 @@ TEST(ProbeEngine, ReplaceSessionsIsWholeOrNothing) {
   changed.interval_ns = 10'000'000;
   SessionSpec added = kept;
   added.id = "c/ecmp";
-  added.source_ports = {free_udp_port(), busy};
+  added.source = backend().local_host();
+  added.source_ports = {backend().free_port(), busy};
   const std::vector<ProbeEngine::NewSession> change = {{changed, 1}, {added, 2}};
-  const auto refused = engine.replace_sessions({"b/ecmp"}, change, mono_now());
+  const auto refused = engine.replace_sessions({"b/ecmp"}, change, backend().now().mono);
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.error().message.find("c/ecmp"), std::string::npos) << refused.error().message;
   EXPECT_EQ(refused.error().message.find("put back"), std::string::npos) << refused.error().message;
@@ -359,12 +296,12 @@ TEST(ProbeEngine, ReplaceSessionsIsWholeOrNothing) {
   EXPECT_TRUE(same_settings(*engine.spec("b/ecmp"), old)) << "b is back with its old settings";
   EXPECT_GE(engine.sender_counters("b/ecmp")->sent, sent_before) << "b's counters were reset";
   const uint64_t received_back = engine.sender_counters("b/ecmp")->received;
-  run_for(engine, reflector, recorder, 60'000'000);
+  run_for(engine, recorder, 60'000'000);
   EXPECT_GE(engine.sender_counters("b/ecmp")->received, received_back + 5) << "b answered on its reopened port";
   EXPECT_EQ(engine.counters().unmatched_replies, 0u);
 
   held.value().reset();
-  ASSERT_TRUE(engine.replace_sessions({"b/ecmp"}, change, mono_now()).ok());
+  ASSERT_TRUE(engine.replace_sessions({"b/ecmp"}, change, backend().now().mono).ok());
   EXPECT_EQ(engine.session_count(), 3u);
   EXPECT_TRUE(same_settings(*engine.spec("b/ecmp"), changed));
   EXPECT_EQ(engine.sender_counters("b/ecmp")->sent, 0u) << "a changed session starts anew";
@@ -372,26 +309,23 @@ TEST(ProbeEngine, ReplaceSessionsIsWholeOrNothing) {
 }
 
 // `count` probes, then none: the session is finished once the last one is answered.
-TEST(ProbeEngine, CountLimitsTheProbesAndTheSessionFinishesWithTheLastReply) {
-  LoopbackReflector reflector(false);
-  auto dataplane = dp::make_dataplane("kernel");
-  ProbeEngine engine(std::shared_ptr<dp::Dataplane>(std::move(dataplane.value())));
-  SessionSpec spec;
-  spec.id = "counted";
-  spec.target = reflector.port->local_address();
+TEST_P(ProbeEngineTest, CountLimitsTheProbesAndTheSessionFinishesWithTheLastReply) {
+  backend(/*stateful=*/false);
+  ProbeEngine engine(dataplane());
+  SessionSpec spec = spec_to_reflector("counted");
   spec.interval_ns = 2'000'000;
   spec.timeout_ns = 500'000'000;
   spec.count = 5;
-  const MonoNs start = mono_now();
+  const MonoNs start = backend().now().mono;
   ASSERT_TRUE(engine.add_session(spec, 0, start).ok());
   EXPECT_FALSE(engine.finished("counted"));
   EXPECT_EQ(engine.next_due(), start);  // phase 0: the first probe is due at once
   EXPECT_EQ(engine.poll_fds().size(), 1u);
   Recorder recorder;
-  while (!engine.finished("counted") && mono_now() - start < 2'000'000'000) {
-    engine.run_tick(read_now(), ClockState{}, recorder);
-    reflector.serve();
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  while (!engine.finished("counted") && backend().now().mono - start < 2'000'000'000) {
+    engine.run_tick(backend().now(), ClockState{}, recorder);
+    backend().serve();
+    backend().pass(1'000'000);
   }
   ASSERT_TRUE(engine.finished("counted"));
   EXPECT_EQ(recorder.sent["counted"], (std::vector<uint32_t>{0, 1, 2, 3, 4}));
@@ -404,46 +338,43 @@ TEST(ProbeEngine, CountLimitsTheProbesAndTheSessionFinishesWithTheLastReply) {
 }
 
 // stop_sending: no probe after it, and the ones in flight still end (here: lost, nobody answers).
-TEST(ProbeEngine, StopSendingLetsTheProbesInFlightEnd) {
-  LoopbackReflector reflector(false);  // never serves
-  auto dataplane = dp::make_dataplane("kernel");
-  ProbeEngine engine(std::shared_ptr<dp::Dataplane>(std::move(dataplane.value())));
-  SessionSpec spec;
-  spec.id = "stopped";
-  spec.target = reflector.port->local_address();
+TEST_P(ProbeEngineTest, StopSendingLetsTheProbesInFlightEnd) {
+  backend(/*stateful=*/false);  // never serves
+  ProbeEngine engine(dataplane());
+  SessionSpec spec = spec_to_reflector("stopped");
   spec.interval_ns = 1'000'000;
   spec.timeout_ns = 30'000'000;
-  const MonoNs start = mono_now();
+  const MonoNs start = backend().now().mono;
   ASSERT_TRUE(engine.add_session(spec, 0, start).ok());
   Recorder recorder;
-  engine.run_tick(tick_at(start), ClockState{}, recorder);
-  engine.run_tick(tick_at(start + 1'000'000), ClockState{}, recorder);
+  engine.run_tick(backend().at(start), ClockState{}, recorder);
+  engine.run_tick(backend().at(start + 1'000'000), ClockState{}, recorder);
   ASSERT_EQ(recorder.sent["stopped"].size(), 2u);
   engine.stop_sending("stopped");
   EXPECT_FALSE(engine.finished("stopped")) << "two probes are in flight";
-  engine.run_tick(tick_at(start + 2'000'000), ClockState{}, recorder);
+  engine.run_tick(backend().at(start + 2'000'000), ClockState{}, recorder);
   EXPECT_EQ(recorder.sent["stopped"].size(), 2u);
-  engine.run_tick(tick_at(start + 1'000'000'000), ClockState{}, recorder);
+  engine.run_tick(backend().at(start + 1'000'000'000), ClockState{}, recorder);
   EXPECT_TRUE(engine.finished("stopped"));
   ASSERT_EQ(recorder.events["stopped"].size(), 2u);
   for (const auto& e : recorder.events["stopped"]) EXPECT_EQ(e.kind, stamp::ProbeEvent::Kind::kLost);
 }
 
-// A probe the kernel refuses (broadcast without SO_BROADCAST: EACCES, or no route at all) is reported
-// with its reason.
-TEST(ProbeEngine, FailedSendIsReportedWithItsSequenceNumberAndReason) {
-  auto dataplane = dp::make_dataplane("kernel");
-  ProbeEngine engine(std::shared_ptr<dp::Dataplane>(std::move(dataplane.value())));
+// A probe the backend refuses (the kernel: broadcast without SO_BROADCAST, EACCES, or no route at all; a
+// scripted port: a full ring, EAGAIN) is reported with its reason.
+TEST_P(ProbeEngineTest, FailedSendIsReportedWithItsSequenceNumberAndReason) {
+  ProbeEngine engine(dataplane());
   SessionSpec spec;
   spec.id = "refused";
-  spec.target = *SocketAddress::parse("255.255.255.255:862", 862);
+  spec.target = backend().refused_target();
   spec.count = 2;
   spec.interval_ns = 1'000'000;
-  const MonoNs start = mono_now();
+  const MonoNs start = backend().now().mono;
   ASSERT_TRUE(engine.add_session(spec, 0, start).ok());
+  backend().refuse_sends();
   Recorder recorder;
-  engine.run_tick(tick_at(start), ClockState{}, recorder);
-  engine.run_tick(tick_at(start + 1'000'000), ClockState{}, recorder);
+  engine.run_tick(backend().at(start), ClockState{}, recorder);
+  engine.run_tick(backend().at(start + 1'000'000), ClockState{}, recorder);
   ASSERT_EQ(recorder.send_failures["refused"].size(), 2u);
   EXPECT_EQ(recorder.send_failures["refused"][0].first, 0u);
   EXPECT_EQ(recorder.send_failures["refused"][1].first, 1u);

@@ -21,6 +21,17 @@ constexpr int64_t kOncePerSecond = 1'000'000'000;
 
 uint64_t phase_seed(const std::string& name) { return std::hash<std::string>{}(name); }
 
+// A step of the agent's loop: one of its member functions, which takes the lock the step needs.
+class FunctionStep final : public LoopStep {
+ public:
+  explicit FunctionStep(std::function<StepResult(const Now&)> step) : step_(std::move(step)) {}
+  StepResult step(const Now& now) override { return step_(now); }
+  std::vector<int> wake_fds() const override { return {}; }
+
+ private:
+  std::function<StepResult(const Now&)> step_;
+};
+
 // [dataplane] as make_dataplane() takes it. What the backend cannot apply as asked is logged, once each.
 dp::DataplaneOptions dataplane_options(const DataplaneConfig& config, const ReflectorConfig& reflector) {
   dp::DataplaneOptions options;
@@ -87,15 +98,10 @@ Result<std::unique_ptr<Agent>> Agent::start(const AgentConfig& config) {
   agent->clock_ = read_clock_state();
   agent->clock_read_at_ = mono_now();
 
-  if (config.reflector.enabled) {
-    if (auto r = agent->start_reflector(config.reflector); !r) return r.error();
-  }
   const Now now = read_now();
-  for (const auto& peer : config.peers) {
-    if (auto r = agent->add_peer(peer, now); !r) {
-      agent->stop();
-      return r.error();
-    }
+  if (auto r = agent->open_ports(config, now); !r) {
+    agent->stop();
+    return r.error();
   }
   if (auto r = agent->start_sinks(config); !r) {
     agent->stop();
@@ -106,6 +112,24 @@ Result<std::unique_ptr<Agent>> Agent::start(const AgentConfig& config) {
   agent->publisher_thread_ = std::thread([a = agent.get()] { a->publisher_loop(); });
   agent->start_discovery(config.scheduler);
   return agent;
+}
+
+Result<void> Agent::open_ports(const AgentConfig& config, const Now& now) {
+  if (config.reflector.enabled) {
+    if (auto r = start_reflector(config.reflector); !r) return r;
+  }
+  std::lock_guard lock(mutex_);
+  for (const auto& peer : config.peers) {
+    if (auto r = add_peer(peer, now); !r) return r;
+  }
+  // Nothing wakes a busy-polled port: then the probe thread's loop drives the reflector too.
+  one_loop_ = loop_kind({engine_->wait_kind(), reflector_ ? reflector_->wait_kind() : dp::WaitKind::kPollFd}) ==
+              dp::WaitKind::kBusyPoll;
+  if (!one_loop_ && reflector_) {
+    ReflectorService* running = reflector_.get();
+    reflector_thread_ = std::thread([this, running] { running->run(reflector_stop_); });
+  }
+  return {};
 }
 
 void Agent::stop() {
@@ -151,6 +175,9 @@ Result<void> Agent::start_reflector(const ReflectorConfig& config) {
     options.allow = [config](const SocketAddress& source) { return config.allows(source); };
   }
   options.rate_limit_pps = config.rate_limit_pps;
+  // The reflector's ports open under mutex_, as every port of the agent does: the thread that drives them
+  // (the reflector's, or the probe thread's one loop) takes them over from there.
+  std::lock_guard lock(mutex_);
   auto service = ReflectorService::open(*dataplane_, std::move(options));
   if (!service) return service.error();
   // The backend's reflector goes in front once the user-space one, which answers what it hands up, listens.
@@ -158,12 +185,10 @@ Result<void> Agent::start_reflector(const ReflectorConfig& config) {
   if (!in_backend) return in_backend.error();
   if (in_backend.value()) spdlog::info("reflector: {}", in_backend.value()->describe());
   reflector_stop_ = false;
-  ReflectorService* running = service.value().get();
-  {
-    std::lock_guard lock(mutex_);
-    reflector_ = std::move(service.value());
-    backend_reflector_ = std::move(in_backend.value());
-  }
+  reflector_ = std::move(service.value());
+  backend_reflector_ = std::move(in_backend.value());
+  if (one_loop_ || !probe_thread_.joinable()) return {};  // at start, open_ports() decides who runs it
+  ReflectorService* running = reflector_.get();
   reflector_thread_ = std::thread([this, running] { running->run(reflector_stop_); });
   return {};
 }
@@ -172,7 +197,7 @@ void Agent::stop_reflector() {
   reflector_stop_ = true;
   if (reflector_thread_.joinable()) reflector_thread_.join();
   std::lock_guard lock(mutex_);
-  backend_reflector_.reset();  // detached before the user-space reflector behind it closes
+  backend_reflector_.reset();  // stops answering before the user-space reflector behind it closes
   reflector_.reset();
 }
 
@@ -315,25 +340,41 @@ void Agent::refresh_sender_counters(MonoNs now) {
   counters_refreshed_at_ = now;
 }
 
-void Agent::probe_loop() {
-  while (!stop_.load(std::memory_order_relaxed)) {
-    const Now now = read_now();
-    MonoNs next_due;
-    {
-      std::lock_guard lock(mutex_);
-      if (now.mono - clock_read_at_ >= kOncePerSecond) {
-        clock_ = read_clock_state();
-        clock_read_at_ = now.mono;
-      }
-      engine_->run_tick(now, clock_, *this);
-      if (now.mono - counters_refreshed_at_ >= kOncePerSecond) refresh_sender_counters(now.mono);
-      next_due = engine_->next_due();
+StepResult Agent::probe_step(const Now& now) {
+  StepResult result;
+  {
+    std::lock_guard lock(mutex_);
+    if (now.mono - clock_read_at_ >= kOncePerSecond) {
+      clock_ = read_clock_state();
+      clock_read_at_ = now.mono;
     }
-    last_tick_.store(now.mono, std::memory_order_relaxed);
-    const MonoNs after = mono_now();
-    const MonoNs wake = std::clamp(next_due, after + kTickNs, after + kMaxSleepNs);
-    std::this_thread::sleep_for(std::chrono::nanoseconds(wake - after));
+    result = engine_->run_tick(now, clock_, *this);
+    if (now.mono - counters_refreshed_at_ >= kOncePerSecond) refresh_sender_counters(now.mono);
   }
+  last_tick_.store(now.mono, std::memory_order_relaxed);
+  // A tick at least every 100 ms, and at most every 2 ms (replies wait in the kernel until then).
+  result.next_deadline = std::clamp(result.next_deadline, now.mono + kTickNs, now.mono + kMaxSleepNs);
+  return result;
+}
+
+StepResult Agent::reflector_step(const Now& now) {
+  std::lock_guard lock(mutex_);
+  return reflector_ ? reflector_->step(now) : StepResult{};
+}
+
+void Agent::probe_loop() {
+  // The probe engine ticks on its deadlines (no descriptors to wake it: what arrives waits for the tick).
+  // On busy-polled ports it runs every pass, the reflector with it.
+  FunctionStep probe([this](const Now& now) { return probe_step(now); });
+  FunctionStep reflector([this](const Now& now) { return reflector_step(now); });
+  std::vector<LoopStep*> steps{&probe};
+  EngineLoopOptions options;
+  if (one_loop_) {
+    steps.push_back(&reflector);
+    options.wait = dp::WaitKind::kBusyPoll;
+  }
+  EngineLoop loop(steps, options);
+  if (auto r = loop.run(stop_); !r) spdlog::error("probe loop: {}", r.error().message);
 }
 
 bool Agent::healthy() const { return mono_now() - last_tick_.load(std::memory_order_relaxed) < 2 * kOncePerSecond; }

@@ -246,6 +246,18 @@ MonoNs ProbeEngine::next_due() const {
   return due;
 }
 
+MonoNs ProbeEngine::next_deadline() const {
+  MonoNs deadline = next_due();
+  for (const auto& [id, session] : sessions_) deadline = std::min(deadline, session.sender->next_deadline());
+  return deadline;
+}
+
+dp::WaitKind ProbeEngine::wait_kind() const {
+  std::vector<dp::WaitKind> kinds;
+  for (const auto& [key, port] : ports_) kinds.push_back(port.capabilities.wait);
+  return loop_kind(kinds);
+}
+
 std::vector<int> ProbeEngine::poll_fds() const {
   std::vector<int> fds;
   for (const auto& [key, port] : ports_) fds.push_back(port.port->poll_fd());
@@ -274,8 +286,9 @@ ProbeEngine::Session* ProbeEngine::session_for_reply(PortState& port, const dp::
   return nullptr;
 }
 
-void ProbeEngine::drain_tx_stamps(PortState& port) {
+size_t ProbeEngine::drain_tx_stamps(PortState& port) {
   const dp::ClockDomain& clock = *port.capabilities.clock;
+  size_t matched = 0;
   while (true) {
     const size_t n = port.port->drain_tx_timestamps(tx_stamps_);
     for (size_t i = 0; i < n; ++i) {
@@ -285,18 +298,21 @@ void ProbeEngine::drain_tx_stamps(PortState& port) {
       port.session_by_tx_id.erase(owner);
       tx_stamps_[i].ts = dp::to_wall(clock, tx_stamps_[i].ts);
       if (session != sessions_.end()) session->second.sender->on_tx_timestamp(tx_stamps_[i]);
+      ++matched;
     }
     if (n < tx_stamps_.size()) break;
   }
+  return matched;
 }
 
-void ProbeEngine::collect(PortState& port, const Now& now) {
+size_t ProbeEngine::collect(PortState& port, const Now& now) {
   // TX timestamps first, so replies find their kernel T1. Every stamp of the port becomes wall time
   // (its clock domain's to_wall(); the identity for realtime ports) before the sender sees it.
-  if (port.capabilities.tx_timestamps()) drain_tx_stamps(port);
+  size_t handled = port.capabilities.tx_timestamps() ? drain_tx_stamps(port) : 0;
   while (true) {
     auto received = port.port->receive(rx_);
     if (!received || *received == 0) break;
+    handled += *received;
     for (size_t i = 0; i < *received; ++i) {
       rx_[i].rx = dp::to_wall(*port.capabilities.clock, rx_[i].rx);
       Session* session = session_for_reply(port, rx_[i]);
@@ -308,24 +324,28 @@ void ProbeEngine::collect(PortState& port, const Now& now) {
     }
     if (*received < rx_.size()) break;
   }
+  return handled;
 }
 
-void ProbeEngine::run_tick(const Now& now, const ClockState& clock, ProbeListener& listener) {
+StepResult ProbeEngine::run_tick(const Now& now, const ClockState& clock, ProbeListener& listener) {
   ++counters_.ticks;
-  for (auto& [key, port] : ports_) collect(port, now);
+  StepResult result;
+  for (auto& [key, port] : ports_) result.work += collect(port, now);
 
   for (auto& [id, session] : sessions_) {
     session.sender->advance(now.mono);
     for (const auto& event : session.sender->poll_events()) listener.on_probe_event(id, event, now);
   }
-  send_due(now, clock, listener);
+  result.work += send_due(now, clock, listener);
   // TX stamps that never came (a dropped error-queue message) must not pile up.
   for (auto& [key, port] : ports_) {
     if (port.session_by_tx_id.size() > 4 * sessions_.size() + 1024) port.session_by_tx_id.clear();
   }
+  result.next_deadline = next_deadline();
+  return result;
 }
 
-void ProbeEngine::send_due(const Now& now, const ClockState& clock, ProbeListener& listener) {
+size_t ProbeEngine::send_due(const Now& now, const ClockState& clock, ProbeListener& listener) {
   // One batch per port: one pass over the sessions puts each due probe in the batch of the port it
   // leaves from (a session with a source-port set uses its ports in turn).
   for (auto& [id, session] : sessions_) {
@@ -343,6 +363,7 @@ void ProbeEngine::send_due(const Now& now, const ClockState& clock, ProbeListene
     // After a stall keep the rhythm rather than bursting to catch up.
     if (session.next_send <= now.mono) session.next_send = now.mono + session.spec.interval_ns;
   }
+  size_t left = 0;
   for (auto& [key, port] : ports_) {
     if (port.batch.empty()) continue;
     ++counters_.send_batches;
@@ -357,6 +378,7 @@ void ProbeEngine::send_due(const Now& now, const ClockState& clock, ProbeListene
         session.sender->on_sent(packet);
         if (port.capabilities.tx_timestamps()) port.session_by_tx_id[packet.tx_id] = session.spec.id;
         listener.on_probe_sent(session.spec.id, seq, now);
+        ++left;
       } else {
         session.sender->on_send_failed();
         ++counters_.send_errors;
@@ -367,6 +389,7 @@ void ProbeEngine::send_due(const Now& now, const ClockState& clock, ProbeListene
     port.batch.clear();
     port.owners.clear();
   }
+  return left;
 }
 
 dp::PortCounters ProbeEngine::port_counters() const {

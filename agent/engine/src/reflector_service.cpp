@@ -1,12 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "hubprobe/reflector_service.h"
 
-#include <poll.h>
-
 #include <algorithm>
 #include <array>
-#include <chrono>
-#include <thread>
 
 namespace hubprobe {
 
@@ -14,7 +10,6 @@ namespace {
 constexpr size_t kBatch = 32;
 constexpr int64_t kHousekeepingNs = 1'000'000'000;
 constexpr size_t kMaxBuckets = 65536;
-constexpr int64_t kIdlePauseNs = 20'000;  ///< busy loop: the pause after a step with nothing received
 }  // namespace
 
 ReflectorService::ReflectorService(ReflectorServiceOptions options)
@@ -98,12 +93,13 @@ size_t ReflectorService::serve(dp::Port& port, MonoNs now) {
   return *received;
 }
 
-void ReflectorService::housekeep(MonoNs now) {
-  if (now - housekeeping_at_ <= kHousekeepingNs) return;
+bool ReflectorService::housekeep(MonoNs now) {
+  if (now - housekeeping_at_ <= kHousekeepingNs) return false;
   clock_state_ = read_clock_state();
   engine_.expire_sessions(now);
   std::erase_if(buckets_, [&](const auto& entry) { return now - entry.second.updated > 10'000'000'000; });
   housekeeping_at_ = now;
+  return true;
 }
 
 void ReflectorService::publish_counters() {
@@ -121,42 +117,34 @@ size_t ReflectorService::poll_once(MonoNs now) {
   return received;
 }
 
+StepResult ReflectorService::step(const Now& now) {
+  const bool housekept = housekeep(now.mono);
+  const size_t received = poll_once(now.mono);
+  if (housekept && received == 0) publish_counters();  // poll_once() publishes when it received
+  return {received, housekeeping_at_ + kHousekeepingNs + 1};
+}
+
+std::vector<int> ReflectorService::wake_fds() const {
+  std::vector<int> fds;
+  for (const auto& port : ports_) {
+    if (const int fd = port->poll_fd(); fd >= 0) fds.push_back(fd);
+  }
+  return fds;
+}
+
+dp::WaitKind ReflectorService::wait_kind() const {
+  std::vector<dp::WaitKind> kinds;
+  for (const auto& port : ports_) kinds.push_back(port->capabilities().wait);
+  return loop_kind(kinds);
+}
+
 void ReflectorService::run(const std::atomic<bool>& stop) {
   clock_state_ = read_clock_state();
   housekeeping_at_ = mono_now();
-  const bool busy = std::any_of(ports_.begin(), ports_.end(),
-                                [](const auto& port) { return port->capabilities().wait == dp::WaitKind::kBusyPoll; });
-  if (busy) {
-    run_busy(stop);
-  } else {
-    run_poll(stop);
-  }
-}
-
-void ReflectorService::run_poll(const std::atomic<bool>& stop) {
-  std::vector<pollfd> descriptors;
-  for (const auto& port : ports_) descriptors.push_back({port->poll_fd(), POLLIN, 0});
-  while (!stop.load(std::memory_order_relaxed)) {
-    const int ready = poll(descriptors.data(), descriptors.size(), 200);
-    const MonoNs now = mono_now();
-    housekeep(now);
-    if (ready > 0) {
-      for (size_t p = 0; p < ports_.size(); ++p) {
-        if (descriptors[p].revents & (POLLIN | POLLERR)) serve(*ports_[p], now);
-      }
-    }
-    publish_counters();
-  }
-}
-
-void ReflectorService::run_busy(const std::atomic<bool>& stop) {
-  // Nothing wakes a busy-polled port: poll every port in turn, and pause briefly while all are idle so an
-  // idle reflector does not spin a core at full speed.
-  while (!stop.load(std::memory_order_relaxed)) {
-    const MonoNs now = mono_now();
-    housekeep(now);
-    if (poll_once(now) == 0) std::this_thread::sleep_for(std::chrono::nanoseconds(kIdlePauseNs));
-  }
+  EngineLoopOptions options;
+  options.wait = wait_kind();
+  EngineLoop loop({this}, options);
+  (void)loop.run(stop);  // fails only when asked to pin, which this loop is not
   publish_counters();
 }
 

@@ -2,6 +2,7 @@
 #include "hubprobe/session_sender.h"
 
 #include <algorithm>
+#include <limits>
 
 namespace hubprobe::stamp {
 
@@ -213,6 +214,13 @@ void SessionSender::advance(MonoNs now) {
       ++it;
     }
   }
+}
+
+MonoNs SessionSender::next_deadline() const {
+  MonoNs next = std::numeric_limits<MonoNs>::max();
+  for (const auto& [seq, probe] : in_flight_)
+    next = std::min(next, probe.reply ? probe.reply_deadline : probe.deadline);
+  return next;
 }
 
 std::vector<ProbeEvent> SessionSender::poll_events() {

@@ -3,13 +3,17 @@
 // HTTP endpoints serve (/metrics, /status). Configuration arrives whole (start, reload); a reload applies
 // only the difference, whole or not at all, and keeps sessions and statistics of peers that did not change.
 //
-// Threads: a probe thread (ticks the probe engine), a reflector thread, civetweb's workers for HTTP, and the
-// caller's (start, reload, stop); with sinks a publisher thread, and with etcd discovery a discovery thread.
+// Threads: a probe thread (an EngineLoop that ticks the probe engine), a reflector thread, civetweb's workers
+// for HTTP, and the caller's (start, reload, stop); with sinks a publisher thread, and with etcd discovery a
+// discovery thread. On a busy-polled dataplane there is no reflector thread: the probe thread's loop busy-polls
+// and steps the reflector too (one_loop_; docs/architecture.md "Two loop kinds").
 // One mutex (mutex_) guards the sessions and statistics. The probe thread holds it for a whole tick,
 // including the tick's non-blocking system calls on the probe ports (recvmmsg, sendmmsg, the TX-timestamp
-// error queue), and never while it sleeps; a reload and a discovery poll hold it while they open or close
-// probe ports. Nobody holds it for network I/O that can block (the reflector thread, the sinks,
-// discovery's etcd requests) or for the generation file; log lines are written under it.
+// error queue), and never while it sleeps. Every port of the agent, the reflector's too, is opened and closed
+// under it (start, reload, a discovery poll): the dataplane is used under mutex_ only, and the thread that
+// drives a port takes it over from there. Nobody holds it for network I/O that can block (the reflector
+// thread's loop, the sinks, discovery's etcd requests) or for the generation file; log lines are written
+// under it.
 //
 // Peers come from the file ([[peer]], config_.peers) and, with `discover = true`, from etcd (discovered_).
 // A reload applies the file's difference and keeps the discovered peers; a discovery poll applies etcd's
@@ -93,7 +97,16 @@ class Agent : private ProbeListener {
   explicit Agent(const AgentConfig& config);
   void on_probe_sent(const std::string& session_id, uint32_t seq, const Now& now) override;
   void on_probe_event(const std::string& session_id, const stamp::ProbeEvent& event, const Now& now) override;
+  /// At start: the reflector's ports and every peer's sessions, and who drives them (one_loop_).
+  Result<void> open_ports(const AgentConfig& config, const Now& now);
+  /// The probe thread: an EngineLoop of probe_step(), and of reflector_step() with one_loop_.
   void probe_loop();
+  /// One tick of the probe engine (mutex_ held for it); its deadline kept 2 to 100 ms ahead.
+  StepResult probe_step(const Now& now);
+  /// One step of the reflector, if one runs (mutex_ held for it).
+  StepResult reflector_step(const Now& now);
+  /// Opens the reflector's ports under mutex_; once the agent runs, starts the thread that serves them
+  /// unless the probe thread's loop does (one_loop_).
   Result<void> start_reflector(const ReflectorConfig& config);
   void stop_reflector();
   /// (mutex_ held) Starts a peer's sessions (all or none) and installs them (install_peer).
@@ -169,6 +182,9 @@ class Agent : private ProbeListener {
   std::unique_ptr<ReflectorService> reflector_;
   /// The backend's own reflector in front of reflector_ (the xdp backend's), null when it has none.
   std::unique_ptr<dp::BackendReflector> backend_reflector_;
+  /// The ports are busy-polled (decided at start): the probe thread's loop drives the reflector too, and
+  /// there is no reflector thread. Set before the probe thread starts, then constant.
+  bool one_loop_ = false;
   std::thread reflector_thread_;
   std::atomic<bool> reflector_stop_{false};
 

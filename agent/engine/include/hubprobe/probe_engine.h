@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "hubprobe/dataplane.h"
+#include "hubprobe/engine_loop.h"
 #include "hubprobe/session_sender.h"
 
 namespace hubprobe {
@@ -107,12 +108,19 @@ class ProbeEngine {
   /// also for an unknown id.
   bool finished(const std::string& id) const;
 
-  /// One tick at `now`: collect TX stamps and replies, expire timeouts, send what is due.
-  void run_tick(const Now& now, const ClockState& clock, ProbeListener& listener);
+  /// One tick at `now`, the engine's step that any loop can drive (an EngineLoop through a LoopStep that
+  /// supplies `clock` and `listener`): collect TX stamps and replies, expire timeouts, send what is due.
+  /// Its work: datagrams received, TX stamps matched and probes sent; its deadline: the next probe due or
+  /// probe timing out (a reply's wait for its TX stamp included).
+  StepResult run_tick(const Now& now, const ClockState& clock, ProbeListener& listener);
   /// When the next probe is due (monotonic, for sleeping); far future when no session sends.
   MonoNs next_due() const;
+  /// The earliest of next_due() and every session's next timeout (SessionSender::next_deadline()).
+  MonoNs next_deadline() const;
   /// The ports' descriptors, to sleep on between ticks (dp::Port::poll_fd: -1 for a busy-polled port).
   std::vector<int> poll_fds() const;
+  /// The loop kind of the engine's ports: kBusyPoll when any is busy-polled; kPollFd without ports.
+  dp::WaitKind wait_kind() const;
 
   const EngineCounters& counters() const { return counters_; }
   /// Summed port counters, for metrics.
@@ -149,11 +157,13 @@ class ProbeEngine {
     bool sending() const { return !stopped && (spec.count == 0 || sender->next_seq() < spec.count); }
   };
 
-  void collect(PortState& port, const Now& now);
-  void drain_tx_stamps(PortState& port);
+  /// Collects a port's TX stamps and replies; returns how many it handled.
+  size_t collect(PortState& port, const Now& now);
+  size_t drain_tx_stamps(PortState& port);
   /// Whether any port of the session delivers TX timestamps (else its sender waits no grace for them).
   bool has_tx_timestamps(const std::vector<PortKey>& keys) const;
-  void send_due(const Now& now, const ClockState& clock, ProbeListener& listener);
+  /// Sends the probes that are due; returns how many left.
+  size_t send_due(const Now& now, const ClockState& clock, ProbeListener& listener);
   Session* session_for_reply(PortState& port, const dp::RxPacket& packet);
   /// The local addresses of a session: its source as given, or one per source port.
   static std::vector<SocketAddress> locals_of(const SessionSpec& spec);

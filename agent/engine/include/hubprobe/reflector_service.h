@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "hubprobe/dataplane.h"
+#include "hubprobe/engine_loop.h"
 #include "hubprobe/session_reflector.h"
 
 namespace hubprobe {
@@ -35,19 +36,26 @@ struct ReflectorServiceCounters {
   uint64_t send_errors = 0;
 };
 
-class ReflectorService {
+/// A step of an EngineLoop (engine_loop.h): run() drives it on a loop of its own, or another loop drives
+/// it together with other engines (the probe engine, on a busy-polled core).
+class ReflectorService final : public LoopStep {
  public:
   /// Opens every listening port; the first failure is returned and nothing stays open.
   static Result<std::unique_ptr<ReflectorService>> open(dp::Dataplane& dataplane, ReflectorServiceOptions options);
 
-  /// Serves until `stop` becomes true (checked at least every 200 ms). Call from one thread. Sleeps in
-  /// poll(2) on the ports' descriptors when every port is WaitKind::kPollFd; busy-polls them with
-  /// poll_once() (pausing briefly while idle) when any port is kBusyPoll.
+  /// Serves until `stop` becomes true (checked at least every 200 ms) on a loop of its own: an EngineLoop
+  /// of the ports' kind (wait_kind()). Call from one thread.
   void run(const std::atomic<bool>& stop);
-  /// One step that any loop can drive: receives one batch on every port, answers the requests the guards
-  /// admit and sends the replies. `now` (monotonic) is for the rate limit; T2 is each request's RX stamp
-  /// and T3 a reading of its port's clock just before the reply goes, both as wall time. Returns how many
-  /// datagrams it received. Call from the thread that runs the service (or instead of run()).
+  /// The loop kind of the service's ports: kBusyPoll when any is busy-polled.
+  dp::WaitKind wait_kind() const;
+  /// One step at `now`: the once-a-second housekeeping when due, then poll_once(now.mono). Its deadline is
+  /// the next housekeeping. Call from the thread that runs the service.
+  StepResult step(const Now& now) override;
+  /// The descriptors of the ports that have one (kPollFd).
+  std::vector<int> wake_fds() const override;
+  /// Receives one batch on every port, answers the requests the guards admit and sends the replies. `now`
+  /// (monotonic) is for the rate limit; T2 is each request's RX stamp and T3 a reading of its port's clock
+  /// just before the reply goes, both as wall time. Returns how many datagrams it received.
   size_t poll_once(MonoNs now);
 
   /// A consistent copy, safe from any thread.
@@ -61,11 +69,9 @@ class ReflectorService {
   bool admit(const SocketAddress& source, MonoNs now);
   /// One batch on one port: received, answered, sent. Returns how many datagrams it received.
   size_t serve(dp::Port& port, MonoNs now);
-  /// Once a second: the clock state, stateful sessions and rate-limit buckets.
-  void housekeep(MonoNs now);
+  /// Once a second: the clock state, stateful sessions and rate-limit buckets. Returns whether it was due.
+  bool housekeep(MonoNs now);
   void publish_counters();
-  void run_poll(const std::atomic<bool>& stop);
-  void run_busy(const std::atomic<bool>& stop);
 
   static constexpr uint32_t kBufferSize = 9216;
   /// Scratch of one batch.

@@ -104,6 +104,9 @@ class SessionSender {
   void on_receive(const dp::RxPacket& packet, const Now& now);
   /// Declares probes lost whose timeout passed and releases replies that waited for their TX stamp.
   void advance(MonoNs now);
+  /// When advance() next has something to do (a timeout, a reply's wait for its TX stamp ending);
+  /// the largest MonoNs when no probe is in flight.
+  MonoNs next_deadline() const;
   /// Moves out what happened since the last call.
   std::vector<ProbeEvent> poll_events();
 
