@@ -7,33 +7,42 @@
 // The emulator puts 1.5 ms and then 10 ms on each direction (3 ms / 20 ms RTT). At each delay `hubprobe
 // ping` runs at a 10 ms interval (200 probes) and at 100 ms, the agent's default (60 probes), in the
 // sender namespace against `hubprobe reflect --stateful`, printing a line per reply (seq, RTT and
-// turnaround to the µs), while tcpdump captures udp port 862 on the sender's veth (hpv0) and on the
-// reflector's (hpv1), in their namespaces. Probes are matched by the Sender Sequence Number: UDP
-// payload offset 0 of a request, offset 24 of an unauthenticated reflected packet (the Session-Sender
-// Sequence Number, RFC 8762 4.3.1), and by the same number on hubprobe's reply lines.
-// hubprobe's RTT is (T4 - T1) - (T3 - T2) (docs/benchmarks.md): the reflector's turnaround is taken
-// out. Capture truth per probe is the same on the wire:
-//   (reply in - request out on hpv0) - (reply out - request in on hpv1),
-// and the error of a probe is hubprobe's RTT minus its capture RTT (its turnaround error, hubprobe's
-// T3 - T2 minus the reply-out - request-in span on hpv1, is reported beside it: it is the reflector's
-// share).
+// turnaround to the µs). Four tcpdumps take the truth of the four timestamps, each as the RX stamp of
+// the frame where it arrives (-Q in, without --immediate-mode: no capture sits on a transmit path or
+// wakes per frame; one on the sender's transmit path was seen delaying T1 by 3-25 us):
+//   T1: the request arriving on bl0 (from hpv0)    T2: the request arriving on hpv1
+//   T3: the reply arriving on br0 (from hpv1)      T4: the reply arriving on hpv0
+// Probes are matched by the Sender Sequence Number: UDP payload offset 0 of a request, offset 24 of an
+// unauthenticated reflected packet (the Session-Sender Sequence Number, RFC 8762 4.3.1), and by the same
+// number on hubprobe's reply lines. hubprobe's RTT is (T4 - T1) - (T3 - T2) (docs/benchmarks.md): the
+// reflector's turnaround is taken out; the capture RTT is the same of the four captured stamps, and the
+// error of a probe is hubprobe's RTT minus its capture RTT. Its two shares are reported beside it: the
+// turnaround error (hubprobe's T3 - T2 minus the captured one: the reflector's T3) and the sender's
+// (hubprobe's T4 - T1 minus the captured one: its T1).
+//
+// Before the measured probes, 16 probes at the run's interval: ARP through the emulator, and the
+// reflector's send-path estimate (the median of its last 32 replies) made of replies at that rate, as
+// in a steady deployment (after a change of rate it follows within half its window).
 //
 // Asserted:
-//  * every probe is answered, printed and seen on both captures (the per-probe match is complete).
-//  * p50 of |error| <= 10 us for every run (delay x interval). Both ends use kernel software stamps on
-//    the same host and clock: T1 is the SO_TIMESTAMPING software TX stamp, T4 / T2 the skb's RX stamp
-//    (the very stamp tcpdump reports for an incoming frame); the socket reflector's T3 is its clock read
-//    plus its learned send-path latency (docs/architecture.md "Clocks"), and tcpdump stamps an outgoing
-//    frame at the packet tap, next to the TX software stamps of both. Measured: p50 |error| 1-3 us
-//    alone, <= 5 us beside two busy loops (docs/benchmarks.md "Per-probe accuracy"); before the
-//    reflector learned its send path it was 9-22 us at 100 ms, which the bound tells apart.
-//  * capture RTT p50 in [nominal, nominal + 400 us] (the emulator's own p50 error is 6-9 us per
-//    direction and its test bounds it by 200 us, tests/linkemu/README.md), and capture min >= nominal:
-//    the emulator is never early (it converts the frame's realtime stamp with a lower bound of
-//    realtime - monotonic, so a preemption between its clock reads makes a frame late, not early;
-//    before that fix it was seen 21 us early once in 17 runs on a loaded VM).
+//  * every probe is answered, printed and seen on all four captures (the per-probe match is complete).
+//  * p50 of |error| <= 10 us at the 10 ms interval, <= 20 us at 100 ms. Both ends use kernel software
+//    stamps on the same host and clock: T1 is the SO_TIMESTAMPING software TX stamp, taken in veth_xmit
+//    just before the frame's RX stamp on bl0; T2 and T4 are the very RX stamps tcpdump reports; the
+//    socket reflector's T3 is its clock read plus its learnt send path (docs/architecture.md "The socket reflector's T3 and its send path"),
+//    which aims at its reply's TX stamp, just before the RX stamp on br0. Measured (docs/benchmarks.md
+//    "Per-probe accuracy"), at 10 ms: 1.5-2.7 us on the shared host, 3.4-4.0 us beside two busy loops;
+//    at 100 ms: 3.2-5.6 us, once 11.3 us at 20 ms (a reflector woken from idle has a send path of two
+//    modes some 35 us apart there, which a median cannot follow reply by reply), 3.1-5.9 us beside two
+//    busy loops. A reflector that writes its clock read as T3 reads 10-18 us high at 10 ms and 24-40 us
+//    at 100 ms, which the bounds tell apart.
+//  * capture min >= nominal and capture p50 >= nominal: the emulator is never early (it converts the
+//    frame's realtime stamp with a lower bound of realtime - monotonic, so a preemption between its clock
+//    reads makes a frame late, not early; before that fix it was seen 21 us early once in 17 runs on a
+//    loaded VM); at the 10 ms interval its p50 is within nominal + 400 us (its own p50 error is 6-9 us
+//    per direction and its test bounds it by 200 us, tests/linkemu/README.md).
 // The tails of |error| (p90, p99, max: one preempted reply moves them) are recorded, not judged.
-// Takes ~ 20 s.
+// Takes ~ 27 s.
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -61,8 +70,10 @@
 namespace hubprobe::it {
 namespace {
 
-// p50 of |hubprobe RTT - capture RTT| over the probes of one run.
+// p50 of |hubprobe RTT - capture RTT| over the probes of one run, at a 10 ms and a 100 ms interval (the
+// measurements are in the header).
 constexpr double kErrorP50BoundUs = 10.0;
+constexpr double kErrorP50BoundIdleUs = 20.0;
 // Capture p50 - nominal RTT: 2 x the 200 us per-direction p50 bound of tests/linkemu.
 constexpr double kEmulatorSlackUs = 400.0;
 
@@ -266,10 +277,14 @@ class TestbedAccuracyTest : public ::testing::Test {
     RecordProperty(run.label + "_abs_error_p50_us", std::to_string(abs_p50));
     RecordProperty(run.label + "_abs_error_p90_us", std::to_string(quantile(abs_error, 0.9)));
 
-    EXPECT_LE(abs_p50, kErrorP50BoundUs) << line;
+    EXPECT_LE(abs_p50, run.interval_s <= 0.01 ? kErrorP50BoundUs : kErrorP50BoundIdleUs) << line;
     EXPECT_GE(capture_min, run.nominal_rtt_us) << "the emulator is never early\n" << line;
     EXPECT_GE(capture_p50, run.nominal_rtt_us) << line;
-    EXPECT_LT(capture_p50, run.nominal_rtt_us + kEmulatorSlackUs) << line;
+    // Between frames 100 ms apart the emulator sleeps, and a loaded host wakes it late (capture p50 2.1 ms
+    // over nominal beside two busy loops): its p50 is judged where frames come every 10 ms only.
+    if (run.interval_s <= 0.01) {
+      EXPECT_LT(capture_p50, run.nominal_rtt_us + kEmulatorSlackUs) << line;
+    }
   }
 
   TempDir dir_;

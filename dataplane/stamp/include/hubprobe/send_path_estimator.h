@@ -2,8 +2,9 @@
 // The send path of a user-space reflector: how long a reply takes from the clock read that becomes its
 // T3 to the kernel's (or NIC's) TX stamp of it, learnt from the TX stamps of recent replies. The
 // reflector writes T3 as its clock read plus this estimate, and puts the estimate's spread into its
-// Error Estimate (docs/architecture.md "Clocks"). Pure logic: the reflector service tells it which reply
-// left with which TX key and T3 clock read, and which TX stamps came back.
+// Error Estimate (docs/architecture.md "The socket reflector's T3 and its send path"). Pure logic: the
+// reflector service tells it which reply left with which TX key and T3 clock read, and which TX stamps
+// came back.
 #pragma once
 
 #include <array>
