@@ -29,13 +29,13 @@
 //  * p50 of |error| <= 10 us at the 10 ms interval, <= 20 us at 100 ms. Both ends use kernel software
 //    stamps on the same host and clock: T1 is the SO_TIMESTAMPING software TX stamp, taken in veth_xmit
 //    just before the frame's RX stamp on bl0; T2 and T4 are the very RX stamps tcpdump reports; the
-//    socket reflector's T3 is its clock read plus its learnt send path (docs/architecture.md "The socket reflector's T3 and its send path"),
-//    which aims at its reply's TX stamp, just before the RX stamp on br0. Measured (docs/benchmarks.md
-//    "Per-probe accuracy"), at 10 ms: 1.5-2.7 us on the shared host, 3.4-4.0 us beside two busy loops;
-//    at 100 ms: 3.2-5.6 us, once 11.3 us at 20 ms (a reflector woken from idle has a send path of two
-//    modes some 35 us apart there, which a median cannot follow reply by reply), 3.1-5.9 us beside two
-//    busy loops. A reflector that writes its clock read as T3 reads 10-18 us high at 10 ms and 24-40 us
-//    at 100 ms, which the bounds tell apart.
+//    socket reflector's T3 is its clock read plus its learnt send path, which aims at its reply's TX
+//    stamp, just before the RX stamp on br0 (docs/architecture.md, "The socket reflector's T3 and its
+//    send path"). Measured (docs/benchmarks.md, "Per-probe accuracy against captures"), at 10 ms:
+//    1.5-2.4 us on the shared host, 3.4-4.0 us beside two busy loops; at 100 ms: 3.2-5.9 us, once 11.3 us
+//    at 20 ms (there a reflector's send path has two modes some 35 us apart, which a median cannot
+//    follow reply by reply), 3.1-5.9 us beside two busy loops. A reflector that writes its clock read as
+//    T3 reads 10-18 us high at 10 ms and 24-40 us at 100 ms, which the bounds tell apart.
 //  * capture min >= nominal and capture p50 >= nominal: the emulator is never early (it converts the
 //    frame's realtime stamp with a lower bound of realtime - monotonic, so a preemption between its clock
 //    reads makes a frame late, not early; before that fix it was seen 21 us early once in 17 runs on a
