@@ -1,33 +1,48 @@
 // SPDX-License-Identifier: Apache-2.0
-// Accuracy of `hubprobe ping` across an emulated WAN link, against capture truth.
+// Accuracy of `hubprobe ping` across an emulated WAN link, against capture truth, probe by probe.
 //
 //   hpit<PID>-<N>s  hpv0 198.18.0.1/24 --veth-- bl0 [ hpit<PID>-<N>b: hubprobe-linkemu --a bl0 --b br0 ]
 //                                              br0 --veth-- hpv1 198.18.0.2/24  hpit<PID>-<N>r
 //
-// The emulator puts 1.5 ms and then 10 ms on each direction (3 ms / 20 ms RTT). `hubprobe ping -c 200
-// -i 0.01 -q --json` runs in the sender namespace against `hubprobe reflect --stateful`, while tcpdump
-// captures udp port 862 on the sender's veth (hpv0) and on the reflector's (hpv1), in their namespaces.
+// The emulator puts 1.5 ms and then 10 ms on each direction (3 ms / 20 ms RTT). At each delay `hubprobe
+// ping` runs at a 10 ms interval (200 probes) and at 100 ms, the agent's default (60 probes), in the
+// sender namespace against `hubprobe reflect --stateful`, printing a line per reply (seq, RTT and
+// turnaround to the µs). Four tcpdumps take the truth of the four timestamps, each as the RX stamp of
+// the frame where it arrives (-Q in, without --immediate-mode: no capture sits on a transmit path or
+// wakes per frame; one on the sender's transmit path was seen delaying T1 by 3-25 us):
+//   T1: the request arriving on bl0 (from hpv0)    T2: the request arriving on hpv1
+//   T3: the reply arriving on br0 (from hpv1)      T4: the reply arriving on hpv0
 // Probes are matched by the Sender Sequence Number: UDP payload offset 0 of a request, offset 24 of an
-// unauthenticated reflected packet (the Session-Sender Sequence Number, RFC 8762 4.3.1).
-// hubprobe's RTT is (T4 - T1) - (T3 - T2) (docs/benchmarks.md): the reflector's turnaround is taken
-// out. Capture truth per probe is the same on the wire:
-//   (reply in - request out on hpv0) - (reply out - request in on hpv1).
+// unauthenticated reflected packet (the Session-Sender Sequence Number, RFC 8762 4.3.1), and by the same
+// number on hubprobe's reply lines. hubprobe's RTT is (T4 - T1) - (T3 - T2) (docs/benchmarks.md): the
+// reflector's turnaround is taken out; the capture RTT is the same of the four captured stamps, and the
+// error of a probe is hubprobe's RTT minus its capture RTT. Its two shares are reported beside it: the
+// turnaround error (hubprobe's T3 - T2 minus the captured one: the reflector's T3) and the sender's
+// (hubprobe's T4 - T1 minus the captured one: its T1).
+//
+// Before the measured probes, 16 probes at the run's interval: ARP through the emulator, and the
+// reflector's send-path estimate (the median of its last 32 replies) made of replies at that rate, as
+// in a steady deployment (after a change of rate it follows within half its window).
 //
 // Asserted:
-//  * |hubprobe p50 - capture p50| <= 20 us (and the same for min). Both are kernel software stamps
-//    taken on the same host and clock: hubprobe's T1 is the SO_TIMESTAMPING software TX stamp, T4 / T2
-//    the skb's RX software stamp (the very stamp tcpdump reports for an incoming frame); tcpdump stamps
-//    an outgoing frame at the packet tap in dev_queue_xmit, next to the TX software stamp. What
-//    separates them is the few-us stack path between the reflector's T3 (a clock read before sendmsg)
-//    and its reply reaching the tap, so 20 us is a bound with margin for scheduling noise on a shared
-//    2-vCPU VM, yet 150x below the 3 ms being measured.
-//  * capture RTT p50 in [nominal, nominal + 400 us] (the emulator's own p50 error is 6-9 us per
-//    direction and its test bounds it by 200 us, tests/linkemu/README.md), and capture min >= nominal:
-//    the emulator is never early (it converts the frame's realtime stamp with a lower bound of
-//    realtime - monotonic, so a preemption between its clock reads makes a frame late, not early;
-//    before that fix it was seen 21 us early once in 17 runs on a loaded VM).
-//  * no probe is lost and capture and report agree on the count.
-// Takes ~ 5 s.
+//  * every probe is answered, printed and seen on all four captures (the per-probe match is complete).
+//  * p50 of |error| <= 10 us at the 10 ms interval, <= 20 us at 100 ms. Both ends use kernel software
+//    stamps on the same host and clock: T1 is the SO_TIMESTAMPING software TX stamp, taken in veth_xmit
+//    just before the frame's RX stamp on bl0; T2 and T4 are the very RX stamps tcpdump reports; the
+//    socket reflector's T3 is its clock read plus its learnt send path, which aims at its reply's TX
+//    stamp, just before the RX stamp on br0 (docs/architecture.md, "The socket reflector's T3 and its
+//    send path"). Measured (docs/benchmarks.md, "Per-probe accuracy against captures"), at 10 ms:
+//    1.5-2.4 us on the shared host, 3.4-4.0 us beside two busy loops; at 100 ms: 3.2-5.9 us, once 11.3 us
+//    at 20 ms (there a reflector's send path has two modes some 35 us apart, which a median cannot
+//    follow reply by reply), 3.1-5.9 us beside two busy loops. A reflector that writes its clock read as
+//    T3 reads 10-18 us high at 10 ms and 24-40 us at 100 ms, which the bounds tell apart.
+//  * capture min >= nominal and capture p50 >= nominal: the emulator is never early (it converts the
+//    frame's realtime stamp with a lower bound of realtime - monotonic, so a preemption between its clock
+//    reads makes a frame late, not early; before that fix it was seen 21 us early once in 17 runs on a
+//    loaded VM); at the 10 ms interval its p50 is within nominal + 400 us (its own p50 error is 6-9 us
+//    per direction and its test bounds it by 200 us, tests/linkemu/README.md).
+// The tails of |error| (p90, p99, max: one preempted reply moves them) are recorded, not judged.
+// Takes ~ 27 s.
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -41,7 +56,6 @@
 #include <filesystem>
 #include <map>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <thread>
@@ -56,10 +70,20 @@
 namespace hubprobe::it {
 namespace {
 
-constexpr double kCaptureBoundUs = 20.0;  // |hubprobe - capture| on p50 and min
+// p50 of |hubprobe RTT - capture RTT| over the probes of one run, at a 10 ms and a 100 ms interval (the
+// measurements are in the header).
+constexpr double kErrorP50BoundUs = 10.0;
+constexpr double kErrorP50BoundIdleUs = 20.0;
 // Capture p50 - nominal RTT: 2 x the 200 us per-direction p50 bound of tests/linkemu.
 constexpr double kEmulatorSlackUs = 400.0;
-constexpr int kProbes = 200;
+
+/// One run of `hubprobe ping`: `probes` probes every `interval_s` on a link of `nominal_rtt_us`.
+struct PingRun {
+  std::string label;
+  double nominal_rtt_us = 0;
+  double interval_s = 0;
+  int probes = 0;
+};
 
 template <class F>
 bool wait_until(F cond, Seconds timeout) {
@@ -71,18 +95,9 @@ bool wait_until(F cond, Seconds timeout) {
   return cond();
 }
 
-/// Capture-truth RTTs (ns) from a nanosecond pcap taken on the sender's veth, keyed by sender sequence.
+/// The STAMP packets of one capture (ns), keyed by the Sender Sequence Number.
 struct CaptureTruth {
   std::map<uint32_t, int64_t> request_ns, reply_ns;
-  /// Reply time - request time per sequence number seen both ways (us).
-  std::map<uint32_t, double> span_us() const {
-    std::map<uint32_t, double> v;
-    for (const auto& [seq, t_req] : request_ns) {
-      const auto it = reply_ns.find(seq);
-      if (it != reply_ns.end()) v.emplace(seq, static_cast<double>(it->second - t_req) / 1000.0);
-    }
-    return v;
-  }
 };
 
 CaptureTruth read_pcap(const std::filesystem::path& path) {
@@ -113,6 +128,45 @@ double quantile(std::vector<double> v, double q) {
   return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
 }
 
+/// One probe: hubprobe's RTT and turnaround (its reply line) beside the capture's.
+struct ProbeError {
+  uint32_t seq = 0;
+  double rtt_us = 0, turnaround_us = 0;                  ///< hubprobe
+  double capture_rtt_us = 0, capture_turnaround_us = 0;  ///< the wire
+  double error_us() const { return rtt_us - capture_rtt_us; }
+  double turnaround_error_us() const { return turnaround_us - capture_turnaround_us; }
+};
+
+/// Where the truth of each of the four STAMP timestamps comes from: the frame's RX stamp on the veth
+/// it arrives at (see the header).
+struct Captures {
+  CaptureTruth sender;     ///< hpv0: reply in (T4)
+  CaptureTruth sent;       ///< bl0: request out of hpv0 (T1)
+  CaptureTruth reflector;  ///< hpv1: request in (T2)
+  CaptureTruth reflected;  ///< br0: reply out of hpv1 (T3)
+};
+
+/// Every reply line matched by sequence number to its probe on the four captures; probes missing from
+/// any capture are left out (the caller compares the count).
+std::vector<ProbeError> match(const std::vector<ReplyLine>& replies, const Captures& captures) {
+  std::vector<ProbeError> out;
+  for (const ReplyLine& reply : replies) {
+    const auto seq = static_cast<uint32_t>(reply.seq);
+    const auto t1 = captures.sent.request_ns.find(seq);
+    const auto t2 = captures.reflector.request_ns.find(seq);
+    const auto t3 = captures.reflected.reply_ns.find(seq);
+    const auto t4 = captures.sender.reply_ns.find(seq);
+    if (t1 == captures.sent.request_ns.end() || t2 == captures.reflector.request_ns.end() ||
+        t3 == captures.reflected.reply_ns.end() || t4 == captures.sender.reply_ns.end()) {
+      continue;
+    }
+    const double turnaround_us = static_cast<double>(t3->second - t2->second) / 1000.0;
+    const double wire_us = static_cast<double>(t4->second - t1->second) / 1000.0;
+    out.push_back({seq, reply.rtt_ms * 1000.0, reply.turnaround_ms * 1000.0, wire_us - turnaround_us, turnaround_us});
+  }
+  return out;
+}
+
 class TestbedAccuracyTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -138,85 +192,99 @@ class TestbedAccuracyTest : public ::testing::Test {
   /// `set both delay=D` on the emulator's control socket.
   void set_delay(const std::string& delay) { ASSERT_NO_THROW(link_->set("both delay=" + delay)); }
 
-  /// One measurement: warm-up, tcpdump on hpv0, ping, compare. `nominal_rtt_us` is 2 x one-way delay.
-  void measure(const std::string& label, double nominal_rtt_us) {
-    // Warm-up: ARP through the emulator, so the measured run starts with a resolved neighbour.
+  std::filesystem::path pcap(const PingRun& run, const std::string& dev) const {
+    return dir_.path() / (run.label + "-" + dev + ".pcap");
+  }
+
+  /// tcpdump of the STAMP frames arriving at `dev` (-Q in: it never sits on a transmit path), once it
+  /// says it listens or has exited. Without --immediate-mode it is not woken per frame either.
+  std::unique_ptr<Process> start_capture(const PingRun& run, const Namespace& ns, const std::string& dev) {
+    auto cap = std::make_unique<Process>(
+        std::vector<std::string>{"tcpdump", "-i", dev, "-Q", "in", "-n", "-s", "128", "-U",
+                                 "--time-stamp-precision=nano", "-w", pcap(run, dev).string(), "udp port 862"},
+        ns.name(), dir_.path(), "tcpdump-" + run.label + "-" + dev);
+    wait_until([&] { return listening(*cap) || !cap->running(); }, Seconds(5));
+    return cap;
+  }
+  static bool listening(Process& cap) { return cap.stderr_text().find("listening on") != std::string::npos; }
+
+  /// One run: warm-up, tcpdump on both veths, ping, then every probe against its capture truth.
+  void measure(const PingRun& run) {
+    // Warm-up at the run's interval: ARP through the emulator, and the reflector's send-path estimate
+    // (the median of its last 32 replies) made of replies at this rate, as in a steady deployment.
+    char interval[32];
+    std::snprintf(interval, sizeof interval, "%g", run.interval_s);
     const CommandResult warm =
-        run_hubprobe(*s_, {"ping", "-c", "2", "-i", "0.05", "-q", "--json", "198.18.0.2"}, Seconds(10));
+        run_hubprobe(*s_, {"ping", "-c", "16", "-i", interval, "-q", "--json", "198.18.0.2"}, Seconds(10));
     ASSERT_TRUE(warm.ok()) << warm.describe();
 
-    // tcpdump on the sender's veth (request out, reply in) and on the reflector's (request in, reply out).
-    auto start_capture = [&](const Namespace& ns, const std::string& dev) {
-      const std::filesystem::path pcap = dir_.path() / (label + "-" + dev + ".pcap");
-      auto cap = std::make_unique<Process>(
-          std::vector<std::string>{"tcpdump", "-i", dev, "-n", "-s", "128", "-U", "--immediate-mode",
-                                   "--time-stamp-precision=nano", "-w", pcap.string(), "udp port 862"},
-          ns.name(), dir_.path(), "tcpdump-" + label + "-" + dev);
-      return std::make_pair(std::move(cap), pcap);
-    };
-    auto [cap_s, pcap_s] = start_capture(*s_, "hpv0");
-    auto [cap_r, pcap_r] = start_capture(*r_, "hpv1");
-    for (Process* cap : {cap_s.get(), cap_r.get()}) {
-      ASSERT_TRUE(wait_until(
-          [&] { return cap->stderr_text().find("listening on") != std::string::npos || !cap->running(); }, Seconds(5)))
-          << cap->describe();
-      ASSERT_TRUE(cap->running()) << cap->describe();
+    // tcpdump -Q in on both ends of both veths: each STAMP timestamp against the RX stamp of the frame
+    // where it arrives, with no capture on any transmit path.
+    const std::pair<const Namespace*, std::string> where[] = {
+        {s_, "hpv0"}, {&link_->backbone(), "bl0"}, {r_, "hpv1"}, {&link_->backbone(), "br0"}};
+    std::vector<std::unique_ptr<Process>> caps;
+    for (const auto& [ns, dev] : where) {
+      caps.push_back(start_capture(run, *ns, dev));
+      ASSERT_TRUE(listening(*caps.back()) && caps.back()->running()) << caps.back()->describe();
     }
-
-    const CommandResult ping = run_hubprobe(
-        *s_, {"ping", "-c", std::to_string(kProbes), "-i", "0.01", "-q", "--json", "198.18.0.2"}, Seconds(30));
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // last reply reaches the capture files
-    cap_s->stop();
-    cap_r->stop();
+    const CommandResult ping =
+        run_hubprobe(*s_, {"ping", "-c", std::to_string(run.probes), "-i", interval, "198.18.0.2"},
+                     Seconds(20 + run.probes * run.interval_s));
+    // tcpdump without --immediate-mode takes frames from the kernel when its buffer times out (1 s).
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    for (const auto& cap : caps) cap->stop();
     ASSERT_TRUE(ping.ok()) << ping.describe();
-    const JsonReport parsed = parse_report(ping.out);
-    ASSERT_TRUE(parsed.ok) << parsed.error << "\n" << ping.describe();
-    ASSERT_TRUE(report_well_formed(parsed.json)) << ping.describe();
-    const nlohmann::json& rep = parsed.json;
-    EXPECT_EQ(counter(rep, "sent"), kProbes) << rep.dump();
-    EXPECT_EQ(counter(rep, "received"), kProbes) << rep.dump();
+    std::vector<std::string> malformed;
+    const std::vector<ReplyLine> replies = parse_reply_lines(ping.out, &malformed);
+    EXPECT_TRUE(malformed.empty()) << ping.describe();
+    ASSERT_EQ(replies.size(), static_cast<size_t>(run.probes)) << ping.describe();
 
-    // hubprobe's RTT is (T4 - T1) - (T3 - T2): the reflector's turnaround is taken out. The capture
-    // truth is the same thing on the wire: sender-veth span minus reflector-veth span, per probe.
-    const CaptureTruth truth_s = read_pcap(pcap_s);
-    const CaptureTruth truth_r = read_pcap(pcap_r);
-    const std::map<uint32_t, double> wire = truth_s.span_us();
-    const std::map<uint32_t, double> turn = truth_r.span_us();
-    std::vector<double> rtt, wire_rtt;
-    for (const auto& [seq, w] : wire) {
-      wire_rtt.push_back(w);
-      if (const auto it = turn.find(seq); it != turn.end()) rtt.push_back(w - it->second);
+    const Captures captures{read_pcap(pcap(run, "hpv0")), read_pcap(pcap(run, "bl0")), read_pcap(pcap(run, "hpv1")),
+                            read_pcap(pcap(run, "br0"))};
+    const std::vector<ProbeError> errors = match(replies, captures);
+    ASSERT_EQ(errors.size(), static_cast<size_t>(run.probes))
+        << "probes matched on all four captures\n"
+        << caps[0]->describe() << caps[1]->describe() << caps[2]->describe() << caps[3]->describe();
+    judge(run, errors);
+  }
+
+  /// Reports one run's per-probe errors and asserts what holds on a loaded host (see the header).
+  void judge(const PingRun& run, const std::vector<ProbeError>& errors) {
+    std::vector<double> abs_error, signed_error, turnaround_error, sender_error, capture;
+    for (const ProbeError& e : errors) {
+      abs_error.push_back(std::fabs(e.error_us()));
+      signed_error.push_back(e.error_us());
+      turnaround_error.push_back(e.turnaround_error_us());
+      sender_error.push_back(e.error_us() + e.turnaround_error_us());
+      capture.push_back(e.capture_rtt_us);
     }
-    ASSERT_EQ(rtt.size(), static_cast<size_t>(kProbes))
-        << "sender veth: requests " << truth_s.request_ns.size() << " replies " << truth_s.reply_ns.size()
-        << "; reflector veth: requests " << truth_r.request_ns.size() << " replies " << truth_r.reply_ns.size() << "\n"
-        << cap_s->describe() << cap_r->describe();
-    const double cap_min = *std::min_element(rtt.begin(), rtt.end());
-    const double cap_p50 = quantile(rtt, 0.5);
-    const double cap_p99 = quantile(rtt, 0.99);
-    const double cap_max = *std::max_element(rtt.begin(), rtt.end());
-    const double hp_min = number(rep, "rtt_us.min");
-    const double hp_p50 = number(rep, "rtt_us.p50");
-    const double hp_p99 = number(rep, "rtt_us.p99");
-    const double hp_max = number(rep, "rtt_us.max");
+    const double abs_p50 = quantile(abs_error, 0.5);
+    const double capture_min = *std::min_element(capture.begin(), capture.end());
+    const double capture_p50 = quantile(capture, 0.5);
     char line[640];
-    std::snprintf(line, sizeof line,
-                  "%s nominal %.0f us | capture min %.1f p50 %.1f p99 %.1f max %.1f | hubprobe min %.1f p50 %.1f "
-                  "p99 %.1f max %.1f | hubprobe-capture: min %+.1f p50 %+.1f p99 %+.1f us | capture p50-nominal "
-                  "%+.1f us | wire RTT incl. turnaround p50 %.1f us",
-                  label.c_str(), nominal_rtt_us, cap_min, cap_p50, cap_p99, cap_max, hp_min, hp_p50, hp_p99, hp_max,
-                  hp_min - cap_min, hp_p50 - cap_p50, hp_p99 - cap_p99, cap_p50 - nominal_rtt_us,
-                  quantile(wire_rtt, 0.5));
-    std::printf("%s\n", line);
-    RecordProperty(label, line);
+    std::snprintf(
+        line, sizeof line,
+        "%s: nominal %.0f us, %d probes every %g s | per-probe error (hubprobe - capture RTT) p10 %+.1f "
+        "p50 %+.1f p90 %+.1f us | |error| p50 %.1f p90 %.1f p99 %.1f max %.1f us | turnaround error "
+        "p50 %+.1f p90 %+.1f us | sender T4-T1 error p50 %+.1f p90 %+.1f us | capture RTT min %.1f p50 %.1f us",
+        run.label.c_str(), run.nominal_rtt_us, run.probes, run.interval_s, quantile(signed_error, 0.1),
+        quantile(signed_error, 0.5), quantile(signed_error, 0.9), abs_p50, quantile(abs_error, 0.9),
+        quantile(abs_error, 0.99), *std::max_element(abs_error.begin(), abs_error.end()),
+        quantile(turnaround_error, 0.5), quantile(turnaround_error, 0.9), quantile(sender_error, 0.5),
+        quantile(sender_error, 0.9), capture_min, capture_p50);
+    std::printf("[ measured ] %s\n", line);
+    RecordProperty(run.label, line);
+    RecordProperty(run.label + "_abs_error_p50_us", std::to_string(abs_p50));
+    RecordProperty(run.label + "_abs_error_p90_us", std::to_string(quantile(abs_error, 0.9)));
 
-    EXPECT_NEAR(hp_p50, cap_p50, kCaptureBoundUs) << line;
-    EXPECT_NEAR(hp_min, cap_min, kCaptureBoundUs) << line;
-    EXPECT_GE(cap_min, nominal_rtt_us) << "the emulator is never early\n" << line;
-    EXPECT_GE(cap_p50, nominal_rtt_us) << line;
-    EXPECT_LT(cap_p50, nominal_rtt_us + kEmulatorSlackUs) << line;
-    EXPECT_GE(hp_p50, nominal_rtt_us - kCaptureBoundUs) << line;
-    EXPECT_LT(hp_p50, nominal_rtt_us + kEmulatorSlackUs + kCaptureBoundUs) << line;
+    EXPECT_LE(abs_p50, run.interval_s <= 0.01 ? kErrorP50BoundUs : kErrorP50BoundIdleUs) << line;
+    EXPECT_GE(capture_min, run.nominal_rtt_us) << "the emulator is never early\n" << line;
+    EXPECT_GE(capture_p50, run.nominal_rtt_us) << line;
+    // Between frames 100 ms apart the emulator sleeps, and a loaded host wakes it late (capture p50 2.1 ms
+    // over nominal beside two busy loops): its p50 is judged where frames come every 10 ms only.
+    if (run.interval_s <= 0.01) {
+      EXPECT_LT(capture_p50, run.nominal_rtt_us + kEmulatorSlackUs) << line;
+    }
   }
 
   TempDir dir_;
@@ -226,11 +294,13 @@ class TestbedAccuracyTest : public ::testing::Test {
   std::unique_ptr<Reflector> reflector_;
 };
 
-TEST_F(TestbedAccuracyTest, RttMatchesCaptureAt3msAnd20ms) {
+TEST_F(TestbedAccuracyTest, EveryProbesRttMatchesCaptureAt3msAnd20msAt10msAnd100msIntervals) {
   ASSERT_NO_FATAL_FAILURE(set_delay("1.5ms"));
-  ASSERT_NO_FATAL_FAILURE(measure("rtt3ms", 3000.0));
+  ASSERT_NO_FATAL_FAILURE(measure({"rtt3ms_10ms", 3000.0, 0.01, 200}));
+  ASSERT_NO_FATAL_FAILURE(measure({"rtt3ms_100ms", 3000.0, 0.1, 60}));
   ASSERT_NO_FATAL_FAILURE(set_delay("10ms"));
-  ASSERT_NO_FATAL_FAILURE(measure("rtt20ms", 20000.0));
+  ASSERT_NO_FATAL_FAILURE(measure({"rtt20ms_10ms", 20000.0, 0.01, 200}));
+  ASSERT_NO_FATAL_FAILURE(measure({"rtt20ms_100ms", 20000.0, 0.1, 60}));
 }
 
 }  // namespace

@@ -132,6 +132,19 @@ TEST(ErrorEstimateTest, FromClockUsesTheClockState) {
   EXPECT_EQ(unsynced.encode(), 0x1D80);
 }
 
+TEST(ErrorEstimateTest, FromClockAddsTheReadingsOwnError) {
+  ClockState clock;
+  clock.synchronized = true;
+  clock.error_bound_s = 1e-6;
+  // 1 us of clock error and 20 us of send-path residual: the bound of 21 us, rounded up, never below.
+  const ErrorEstimate grown = ErrorEstimate::from_clock(clock, TimestampFormat::kNtp, 20e-6);
+  EXPECT_GE(grown.seconds(), 21e-6);
+  EXPECT_EQ(grown.encode(), ErrorEstimate::from_seconds(21e-6, true, TimestampFormat::kNtp).encode());
+  // A negative reading error never makes the bound smaller than the clock's.
+  EXPECT_EQ(ErrorEstimate::from_clock(clock, TimestampFormat::kNtp, -5e-6).encode(),
+            ErrorEstimate::from_clock(clock, TimestampFormat::kNtp).encode());
+}
+
 // ---- Timestamps --------------------------------------------------------------------------------------
 
 TEST(TimestampTest, NtpKnownValues) {

@@ -117,6 +117,17 @@ void reflector_families(Families& f, const Labels& agent_labels, const Reflector
             with(agent_labels, "flag", "malformed"), static_cast<double>(r.engine.tlv_malformed));
   f.gauge("hubprobe_reflector_sessions", "Stateful reflector sessions active.", agent_labels,
           static_cast<double>(r.engine.sessions_active));
+  for (const SendPathCounters& path : r.send_path) {
+    const Labels listen = with(agent_labels, "listen", path.listen.to_string());
+    f.gauge("hubprobe_reflector_send_path_seconds",
+            "Learnt time from the reflector's T3 clock read to the TX stamp of its reply, added to T3.", listen,
+            static_cast<double>(path.latency_ns) * 1e-9);
+    f.gauge("hubprobe_reflector_send_path_residual_seconds",
+            "Spread of the learnt send path, added to the reflector's Error Estimate.", listen,
+            static_cast<double>(path.residual_ns) * 1e-9);
+    f.counter("hubprobe_reflector_send_path_samples_total", "Reflector replies matched to their TX stamp.", listen,
+              static_cast<double>(path.samples));
+  }
 }
 
 // A backend reflector's counters (XDP's per-CPU counters, summed), read now, in the same families.

@@ -21,6 +21,8 @@ ReflectorService::ReflectorService(ReflectorServiceOptions options)
   buffers_.tx_data.resize(kBatch);
   buffers_.rx.resize(kBatch);
   buffers_.tx.resize(kBatch);
+  buffers_.t3_read.resize(kBatch);
+  buffers_.tx_stamps.resize(kBatch);
   for (size_t i = 0; i < kBatch; ++i) {
     buffers_.rx[i].data = buffers_.rx_data[i].data();
     buffers_.rx[i].capacity = kBufferSize;
@@ -34,14 +36,20 @@ Result<std::unique_ptr<ReflectorService>> ReflectorService::open(dp::Dataplane& 
     dp::PortOptions port_options;
     port_options.local = address;
     port_options.device = service->options_.interface;
-    port_options.tx_timestamps = false;  // T3 goes into the packet, so it is read before sending
+    // T3 goes into the packet, so it is read before sending; the TX stamps of the replies tell how long
+    // before (the send path), which later replies add to their T3.
+    port_options.tx_timestamps = true;
     auto port = dataplane.open_port(port_options);
     if (!port) {
       return make_error("reflector cannot listen on " + address.to_string() + ": " + port.error().message,
                         port.error().code);
     }
+    const dp::PortCapabilities capabilities = (*port)->capabilities();
+    service->send_paths_.push_back(
+        {capabilities.t3_source == dp::TimestampSource::kUser && capabilities.tx_timestamps(), {}});
     service->ports_.push_back(std::move(port.value()));
   }
+  service->publish_counters();  // every port's send path is listed from the start
   return service;
 }
 
@@ -74,23 +82,60 @@ bool ReflectorService::admit(const SocketAddress& source, MonoNs now) {
 }
 
 size_t ReflectorService::serve(dp::Port& port, MonoNs now) {
+  SendPath& path = send_path_of(port);
+  drain_send_path(port, path);  // stamps of earlier replies (what a POLLERR wake-up brings)
   auto received = port.receive(buffers_.rx);
   if (!received || *received == 0) return 0;
   // Every stamp of the port becomes wall time (the identity for realtime ports): T2 from its RX stamp,
-  // T3 from its clock read as late as possible.
+  // T3 from its clock read as late as possible plus the send path still ahead of the reply.
   const dp::ClockDomain& clock = *port.capabilities().clock;
-  const auto read_t3 = [&clock] { return Now{clock.to_wall(clock.now()).ns, mono_now()}; };
+  const stamp::SendPathEstimator::Estimate ahead = path.estimator.estimate();
+  WallNs read = 0;
+  const auto read_t3 = [&] {
+    read = clock.to_wall(clock.now()).ns;
+    return stamp::T3Reading{Now{read + ahead.latency_ns, mono_now()}, ahead.residual_ns};
+  };
   size_t replies = 0;
   for (size_t i = 0; i < *received; ++i) {
     dp::RxPacket& request = buffers_.rx[i];
     if (!admit(request.source, now)) continue;
     request.rx = dp::to_wall(clock, request.rx);
-    if (engine_.reflect(request, buffers_.tx_data[replies], clock_state_, read_t3, buffers_.tx[replies])) ++replies;
+    if (engine_.reflect(request, buffers_.tx_data[replies], clock_state_, read_t3, buffers_.tx[replies])) {
+      buffers_.t3_read[replies++] = read;
+    }
   }
   if (replies == 0) return *received;
   auto sent = port.send(std::span(buffers_.tx.data(), replies));
   send_errors_ += replies - (sent ? *sent : 0);
+  sent_replies(path, replies);
+  drain_send_path(port, path);  // a software TX stamp is usually taken before send() returns
   return *received;
+}
+
+ReflectorService::SendPath& ReflectorService::send_path_of(const dp::Port& port) {
+  size_t index = 0;
+  while (index + 1 < ports_.size() && ports_[index].get() != &port) ++index;
+  return send_paths_[index];
+}
+
+void ReflectorService::sent_replies(SendPath& path, size_t replies) {
+  if (!path.learns) return;
+  for (size_t i = 0; i < replies; ++i) {
+    if (buffers_.tx[i].error == 0) path.estimator.on_sent(buffers_.tx[i].tx_id, buffers_.t3_read[i]);
+  }
+}
+
+void ReflectorService::drain_send_path(dp::Port& port, SendPath& path) {
+  if (!path.learns) return;
+  const dp::ClockDomain& clock = *port.capabilities().clock;
+  size_t drained = 0;
+  do {
+    drained = port.drain_tx_timestamps(buffers_.tx_stamps);
+    for (size_t i = 0; i < drained; ++i) {
+      const dp::TxTimestamp& stamp = buffers_.tx_stamps[i];
+      path.estimator.on_tx_stamp(stamp.tx_id, dp::to_wall(clock, stamp.ts).ns);
+    }
+  } while (drained == buffers_.tx_stamps.size());
 }
 
 bool ReflectorService::housekeep(MonoNs now) {
@@ -108,6 +153,16 @@ void ReflectorService::publish_counters() {
   published_.dropped_not_allowed = not_allowed_;
   published_.dropped_rate_limited = rate_limited_;
   published_.send_errors = send_errors_;
+  published_.send_path.resize(ports_.size());
+  for (size_t p = 0; p < ports_.size(); ++p) {
+    const stamp::SendPathEstimator& estimator = send_paths_[p].estimator;
+    published_.send_path[p] = {ports_[p]->local_address(),
+                               estimator.estimate().latency_ns,
+                               estimator.estimate().residual_ns,
+                               estimator.samples(),
+                               estimator.refused(),
+                               estimator.unmatched()};
+  }
 }
 
 size_t ReflectorService::poll_once(MonoNs now) {

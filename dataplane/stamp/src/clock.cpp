@@ -137,8 +137,8 @@ ErrorEstimate ErrorEstimate::from_seconds(double error_s, bool synchronized, Tim
   return estimate;
 }
 
-ErrorEstimate ErrorEstimate::from_clock(const ClockState& clock, TimestampFormat format) {
-  return from_seconds(clock.error_bound_s, clock.synchronized, format);
+ErrorEstimate ErrorEstimate::from_clock(const ClockState& clock, TimestampFormat format, double reading_error_s) {
+  return from_seconds(clock.error_bound_s + std::max(reading_error_s, 0.0), clock.synchronized, format);
 }
 
 RawTimestamp encode_timestamp(WallNs t, TimestampFormat format, int32_t tai_offset_s) {

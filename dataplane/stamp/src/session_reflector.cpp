@@ -18,7 +18,8 @@ constexpr uint32_t kTwampLightMinimum = 14;
 SessionReflector::SessionReflector(ReflectorOptions options) : options_(std::move(options)) {}
 
 bool SessionReflector::reflect_impl(const dp::RxPacket& request, std::span<uint8_t> out, const ClockState& clock,
-                                    const Now& now, dp::TxPacket& reply) {
+                                    const T3Reading& t3_reading, dp::TxPacket& reply) {
+  const Now& now = t3_reading.now;
   const WallNs t3 = now.wall;
   ++counters_.received;
   if (request.truncated) {
@@ -63,7 +64,8 @@ bool SessionReflector::reflect_impl(const dp::RxPacket& request, std::span<uint8
       options_.stateful ? next_reflector_seq(request, decoded.parsed.packet.ssid, now.mono) : decoded.parsed.packet.seq;
   fields.receive_timestamp = encode_timestamp(t2, options_.format, clock.tai_offset_s);
   fields.timestamp = encode_timestamp(t3, options_.format, clock.tai_offset_s);
-  fields.error_estimate = ErrorEstimate::from_clock(clock, options_.format).encode();
+  fields.error_estimate =
+      ErrorEstimate::from_clock(clock, options_.format, static_cast<double>(t3_reading.error_ns) * 1e-9).encode();
   fields.sender_ttl = request.ttl >= 0 ? static_cast<uint8_t>(request.ttl) : 0;
 
   auto report = encode_reflection(decoded.parsed, bytes, fields, options_.mode, key.get(), out.first(bytes.size()));

@@ -15,6 +15,7 @@
 
 #include "hubprobe/dataplane.h"
 #include "hubprobe/engine_loop.h"
+#include "hubprobe/send_path_estimator.h"
 #include "hubprobe/session_reflector.h"
 
 namespace hubprobe {
@@ -28,12 +29,24 @@ struct ReflectorServiceOptions {
   uint32_t rate_limit_pps = 0;  ///< per source address (one-second token bucket); 0 = unlimited
 };
 
-/// Counters of the service: the engine's plus the guards'.
+/// What one listening port learnt about its send path from the TX stamps of its replies
+/// (send_path_estimator.h). All zero for a port whose backend writes T3 itself or gives no TX stamps.
+struct SendPathCounters {
+  SocketAddress listen;
+  int64_t latency_ns = 0;   ///< added to every T3 clock read
+  int64_t residual_ns = 0;  ///< added to every reply's Error Estimate
+  uint64_t samples = 0;     ///< replies matched to their TX stamp
+  uint64_t refused = 0;     ///< matched, but out of range (a clock step)
+  uint64_t unmatched = 0;   ///< TX stamps whose reply was no longer remembered
+};
+
+/// Counters of the service: the engine's plus the guards', and each port's send path.
 struct ReflectorServiceCounters {
   stamp::ReflectorCounters engine;
   uint64_t dropped_not_allowed = 0;
   uint64_t dropped_rate_limited = 0;
   uint64_t send_errors = 0;
+  std::vector<SendPathCounters> send_path;  ///< one per listening port, in the order of `listen`
 };
 
 /// A step of an EngineLoop (engine_loop.h): run() drives it on a loop of its own, or another loop drives
@@ -53,9 +66,11 @@ class ReflectorService final : public LoopStep {
   StepResult step(const Now& now) override;
   /// The descriptors of the ports that have one (kPollFd).
   std::vector<int> wake_fds() const override;
-  /// Receives one batch on every port, answers the requests the guards admit and sends the replies. `now`
-  /// (monotonic) is for the rate limit; T2 is each request's RX stamp and T3 a reading of its port's clock
-  /// just before the reply goes, both as wall time. Returns how many datagrams it received.
+  /// One step that any loop can drive: receives one batch on every port, answers the requests the guards
+  /// admit and sends the replies. `now` (monotonic) is for the rate limit; T2 is each request's RX stamp
+  /// and T3 a reading of its port's clock just before the reply goes plus the port's send-path estimate
+  /// (learnt from the TX stamps of earlier replies where the port gives them), both as wall time. Returns
+  /// how many datagrams it received. Call from the thread that runs the service (or instead of run()).
   size_t poll_once(MonoNs now);
 
   /// A consistent copy, safe from any thread.
@@ -69,6 +84,17 @@ class ReflectorService final : public LoopStep {
   bool admit(const SocketAddress& source, MonoNs now);
   /// One batch on one port: received, answered, sent. Returns how many datagrams it received.
   size_t serve(dp::Port& port, MonoNs now);
+  /// The send path of a port: learnt where T3 is read in user space and the port gives TX stamps, else
+  /// zero.
+  struct SendPath {
+    bool learns = false;
+    stamp::SendPathEstimator estimator;
+  };
+  SendPath& send_path_of(const dp::Port& port);
+  /// Remembers the replies that left, with their T3 clock reads.
+  void sent_replies(SendPath& path, size_t replies);
+  /// Feeds the TX stamps waiting on `port` to its estimator.
+  void drain_send_path(dp::Port& port, SendPath& path);
   /// Once a second: the clock state, stateful sessions and rate-limit buckets. Returns whether it was due.
   bool housekeep(MonoNs now);
   void publish_counters();
@@ -79,6 +105,8 @@ class ReflectorService final : public LoopStep {
     std::vector<std::array<uint8_t, kBufferSize>> rx_data, tx_data;
     std::vector<dp::RxPacket> rx;
     std::vector<dp::TxPacket> tx;
+    std::vector<WallNs> t3_read;  ///< each reply's T3 clock read, before the send-path estimate
+    std::vector<dp::TxTimestamp> tx_stamps;
   };
 
   struct Bucket {
@@ -88,6 +116,7 @@ class ReflectorService final : public LoopStep {
 
   ReflectorServiceOptions options_;
   std::vector<std::unique_ptr<dp::Port>> ports_;
+  std::vector<SendPath> send_paths_;  ///< one per port, same order
   stamp::SessionReflector engine_;
   std::unordered_map<std::string, Bucket> buckets_;  ///< by source host
   Buffers buffers_;

@@ -59,8 +59,10 @@ struct ErrorEstimate {
   static ErrorEstimate decode(uint16_t wire);
   /// The smallest (scale, multiplier) whose value is >= error_s (rounded up, never understated).
   static ErrorEstimate from_seconds(double error_s, bool synchronized, TimestampFormat format);
-  /// From the host's real clock state.
-  static ErrorEstimate from_clock(const ClockState& clock, TimestampFormat format);
+  /// From the host's real clock state, for a timestamp whose reading adds `reading_error_s` of its own on
+  /// top of the clock's error (a reflector's T3 taken before its reply leaves: the residual of its
+  /// send-path estimate, send_path_estimator.h); 0 for a timestamp the kernel takes.
+  static ErrorEstimate from_clock(const ClockState& clock, TimestampFormat format, double reading_error_s = 0);
 };
 
 /// A 64-bit STAMP timestamp as two host-order halves.

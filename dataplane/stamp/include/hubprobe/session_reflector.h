@@ -32,6 +32,14 @@ struct ReflectorOptions {
   int64_t session_idle_ns = 300'000'000'000;  ///< a stateful session idle this long (monotonic) is forgotten
 };
 
+/// T3 as a reflector reads it: the moment on both clocks, and how far its wall time may lie from the
+/// reply's departure on top of the clock's own error (a send-path estimate's residual,
+/// send_path_estimator.h), which the reply's Error Estimate includes.
+struct T3Reading {
+  Now now;
+  int64_t error_ns = 0;
+};
+
 /// Why the reflector dropped a datagram; exported as reflector drop reasons.
 struct ReflectorCounters {
   uint64_t received = 0;
@@ -61,17 +69,18 @@ class SessionReflector {
   /// (destination = request source, source = the address the request was sent to, same TOS). The reply is
   /// as long as the request. An unauthenticated request of 14..43 octets (a TWAMP-Light sender) is dropped,
   /// or with answer_short_requests gets a 44-octet reply (RFC 8762 section 4.6).
-  /// `now_fn` (e.g. read_now) gives the time as late as possible: T3 is its wall time, its monotonic
-  /// time dates the stateful session's activity. Returns false when the request is dropped (counted).
+  /// `now_fn` (e.g. read_now) gives the time as late as possible, as a Now or a T3Reading: T3 is its wall
+  /// time, its monotonic time dates the stateful session's activity. Returns false when the request is
+  /// dropped (counted).
   template <class NowFn>
   bool reflect(const dp::RxPacket& request, std::span<uint8_t> out, const ClockState& clock, NowFn&& now_fn,
                dp::TxPacket& reply) {
-    return reflect_impl(request, out, clock, now_fn(), reply);
+    return reflect_impl(request, out, clock, as_reading(now_fn()), reply);
   }
   /// Same, with the time given (T3 = now.wall).
   bool reflect_at(const dp::RxPacket& request, std::span<uint8_t> out, const ClockState& clock, const Now& now,
                   dp::TxPacket& reply) {
-    return reflect_impl(request, out, clock, now, reply);
+    return reflect_impl(request, out, clock, as_reading(now), reply);
   }
   /// Forgets stateful sessions idle (monotonic) for longer than session_idle_ns.
   void expire_sessions(MonoNs now);
@@ -94,8 +103,10 @@ class SessionReflector {
     MonoNs last_seen = 0;
   };
 
-  bool reflect_impl(const dp::RxPacket& request, std::span<uint8_t> out, const ClockState& clock, const Now& now,
-                    dp::TxPacket& reply);
+  static T3Reading as_reading(const Now& now) { return T3Reading{now, 0}; }
+  static T3Reading as_reading(const T3Reading& reading) { return reading; }
+  bool reflect_impl(const dp::RxPacket& request, std::span<uint8_t> out, const ClockState& clock,
+                    const T3Reading& t3_reading, dp::TxPacket& reply);
   uint32_t next_reflector_seq(const dp::RxPacket& request, uint16_t ssid, MonoNs now);
 
   ReflectorOptions options_;
