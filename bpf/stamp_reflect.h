@@ -97,7 +97,8 @@ struct stamp_reflect_clock {
  * zero value, the state after load, is the fail-safe one: every request goes to the stack.
  */
 enum stamp_reflect_mode {
-	STAMP_REFLECT_OFF = 0,	  /* pass requests to the stack (the reflector is not answering here) */
+	STAMP_REFLECT_OFF =
+	    0, /* pass requests to the stack (the reflector is not answering here) */
 	STAMP_REFLECT_ANSWER = 1, /* answer unauthenticated STAMP with XDP_TX */
 	STAMP_REFLECT_AUTH = 2,	  /* authenticated mode, which XDP never does: pass to the stack */
 };

@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 # RTT benchmark (docs/design.md, "Measuring performance"): in one run, over the same veth pair between
 # two network namespaces, with the same probe count and rate, measures `ping`, `fping`,
-# `sockperf ping-pong --full-rtt` and `hubprobe ping` against a `hubprobe reflect`, unpinned as a real
-# deployment runs. Statistics are computed here, identically for every tool, from the per-probe values
+# `sockperf ping-pong --full-rtt`, `hubprobe ping` against a `hubprobe reflect` (socket reflector) and
+# `hubprobe ping` against the XDP reflector (`hubprobe reflect --backend xdp`, port 863 on the same veth),
+# unpinned as a real deployment runs; for both reflectors also their turnaround T3 - T2. Statistics are computed here, identically for every tool, from the per-probe values
 # each tool prints (nearest-rank percentiles, population stddev; scripts/bench/stats.awk). Also the
 # client's CPU time and peak RSS and the reflector's CPU time. Prints a Markdown report and rewrites the
 # marked section of docs/benchmarks.md (between <!-- bench:begin --> and <!-- bench:end -->), including
@@ -92,7 +93,7 @@ read -r mps period_ms interval_ok < <(awk -v s="$interval" 'BEGIN {
 ((interval_ok)) || die "--interval must be between 0.002 and 1 s with 1/interval an integer (sockperf --mps)"
 
 [[ $(id -u) -eq 0 ]] || die "run as root (it creates network namespaces)"
-for tool in ip ping fping sockperf ss sort awk; do
+for tool in ip ping fping sockperf ss sort awk ethtool; do
   command -v "$tool" >/dev/null || die "'$tool' is missing: run scripts/setup.sh"
 done
 [[ -x /usr/bin/time ]] || die "/usr/bin/time is missing (package 'time'): run scripts/setup.sh"
@@ -130,6 +131,9 @@ read -r load_before _ < <(awk '{ print $1 "/" $2 "/" $3 }' /proc/loadavg)
 tb_netns_add --no-ipv6 "$ns_a"
 tb_netns_add --no-ipv6 "$ns_b"
 tb_veth_pair "$ns_a" "$if_a" "$addr_a/24" "$ns_b" "$if_b" "$addr_b/24"
+# The sender's datagrams carry full UDP checksums (TX offload off): the XDP reflector answers only those,
+# and hands partial ones (a veth peer on the same host) to user space. Every tool runs over the same setting.
+ip netns exec "$ns_a" ethtool -K "$if_a" tx off >/dev/null || die "ethtool -K $if_a tx off failed"
 # Resolve ARP both ways before anything is measured.
 ip netns exec "$ns_a" ping -n -c 1 -W 2 "$addr_b" >/dev/null || die "no ping reply over the veth pair"
 
@@ -258,22 +262,28 @@ run_sockperf() {
   ((k == per_round)) || note "sockperf logged only $k packets in round $r (wanted $per_round)"
 }
 
-run_hubprobe() {
-  local r=$1 dir=$work/round$1
+# hubprobe_against KEY ROUND TARGET: `hubprobe ping` against the reflector KEY at TARGET; its RTT and
+# turnaround (T3 - T2) samples go to KEY.samples and KEY.turnaround.
+hubprobe_against() {
+  local key=$1 r=$2 target=$3 dir=$work/round$2
   local cpu0
-  cpu0=$(server_cpu hubprobe)
-  run_client hubprobe "$dir/hubprobe.out" "$dir/hubprobe.err" "$bin" ping -c "$per_round" -i "$interval" "$addr_b"
-  add server_ns hubprobe $(($(server_cpu hubprobe) - cpu0))
+  cpu0=$(server_cpu "$key")
+  run_client "$key" "$dir/$key.out" "$dir/$key.err" "$bin" ping -c "$per_round" -i "$interval" "$target"
+  add server_ns "$key" $(($(server_cpu "$key") - cpu0))
   # "44 bytes from 198.18.0.2:862: seq=3 rtt=0.045 ms turnaround=0.012 ms ttl=64"
-  awk -v p="$(label "$r")" '/ bytes from .* seq=[0-9]+ rtt=/ {
+  awk -v p="$(label "$r")" -v turnaround="$work/$key.turnaround" '/ bytes from .* seq=[0-9]+ rtt=/ {
       match($0, /seq=[0-9]+/); q = substr($0, RSTART + 4, RLENGTH - 4)
       match($0, /rtt=-?[0-9.]+/); t = substr($0, RSTART + 4, RLENGTH - 4)
-      printf "%.3f %s%s\n", t * 1000, p, q }' "$dir/hubprobe.out" >>"$work/hubprobe.samples"
-  add sent hubprobe "$(awk '/ probes sent, / { print $1 + 0; f = 1 } END { if (!f) print 0 }' "$dir/hubprobe.out")"
-  add received hubprobe "$(grep -c ' bytes from .* rtt=' "$dir/hubprobe.out" || true)"
-  grep -o 'timestamps T1 [a-z-]*, T4 [a-z-]*' "$dir/hubprobe.out" | sed 's/^timestamps //' \
-    >>"$work/hubprobe.sources" || true
+      printf "%.3f %s%s\n", t * 1000, p, q
+      if (match($0, /turnaround=-?[0-9.]+/)) printf "%.3f %s%s\n", substr($0, RSTART + 11, RLENGTH - 11) * 1000, p, q > turnaround
+    }' "$dir/$key.out" >>"$work/$key.samples"
+  add sent "$key" "$(awk '/ probes sent, / { print $1 + 0; f = 1 } END { if (!f) print 0 }' "$dir/$key.out")"
+  add received "$key" "$(grep -c ' bytes from .* rtt=' "$dir/$key.out" || true)"
+  grep -o 'timestamps T1 [a-z-]*, T4 [a-z-]*' "$dir/$key.out" | sed 's/^timestamps //' \
+    >>"$work/$key.sources" || true
 }
+run_hubprobe() { hubprobe_against hubprobe "$1" "$addr_b"; }
+run_hubprobe_xdp() { hubprobe_against hubprobe_xdp "$1" "$addr_b:$xdp_port"; }
 
 run_hubprobe_json() {
   local dir=$work/json
@@ -285,10 +295,15 @@ run_hubprobe_json() {
   add server_ns hubprobe_json $(($(server_cpu hubprobe) - cpu0))
 }
 
-tools=(ping fping sockperf hubprobe)
+tools=(ping fping sockperf hubprobe hubprobe_xdp)
 measure_wrapper
 start_server sockperf "$sockperf_port" "$work/sockperf-server.log" sockperf server -i "$addr_b" -p "$sockperf_port"
 start_server hubprobe 862 "$work/hubprobe-reflect.log" "$bin" reflect --listen "$addr_b:862"
+# The XDP reflector on the same veth, another port: its program answers only that port (generic mode: on veth,
+# native XDP_TX needs a program on the peer too).
+xdp_port=863
+start_server hubprobe_xdp "$xdp_port" "$work/hubprobe-xdp-reflect.log" "$bin" reflect --backend xdp --xdp-mode generic \
+  -I "$if_b" --listen "$addr_b:$xdp_port"
 per_tool_s=$(awk -v n="$per_round" -v s="$interval" 'BEGIN { printf "%.0f", n * s }')
 total_s=$(awk -v n="$count" -v s="$interval" -v t="${#tools[@]}" -v j="$json_check" -v r="$rounds" \
   'BEGIN { printf "%.0f", n * s * (t + j) + 3 * r + 2 }')
@@ -309,7 +324,9 @@ fi
 read -r load_after _ < <(awk '{ print $1 "/" $2 "/" $3 }' /proc/loadavg)
 stop_server sockperf
 stop_server hubprobe
+stop_server hubprobe_xdp
 reflector_summary=$(grep -m 1 '^received ' "$work/hubprobe-reflect.log" || true)
+xdp_summary=$(grep -m 1 '^in the kernel: ' "$work/hubprobe-xdp-reflect.log" || true)
 
 # --- statistics and report ----------------------------------------------------------------------------
 declare -A stat=()
@@ -317,6 +334,9 @@ for tool in "${tools[@]}"; do
   touch "$work/$tool.samples"
   stat[$tool]=$(sort -g -k1,1 "$work/$tool.samples" | awk -f "$helpers/stats.awk")
 done
+touch "$work/hubprobe.turnaround" "$work/hubprobe_xdp.turnaround"
+stat[turnaround_socket]=$(sort -g -k1,1 "$work/hubprobe.turnaround" | awk -f "$helpers/stats.awk")
+stat[turnaround_xdp]=$(sort -g -k1,1 "$work/hubprobe_xdp.turnaround" | awk -f "$helpers/stats.awk")
 if ((json_check)); then
   # hubprobe's own summary: "rtt_us":{"count":..,"max":..,...}, same definitions as stats.awk.
   stat[hubprobe_json]=$(tr -d '\n' <"$work/json/hubprobe.json" | grep -o '"rtt_us":{[^}]*}' | awk '{
@@ -345,7 +365,10 @@ declare -A name=(
   [fping]="\`fping\` $(version_of fping)"
   [sockperf]="\`sockperf ping-pong --full-rtt\` $(version_of sockperf)"
   [hubprobe]="\`hubprobe ping\` $(version_of hubprobe), per-reply lines"
+  [hubprobe_xdp]="\`hubprobe ping\` against the XDP reflector, per-reply lines"
   [hubprobe_json]="\`hubprobe ping -q --json\`, its own summary (separate run)"
+  [turnaround_socket]="\`hubprobe reflect\` (socket, T3 read in user space + learnt send path)"
+  [turnaround_xdp]="\`hubprobe reflect --backend xdp\` (T2 and T3 in the XDP program)"
 )
 rows=("${tools[@]}")
 ((json_check)) && rows+=(hubprobe_json)
@@ -384,6 +407,7 @@ report=$work/report.md
     rss=$(awk -v k="${rss_kb[$t]:-}" 'BEGIN { if (k == "") print "–"; else printf "%.1f", k / 1024 }')
     case $t in
       ping | fping) refl="kernel echo" ;;
+      hubprobe_xdp) refl="in XDP (below)" ;;
       *) refl=$(per_probe_us "${server_ns[$t]:-}" 0.001 "$n_sent") ;;
     esac
     printf '| %s | %s/%s | %s | %s | %s | %s | %s | %s | %s | **%s** | %s | %s | %s |\n' "${name[$t]}" \
@@ -413,6 +437,21 @@ report=$work/report.md
   verdict "hubprobe stddev ≤ sockperf stddev / 5" "$(field hubprobe 9)" "$(fifth "$(field sockperf 9)")"
   verdict "hubprobe p99 ≤ ping p99" "$(field hubprobe 5)" "$(field ping 5)"
   verdict "hubprobe stddev ≤ ping stddev" "$(field hubprobe 9)" "$(field ping 9)"
+  verdict "hubprobe against the XDP reflector: p99 ≤ ping p99" "$(field hubprobe_xdp 5)" "$(field ping 5)"
+  verdict "hubprobe against the XDP reflector: stddev ≤ ping stddev" "$(field hubprobe_xdp 9)" "$(field ping 9)"
+  verdict "XDP reflector turnaround (T3 - T2) p99 < 2 µs" "$(field turnaround_xdp 5)" "2.0"
+  echo
+  echo "### Reflector turnaround (T3 − T2, as the replies report it)"
+  echo
+  echo "| reflector | replies | min | p50 | p90 | p99 | p99.9 | max |"
+  echo "|---|---|---|---|---|---|---|---|"
+  for t in turnaround_socket turnaround_xdp; do
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "${name[$t]}" "$(field "$t" 1)" "$(us "$(field "$t" 2)")" \
+      "$(us "$(field "$t" 3)")" "$(us "$(field "$t" 4)")" "$(us "$(field "$t" 5)")" "$(us "$(field "$t" 6)")" \
+      "$(us "$(field "$t" 7)")"
+  done
+  echo
+  echo "Turnaround values are printed with 1 µs resolution below 1 ms (hubprobe's per-reply lines)."
   echo
   echo "### Where the tails come from"
   echo
@@ -431,6 +470,7 @@ report=$work/report.md
     echo "- hubprobe timestamp sources per reply (--json run): ${json_sources:-not reported}"
   fi
   echo "- \`hubprobe reflect\` (one process for the whole run, as \`sockperf server\`): ${reflector_summary:-no summary}"
+  echo "- \`hubprobe reflect --backend xdp\`: ${xdp_summary:-no summary}"
 } >"$report"
 
 cat "$report"
