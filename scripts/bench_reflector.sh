@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Reflector throughput benchmark (docs/benchmarks.md, "Reflector throughput"): in one run, over the same
+# veth pair between two network namespaces, the same load generator (hubprobe-stamp-flood: 44-octet STAMP
+# requests, a window of outstanding ones, sendmmsg/recvmmsg) saturates, in turns:
+#   - `hubprobe reflect` (the socket reflector), pinned to CPU 0;
+#   - `hubprobe reflect --backend xdp` (the XDP program answers in the kernel; its user-space process idles);
+# with the load generator pinned to CPU 1. Per reflector: replies per second; the host's CPU time per reply
+# (all CPUs, /proc/stat, busy = everything but idle and iowait), which counts the load generator's own
+# work alike for both; the reflector process's CPU per reply (socket); and the XDP program's own run time
+# per packet (kernel.bpf_stats_enabled, turned on for the run and restored). Prints a Markdown report and
+# rewrites the part of docs/benchmarks.md between <!-- bench-reflector:begin --> and
+# <!-- bench-reflector:end -->. Run as root; needs the build tree (hubprobe, hubprobe-stamp-flood) and bpftool.
+#
+#   scripts/bench_reflector.sh             3 rounds of 5 s per reflector, window 64 (about 40 s)
+#   scripts/bench_reflector.sh --quick     1 round of 3 s, prints the report, leaves the doc alone
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+export LC_ALL=C
+# shellcheck source=scripts/lib/testbed.sh
+source "$top/scripts/lib/testbed.sh"
+# shellcheck source=scripts/lib/doc_section.sh
+source "$top/scripts/lib/doc_section.sh"
+
+build=${HUBPROBE_BUILD_DIR:-$top/build}
+bin=$build/agent/hubprobe
+flood=$build/tests/tools/hubprobe-stamp-flood
+doc=$top/docs/benchmarks.md
+rounds=3 seconds=5 window=64 write_doc=1
+while (($#)); do
+  case $1 in
+    --quick) rounds=1 seconds=3 write_doc=0 ;;
+    --no-doc) write_doc=0 ;;
+    --window) window=${2:?}; shift ;;
+    *) echo "usage: scripts/bench_reflector.sh [--quick] [--no-doc] [--window N]" >&2; exit 2 ;;
+  esac
+  shift
+done
+die() { echo "bench_reflector.sh: $*" >&2; exit 1; }
+note() { echo "bench_reflector: $*" >&2; }
+[[ $(id -u) -eq 0 ]] || die "run as root (it creates network namespaces and loads an XDP program)"
+[[ -x $bin && -x $flood ]] || die "build hubprobe and hubprobe-stamp-flood first (cmake --build build)"
+command -v bpftool >/dev/null || die "bpftool is missing: run scripts/setup.sh"
+(($(nproc) >= 2)) || die "needs two CPUs (the reflector and the load generator each on its own)"
+
+tag=$$ ns_a=hpbrf-$tag-a ns_b=hpbrf-$tag-b if_a=hpra$tag if_b=hprb$tag
+addr_a=198.18.0.1 addr_b=198.18.0.2
+stats_before=$(sysctl -n kernel.bpf_stats_enabled)
+restore_stats() { sysctl -qw kernel.bpf_stats_enabled="$stats_before" || true; }
+work=
+tb_exit_traps restore_stats
+tb_tmpdir work hubprobe-bench-reflector
+tb_netns_add --no-ipv6 "$ns_a"
+tb_netns_add --no-ipv6 "$ns_b"
+tb_veth_pair "$ns_a" "$if_a" "$addr_a/24" "$ns_b" "$if_b" "$addr_b/24"
+# Full UDP checksums from the sender: the XDP program answers only those (docs/configuration.md).
+ip netns exec "$ns_a" ethtool -K "$if_a" tx off >/dev/null
+ip netns exec "$ns_a" ping -n -c 1 -W 2 "$addr_b" >/dev/null || die "no ping reply over the veth pair"
+sysctl -qw kernel.bpf_stats_enabled=1
+
+busy_ns() { # all CPUs' busy time in ns from /proc/stat (USER_HZ ticks)
+  awk -v hz="$(getconf CLK_TCK)" '/^cpu / { b = 0; for (i = 2; i <= NF; i++) if (i != 5 && i != 6) b += $i
+    printf "%.0f\n", b * 1e9 / hz }' /proc/stat
+}
+cpu_ns_of() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
+# xdp_prog_stats: "run_time_ns run_cnt" of the XDP program attached to if_b
+xdp_prog_stats() {
+  local id
+  id=$(ip -n "$ns_b" -j link show dev "$if_b" | grep -o '"prog":{[^}]*"id":[0-9]*' | grep -o '[0-9]*$' | head -1)
+  [[ -n $id ]] || { echo "0 0"; return; }
+  # Both fields are absent until the program has run with statistics on.
+  bpftool -j prog show id "$id" | awk '{ t = c = 0
+      if (match($0, /"run_time_ns":[0-9]+/)) t = substr($0, RSTART + 14, RLENGTH - 14)
+      if (match($0, /"run_cnt":[0-9]+/)) c = substr($0, RSTART + 10, RLENGTH - 10)
+      print t, c }'
+}
+
+declare -A replies=() host_ns=() proc_ns=() prog_ns=() prog_cnt=() elapsed=()
+# one_round KEY PORT REFLECTOR-ARGS...: a reflector, a flood against it, the counters around the flood.
+one_round() {
+  local key=$1 port=$2
+  shift 2
+  tb_spawn "reflect-$key" "$ns_b" "$work/$key.log" taskset -c 0 "$bin" reflect "$@" --listen "$addr_b:$port"
+  local pid=$TB_LAST_PID tries=0
+  until [[ -n $(ip netns exec "$ns_b" ss -Hunl "sport = :$port") ]]; do
+    ((++tries < 100)) || die "the $key reflector did not start: $(cat "$work/$key.log")"
+    sleep 0.05
+  done
+  local busy0 proc0 prog0 busy1 proc1 prog1 out
+  busy0=$(busy_ns) proc0=$(cpu_ns_of "$pid") prog0=$(xdp_prog_stats)
+  out=$(ip netns exec "$ns_a" taskset -c 1 "$flood" --target "$addr_b:$port" --seconds "$seconds" --window "$window")
+  busy1=$(busy_ns) proc1=$(cpu_ns_of "$pid") prog1=$(xdp_prog_stats)
+  tb_stop "$pid"
+  read -r _ _ _ got _ secs _ _ <<<"$out"
+  replies[$key]=$((${replies[$key]:-0} + got))
+  elapsed[$key]=$(awk -v a="${elapsed[$key]:-0}" -v b="$secs" 'BEGIN { printf "%.3f", a + b }')
+  host_ns[$key]=$((${host_ns[$key]:-0} + busy1 - busy0))
+  proc_ns[$key]=$((${proc_ns[$key]:-0} + proc1 - proc0))
+  read -r t0 c0 <<<"$prog0"
+  read -r t1 c1 <<<"$prog1"
+  prog_ns[$key]=$((${prog_ns[$key]:-0} + t1 - t0))
+  prog_cnt[$key]=$((${prog_cnt[$key]:-0} + c1 - c0))
+}
+
+read -r load_before _ < <(awk '{ print $1 "/" $2 "/" $3 }' /proc/loadavg)
+for ((r = 1; r <= rounds; r++)); do
+  note "round $r/$rounds: socket reflector, ${seconds} s"
+  one_round socket 862
+  note "round $r/$rounds: XDP reflector, ${seconds} s"
+  one_round xdp 863 --backend xdp --xdp-mode generic -I "$if_b"
+done
+read -r load_after _ < <(awk '{ print $1 "/" $2 "/" $3 }' /proc/loadavg)
+
+rate() { awk -v n="${replies[$1]}" -v s="${elapsed[$1]}" 'BEGIN { printf "%.0f", n / s }'; }
+per() { awk -v t="$1" -v n="$2" 'BEGIN { if (n == 0) print "–"; else printf "%.2f", t / n / 1000 }'; }
+report=$work/report.md
+{
+  echo "_Measured $(date -u '+%Y-%m-%d %H:%M UTC') with \`sudo scripts/bench_reflector.sh\` ($rounds rounds of $seconds s" \
+    "per reflector, window $window)._"
+  echo
+  echo "- Host: Linux $(uname -r), $(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) vCPU;" \
+    "load average before $load_before, after $load_after."
+  echo "- A veth pair between two namespaces; the load generator on CPU 1, \`hubprobe reflect\` on CPU 0; the XDP"
+  echo "  program in generic mode on the reflector's veth (it runs in the softirq of the CPU that receives, here"
+  echo "  the load generator's)."
+  echo
+  echo "| reflector | replies/s | host CPU µs/reply (all CPUs) | reflector process CPU µs/reply | XDP program µs/packet |"
+  echo "|---|---|---|---|---|"
+  for k in socket xdp; do
+    local_name=$([[ $k == socket ]] && echo "\`hubprobe reflect\` (socket)" || echo "\`hubprobe reflect --backend xdp\`")
+    printf '| %s | %s | %s | %s | %s |\n' "$local_name" "$(rate "$k")" "$(per "${host_ns[$k]}" "${replies[$k]}")" \
+      "$(per "${proc_ns[$k]}" "${replies[$k]}")" "$(per "${prog_ns[$k]}" "${prog_cnt[$k]}")"
+  done
+  echo
+  ratio=$(awk -v a="$(rate xdp)" -v b="$(rate socket)" 'BEGIN { printf "%.1f", a / b }')
+  echo "XDP / socket replies per second: **${ratio}×** (target ≥ 5×: $(awk -v r="$ratio" 'BEGIN { print (r >= 5) ? "PASS" : "FAIL" }'))."
+} >"$report"
+cat "$report"
+if ((write_doc)); then
+  begin='<!-- bench-reflector:begin -->' end='<!-- bench-reflector:end -->'
+  doc_ensure_section "$doc" "$begin" "$end" "$(printf '\n## Reflector throughput\n\n%s\n%s' "$begin" "$end")"
+  doc_replace_section "$doc" "$begin" "$end" "$report"
+  note "rewrote the reflector section of $doc"
+fi
