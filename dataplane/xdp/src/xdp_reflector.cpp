@@ -13,6 +13,8 @@
 #include <array>
 #include <cerrno>
 #include <cmath>
+#include <cstdarg>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -44,6 +46,49 @@ constexpr std::array<std::string_view, STAMP_REFLECT_COUNTER_MAX> kCounterNames 
 
 // libbpf returns -errno; errno itself is positive: either way, the error's code is positive.
 Error libbpf_error(const std::string& what, int err) { return errno_error(what, std::abs(err)); }
+
+// libbpf's own messages (the verifier's log among them) do not go to stderr: the calling thread keeps the
+// reason of a failure, which a failed load names in its error: the verifier's last line before its summary
+// ("processed N insns"), or else libbpf's first error, or else its first warning.
+struct LibbpfReason {
+  std::string first_warning, first_error, previous_line, verifier;
+  void line(std::string_view text) {
+    while (!text.empty() && (text.back() == ' ' || text.back() == '\r')) text.remove_suffix(1);
+    if (text.starts_with("libbpf: ")) text.remove_prefix(8);
+    if (text.empty()) return;
+    if (text.starts_with("processed ")) verifier = previous_line;
+    if (first_warning.empty()) first_warning = std::string(text);
+    if (first_error.empty() && text.find("rror") != std::string_view::npos) first_error = std::string(text);
+    previous_line = std::string(text);
+  }
+  std::string text() const { return !verifier.empty() ? verifier : !first_error.empty() ? first_error : first_warning; }
+};
+thread_local LibbpfReason libbpf_reason_kept;
+
+int keep_libbpf_warning(libbpf_print_level level, const char* format, va_list args) {
+  if (level != LIBBPF_WARN) return 0;
+  va_list measure;
+  va_copy(measure, args);
+  const int length = std::vsnprintf(nullptr, 0, format, measure);
+  va_end(measure);
+  if (length <= 0) return 0;
+  std::vector<char> buffer(static_cast<size_t>(length) + 1);
+  std::vsnprintf(buffer.data(), buffer.size(), format, args);
+  std::string_view text(buffer.data(), static_cast<size_t>(length));
+  // One message may carry many lines (the verifier's log).
+  while (!text.empty()) {
+    const size_t end = text.find('\n');
+    libbpf_reason_kept.line(text.substr(0, end));
+    text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
+  }
+  return 0;
+}
+
+// " (libbpf: REASON)" for the error of a failed load, or nothing.
+std::string libbpf_reason() {
+  const std::string reason = libbpf_reason_kept.text();
+  return reason.empty() ? std::string() : " (libbpf: " + reason + ")";
+}
 
 int64_t clock_ns(clockid_t id) {
   timespec ts{};
@@ -114,6 +159,8 @@ int64_t realtime_minus_tai_ns() {
 }
 
 Result<std::unique_ptr<XdpReflector>> XdpReflector::load(const ReflectorOptions& options) {
+  libbpf_set_print(keep_libbpf_warning);
+  libbpf_reason_kept = LibbpfReason{};
   stamp_reflect* skeleton = stamp_reflect__open();
   if (skeleton == nullptr) return libbpf_error("opening the XDP STAMP reflector", errno);
   stamp_reflect_config& config = skeleton->rodata->stamp_reflect_config;
@@ -133,8 +180,11 @@ Result<std::unique_ptr<XdpReflector>> XdpReflector::load(const ReflectorOptions&
   }
   if (const int err = stamp_reflect__load(skeleton); err != 0) {
     stamp_reflect__destroy(skeleton);
-    return libbpf_error("loading the XDP STAMP reflector (needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN; kernel >= 6.1)",
-                        err);
+    return libbpf_error(
+        "loading the XDP STAMP reflector (needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN; kernel >= 6.1 "
+        "with BTF)" +
+            libbpf_reason(),
+        err);
   }
   std::unique_ptr<XdpReflector> reflector(new XdpReflector(skeleton, options));
   ReflectorPolicy initial;
