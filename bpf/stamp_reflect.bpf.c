@@ -102,6 +102,19 @@ struct {
 ALLOW_LIST_MAP(allow_list_0);
 ALLOW_LIST_MAP(allow_list_1);
 
+/* An address as a map key (IPv4 mapped into IPv6). */
+struct source_key {
+	__u8 addr[STAMP_REFLECT_ADDR_LEN];
+};
+
+/* The addresses answered on; see STAMP_REFLECT_MAX_LISTEN. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, STAMP_REFLECT_MAX_LISTEN);
+	__type(key, struct source_key);
+	__type(value, __u8);
+} listen_addrs SEC(".maps");
+
 /* Stateful mode: the next reflector sequence number of each session. */
 struct session {
 	__u32 next_seq;
@@ -123,10 +136,6 @@ struct {
  * tat to max(tat, now) + 1/rate. One 64-bit word, so it is updated with compare-and-swap instead of
  * a lock (LRU hash values cannot hold a bpf_spin_lock). 1/rate is rounded down to the nanosecond.
  */
-struct source_key {
-	__u8 addr[STAMP_REFLECT_ADDR_LEN];
-};
-
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, STAMP_REFLECT_DEFAULT_MAX_RATE_BUCKETS);
@@ -247,6 +256,27 @@ static __always_inline struct stamp_reflect_policy read_policy(void)
 	_Static_assert(sizeof(policy) == sizeof(word), "the policy is read as one word");
 	__builtin_memcpy(&policy, &word, sizeof(policy));
 	return policy;
+}
+
+/* The destination is an address the reflector listens on, or the listen set has its family's
+ * wildcard. */
+static __always_inline bool listening_on(const __u8 *destination)
+{
+	struct source_key key = {};
+	int i;
+
+	__builtin_memcpy(key.addr, destination, STAMP_REFLECT_ADDR_LEN);
+	if (bpf_map_lookup_elem(&listen_addrs, &key))
+		return true;
+	/* The family's unspecified address: :: or ::ffff:0.0.0.0. */
+	for (i = 12; i < STAMP_REFLECT_ADDR_LEN; i++)
+		key.addr[i] = 0;
+	if (!(key.addr[10] == 0xff && key.addr[11] == 0xff))
+		__builtin_memset(key.addr, 0, STAMP_REFLECT_ADDR_LEN);
+	for (i = 0; i < 10; i++)
+		if (key.addr[i])
+			__builtin_memset(key.addr, 0, STAMP_REFLECT_ADDR_LEN);
+	return bpf_map_lookup_elem(&listen_addrs, &key) != NULL;
 }
 
 static __always_inline bool source_allowed(__u8 allow_list, const __u8 *source)
@@ -473,6 +503,8 @@ static __always_inline int prepare_reflection(struct xdp_md *ctx, struct reflect
 		return count(policy.reflect == STAMP_REFLECT_AUTH ? STAMP_REFLECT_PASSED_AUTH
 								  : STAMP_REFLECT_PASSED_OFF,
 			     XDP_PASS);
+	if (!listening_on(in->session.destination))
+		return count(STAMP_REFLECT_PASSED_OTHER_ADDRESS, XDP_PASS);
 
 	t2_ns = bpf_ktime_get_tai_ns();
 

@@ -48,6 +48,14 @@ enum stamp_reflect_timestamp_format {
 /* Bound of each allow-list trie. */
 #define STAMP_REFLECT_MAX_ALLOW_PREFIXES 4096
 
+/*
+ * Addresses the reflector answers on (the hash map `listen_addrs`, keyed by the 16-octet address,
+ * IPv4 as ::ffff:a.b.c.d): a request to any other destination address goes to the stack. The
+ * unspecified address of a family stands for every address of it: ::ffff:0.0.0.0 for IPv4, :: for
+ * IPv6. After load both are in the map.
+ */
+#define STAMP_REFLECT_MAX_LISTEN 64
+
 /* Load-time settings: the .rodata global `stamp_reflect_config`, set between open() and load(). */
 struct stamp_reflect_config {
 	__u16 port; /* UDP port of the reflector, host byte order */
@@ -197,6 +205,7 @@ struct stamp_reflect_rx_key {
  *                        headers, truncated headers (the stack drops and counts those)
  *   passed_auth          to the port, but the reflector runs in authenticated mode
  *   passed_off           to the port, but the policy says the reflector is not answering here
+ *   passed_other_address to the port, at an address the reflector does not listen on (listen_addrs)
  *   passed_short         UDP payload shorter than the 44-octet base packet
  *   passed_tlv           non-zero octets after the base (RFC 8972 TLVs, authenticated packets),
  *                        or zero padding longer than STAMP_REFLECT_MAX_ZERO_PADDING: user space
@@ -216,6 +225,7 @@ struct stamp_reflect_rx_key {
 	X(PASSED_NOT_STAMP, passed_not_stamp)                                                      \
 	X(PASSED_AUTH, passed_auth)                                                                \
 	X(PASSED_OFF, passed_off)                                                                  \
+	X(PASSED_OTHER_ADDRESS, passed_other_address)                                              \
 	X(PASSED_SHORT, passed_short)                                                              \
 	X(PASSED_TLV, passed_tlv)                                                                  \
 	X(PASSED_IP_OPTIONS, passed_ip_options)                                                    \

@@ -263,6 +263,14 @@ TestPrefix v4_prefix(std::array<uint8_t, 4> a, uint32_t length) {
 }
 TestPrefix v6_prefix(std::array<uint8_t, 16> a, uint32_t length) { return TestPrefix{a, length}; }
 
+// An IPv4 address as the program's 16-octet keys hold it (::ffff:a.b.c.d).
+std::array<uint8_t, 16> mapped(std::array<uint8_t, 4> v4) {
+  std::array<uint8_t, 16> a{};
+  a[10] = a[11] = 0xff;
+  std::copy(v4.begin(), v4.end(), a.begin() + 12);
+  return a;
+}
+
 struct ReflectorConfig {
   uint16_t port = STAMP_DEFAULT_PORT;
   bool reflect_unauth = true;  // false: authenticated mode
@@ -275,6 +283,8 @@ struct ReflectorConfig {
   uint32_t rate_limit_pps = 0;
   std::optional<std::vector<TestPrefix>> allow = std::nullopt;  // nullopt: no list (every source)
   std::vector<uint16_t> sender_ports = {};                      // registered for RX stamps
+  // Destination addresses answered (16 octets, IPv4 mapped); nullopt: both families' wildcards.
+  std::optional<std::vector<std::array<uint8_t, 16>>> listen = std::nullopt;
   uint32_t max_sessions = STAMP_REFLECT_DEFAULT_MAX_SESSIONS;
 };
 
@@ -351,6 +361,13 @@ class LoadedReflector {
                                                  : STAMP_REFLECT_AUTH;
     loaded->set_policy(mode, config.stateful, config.rate_limit_pps, config.allow);
     for (const uint16_t port : config.sender_ports) loaded->register_sender_port(port);
+    const std::array<uint8_t, 16> any_v4 = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0}, any_v6{};
+    for (const auto& address : config.listen.value_or(std::vector{any_v4, any_v6})) {
+      const uint8_t present = 1;
+      EXPECT_EQ(
+          bpf_map__update_elem(loaded->skel_->maps.listen_addrs, address.data(), address.size(), &present, 1, BPF_ANY),
+          0);
+    }
     return loaded;
   }
 
@@ -581,6 +598,24 @@ std::vector<Case> cases() {
       // Reflected.
       {"ipv4_base", v4(base), XDP_TX, STAMP_REFLECT_REFLECTED},
       {"ipv6_base", v6(base), XDP_TX, STAMP_REFLECT_REFLECTED},
+      // The listen set: the exact address, the family's wildcard, or the stack.
+      {"ipv4_listen_exact", v4(base), XDP_TX, STAMP_REFLECT_REFLECTED, {.listen = std::vector{mapped(kReflectorIpv4)}}},
+      {"ipv4_listen_other_address",
+       v4(base),
+       XDP_PASS,
+       STAMP_REFLECT_PASSED_OTHER_ADDRESS,
+       {.listen = std::vector{mapped({198, 18, 0, 9})}}},
+      {"ipv4_listen_only_ipv6",
+       v4(base),
+       XDP_PASS,
+       STAMP_REFLECT_PASSED_OTHER_ADDRESS,
+       {.listen = std::vector{std::array<uint8_t, 16>{}}}},
+      {"ipv6_listen_exact", v6(base), XDP_TX, STAMP_REFLECT_REFLECTED, {.listen = std::vector{kReflectorIpv6}}},
+      {"ipv6_listen_only_ipv4",
+       v6(base),
+       XDP_PASS,
+       STAMP_REFLECT_PASSED_OTHER_ADDRESS,
+       {.listen = std::vector{mapped({0, 0, 0, 0})}}},
       {"ipv4_vlan_8021q", with(v4(base), [](auto& s) { s.vlan_ethertype = kEtherType8021Q; }), XDP_TX,
        STAMP_REFLECT_REFLECTED},
       {"ipv6_vlan_8021ad", with(v6(base), [](auto& s) { s.vlan_ethertype = kEtherType8021AD; }), XDP_TX,

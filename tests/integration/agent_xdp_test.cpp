@@ -204,6 +204,20 @@ TEST_F(AgentXdpTest, TheReflectorsAllowListAndRateLimitApplyInXdp) {
   EXPECT_EQ(metric(*xdp, "hubprobe_reflector_requests_total", {{"backend", "kernel"}}), 0);
 }
 
+TEST_F(AgentXdpTest, XdpAnswersOnlyTheListenAddresses) {
+  // Listening on the IPv4 address only: a request to the IPv6 one is left to the stack, where no reflector
+  // listens either, as with the kernel backend.
+  auto xdp = start(bed_->reflector(), xdp_file("x-edge-01", Testbed::kReflectorIf, "198.18.0.2", kXdpMetrics),
+                   kXdpMetrics, "xdp");
+  auto kernel = start(bed_->sender(),
+                      kernel_file({{"x4", "x", Testbed::kReflectorV4, {}}, {"x6", "x", Testbed::kReflectorV6, {}}}),
+                      kKernelMetrics, "kernel");
+  expect_replies(*kernel, {"x4"}, 10);
+  EXPECT_EQ(metric(*kernel, "hubprobe_replies_received_total", {{"peer", "x6"}}), 0);
+  EXPECT_GE(metric(*xdp, "hubprobe_reflector_replies_total", {{"backend", "xdp"}}), 10);
+  EXPECT_EQ(metric(*xdp, "hubprobe_reflector_requests_total", {{"backend", "kernel"}}), 0);
+}
+
 TEST_F(AgentXdpTest, NothingStaysAttachedAfterSigtermOrSigkill) {
   for (const int signal : {SIGTERM, SIGKILL}) {
     auto xdp = start(bed_->reflector(), xdp_file("x-edge-01", Testbed::kReflectorIf, "198.18.0.2", kXdpMetrics),

@@ -20,9 +20,9 @@
 // turnaround error (hubprobe's T3 - T2 minus the captured one: the reflector's T3) and the sender's
 // (hubprobe's T4 - T1 minus the captured one: its T1).
 //
-// Before the measured probes, 16 probes at the run's interval: ARP through the emulator, and the
-// reflector's send-path estimate (the median of its last 32 replies) made of replies at that rate, as
-// in a steady deployment (after a change of rate it follows within half its window).
+// Before the measured probes, 32 probes at the run's interval: ARP through the emulator, and the
+// reflector's send-path estimate (the 10th percentile of its last 32 replies) made of replies at that
+// rate, as in a steady deployment (a longer send path is followed once 29 of the 32 are new).
 //
 // Asserted:
 //  * every probe is answered, printed and seen on all four captures (the per-probe match is complete).
@@ -215,7 +215,7 @@ class TestbedAccuracyTest : public ::testing::Test {
     char interval[32];
     std::snprintf(interval, sizeof interval, "%g", run.interval_s);
     const CommandResult warm =
-        run_hubprobe(*s_, {"ping", "-c", "16", "-i", interval, "-q", "--json", "198.18.0.2"}, Seconds(10));
+        run_hubprobe(*s_, {"ping", "-c", "32", "-i", interval, "-q", "--json", "198.18.0.2"}, Seconds(10));
     ASSERT_TRUE(warm.ok()) << warm.describe();
 
     // tcpdump -Q in on both ends of both veths: each STAMP timestamp against the RX stamp of the frame

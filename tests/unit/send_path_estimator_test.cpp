@@ -29,7 +29,7 @@ TEST(SendPathEstimatorTest, NothingIsAddedBeforeEnoughSamplesButTheLongestIsTheR
   EXPECT_GT(estimator.estimate().latency_ns, 0);
 }
 
-TEST(SendPathEstimatorTest, TheMedianIgnoresSlowRepliesAndTheResidualIsTheSpread) {
+TEST(SendPathEstimatorTest, ALowQuantileIgnoresSlowRepliesAndTheResidualIsTheSpread) {
   Estimator estimator;
   // 20 us typically, every fourth reply preempted for a millisecond.
   for (size_t i = 0; i < Estimator::kWindow; ++i) estimator.add(i % 4 == 3 ? 1'000 * kUs : 20 * kUs);
@@ -39,19 +39,26 @@ TEST(SendPathEstimatorTest, TheMedianIgnoresSlowRepliesAndTheResidualIsTheSpread
 
   Estimator steady;
   for (size_t i = 0; i < Estimator::kWindow; ++i) steady.add((18 + static_cast<int64_t>(i % 5)) * kUs);  // 18..22
-  EXPECT_EQ(steady.estimate().latency_ns, 20 * kUs);
-  EXPECT_EQ(steady.estimate().residual_ns, 2 * kUs);
+  // The 10th percentile (sorted[3] of 32), and p90 (sorted[28]) above it.
+  EXPECT_EQ(steady.estimate().latency_ns, 18 * kUs);
+  EXPECT_EQ(steady.estimate().residual_ns, 4 * kUs);
 }
 
-TEST(SendPathEstimatorTest, ALastingChangeIsFollowedWithinHalfTheWindow) {
+TEST(SendPathEstimatorTest, ALastingChangeIsFollowedDownAtOnceAndUpOnceTheWindowIsNew) {
   Estimator estimator;
   add_many(estimator, 10 * kUs, Estimator::kWindow);
-  add_many(estimator, 30 * kUs, Estimator::kWindow / 2 - 1);
+  // Longer: followed once at most 3 of the 32 are old (sorted[3] is then new), i.e. after 29.
+  add_many(estimator, 30 * kUs, Estimator::kWindow - 4);
   EXPECT_EQ(estimator.estimate().latency_ns, 10 * kUs);
   add_many(estimator, 30 * kUs, 1);
   EXPECT_EQ(estimator.estimate().latency_ns, 30 * kUs);
-  add_many(estimator, 30 * kUs, Estimator::kWindow / 2);
+  add_many(estimator, 30 * kUs, Estimator::kWindow);
   EXPECT_EQ(estimator.estimate(), (Estimator::Estimate{30 * kUs, 0}));
+  // Shorter: followed after 4 (a tenth of the window), so T3 stays before the replies leave.
+  add_many(estimator, 12 * kUs, 3);
+  EXPECT_EQ(estimator.estimate().latency_ns, 30 * kUs);
+  add_many(estimator, 12 * kUs, 1);
+  EXPECT_EQ(estimator.estimate().latency_ns, 12 * kUs);
 }
 
 TEST(SendPathEstimatorTest, OutOfRangeSendPathsAreRefused) {

@@ -41,10 +41,11 @@ void SendPathEstimator::update() {
   std::array<int64_t, kWindow> sorted = window_;
   const auto end = sorted.begin() + static_cast<std::ptrdiff_t>(filled_);
   std::sort(sorted.begin(), end);
+  // The 10th percentile, not the median: a reply that left faster than the estimate would get a T3 after it
+  // left, and the sender an RTT too short (negative on a short link). Below p10 the send path is tight.
   const int64_t p10 = sorted[filled_ / 10];
-  const int64_t p50 = sorted[filled_ / 2];
   const int64_t p90 = sorted[filled_ * 9 / 10];
-  estimate_ = Estimate{p50, std::max(p90 - p50, p50 - p10)};
+  estimate_ = Estimate{p10, p90 - p10};
 }
 
 }  // namespace hubprobe::stamp

@@ -27,13 +27,15 @@ Result<AttachMode> attach_one(XdpReflector& program, int ifindex, dp::XdpAttachM
 }
 
 // The program's counter names say what each counts (bpf/stamp_reflect.h): reflected, dropped_REASON and
-// passed_REASON; passed_not_stamp, passed_off and anything else is not a request the reflector was asked.
+// passed_REASON; passed_not_stamp, passed_off, passed_other_address and anything else is not a request the
+// reflector was asked (it listens on no such address, or not at all).
 dp::ReflectorOutcome outcome_of(std::string_view name, uint64_t value) {
   using Kind = dp::ReflectorOutcome::Kind;
   constexpr std::string_view kDropped = "dropped_", kPassed = "passed_";
   if (name == "reflected") return {Kind::kReflected, "", value};
   if (name.starts_with(kDropped)) return {Kind::kDropped, std::string(name.substr(kDropped.size())), value};
-  if (name.starts_with(kPassed) && name != "passed_not_stamp" && name != "passed_off") {
+  if (name.starts_with(kPassed) && name != "passed_not_stamp" && name != "passed_off" &&
+      name != "passed_other_address") {
     return {Kind::kPassed, std::string(name.substr(kPassed.size())), value};
   }
   return {Kind::kOther, std::string(name), value};
@@ -157,6 +159,13 @@ Result<void> XdpPrograms::set_policy(const ReflectorPolicy& policy) {
   return {};
 }
 
+Result<void> XdpPrograms::set_listen(const std::vector<SocketAddress>& addresses) {
+  for (Attachment& a : attachments_) {
+    if (auto r = a.program->set_listen(addresses); !r) return r;
+  }
+  return {};
+}
+
 ReflectorPolicy XdpPrograms::policy() const {
   std::lock_guard lock(mutex_);
   return policy_;
@@ -229,6 +238,7 @@ Result<void> XdpBackendReflector::update(const dp::ReflectorRole& role) {
                           " format they were loaded with: a new reflector port or timestamp format needs a restart",
                       EINVAL);
   }
+  if (auto r = programs_->set_listen(role.listen); !r) return r;
   return programs_->set_policy(policy_of(role));
 }
 

@@ -6,6 +6,7 @@
 #include <linux/if_link.h>
 #include <linux/types.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -143,6 +144,20 @@ stamp_reflect_prefix prefix_key(const IpPrefix& prefix) {
   return key;
 }
 
+// An address as the listen map's key: IPv6 as is, IPv4 as ::ffff:a.b.c.d.
+std::array<uint8_t, STAMP_REFLECT_ADDR_LEN> address_key(const SocketAddress& address) {
+  std::array<uint8_t, STAMP_REFLECT_ADDR_LEN> key{};
+  if (address.is_v6()) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(address.sockaddr_ptr());
+    std::memcpy(key.data(), &in6->sin6_addr, key.size());
+  } else {
+    const auto* in4 = reinterpret_cast<const sockaddr_in*>(address.sockaddr_ptr());
+    key[10] = key[11] = 0xff;
+    std::memcpy(key.data() + 12, &in4->sin_addr, 4);
+  }
+  return key;
+}
+
 int set_max_entries(bpf_map* map, uint32_t entries) {
   return entries == 0 ? -EINVAL : bpf_map__set_max_entries(map, entries);
 }
@@ -187,6 +202,9 @@ Result<std::unique_ptr<XdpReflector>> XdpReflector::load(const ReflectorOptions&
         err);
   }
   std::unique_ptr<XdpReflector> reflector(new XdpReflector(skeleton, options));
+  if (auto r = reflector->set_listen({SocketAddress::any(AF_INET, 0), SocketAddress::any(AF_INET6, 0)}); !r) {
+    return r.error();
+  }
   ReflectorPolicy initial;
   initial.mode = options.reflect_unauthenticated ? ReflectMode::kAnswer : ReflectMode::kAuthenticated;
   if (auto r = reflector->set_policy(initial); !r) return r.error();
@@ -314,6 +332,35 @@ Result<void> XdpReflector::set_policy(const ReflectorPolicy& policy) {
   // One 64-bit store: the program reads the policy with one load.
   __atomic_store(&live, &next, __ATOMIC_RELEASE);
   policy_ = policy;
+  return {};
+}
+
+Result<void> XdpReflector::set_listen(const std::vector<SocketAddress>& addresses) {
+  if (addresses.size() > STAMP_REFLECT_MAX_LISTEN) {
+    return make_error("the XDP reflector listens on at most " + std::to_string(STAMP_REFLECT_MAX_LISTEN) + " addresses",
+                      EINVAL);
+  }
+  bpf_map* map = skeleton_->maps.listen_addrs;
+  std::array<uint8_t, STAMP_REFLECT_ADDR_LEN> key{};
+  // New ones first, then the old ones not in the new set go: an address in both never stops answering.
+  const uint8_t present = 1;
+  std::vector<std::array<uint8_t, STAMP_REFLECT_ADDR_LEN>> wanted;
+  for (const SocketAddress& address : addresses) {
+    wanted.push_back(address_key(address));
+    if (const int err = bpf_map__update_elem(map, wanted.back().data(), key.size(), &present, 1, BPF_ANY); err != 0) {
+      return libbpf_error("adding " + address.to_string() + " to the XDP reflector's addresses", err);
+    }
+  }
+  std::vector<std::array<uint8_t, STAMP_REFLECT_ADDR_LEN>> present_keys;
+  for (int err = bpf_map__get_next_key(map, nullptr, key.data(), key.size()); err == 0;
+       err = bpf_map__get_next_key(map, present_keys.back().data(), key.data(), key.size())) {
+    present_keys.push_back(key);
+  }
+  for (const auto& old : present_keys) {
+    if (std::find(wanted.begin(), wanted.end(), old) == wanted.end()) {
+      (void)bpf_map__delete_elem(map, old.data(), old.size(), 0);
+    }
+  }
   return {};
 }
 

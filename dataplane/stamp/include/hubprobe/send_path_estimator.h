@@ -19,17 +19,19 @@ class SendPathEstimator {
  public:
   /// The estimate over the window of the latest samples.
   struct Estimate {
-    /// What to add to a T3 clock read: the window's median once it holds kMinSamples, else 0.
+    /// What to add to a T3 clock read: the window's 10th percentile once it holds kMinSamples, else 0. Low
+    /// rather than typical, so that a T3 is almost never later than its reply left (an RTT read short):
+    /// the RTT reads high by the send path's spread above p10 instead, which the residual states.
     int64_t latency_ns = 0;
-    /// How far one reply's send path may lie from latency_ns: max(p90 - p50, p50 - p10) of the window;
-    /// before kMinSamples (nothing added yet), the longest send path seen.
+    /// How far one reply's send path may lie from latency_ns: p90 - p10 of the window; before kMinSamples
+    /// (nothing added yet), the longest send path seen.
     int64_t residual_ns = 0;
     bool operator==(const Estimate&) const = default;
   };
 
-  /// Samples the estimate is taken over: at one reply per 100 ms, the last 3.2 s. The median ignores up
-  /// to half of them being slow (a preempted reply, a busy moment), and follows a lasting change after
-  /// half the window.
+  /// Samples the estimate is taken over: at one reply per 100 ms, the last 3.2 s. The 10th percentile
+  /// ignores up to 90 % of them being slow (a preempted reply, a busy moment); it follows a lasting
+  /// decrease after a tenth of the window and a lasting increase once 90 % of the window is new.
   static constexpr size_t kWindow = 32;
   /// Samples before the estimate is applied.
   static constexpr size_t kMinSamples = 8;

@@ -42,6 +42,8 @@ class XdpPrograms {
   std::string describe() const;
   /// The same policy on every attachment, all or nothing (the previous one restored on failure).
   Result<void> set_policy(const ReflectorPolicy& policy);
+  /// The addresses answered, on every attachment.
+  Result<void> set_listen(const std::vector<SocketAddress>& addresses);
   ReflectorPolicy policy() const;
   /// Registers a session-sender's local port on every attachment (its replies get stamped).
   Result<void> register_sender_port(uint16_t port);

@@ -123,6 +123,10 @@ class XdpReflector {
   Result<void> set_policy(const ReflectorPolicy& policy);
   /// The policy in force.
   ReflectorPolicy policy() const;
+  /// The destination addresses answered (ports ignored); an unspecified address (0.0.0.0, ::) answers every
+  /// address of its family. Requests to other addresses go to the stack (passed_other_address). After load:
+  /// 0.0.0.0 and ::. At most STAMP_REFLECT_MAX_LISTEN (64).
+  Result<void> set_listen(const std::vector<SocketAddress>& addresses);
 
   /// Replies to UDP `port` (host order) get their ingress time (T4) recorded; the packet itself goes on
   /// to the socket unchanged. One registration per port (not counted). EINVAL for port 0 and for the
