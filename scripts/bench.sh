@@ -275,7 +275,7 @@ hubprobe_against() {
       match($0, /seq=[0-9]+/); q = substr($0, RSTART + 4, RLENGTH - 4)
       match($0, /rtt=-?[0-9.]+/); t = substr($0, RSTART + 4, RLENGTH - 4)
       printf "%.3f %s%s\n", t * 1000, p, q
-      if (match($0, /turnaround=-?[0-9.]+/)) printf "%.3f %s%s\n", substr($0, RSTART + 11, RLENGTH - 11) * 1000, p, q > turnaround
+      if (match($0, /turnaround=-?[0-9.]+/)) printf "%.3f %s%s\n", substr($0, RSTART + 11, RLENGTH - 11) * 1000, p, q >> turnaround
     }' "$dir/$key.out" >>"$work/$key.samples"
   add sent "$key" "$(awk '/ probes sent, / { print $1 + 0; f = 1 } END { if (!f) print 0 }' "$dir/$key.out")"
   add received "$key" "$(grep -c ' bytes from .* rtt=' "$dir/$key.out" || true)"
