@@ -146,6 +146,9 @@ TEST_F(AgentXdpTest, XdpAndKernelAgentsProbeEachOtherOverIpv4AndIpv6) {
   const json status = xdp->status();
   EXPECT_EQ(status["agent"]["backend"], "xdp") << status.dump(2);
   EXPECT_EQ(status["reflector"]["in_backend"], std::string("xdp generic on ") + Testbed::kReflectorIf);
+  EXPECT_EQ(
+      metric(*xdp, "hubprobe_dataplane_attachment_info", {{"interface", Testbed::kReflectorIf}, {"mode", "generic"}}),
+      1);
   const double xdp_replies = metric(*xdp, "hubprobe_reflector_replies_total", {{"backend", "xdp"}});
   EXPECT_GE(xdp_replies, 20) << "XDP answered fewer than the kernel agent's replies";
   EXPECT_EQ(metric(*xdp, "hubprobe_reflector_replies_total", {{"backend", "kernel"}}), 0)

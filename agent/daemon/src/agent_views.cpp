@@ -359,6 +359,11 @@ std::vector<MetricFamily> Agent::collect() const {
   f.counter("hubprobe_dataplane_unmatched_replies_total", "Datagrams on probe ports that no session owns.",
             agent_labels, static_cast<double>(engine.unmatched_replies));
 
+  for (const dp::Attachment& a : dataplane_->attachments()) {
+    f.gauge("hubprobe_dataplane_attachment_info",
+            "Where the dataplane's own programs are attached, and how (xdp: native or generic); always 1.",
+            with(with(agent_labels, "interface", a.interface), "mode", a.mode), 1);
+  }
   if (reflector_) reflector_families(f, agent_labels, reflector_->counters(), dataplane_->port_backend());
   if (backend_reflector_) backend_reflector_families(f, agent_labels, *backend_reflector_, dataplane_->name());
   for (const auto& [id, session] : sessions_) {

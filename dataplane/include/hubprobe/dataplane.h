@@ -201,11 +201,21 @@ class BackendReflector {
   virtual Result<std::vector<ReflectorOutcome>> outcomes() const = 0;
 };
 
+/// Where a backend has attached programs of its own: an interface and how (the xdp backend: "native" or
+/// "generic", the auto mode resolved).
+struct Attachment {
+  std::string interface;
+  std::string mode;
+  bool operator==(const Attachment&) const = default;
+};
+
 /// A backend. Opening ports is a start-up action; the ports then run without the backend object.
 class Dataplane {
  public:
   virtual ~Dataplane() = default;
   virtual std::string_view name() const = 0;
+  /// The backend's own attachments (none for sockets), fixed once the dataplane is open.
+  virtual std::vector<Attachment> attachments() const { return {}; }
   /// The backend whose ports open_port() opens: name(), or the backend this one builds on (xdp: kernel).
   virtual std::string_view port_backend() const { return name(); }
   virtual Result<std::unique_ptr<Port>> open_port(const PortOptions& options) = 0;

@@ -266,6 +266,12 @@ Result<std::unique_ptr<XdpDataplane>> XdpDataplane::open(dp::XdpOptions xdp, dp:
   return std::unique_ptr<XdpDataplane>(new XdpDataplane(std::move(programs.value()), kernel, std::move(notice)));
 }
 
+std::vector<dp::Attachment> XdpDataplane::attachments() const {
+  std::vector<dp::Attachment> all;
+  for (const Attachment& a : programs_->attachments()) all.push_back({a.interface, std::string(mode_name(a.mode))});
+  return all;
+}
+
 Result<std::unique_ptr<dp::Port>> XdpDataplane::open_port(const dp::PortOptions& options) {
   auto port = kernel_.open_port(options);
   if (!port) return port.error();

@@ -92,6 +92,7 @@ class XdpDataplane final : public dp::Dataplane {
                                                     std::function<void(const std::string&)> notice);
   std::string_view name() const override { return "xdp"; }
   std::string_view port_backend() const override { return "kernel"; }
+  std::vector<dp::Attachment> attachments() const override;
   /// A kernel socket; a port other than the reflector's is registered for XDP RX stamps.
   Result<std::unique_ptr<dp::Port>> open_port(const dp::PortOptions& options) override;
   Result<std::unique_ptr<dp::BackendReflector>> start_reflector(const dp::ReflectorRole& role) override;
