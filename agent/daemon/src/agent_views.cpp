@@ -72,7 +72,8 @@ double seconds(int64_t ns) { return static_cast<double>(ns) / 1e9; }
 // Replies by where T1 and T4 were taken: what a probe can get (user-space fallback, kernel, XDP, NIC).
 void timestamp_sources(Families& f, const Labels& labels, const StatsTotals& t) {
   constexpr dp::TimestampSource kSources[] = {dp::TimestampSource::kUser, dp::TimestampSource::kKernelSoftware,
-                                              dp::TimestampSource::kXdp, dp::TimestampSource::kHardware};
+                                              dp::TimestampSource::kXdp, dp::TimestampSource::kTsc,
+                                              dp::TimestampSource::kHardware};
   const std::pair<const char*, const std::array<uint64_t, dp::kTimestampSourceCount>&> points[] = {
       {"t1", t.t1_sources}, {"t4", t.t4_sources}};
   for (const auto& [point, counts] : points) {

@@ -4,6 +4,7 @@
 // (docs/architecture.md "The dataplane interface"); the STAMP engines above it are shared.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -64,11 +65,49 @@ struct XdpOptions {
 /// "auto", "native", "generic": the names the config and the command line use.
 std::string_view attach_mode_name(XdpAttachMode mode);
 
+/// An address a DPDK port owns: it answers ARP/ND and STAMP for it; the prefix says what is on-link.
+struct InterfaceAddress {
+  SocketAddress address;   ///< e.g. 198.18.0.1 (port unused)
+  unsigned prefix_length;  ///< e.g. 24: what else is on-link
+  bool operator==(const InterfaceAddress&) const = default;
+};
+/// Parses a bare IPv4 or IPv6 address (no port, no brackets).
+Result<SocketAddress> parse_host(std::string_view text);
+/// Parses "198.18.0.1/24", "2001:db8::1/64" (a bare address is a host prefix).
+Result<InterfaceAddress> parse_interface_address(std::string_view text);
+/// Parses "02:00:00:00:00:01".
+Result<std::array<uint8_t, 6>> parse_mac(std::string_view text);
+
+/// A neighbour whose MAC is configured rather than resolved.
+struct StaticNeighbour {
+  SocketAddress address;  ///< port unused
+  std::array<uint8_t, 6> mac{};
+  bool operator==(const StaticNeighbour&) const = default;
+};
+
+/// Settings of the dpdk backend ([dataplane.dpdk]). Its one port owns its addresses: it answers ARP and
+/// IPv6 ND for them and resolves its next hops itself (or takes them from `neighbours`).
+struct DpdkOptions {
+  std::string port;                         ///< a PCI address or a vdev string ("net_af_packet0,iface=eth1")
+  std::vector<InterfaceAddress> addresses;  ///< at least one
+  SocketAddress gateway4;                   ///< off-link IPv4 destinations go here; invalid = none
+  SocketAddress gateway6;                   ///< off-link IPv6 destinations go here; invalid = none
+  std::vector<StaticNeighbour> neighbours;
+  std::vector<std::string> eal_args;  ///< extra EAL arguments; a --file-prefix and -l are added unless given
+  int lcore = -1;                     ///< the core the poll loop is pinned to (and EAL's -l); -1 = the last one
+  uint16_t rx_queues = 1;
+  uint16_t tx_queues = 1;
+  uint16_t rx_descriptors = 1024;
+  uint16_t tx_descriptors = 1024;
+  bool operator==(const DpdkOptions&) const = default;
+};
+
 /// What make_dataplane() builds.
 struct DataplaneOptions {
   std::string backend = "kernel";
   KernelOptions kernel;
   XdpOptions xdp;
+  DpdkOptions dpdk;
   /// Told, once per distinct message, what the backend could not apply as asked and why (a setting
   /// named as in KernelOptions, e.g. "hardware_timestamps: ..."). May be called from any thread that
   /// opens ports. Empty = not told.

@@ -9,6 +9,7 @@ const char* to_string(TimestampSource source) {
     case TimestampSource::kUser: return "user";
     case TimestampSource::kKernelSoftware: return "kernel";
     case TimestampSource::kXdp: return "xdp";
+    case TimestampSource::kTsc: return "tsc";
     case TimestampSource::kHardware: return "hardware";
   }
   return "unknown";

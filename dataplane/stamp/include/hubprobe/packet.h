@@ -17,6 +17,7 @@ enum class TimestampSource : uint8_t {
   kUser,            ///< user-space clock read around the system call
   kKernelSoftware,  ///< kernel software stamp (SO_TIMESTAMPING software RX/TX)
   kXdp,             ///< taken by an XDP/TC program (bpf_ktime)
+  kTsc,             ///< the CPU's time-stamp counter read by a poll-mode loop at RX burst / before TX burst
   kHardware,        ///< NIC hardware clock
 };
 const char* to_string(TimestampSource source);
