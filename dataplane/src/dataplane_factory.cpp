@@ -2,6 +2,7 @@
 #include <string>
 
 #include "hubprobe/dataplane.h"
+#include "hubprobe/dpdk_dataplane.h"
 #include "hubprobe/kernel_port.h"
 #include "hubprobe/xdp_dataplane.h"
 
@@ -16,7 +17,12 @@ Result<std::unique_ptr<Dataplane>> make_dataplane(const DataplaneOptions& option
     if (!xdp) return xdp.error();
     return std::unique_ptr<Dataplane>(std::move(xdp.value()));
   }
-  return make_error("unknown dataplane backend \"" + options.backend + "\" (this build has: kernel, xdp)");
+  if (options.backend == "dpdk") {
+    auto dpdk = dpdk::DpdkDataplane::open(options.dpdk, options.notice);
+    if (!dpdk) return dpdk.error();
+    return std::unique_ptr<Dataplane>(std::move(dpdk.value()));
+  }
+  return make_error("unknown dataplane backend \"" + options.backend + "\" (this build has: kernel, xdp, dpdk)");
 }
 
 Result<std::unique_ptr<Dataplane>> make_dataplane(std::string_view backend) {

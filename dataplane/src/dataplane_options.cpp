@@ -56,8 +56,8 @@ Result<std::array<uint8_t, 6>> parse_mac(std::string_view text) {
   unsigned octets[6];
   char tail = 0;
   const std::string copy(text);
-  if (std::sscanf(copy.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &octets[0], &octets[1], &octets[2], &octets[3],
-                  &octets[4], &octets[5], &tail) != 6 ||
+  if (std::sscanf(copy.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &octets[0], &octets[1], &octets[2], &octets[3], &octets[4],
+                  &octets[5], &tail) != 6 ||
       copy.size() != 17) {
     return make_error("\"" + copy + "\" is not a MAC address (e.g. 02:00:00:00:00:01)");
   }

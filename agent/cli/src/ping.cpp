@@ -133,7 +133,9 @@ std::string without_session(const Error& error) {
 }
 
 // Sleeps until the next probe is due, at most kMaxSleepNs, waking for replies and TX timestamps.
+// A busy-polled port is not slept on: its RX stamp is taken when it is polled.
 void sleep_until_due(const ProbeEngine& engine) {
+  if (engine.wait_kind() == dp::WaitKind::kBusyPoll) return;
   const MonoNs now = mono_now();
   const int64_t wait = std::max<int64_t>(0, std::min(engine.next_due(), now + kMaxSleepNs) - now);
   std::vector<pollfd> descriptors;

@@ -3,7 +3,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include "hubprobe/dpdk_eal_args.h"
 #include "hubprobe/probe_outcome.h"
+
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -39,6 +42,7 @@ dp::DataplaneOptions dataplane_options(const DataplaneConfig& config, const Refl
   options.kernel.receive_buffer = config.kernel.receive_buffer;
   options.kernel.hardware_timestamps = config.kernel.hardware_timestamps;
   options.xdp = config.xdp;
+  options.dpdk = config.dpdk;
   options.xdp.reflector_port = reflector.port;
   options.xdp.reflector_format = reflector.timestamp_format;
   options.notice = [backend = config.backend](const std::string& message) {
@@ -372,6 +376,10 @@ void Agent::probe_loop() {
   if (one_loop_) {
     steps.push_back(&reflector);
     options.wait = dp::WaitKind::kBusyPoll;
+    if (config_.dataplane.backend == "dpdk") {
+      options.cpu = dpdk::loop_lcore(config_.dataplane.dpdk, static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)));
+      options.idle_pause_ns = int64_t{config_.dataplane.dpdk.idle_pause_us} * 1000;
+    }
   }
   EngineLoop loop(steps, options);
   if (auto r = loop.run(stop_); !r) spdlog::error("probe loop: {}", r.error().message);

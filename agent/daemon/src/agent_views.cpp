@@ -365,6 +365,19 @@ std::vector<MetricFamily> Agent::collect() const {
             "Where the dataplane's own programs are attached, and how (xdp: native or generic); always 1.",
             with(with(agent_labels, "interface", a.interface), "mode", a.mode), 1);
   }
+  for (const dp::LinkCounter& c : dataplane_->link_counters()) {
+    if (c.family == dp::LinkCounter::Family::kDropped) {
+      f.counter("hubprobe_dataplane_dropped_frames_total",
+                "Frames the backend's own port dropped (dpdk), by reason: not for us, malformed, no listener, "
+                "queue or ring full, next hop unresolved.",
+                with(agent_labels, "reason", c.name), static_cast<double>(c.value));
+    } else {
+      f.counter("hubprobe_dataplane_link_frames_total",
+                "Link-layer frames of the backend's own port (dpdk): ARP/ND/echo answers sent, resolutions sent "
+                "and learnt, unsolicited answers ignored.",
+                with(agent_labels, "kind", c.name), static_cast<double>(c.value));
+    }
+  }
   if (reflector_) reflector_families(f, agent_labels, reflector_->counters(), dataplane_->port_backend());
   if (backend_reflector_) backend_reflector_families(f, agent_labels, *backend_reflector_, dataplane_->name());
   for (const auto& [id, session] : sessions_) {

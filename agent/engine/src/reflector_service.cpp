@@ -198,6 +198,7 @@ void ReflectorService::run(const std::atomic<bool>& stop) {
   housekeeping_at_ = mono_now();
   EngineLoopOptions options;
   options.wait = wait_kind();
+  options.idle_pause_ns = 0;  // busy-polled: the RX stamp is taken when the loop polls, so it never pauses
   EngineLoop loop({this}, options);
   (void)loop.run(stop);  // fails only when asked to pin, which this loop is not
   publish_counters();

@@ -95,6 +95,9 @@ struct DpdkOptions {
   std::vector<StaticNeighbour> neighbours;
   std::vector<std::string> eal_args;  ///< extra EAL arguments; a --file-prefix and -l are added unless given
   int lcore = -1;                     ///< the core the poll loop is pinned to (and EAL's -l); -1 = the last one
+  /// The loop's pause after a pass with nothing to do, in µs; 0 = spin (a busy-polled core of its own).
+  /// A pause saves the core but delays the RX stamp of what arrives during it by up to the pause.
+  int idle_pause_us = 0;
   uint16_t rx_queues = 1;
   uint16_t tx_queues = 1;
   uint16_t rx_descriptors = 1024;
@@ -248,6 +251,15 @@ struct Attachment {
   bool operator==(const Attachment&) const = default;
 };
 
+/// A counter of a backend that runs its own link (dpdk): frames it dropped, by reason, and the link-layer
+/// frames it answered or sent, by kind. Read from any thread.
+struct LinkCounter {
+  enum class Family : uint8_t { kDropped, kLink };
+  Family family = Family::kDropped;
+  std::string name;  ///< the reason (kDropped) or kind (kLink) label
+  uint64_t value = 0;
+};
+
 /// A backend. Opening ports is a start-up action; the ports then run without the backend object.
 class Dataplane {
  public:
@@ -255,6 +267,8 @@ class Dataplane {
   virtual std::string_view name() const = 0;
   /// The backend's own attachments (none for sockets), fixed once the dataplane is open.
   virtual std::vector<Attachment> attachments() const { return {}; }
+  /// Counters of the backend's own link layer; none for backends whose link the kernel runs.
+  virtual std::vector<LinkCounter> link_counters() const { return {}; }
   /// The backend whose ports open_port() opens: name(), or the backend this one builds on (xdp: kernel).
   virtual std::string_view port_backend() const { return name(); }
   virtual Result<std::unique_ptr<Port>> open_port(const PortOptions& options) = 0;
