@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: Apache-2.0
+// The dpdk backend in hubprobed, seen from outside: a `dpdk` agent on a vdev (net_af_packet, net_af_xdp)
+// bound to a veth whose kernel side has no address, and a `kernel` agent in the other namespace, probing
+// and reflecting over IPv4 and IPv6. The DPDK port owns 198.18.0.2 and 2001:db8::2: the kernel next door
+// finds it by ARP and ND, which the port answers, and it resolves the kernel agent the same way. `ping`
+// reaches it too. SIGTERM ends it cleanly: port closed, the EAL's runtime directory gone.
+//
+// Topology: the harness testbed (netns.h) with the reflector side's addresses removed:
+//   sender ns: kernel agent  hpv0 198.18.0.1 2001:db8::1   <-->  hpv1 (no address)  dpdk agent: vdev on hpv1,
+//                                                                                      198.18.0.2 2001:db8::2
+// The sender's veth has TX checksum offload off: a veth otherwise hands a locally generated datagram over
+// with only a partial UDP checksum, which the DPDK port (like any receiver on a wire) drops as bad_checksum.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent_support.h"
+#include "emulated_link.h"
+
+namespace hubprobe::it::agent {
+namespace {
+
+using nlohmann::json;
+
+constexpr uint16_t kDpdkMetrics = 9881, kKernelMetrics = 9882;
+
+double metric(const AgentProcess& agent, const std::string& name, const std::map<std::string, std::string>& labels) {
+  const double v = only_value(agent.metrics(), name, labels);
+  return std::isnan(v) ? 0 : v;
+}
+
+/// The vdev kinds the test runs the port on.
+struct Vdev {
+  const char* name;  ///< net_af_packet, net_af_xdp
+};
+
+class AgentDpdkTest : public ::testing::TestWithParam<Vdev> {
+ protected:
+  void SetUp() override {
+    HUBPROBE_REQUIRE_NETNS();
+    HUBPROBE_REQUIRE_HUBPROBED();
+    HUBPROBE_REQUIRE(ethtool_missing_reason());
+    bed_ = std::make_unique<Testbed>();
+    bed_->sender().exec_checked({"ethtool", "-K", Testbed::kSenderIf, "tx", "off"});
+    // The DPDK port owns the reflector side's addresses: its kernel keeps none, and no IPv6 on the link.
+    bed_->reflector().ip({"addr", "flush", "dev", Testbed::kReflectorIf});
+    bed_->reflector().exec_checked(
+        {"sysctl", "-qw", std::string("net.ipv6.conf.") + Testbed::kReflectorIf + ".disable_ipv6=1"});
+  }
+
+  std::string vdev() const { return std::string(GetParam().name) + "0,iface=" + Testbed::kReflectorIf; }
+
+  AgentFile dpdk_file() const {
+    AgentFile f;
+    f.id = "d-edge-01";
+    f.hub = "d";
+    f.metrics_listen = "127.0.0.1:" + std::to_string(kDpdkMetrics);
+    f.interval = "50ms";
+    f.reflector = {"mode = \"stateful\""};
+    f.peers = {{"k4", "k", Testbed::kSenderV4, {}}, {"k6", "k", Testbed::kSenderV6, {}}};
+    f.tail = "[dataplane]\nbackend = \"dpdk\"\n[dataplane.dpdk]\nport = \"" + vdev() +
+             "\"\naddresses = [\"198.18.0.2/24\", \"2001:db8::2/64\"]\n"
+             "eal_args = [\"--no-huge\", \"-m\", \"256\", \"--no-pci\", \"--no-telemetry\"]\n";
+    return f;
+  }
+
+  static AgentFile kernel_file() {
+    AgentFile f;
+    f.id = "k-edge-01";
+    f.hub = "k";
+    f.metrics_listen = "127.0.0.1:" + std::to_string(kKernelMetrics);
+    f.interval = "50ms";
+    f.reflector = {"listen = [\"198.18.0.1\", \"2001:db8::1\"]"};
+    f.peers = {{"d4", "d", Testbed::kReflectorV4, {}}, {"d6", "d", Testbed::kReflectorV6, {}}};
+    return f;
+  }
+
+  std::unique_ptr<AgentProcess> start(const Namespace& ns, const AgentFile& f, uint16_t port, const std::string& name) {
+    const auto config = dir_.write_file(name + ".toml", f.toml());
+    return std::make_unique<AgentProcess>(ns, config, "127.0.0.1", port, dir_.path(), name);
+  }
+
+  static void expect_replies(const AgentProcess& agent, const std::vector<std::string>& names, double count) {
+    std::string seen;
+    const bool enough = wait_until(
+        [&] {
+          seen.clear();
+          const auto m = agent.metrics();
+          bool all = true;
+          for (const auto& name : names) {
+            const double v = only_value(m, "hubprobe_replies_received_total", {{"peer", name}});
+            seen += " " + name + "=" + std::to_string(v);
+            all = all && v >= count;
+          }
+          return all;
+        },
+        Seconds(10));
+    EXPECT_TRUE(enough) << "replies:" << seen << "\n" << agent.describe();
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Testbed> bed_;
+};
+
+TEST_P(AgentDpdkTest, DpdkAndKernelAgentsProbeEachOtherOverIpv4AndIpv6) {
+  auto dpdk = start(bed_->reflector(), dpdk_file(), kDpdkMetrics, "dpdk");
+  auto kernel = start(bed_->sender(), kernel_file(), kKernelMetrics, "kernel");
+  expect_replies(*kernel, {"d4", "d6"}, 20);
+  expect_replies(*dpdk, {"k4", "k6"}, 20);
+
+  const json status = dpdk->status();
+  EXPECT_EQ(status["agent"]["backend"], "dpdk") << status.dump(2);
+  EXPECT_EQ(metric(*dpdk, "hubprobe_dataplane_attachment_info", {{"interface", std::string(GetParam().name) + "0"},
+                                                                  {"mode", "poll"}}),
+            1);
+  // The dpdk agent's reflector answered the kernel agent (the user-space reflector on the lcore loop).
+  EXPECT_GE(metric(*dpdk, "hubprobe_reflector_replies_total", {{"backend", "dpdk"}}), 40);
+  // Its own probes: T4 from the TSC at RX burst, T1 from the TSC just before the TX burst.
+  for (const char* peer : {"k4", "k6"}) {
+    const double replies = metric(*dpdk, "hubprobe_replies_received_total", {{"peer", peer}});
+    EXPECT_GE(metric(*dpdk, "hubprobe_timestamps_total", {{"peer", peer}, {"timestamp", "t4"}, {"source", "tsc"}}),
+              replies - 1)
+        << peer;
+    EXPECT_GE(metric(*dpdk, "hubprobe_timestamps_total", {{"peer", peer}, {"timestamp", "t1"}, {"source", "tsc"}}),
+              replies - 1)
+        << peer;
+  }
+  // The port did its own link layer: it answered ARP and ND, and learnt the kernel agent's MAC by asking.
+  const auto link = [&](const char* kind) { return metric(*dpdk, "hubprobe_dataplane_link_frames_total", {{"kind", kind}}); };
+  EXPECT_GE(link("arp_reply_sent"), 1);
+  EXPECT_GE(link("neighbour_advertisement_sent"), 1);
+  EXPECT_GE(link("resolution_learnt"), 2) << "an IPv4 and an IPv6 neighbour";
+  EXPECT_EQ(metric(*dpdk, "hubprobe_dataplane_dropped_frames_total", {{"reason", "bad_checksum"}}), 0);
+  // The kernel next door reached the port by its MAC, and operators can ping it.
+  const CommandResult neigh = bed_->sender().exec({"ip", "neigh", "show", "dev", Testbed::kSenderIf});
+  EXPECT_NE(neigh.out.find("198.18.0.2"), std::string::npos) << neigh.out;
+  EXPECT_TRUE(bed_->sender().exec({"ping", "-c", "3", "-i", "0.2", "-W", "1", Testbed::kReflectorV4}).ok());
+  EXPECT_TRUE(bed_->sender().exec({"ping", "-6", "-c", "3", "-i", "0.2", "-W", "1", Testbed::kReflectorV6}).ok());
+  EXPECT_GE(link("echo_reply_sent"), 6);
+}
+
+TEST_P(AgentDpdkTest, SigtermClosesThePortAndRemovesTheEalDirectory) {
+  auto dpdk = start(bed_->reflector(), dpdk_file(), kDpdkMetrics, "dpdk");
+  const std::filesystem::path runtime = "/var/run/dpdk/hubprobe-" + std::to_string(dpdk->pid());
+  EXPECT_TRUE(std::filesystem::exists(runtime)) << runtime;
+  const ExitInfo exit = dpdk->process().stop(Seconds(5));
+  EXPECT_TRUE(exit.exited() && exit.exit_code() == 0) << dpdk->describe();
+  EXPECT_FALSE(std::filesystem::exists(runtime)) << "the EAL's runtime directory is left behind";
+  const CommandResult link = bed_->reflector().exec({"ip", "link", "show", "dev", Testbed::kReflectorIf});
+  EXPECT_EQ(link.out.find("xdp"), std::string::npos) << "an XDP program stays attached:\n" << link.out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Vdevs, AgentDpdkTest, ::testing::Values(Vdev{"net_af_packet"}, Vdev{"net_af_xdp"}),
+                         [](const auto& vdev) { return std::string(vdev.param.name); });
+
+}  // namespace
+}  // namespace hubprobe::it::agent
