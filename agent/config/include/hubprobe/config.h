@@ -63,6 +63,7 @@ struct DataplaneConfig {
   std::string backend = "kernel";  ///< the name make_dataplane() takes
   KernelDataplaneOptions kernel;   ///< also the xdp backend's, whose probe ports are kernel sockets
   dp::XdpOptions xdp;              ///< [dataplane.xdp]: only with backend = "xdp"
+  dp::DpdkOptions dpdk;            ///< [dataplane.dpdk]: only with backend = "dpdk"
   bool operator==(const DataplaneConfig&) const = default;
 };
 
