@@ -20,7 +20,7 @@ constexpr dp::Support kNo{false, {}};
 dp::BackendTraits everything(std::string name = "test") {
   dp::BackendTraits traits;
   traits.name = std::move(name);
-  traits.reflector = {kYes, kYes, kYes, kYes, kYes};
+  traits.reflector = {kYes, kYes, kYes, kYes, kYes, kYes};
   traits.path = {kYes, kYes, kYes, kYes, kYes, kYes, kYes};
   return traits;
 }
@@ -41,8 +41,9 @@ TEST(BackendTraits, KernelHonoursTheReflectorAndSocketOptionsButNoVlanOrNextHop)
   EXPECT_EQ(kernel.name, "kernel");
   for (const dp::Support* support :
        {&kernel.reflector.stateful, &kernel.reflector.allow_list, &kernel.reflector.rate_limit,
-        &kernel.reflector.authenticated, &kernel.reflector.short_requests, &kernel.path.interface,
-        &kernel.path.source_address, &kernel.path.fwmark, &kernel.path.dscp, &kernel.path.source_ports}) {
+        &kernel.reflector.authenticated, &kernel.reflector.short_requests, &kernel.reflector.interface,
+        &kernel.path.interface, &kernel.path.source_address, &kernel.path.fwmark, &kernel.path.dscp,
+        &kernel.path.source_ports}) {
     EXPECT_TRUE(support->honoured);
   }
   // The loader keeps no field for these two: a backend that honours them must add one (loader_paths.cpp).
@@ -51,11 +52,54 @@ TEST(BackendTraits, KernelHonoursTheReflectorAndSocketOptionsButNoVlanOrNextHop)
 }
 
 TEST(BackendTraits, ABackendThisBuildDoesNotHaveHonoursNothing) {
-  const dp::BackendTraits none = dp::backend_traits("dpdk");
-  EXPECT_EQ(none.name, "dpdk");
+  const dp::BackendTraits none = dp::backend_traits("netmap");
+  EXPECT_EQ(none.name, "netmap");
   EXPECT_EQ(refuse_path(none, path_with_fwmark(2), {}),
-            (Refusal{"fwmark", "the dpdk dataplane cannot mark probes for policy routing"}));
+            (Refusal{"fwmark", "the netmap dataplane cannot mark probes for policy routing"}));
   EXPECT_EQ(refuse_reflector(none, ReflectorConfig{})->key, "mode");
+}
+
+TEST(BackendTraits, DpdkReflectsWithEveryOptionAndPinsPathsBySourceDscpAndSourcePorts) {
+  const dp::BackendTraits dpdk = dp::backend_traits("dpdk");
+  EXPECT_EQ(dpdk.name, "dpdk");
+  // The reflector on a dpdk port is the user-space ReflectorService on the port's poll loop.
+  for (const dp::Support* support :
+       {&dpdk.reflector.stateful, &dpdk.reflector.allow_list, &dpdk.reflector.rate_limit, &dpdk.reflector.authenticated,
+        &dpdk.reflector.short_requests, &dpdk.path.source_address, &dpdk.path.dscp, &dpdk.path.source_ports}) {
+    EXPECT_TRUE(support->honoured);
+  }
+  // Everything refused says why, in the backend's own words.
+  for (const dp::Support* support :
+       {&dpdk.reflector.interface, &dpdk.path.interface, &dpdk.path.fwmark, &dpdk.path.vlan, &dpdk.path.next_hop}) {
+    EXPECT_FALSE(support->honoured);
+    EXPECT_FALSE(support->why_not.empty());
+  }
+  EXPECT_EQ(refuse_path(dpdk, path_with_fwmark(2), {}),
+            (Refusal{"fwmark",
+                     "the dpdk dataplane has no routing table to turn a mark into a next hop: pin the path with "
+                     "source, dscp or source_ports instead"}));
+  PathConfig path;
+  path.interface = "eth1";
+  EXPECT_EQ(refuse_path(dpdk, path, {}),
+            (Refusal{"interface",
+                     "the dpdk dataplane has one port, which is every path's egress: leave interface "
+                     "unset"}));
+  path = {};
+  path.source = *SocketAddress::parse("198.18.0.1", 0);
+  path.dscp = 46;
+  path.source_ports = {40000, 40001};
+  EXPECT_EQ(refuse_path(dpdk, path, {}), std::nullopt);
+  EXPECT_EQ(refuse_path(dpdk, path, {.vlan = true})->key, "vlan");
+  EXPECT_EQ(refuse_path(dpdk, path, {.next_hop = true})->key, "next_hop");
+
+  ReflectorConfig reflector;
+  reflector.allow = {*IpPrefix::parse("198.18.0.0/15")};
+  reflector.rate_limit_pps = 100;
+  reflector.auth_key = key_file();
+  reflector.answer_short_requests = true;
+  EXPECT_EQ(refuse_reflector(dpdk, reflector), std::nullopt);
+  reflector.interface = "eth1";
+  EXPECT_EQ(refuse_reflector(dpdk, reflector)->key, "interface");
 }
 
 TEST(BackendSupport, PathOptionsTheBackendCannotPinAreRefusedByKey) {
@@ -136,6 +180,10 @@ TEST(BackendSupport, ReflectorOptionsTheBackendCannotHonourAreRefusedByKey) {
   reflector.answer_short_requests = true;
   EXPECT_EQ(refuse_reflector(traits, reflector),
             (Refusal{"answer_short_requests", "the xdp dataplane cannot answer short TWAMP-Light requests"}));
+  reflector = {};
+  reflector.interface = "eth1";
+  EXPECT_EQ(refuse_reflector(traits, reflector),
+            (Refusal{"interface", "the xdp dataplane cannot answer on one interface only"}));
 }
 
 constexpr std::string_view kAgent = R"([agent]

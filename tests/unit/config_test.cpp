@@ -440,8 +440,8 @@ aaa = 2
 TEST(ConfigErrors, UnknownKeyInNestedTables) {
   EXPECT_EQ(parse_error(with_agent("[agent.extra]\n")),
             R"(hubprobe.toml:5:8: agent.extra: unknown key (expected one of: id hub))");
-  EXPECT_EQ(parse_error(with_agent("[dataplane.dpdk]\n")),
-            "hubprobe.toml:5:12: dataplane.dpdk: unknown key (expected one of: backend kernel xdp)");
+  EXPECT_EQ(parse_error(with_agent("[dataplane.netmap]\n")),
+            "hubprobe.toml:5:12: dataplane.netmap: unknown key (expected one of: backend kernel xdp dpdk)");
   EXPECT_EQ(
       parse_error(with_agent("[dataplane.kernel]\nhardware_timestamp = true\n")),
       R"(hubprobe.toml:6:1: dataplane.kernel.hardware_timestamp: unknown key (did you mean "hardware_timestamps"?))");
@@ -476,8 +476,8 @@ TEST(ConfigErrors, OutOfRange) {
             "1073741824, got 1024");
   EXPECT_EQ(parse_error(with_agent("[reflector]\nmode = \"stateful-ish\"\n")),
             R"(hubprobe.toml:6:8: reflector.mode: expected "stateful" or "stateless", got "stateful-ish")");
-  EXPECT_EQ(parse_error(with_agent("[dataplane]\nbackend = \"dpdk\"\n")),
-            R"(hubprobe.toml:6:11: dataplane.backend: expected "kernel" or "xdp", got "dpdk")");
+  EXPECT_EQ(parse_error(with_agent("[dataplane]\nbackend = \"netmap\"\n")),
+            R"(hubprobe.toml:6:11: dataplane.backend: expected "kernel", "xdp" or "dpdk", got "netmap")");
   EXPECT_EQ(
       parse_error(with_agent("[logging]\nlevel = \"verbose\"\n")),
       R"(hubprobe.toml:6:9: logging.level: expected "trace", "debug", "info", "warn", "error", "critical" or "off", got "verbose")");

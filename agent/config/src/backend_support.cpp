@@ -54,6 +54,7 @@ std::optional<Refusal> refuse_reflector(const dp::BackendTraits& backend, const 
                     "reflect in authenticated mode"},
                    {reflector.answer_short_requests, can.short_requests, "answer_short_requests",
                     "answer short TWAMP-Light requests"},
+                   {!reflector.interface.empty(), can.interface, "interface", "answer on one interface only"},
                });
 }
 

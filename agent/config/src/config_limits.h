@@ -24,5 +24,8 @@ inline constexpr int64_t kMaxReceiveBuffer = 1 << 30;
 inline constexpr uint32_t kMaxPacketSize = 9000;
 inline constexpr int64_t kMaxDownAfter = 1000;
 inline constexpr size_t kMaxSourcePorts = 64;
+inline constexpr int64_t kMaxDpdkLcore = 1023;  // the backend checks that the core exists
+inline constexpr int64_t kMinDpdkDescriptors = 64;
+inline constexpr int64_t kMaxDpdkDescriptors = 4096;
 
 }  // namespace hubprobe::config_detail

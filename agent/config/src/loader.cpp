@@ -52,20 +52,28 @@ void Loader::read_agent(const toml::table& root, AgentConfig& config) {
 void Loader::read_dataplane(const toml::table& root, AgentConfig& config) {
   const toml::table* dataplane = optional_table(root, "dataplane", "dataplane", "a table [dataplane]");
   if (dataplane == nullptr) return;
-  check_keys(*dataplane, "dataplane", {"backend", "kernel", "xdp"});
+  check_keys(*dataplane, "dataplane", {"backend", "kernel", "xdp", "dpdk"});
   if (const toml::node* backend = dataplane->get("backend")) {
-    // dpdk joins this list with its option table.
-    static constexpr std::string_view kBackends[] = {"kernel", "xdp"};
-    config.dataplane.backend = std::string(kBackends[read_choice(*backend, "dataplane.backend", {"kernel", "xdp"})]);
+    static constexpr std::string_view kBackends[] = {"kernel", "xdp", "dpdk"};
+    config.dataplane.backend =
+        std::string(kBackends[read_choice(*backend, "dataplane.backend", {"kernel", "xdp", "dpdk"})]);
   }
   read_kernel_options(*dataplane, config.dataplane.kernel);
-  const toml::table* xdp = optional_table(*dataplane, "xdp", "dataplane.xdp", "a table [dataplane.xdp]");
-  if (xdp != nullptr && config.dataplane.backend != "xdp") {
-    fail(xdp->source(), "dataplane.xdp",
-         "is only read with backend = \"xdp\" (the backend is \"" + config.dataplane.backend +
-             "\"): remove the table or select the backend");
-  }
+  // A backend's table is read only with that backend: settings that would be ignored are refused.
+  const auto backend_table = [&](std::string_view name) {
+    const std::string path = "dataplane." + std::string(name);
+    const toml::table* table = optional_table(*dataplane, name, path, "a table [" + path + "]");
+    if (table != nullptr && config.dataplane.backend != name) {
+      fail(table->source(), path,
+           "is only read with backend = \"" + std::string(name) + "\" (the backend is \"" + config.dataplane.backend +
+               "\"): remove the table or select the backend");
+    }
+    return table;
+  };
+  const toml::table* xdp = backend_table("xdp");
+  const toml::table* dpdk = backend_table("dpdk");
   if (config.dataplane.backend == "xdp") read_xdp_options(*dataplane, xdp, config.dataplane.xdp);
+  if (config.dataplane.backend == "dpdk") read_dpdk_options(*dataplane, dpdk, config.dataplane.dpdk);
 }
 
 void Loader::read_kernel_options(const toml::table& dataplane, KernelDataplaneOptions& options) {
@@ -129,6 +137,7 @@ void Loader::read_reflector(const toml::table& root, AgentConfig& config) {
         if (std::find(hosts.begin(), hosts.end(), host) != hosts.end()) {
           expected(*array.get(i), path, "an address not listed before");
         }
+        if (reflector.enabled) check_dpdk_address(*array.get(i), path, host, true, config.dataplane);
         hosts.push_back(host);
       }
     }
@@ -148,7 +157,11 @@ void Loader::read_reflector(const toml::table& root, AgentConfig& config) {
                        "packets per second per source 0.." + std::to_string(kMaxRateLimitPps) + " (0 = unlimited)"));
     }
     if (const toml::node* node = table->get("interface")) {
-      reflector.interface = read_interface(*node, "reflector.interface");
+      // A backend that cannot bind the reflector to an interface refuses the key below (refuse_reflector): it
+      // is not looked up on the host first (a DPDK port is no kernel interface).
+      reflector.interface = backend_.reflector.interface.honoured
+                                ? read_interface(*node, "reflector.interface")
+                                : std::string(read_string(*node, "reflector.interface", "an interface name"));
     }
     if (const toml::node* node = table->get("timestamp_format")) {
       reflector.timestamp_format = read_timestamp_format(*node, "reflector.timestamp_format");
@@ -296,6 +309,7 @@ void Loader::read_peers(const toml::table& root, AgentConfig& config) {
     const toml::node* address = table.get("address");
     if (address == nullptr) missing(table, path + ".address", "a numeric IPv4 or IPv6 address like \"198.18.1.1\"");
     peer.address = read_host(*address, path + ".address", "198.18.1.1", false);
+    check_dpdk_family(*address, path + ".address", peer.address, config.dataplane);
     uint16_t port = kDefaultStampPort;
     if (const toml::node* node = table.get("port")) {
       port = static_cast<uint16_t>(read_integer(*node, path + ".port", 1, 65535, "a port 1..65535"));

@@ -45,6 +45,14 @@ class Loader {
   void read_dataplane(const toml::table& root, AgentConfig& config);
   void read_kernel_options(const toml::table& dataplane, KernelDataplaneOptions& options);
   void read_xdp_options(const toml::table& dataplane, const toml::table* xdp, dp::XdpOptions& options);
+  void read_dpdk_options(const toml::table& dataplane, const toml::table* dpdk, dp::DpdkOptions& options);
+  /// With backend "dpdk": `host` (at `node`) must be one of the port's addresses, or a wildcard (0.0.0.0, ::)
+  /// when `allow_wildcard`. Nothing with another backend.
+  void check_dpdk_address(const toml::node& node, const std::string& path, const SocketAddress& host,
+                          bool allow_wildcard, const DataplaneConfig& dataplane) const;
+  /// With backend "dpdk": the port has an address of `host`'s family (a peer it can reach at all).
+  void check_dpdk_family(const toml::node& node, const std::string& path, const SocketAddress& host,
+                         const DataplaneConfig& dataplane) const;
   void read_reflector(const toml::table& root, AgentConfig& config);
   ProbeNodes read_probe_settings(const toml::table& table, const std::string& path, ProbeSettings& settings);
   void check_probe_settings(const toml::table& table, const std::string& path, const ProbeSettings& settings,

@@ -36,10 +36,17 @@ void Loader::read_paths(const toml::table& root, AgentConfig& config) {
     for (const PathConfig& other : config.paths) {
       if (other.name == entry.name) expected(*name, path + ".name", "a name no other path uses");
     }
-    if (const toml::node* node = table.get("interface")) entry.interface = read_interface(*node, path + ".interface");
+    if (const toml::node* node = table.get("interface")) {
+      // A backend that cannot pin an interface refuses the key below (refuse_path): it is not looked up on the
+      // host first (a DPDK port is no kernel interface).
+      entry.interface = backend_.path.interface.honoured
+                            ? read_interface(*node, path + ".interface")
+                            : std::string(read_string(*node, path + ".interface", "an interface name"));
+    }
     if (const toml::node* node = table.get("source")) {
       entry.source = read_host(*node, path + ".source", "198.18.1.1", false);
       entry.source.set_port(0);
+      check_dpdk_address(*node, path + ".source", entry.source, false, config.dataplane);
     }
     if (const toml::node* node = table.get("fwmark")) {
       entry.fwmark = static_cast<uint32_t>(

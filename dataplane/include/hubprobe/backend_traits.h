@@ -24,6 +24,7 @@ struct ReflectorTraits {
   Support rate_limit;      ///< rate_limit_pps: a token bucket per source address
   Support authenticated;   ///< auth_key_file, [[reflector.auth]]: HMAC-SHA-256, 112-octet packets
   Support short_requests;  ///< answer_short_requests: 44-octet replies to 14..43-octet TWAMP-Light requests
+  Support interface;       ///< interface: answer only on one interface (SO_BINDTODEVICE)
 };
 
 /// How a backend pins a [[path]]'s probes (docs/architecture.md "Pinning a path").
