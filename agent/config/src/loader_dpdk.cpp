@@ -217,7 +217,7 @@ void Loader::read_dpdk_options(const toml::table& dataplane, const toml::table* 
   if (dpdk == nullptr) missing(dataplane, key_path("port"), std::string(kPortWhat) + ": the port the backend drives");
   check_keys(*dpdk, std::string(kTable),
              {"port", "addresses", "gateway", "neighbours", "eal_args", "lcore", "rx_queues", "tx_queues",
-              "rx_descriptors", "tx_descriptors"});
+              "rx_descriptors", "tx_descriptors", "idle_pause_us"});
   const toml::node* port = dpdk->get("port");
   if (port == nullptr) missing(*dpdk, key_path("port"), std::string(kPortWhat) + ": the port the backend drives");
   options.port = std::string(read_string(*port, key_path("port"), kPortWhat));
@@ -240,6 +240,11 @@ void Loader::read_dpdk_options(const toml::table& dataplane, const toml::table* 
     options.lcore = static_cast<int>(
         read_integer(*node, key_path("lcore"), 0, kMaxDpdkLcore,
                      "an lcore id 0.." + std::to_string(kMaxDpdkLcore) + " (leave lcore out for the last core)"));
+  }
+  if (const toml::node* node = dpdk->get("idle_pause_us")) {
+    options.idle_pause_us = static_cast<int>(read_integer(
+        *node, key_path("idle_pause_us"), 0, 1000,
+        "0..1000 microseconds (0 = spin; a pause saves the core and delays RX stamps by up to the pause)"));
   }
   // 1 is the only count the backend implements: a larger one would be read and then ignored.
   const auto read_queues = [&](std::string_view key, uint16_t& field) {

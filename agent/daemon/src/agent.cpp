@@ -45,7 +45,6 @@ dp::DataplaneOptions dataplane_options(const DataplaneConfig& config, const Refl
   options.dpdk = config.dpdk;
   options.xdp.reflector_port = reflector.port;
   options.xdp.reflector_format = reflector.timestamp_format;
-  options.dpdk = config.dpdk;
   options.notice = [backend = config.backend](const std::string& message) {
     spdlog::warn("dataplane.{}.{}", backend, message);
   };
