@@ -23,11 +23,11 @@
 namespace hubprobe::dpdk {
 namespace {
 
-#define SKIP_OR_FAIL(message)                                                             \
-  do {                                                                                    \
-    const char* required = std::getenv("HUBPROBE_REQUIRE_PRIVILEGED");                    \
-    if (required != nullptr && std::string(required) == "1") FAIL() << (message);         \
-    GTEST_SKIP() << (message);                                                            \
+#define SKIP_OR_FAIL(message)                                                     \
+  do {                                                                            \
+    const char* required = std::getenv("HUBPROBE_REQUIRE_PRIVILEGED");            \
+    if (required != nullptr && std::string(required) == "1") FAIL() << (message); \
+    GTEST_SKIP() << (message);                                                    \
   } while (0)
 
 constexpr Mac kPeerMac{0x02, 0x00, 0x5e, 0x00, 0x00, 0x02};
@@ -61,8 +61,16 @@ class DpdkRingTest : public ::testing::Test {
   void SetUp() override {
     if (geteuid() != 0) SKIP_OR_FAIL("needs root: the EAL maps memory and creates /var/run/dpdk/PREFIX");
     prefix_ = "hp-ring-" + std::to_string(getpid());
-    std::vector<std::string> args{"hubprobe-dpdk-test", "--no-huge", "-m", "128", "--no-pci", "--no-shconf",
-                                  "--no-telemetry", "--file-prefix=" + prefix_, "-l", "0",
+    std::vector<std::string> args{"hubprobe-dpdk-test",
+                                  "--no-huge",
+                                  "-m",
+                                  "128",
+                                  "--no-pci",
+                                  "--no-shconf",
+                                  "--no-telemetry",
+                                  "--file-prefix=" + prefix_,
+                                  "-l",
+                                  "0",
                                   "--log-level=lib.eal:error"};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
@@ -278,8 +286,8 @@ TEST_F(DpdkRingTest, CountsWhatItDropsByReason) {
   auto bad_sum = frame;
   bad_sum[14 + 20 + 8] ^= 0x55;
   inject(bad_sum);
-  inject(std::span(frame.data(), 20));                                         // truncated
-  inject(udp_to_port("198.18.0.2", 40000, "198.18.0.1", 999, payload));        // nobody listens there
+  inject(std::span(frame.data(), 20));                                   // truncated
+  inject(udp_to_port("198.18.0.2", 40000, "198.18.0.1", 999, payload));  // nobody listens there
   auto other_mac = frame;
   other_mac[0] = 0x04;
   inject(other_mac);

@@ -113,7 +113,7 @@ TEST(DpdkLink, AnswersArpForItsAddressOnlyAndNeverLargerThanTheRequest) {
   ASSERT_EQ(reply.kind, FrameKind::kArpReply);
   EXPECT_EQ(reply.target, addr("198.18.0.1"));
   EXPECT_EQ(reply.target_mac, kOurs);
-  EXPECT_EQ(std::memcmp(out.data(), kTheirs.data(), 6), 0);   // to the asker
+  EXPECT_EQ(std::memcmp(out.data(), kTheirs.data(), 6), 0);    // to the asker
   EXPECT_EQ(std::memcmp(out.data() + 6, kOurs.data(), 6), 0);  // from us
   EXPECT_EQ(link.counters().arp_replies_sent, 1U);
 
@@ -280,8 +280,8 @@ TEST(DpdkEalArgs, AddsAPrefixAndTheLcoreUnlessGiven) {
   dp::DpdkOptions o = options();
   o.eal_args = {"--no-huge", "-m", "256"};
   auto args = eal_arguments(o, 42, 4);
-  EXPECT_EQ(args, (std::vector<std::string>{"hubprobe", "--no-huge", "-m", "256", "--file-prefix=hubprobe-42", "-l",
-                                            "3"}));
+  EXPECT_EQ(args,
+            (std::vector<std::string>{"hubprobe", "--no-huge", "-m", "256", "--file-prefix=hubprobe-42", "-l", "3"}));
   EXPECT_TRUE(without_hugepages(args));
   EXPECT_EQ(file_prefix(args), "hubprobe-42");
   o.lcore = 1;

@@ -81,9 +81,10 @@ Result<void> start_eal(const dp::DpdkOptions& options) {
   if (eal_started) return {};
   const auto arguments = eal_arguments(options, getpid(), static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)));
   if (!without_hugepages(arguments) && hugepages_free() == 0) {
-    return make_error("no free hugepages (HugePages_Free is 0 in /proc/meminfo): reserve some (echo 256 > "
-                      "/proc/sys/vm/nr_hugepages) or add \"--no-huge\", \"-m\", \"256\" to dataplane.dpdk.eal_args",
-                      ENOMEM);
+    return make_error(
+        "no free hugepages (HugePages_Free is 0 in /proc/meminfo): reserve some (echo 256 > "
+        "/proc/sys/vm/nr_hugepages) or add \"--no-huge\", \"-m\", \"256\" to dataplane.dpdk.eal_args",
+        ENOMEM);
   }
   std::vector<char*> argv;
   std::vector<std::string> storage = arguments;
@@ -128,7 +129,9 @@ class TscClock final : public dp::ClockDomain {
  public:
   TscClock() : slots_{TscCalibration(rte_get_tsc_hz(), read()), TscCalibration(rte_get_tsc_hz(), read())} {}
   int64_t now() const override { return static_cast<int64_t>(rte_rdtsc()); }
-  dp::WallStamp to_wall(int64_t raw) const override { return slots_[current_.load(std::memory_order_acquire)].to_wall(raw); }
+  dp::WallStamp to_wall(int64_t raw) const override {
+    return slots_[current_.load(std::memory_order_acquire)].to_wall(raw);
+  }
 
   /// From the loop's thread: a new paired reading once a second.
   void refresh(int64_t now_tsc) {
@@ -305,8 +308,9 @@ DpdkDataplane::Device::~Device() {
 
 void DpdkDataplane::Device::publish_link() {
   const LinkCounters& c = link->counters();
-  const uint64_t values[] = {c.arp_replies_sent, c.neighbour_advertisements_sent, c.echo_replies_sent,
-                             c.requests_sent, c.learnt, c.unsolicited_ignored};
+  const uint64_t values[] = {
+      c.arp_replies_sent,   c.neighbour_advertisements_sent, c.echo_replies_sent, c.requests_sent, c.learnt,
+      c.unsolicited_ignored};
   for (size_t i = 0; i < link_published.size(); ++i) link_published[i].store(values[i], std::memory_order_relaxed);
 }
 
@@ -339,7 +343,8 @@ void DpdkDataplane::Device::deliver(rte_mbuf* mbuf, const Frame& frame, int64_t 
     if (reply_macs.size() >= kMaxReplyMacs) reply_macs.clear();  // a flood of sources: start over, stay bounded
     reply_macs[{frame.source.family(), host_bytes(frame.source)}] = frame.source_mac;
   }
-  Waiting waiting{mbuf, frame.payload, frame.payload_length, frame.source, frame.destination, frame.ttl, frame.tos, tsc};
+  Waiting waiting{mbuf, frame.payload, frame.payload_length, frame.source, frame.destination, frame.ttl, frame.tos,
+                  tsc};
   if (!it->second->enqueue(std::move(waiting))) {
     queue_full.fetch_add(1, std::memory_order_relaxed);
     rte_pktmbuf_free(mbuf);
@@ -361,8 +366,8 @@ size_t DpdkDataplane::Device::pump() {
       rte_pktmbuf_free(mbuf);
       continue;
     }
-    const Frame frame = parse_frame(
-        std::span(rte_pktmbuf_mtod(mbuf, const uint8_t*), rte_pktmbuf_data_len(mbuf)), station);
+    const Frame frame =
+        parse_frame(std::span(rte_pktmbuf_mtod(mbuf, const uint8_t*), rte_pktmbuf_data_len(mbuf)), station);
     if (frame.kind == FrameKind::kUdp) {
       deliver(mbuf, frame, tsc);
       continue;
@@ -601,8 +606,9 @@ std::vector<dp::LinkCounter> DpdkDataplane::link_counters() const {
   add(Family::kDropped, "tx_no_buffer", device_->tx_no_mbuf);
   add(Family::kDropped, "tx_ring_full", device_->tx_full);
   add(Family::kDropped, "tx_unresolved_next_hop", device_->unresolved);
-  static constexpr const char* kLink[] = {"arp_reply_sent",  "neighbour_advertisement_sent", "echo_reply_sent",
-                                          "resolution_sent", "resolution_learnt",            "unsolicited_ignored"};
+  static constexpr const char* kLink[] = {"arp_reply_sent",    "neighbour_advertisement_sent",
+                                          "echo_reply_sent",   "resolution_sent",
+                                          "resolution_learnt", "unsolicited_ignored"};
   for (size_t i = 0; i < device_->link_published.size(); ++i) add(Family::kLink, kLink[i], device_->link_published[i]);
   return out;
 }

@@ -70,8 +70,7 @@ uint8_t* put_ethernet(uint8_t* p, const Mac& destination, const Mac& source, uin
 }
 
 // The pseudo-header sum of an upper-layer checksum (RFC 768, RFC 8200 section 8.1).
-uint32_t pseudo_sum(const SocketAddress& source, const SocketAddress& destination, uint8_t protocol,
-                    uint32_t length) {
+uint32_t pseudo_sum(const SocketAddress& source, const SocketAddress& destination, uint8_t protocol, uint32_t length) {
   const size_t n = source.is_v4() ? 4 : 16;
   const auto s = host_bytes(source);
   const auto d = host_bytes(destination);
@@ -271,8 +270,8 @@ Frame parse_ipv6(Frame frame, std::span<const uint8_t> ip, const Station& statio
     const bool extension = std::find(std::begin(kExtensions), std::end(kExtensions), next) != std::end(kExtensions);
     return dropped(frame, extension ? Drop::kFragment : Drop::kOtherProtocol);
   }
-  const bool ours = station.owns(frame.destination) ||
-                    (next == kProtoIcmp6 && is_solicited_node_of_ours(h + 24, station));
+  const bool ours =
+      station.owns(frame.destination) || (next == kProtoIcmp6 && is_solicited_node_of_ours(h + 24, station));
   if (!ours) return dropped(frame, Drop::kOtherAddress);
   Frame parsed = parse_transport(frame, next, ip.subspan(kIpv6, length));
   // A solicitation to a solicited-node group must ask for one of our addresses; a datagram to it is not ours.
@@ -398,9 +397,8 @@ size_t put_arp(uint16_t op, const Mac& destination_mac, const Mac& sender_mac, c
 }
 
 // An ND message: `type`, `flags` (byte 4), `target`, one link-layer option, from `source` to `destination`.
-size_t put_nd(uint8_t type, uint8_t flags, const Mac& destination_mac, const Mac& own_mac,
-              const SocketAddress& source, const SocketAddress& destination, const SocketAddress& target,
-              std::span<uint8_t> out) {
+size_t put_nd(uint8_t type, uint8_t flags, const Mac& destination_mac, const Mac& own_mac, const SocketAddress& source,
+              const SocketAddress& destination, const SocketAddress& target, std::span<uint8_t> out) {
   if (out.size() < kEthernet + kIpv6 + kNdMessage || !source.is_v6() || !destination.is_v6()) return 0;
   uint8_t* p = put_ethernet(out.data(), destination_mac, own_mac, kTypeIpv6);
   p = put_ip(p, source, destination, kProtoIcmp6, kNdMessage, 0, 255);

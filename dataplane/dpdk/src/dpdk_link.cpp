@@ -30,8 +30,8 @@ LinkLayer::Key LinkLayer::key_of(const SocketAddress& address) { return {address
 
 void LinkLayer::learn(const SocketAddress& address, const Mac& mac, MonoNs now) {
   auto it = neighbours_.find(key_of(address));
-  const bool asked = it != neighbours_.end() && it->second.requested >= 0 &&
-                     now - it->second.requested <= options_.answer_window_ns;
+  const bool asked =
+      it != neighbours_.end() && it->second.requested >= 0 && now - it->second.requested <= options_.answer_window_ns;
   if (!asked) {
     ++counters_.unsolicited_ignored;
     return;

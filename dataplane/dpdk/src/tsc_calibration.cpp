@@ -22,10 +22,9 @@ TscCalibration::TscCalibration(double nominal_hz, const TscReading& first)
 bool TscCalibration::update(const TscReading& reading) {
   const int64_t ticks = reading.tsc - base_.tsc;
   const int64_t wall = reading.wall - base_.wall;
-  const bool step = ticks <= 0 || wall <= 0 ||
-                    std::abs(static_cast<double>(wall) / static_cast<double>(ticks) / nominal_ns_per_tick_ - 1.0) *
-                            1e6 >
-                        kStepPpm;
+  const bool step =
+      ticks <= 0 || wall <= 0 ||
+      std::abs(static_cast<double>(wall) / static_cast<double>(ticks) / nominal_ns_per_tick_ - 1.0) * 1e6 > kStepPpm;
   if (step) {
     ++steps_;
     anchor_ = reading;

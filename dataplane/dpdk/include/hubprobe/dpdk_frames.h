@@ -21,26 +21,26 @@ inline constexpr size_t kMaxUdpHeaders = 14 + 40 + 8;
 
 /// What a received frame is, once parsed.
 enum class FrameKind : uint8_t {
-  kUdp,            ///< UDP to one of the port's addresses: `payload` is the datagram
-  kArpRequest,     ///< ARP request (`target` the address asked for)
-  kArpReply,       ///< ARP reply (`source`, `source_mac` the answer)
+  kUdp,         ///< UDP to one of the port's addresses: `payload` is the datagram
+  kArpRequest,  ///< ARP request (`target` the address asked for)
+  kArpReply,    ///< ARP reply (`source`, `source_mac` the answer)
   kNeighbourSolicitation,
   kNeighbourAdvertisement,
-  kEchoRequest,    ///< ICMP or ICMPv6 echo request: `payload` is the ICMP message
-  kDropped,        ///< not for us or malformed: `drop` says why
+  kEchoRequest,  ///< ICMP or ICMPv6 echo request: `payload` is the ICMP message
+  kDropped,      ///< not for us or malformed: `drop` says why
 };
 
 /// Why a frame is dropped. The names are the metric's `reason` label.
 enum class Drop : uint8_t {
   kNone,
-  kTruncated,        ///< shorter than its headers say
-  kOtherMac,         ///< to another station's MAC (a promiscuous vdev sees them)
-  kOtherEthertype,   ///< not IPv4, IPv6 or ARP (VLAN tags included)
-  kBadIpHeader,      ///< version, header length, total length or IPv4 header checksum wrong
-  kFragment,         ///< an IPv4 fragment or an IPv6 extension header: not reassembled
-  kOtherAddress,     ///< IP destination not one of the port's addresses
-  kOtherProtocol,    ///< not UDP, ICMP echo or neighbour discovery
-  kBadChecksum,      ///< UDP, ICMP or ICMPv6 checksum wrong
+  kTruncated,              ///< shorter than its headers say
+  kOtherMac,               ///< to another station's MAC (a promiscuous vdev sees them)
+  kOtherEthertype,         ///< not IPv4, IPv6 or ARP (VLAN tags included)
+  kBadIpHeader,            ///< version, header length, total length or IPv4 header checksum wrong
+  kFragment,               ///< an IPv4 fragment or an IPv6 extension header: not reassembled
+  kOtherAddress,           ///< IP destination not one of the port's addresses
+  kOtherProtocol,          ///< not UDP, ICMP echo or neighbour discovery
+  kBadChecksum,            ///< UDP, ICMP or ICMPv6 checksum wrong
   kBadNeighbourDiscovery,  ///< ARP or ND that is malformed (hop limit not 255, wrong lengths)
 };
 inline constexpr size_t kDropCount = static_cast<size_t>(Drop::kBadNeighbourDiscovery) + 1;

@@ -19,9 +19,9 @@
 namespace hubprobe::dpdk {
 
 struct LinkOptions {
-  int64_t reachable_ns = 30'000'000'000;  ///< how long a learnt MAC is used without asking again
-  int64_t stale_ns = 60'000'000'000;      ///< after this without an answer, the entry is gone
-  int64_t retry_ns = 1'000'000'000;       ///< the least time between two requests for one address
+  int64_t reachable_ns = 30'000'000'000;     ///< how long a learnt MAC is used without asking again
+  int64_t stale_ns = 60'000'000'000;         ///< after this without an answer, the entry is gone
+  int64_t retry_ns = 1'000'000'000;          ///< the least time between two requests for one address
   int64_t answer_window_ns = 3'000'000'000;  ///< an answer counts only this long after our request
 };
 
@@ -30,9 +30,9 @@ struct LinkCounters {
   uint64_t arp_replies_sent = 0;
   uint64_t neighbour_advertisements_sent = 0;
   uint64_t echo_replies_sent = 0;
-  uint64_t requests_sent = 0;           ///< ARP requests and neighbour solicitations
-  uint64_t learnt = 0;                  ///< answers to our requests taken
-  uint64_t unsolicited_ignored = 0;     ///< ARP replies / advertisements we had not asked for
+  uint64_t requests_sent = 0;        ///< ARP requests and neighbour solicitations
+  uint64_t learnt = 0;               ///< answers to our requests taken
+  uint64_t unsolicited_ignored = 0;  ///< ARP replies / advertisements we had not asked for
 };
 
 /// Where a datagram goes on the link.
@@ -61,8 +61,7 @@ class LinkLayer {
   /// The MAC of `next_hop`: static, or learnt and not stale. When none is known, or the entry is due a
   /// refresh, a request may be written to `request_out` (its length in `request_length`; once per
   /// retry_ns). Returns nullopt when no MAC can be used yet.
-  std::optional<Mac> resolve(const Route& route, MonoNs now, std::span<uint8_t> request_out,
-                             size_t& request_length);
+  std::optional<Mac> resolve(const Route& route, MonoNs now, std::span<uint8_t> request_out, size_t& request_length);
 
   const LinkCounters& counters() const { return counters_; }
 
@@ -70,8 +69,8 @@ class LinkLayer {
   struct Neighbour {
     Mac mac{};
     bool known = false;
-    MonoNs confirmed = 0;     ///< when an answer last came
-    MonoNs requested = -1;    ///< when we last asked (-1 = never)
+    MonoNs confirmed = 0;   ///< when an answer last came
+    MonoNs requested = -1;  ///< when we last asked (-1 = never)
   };
   using Key = std::pair<int, std::array<uint8_t, 16>>;
   static Key key_of(const SocketAddress& address);
