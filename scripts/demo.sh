@@ -25,6 +25,9 @@
 #   DEMO_SECONDS=30     how long to show the matrix (seconds)
 #   DEMO_XDP=1          every second hub's agent runs the xdp backend (its reflector in XDP on its links),
 #                       the others kernel; 0: every agent kernel
+#   DEMO_DPDK=1         the first hub with a single link runs the dpdk backend instead: a net_af_packet vdev
+#                       on that link's veth owns the hub's link addresses (the kernel keeps none there);
+#                       0: no dpdk hub
 #   DEMO_REFRESH=2      seconds between matrix updates (headless: 10)
 #   DEMO_HEADLESS=1     for tests and CI: no colours, no in-place redraw, no hold. Also --headless.
 #   DEMO_HOLD=1         keep everything running (matrix refreshing) after the checks until Ctrl-C
@@ -242,8 +245,46 @@ for h in "${hubs[@]}"; do
   if ((${DEMO_XDP:-1} == 1 && i % 2 == 0)); then backend_of[$h]=xdp; fi
   i=$((i + 1))
 done
+# The dpdk backend on the first hub with a single link: its poll-mode port takes over that link's veth and
+# addresses. The lcore loop pauses 50 us when idle (idle_pause_us), so it does not take a core from the
+# other agents and emulators of this small machine.
+declare -A links_of=()
+for e in "${ends[@]}"; do
+  read -r eh _ <<<"$e"
+  links_of[$eh]=$((${links_of[$eh]:-0} + 1))
+done
+dpdk_hub=''
+if ((${DEMO_DPDK:-1} == 1)); then
+  for h in "${hubs[@]}"; do
+    if ((${links_of[$h]:-0} == 1)); then
+      dpdk_hub=$h
+      backend_of[$h]=dpdk
+      break
+    fi
+  done
+fi
+# dpdk_end HUB: the "hub peer address ns if link nth v6 delay" line of the dpdk hub's one link.
+dpdk_end() {
+  local e eh
+  for e in "${ends[@]}"; do
+    read -r eh _ <<<"$e"
+    if [[ $eh == "$1" ]]; then printf '%s' "$e"; fi
+  done
+}
+# The kernel of the dpdk hub gives its link addresses up to the DPDK port (which answers ARP and ND for them).
+if [[ -n $dpdk_hub ]]; then
+  read -r _ _ dpdk_v4 dpdk_ns dpdk_if _ _ dpdk_v6 _ <<<"$(dpdk_end "$dpdk_hub")"
+  ip -n "$dpdk_ns" addr flush dev "$dpdk_if"
+  ip netns exec "$dpdk_ns" sysctl -qw "net.ipv6.conf.$dpdk_if.disable_ipv6=1"
+fi
 # dataplane_table HUB: the agent's [dataplane] table (none for kernel, the default).
 dataplane_table() {
+  if [[ ${backend_of[$1]} == dpdk ]]; then
+    printf '[dataplane]\nbackend = "dpdk"\n[dataplane.dpdk]\nport = "net_af_packet0,iface=%s"\n' "$dpdk_if"
+    printf 'addresses = ["%s/24", "%s/64"]\n' "$dpdk_v4" "$dpdk_v6"
+    printf 'eal_args = ["--no-huge", "-m", "256", "--no-pci", "--no-telemetry"]\nidle_pause_us = 50\n'
+    return 0
+  fi
   [[ ${backend_of[$1]} == xdp ]] || return 0
   local e eh iface list=""
   for e in "${ends[@]}"; do
@@ -309,7 +350,7 @@ for h in "${hubs[@]}"; do sessions=$((sessions + ${npeers[$h]})); done
 echo
 echo "agents: hubprobed in each hub probes each hub it has a link to, over each link, every $interval"
 xdp_hubs=$(for h in "${hubs[@]}"; do if [[ ${backend_of[$h]} == xdp ]]; then printf '%s ' "$h"; fi; done)
-echo "        backends: xdp (reflector in XDP) on ${xdp_hubs:-no hub}, kernel on the others"
+echo "        backends: xdp (reflector in XDP) on ${xdp_hubs:-no hub}${dpdk_hub:+; dpdk (a poll-mode port owning its link addresses) on $dpdk_hub}; kernel on the others"
 echo "        ($sessions sessions; statistics window $window); /metrics on <mgmt address>:$metrics_port"
 
 # --- Prometheus -------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@
 //
 // Asserted:
 //  * it exits 0 and says "RESULT: ok" and "teardown: clean";
+//  * the backend column: dpdk on the first hub with one link, xdp on every second other hub, kernel elsewhere;
 //  * the last matrix it printed has every hub as a row and a column, "-" on the diagonal, "." where the
 //    topology has no link, and for every linked pair (both ways) an RTT p50 within 20 % + 0.3 ms of
 //    the topology's nominal RTT (2 x the link's one-way delay, read from the topology file here, not
@@ -212,10 +213,19 @@ TEST(DemoTest, HeadlessEightRegionsMatrixMatchesTheTopologyAndLeavesNothing) {
     for (size_t j = 0; j < cols.size(); ++j) cell[{w[0], cols[j]}] = w[j + 1];
     backend[w[0]] = w.back();
   }
-  // Every second hub runs the xdp backend (DEMO_XDP=1, the default), the others kernel; they probe each
-  // other over the one wire protocol, which the RTT checks below then cover.
+  // Every second hub runs the xdp backend (DEMO_XDP=1, the default), the others kernel, except the first
+  // hub with a single link, which runs dpdk (DEMO_DPDK=1, the default); they probe each other over the one
+  // wire protocol, which the RTT checks below then cover.
+  std::map<std::string, int> links;
+  for (const auto& [key, rtt] : topo.rtt_ms) ++links[std::get<0>(key)];
+  std::string dpdk_hub;
+  for (const std::string& hub : topo.hubs) {
+    if (links[hub] == 1 && dpdk_hub.empty()) dpdk_hub = hub;
+  }
+  ASSERT_FALSE(dpdk_hub.empty()) << "the topology has no hub with a single link";
   for (size_t h = 0; h < topo.hubs.size(); ++h) {
-    EXPECT_EQ(backend[topo.hubs[h]], h % 2 == 0 ? "xdp" : "kernel") << topo.hubs[h];
+    const std::string& hub = topo.hubs[h];
+    EXPECT_EQ(backend[hub], hub == dpdk_hub ? "dpdk" : h % 2 == 0 ? "xdp" : "kernel") << hub;
   }
   // "link 2   wh -> sg   16.4 ms   (link 1:  13.0 ms)"
   std::map<std::tuple<std::string, std::string, int>, std::string> extra;
