@@ -65,11 +65,41 @@ struct PrefsFlags : hubprobe::PrefsArgs {
   CLI::App* add_to(CLI::App& app);
 };
 
+// The dataplane flags of ping and reflect, defined once (hubprobe::DataplaneArgs; dataplane_flags() turns them
+// into dp::DataplaneOptions). Each repeatable flag takes one value per occurrence, so it never swallows the
+// host of `ping`. A value that starts with '-' is written --eal-arg=VALUE.
 void add_dataplane_flags(CLI::App& command, hubprobe::DataplaneArgs& args) {
-  command.add_option("--backend", args.backend, "dataplane: kernel (sockets, the default) or xdp (needs -I)")
-      ->check(CLI::IsMember({"kernel", "xdp"}));
+  command
+      .add_option("--backend", args.backend,
+                  "dataplane: kernel (sockets, the default), xdp (needs -I) or dpdk (needs --dpdk-port and "
+                  "--dpdk-address)")
+      ->check(CLI::IsMember({"kernel", "xdp", "dpdk"}));
   command.add_option("--xdp-mode", args.xdp_mode, "with --backend xdp: auto (native, else generic), native, generic")
       ->check(CLI::IsMember({"auto", "native", "generic"}));
+  command.add_option(
+      "--dpdk-port", args.dpdk_port,
+      "with --backend dpdk: the port, a PCI address (0000:03:00.0) or a vdev (net_af_packet0,iface=eth1)");
+  command
+      .add_option("--dpdk-address", args.dpdk_addresses,
+                  "with --backend dpdk: an address of the port with its prefix length (198.18.0.1/24), may repeat")
+      ->allow_extra_args(false);
+  command
+      .add_option("--dpdk-gateway", args.dpdk_gateways,
+                  "with --backend dpdk: where off-link destinations go, on-link of a --dpdk-address; may repeat, at "
+                  "most one IPv4 and one IPv6")
+      ->allow_extra_args(false);
+  command
+      .add_option("--dpdk-neighbour", args.dpdk_neighbours,
+                  "with --backend dpdk: ADDR=MAC, a neighbour's MAC instead of ARP/ND (198.18.0.2=02:00:00:00:00:02), "
+                  "may repeat")
+      ->allow_extra_args(false);
+  command
+      .add_option("--eal-arg", args.eal_args,
+                  "with --backend dpdk: one more DPDK EAL argument, may repeat; write --eal-arg=--no-huge for one that "
+                  "starts with '-'")
+      ->allow_extra_args(false);
+  command.add_option("--lcore", args.lcore, "with --backend dpdk: the core of the poll loop (default: the last one)")
+      ->check(kUnsignedInteger);
 }
 
 CLI::App* PingFlags::add_to(CLI::App& app) {
@@ -83,7 +113,8 @@ CLI::App* PingFlags::add_to(CLI::App& app) {
       ->check(kUnsignedInteger);
   ping->add_option("-Q,--dscp", dscp, "DSCP: 0..63 or a PHB name (ef, af41, cs5, ...)");
   ping->add_option("-I,--interface", interface,
-                   "send through this interface (SO_BINDTODEVICE); with --backend xdp, replies are stamped there");
+                   "send through this interface (SO_BINDTODEVICE); with --backend xdp, replies are stamped there; "
+                   "not with --backend dpdk");
   add_dataplane_flags(*ping, *this);
   ping->add_option("-S,--source", source, "local source address");
   ping->add_option("--source-port", source_port, "local UDP source port (default: ephemeral)")->check(kUnsignedInteger);
@@ -106,7 +137,8 @@ CLI::App* ReflectFlags::add_to(CLI::App& app) {
                     "answer 14..43-octet (TWAMP-Light) requests with a 44-octet reply: larger than the request");
   reflect->add_option("--auth-key-file", key_file, "authenticated mode with the hex HMAC key in this file");
   reflect->add_option("-I,--interface", interface,
-                      "only on this interface (SO_BINDTODEVICE); with --backend xdp, the XDP reflector attaches there");
+                      "only on this interface (SO_BINDTODEVICE); with --backend xdp, the XDP reflector attaches there; "
+                      "not with --backend dpdk");
   add_dataplane_flags(*reflect, *this);
   reflect->add_flag("--ptp", ptp, "PTPv2 truncated timestamps instead of NTP");
   return reflect;

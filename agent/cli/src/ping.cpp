@@ -322,6 +322,19 @@ Result<PingOptions> ping_options(const PingArgs& args) {
   auto dataplane = dataplane_flags(args, args.interface);
   if (!dataplane) return dataplane.error();
   options.dataplane = std::move(dataplane.value());
+  if (options.dataplane.backend == "dpdk") {
+    // The port builds the whole frame: no routing table for a mark, and its source is one of its addresses.
+    if (options.fwmark != 0) {
+      return make_error(
+          "-m: --backend dpdk has no routing table to turn a mark into a next hop: pin the probes "
+          "with -S, -Q or --source-port");
+    }
+    if (!options.source.empty()) {
+      auto source = SocketAddress::parse(options.source, 0);
+      if (!source) return make_error("-S " + options.source + ": " + source.error().message);
+      if (auto r = check_dpdk_local_address(options.dataplane, *source, false, "-S"); !r) return r.error();
+    }
+  }
   return options;
 }
 

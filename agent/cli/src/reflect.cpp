@@ -34,6 +34,7 @@ Result<ReflectOptions> reflect_options(const ReflectArgs& args) {
     if (options.dataplane.backend == "xdp" && address.port() != options.listen.front().port()) {
       return make_error("--listen: the XDP reflector answers on one port: give every address the same one");
     }
+    if (auto r = check_dpdk_local_address(options.dataplane, address, true, "--listen"); !r) return r.error();
   }
   return options;
 }

@@ -16,15 +16,8 @@
 #include "toml_report.h"
 #include "value_readers.h"
 
-namespace hubprobe::config_detail {
+namespace hubprobe {
 namespace {
-
-constexpr std::string_view kTable = "dataplane.dpdk";
-constexpr std::string_view kAddressesWhat =
-    "an array of the port's addresses with prefix lengths like [\"198.18.0.1/24\", \"2001:db8::1/64\"]";
-constexpr std::string_view kMacWhat = "a unicast MAC address like \"02:00:00:00:00:02\"";
-
-std::string key_path(std::string_view key) { return join(std::string(kTable), key); }
 
 // The address's octets in network order (4 for IPv4, 16 for IPv6).
 std::array<uint8_t, 16> octets(const SocketAddress& address, size_t& count) {
@@ -67,9 +60,9 @@ bool on_link(const dp::InterfaceAddress& own, const SocketAddress& address) {
 std::string family_name(int family) { return family == AF_INET ? "IPv4" : "IPv6"; }
 
 // "198.18.0.1/24, 2001:db8::1/64": the port's addresses of `family` (0 = all), for messages.
-std::string list_addresses(const dp::DpdkOptions& options, int family) {
+std::string list_addresses(const std::vector<dp::InterfaceAddress>& port, int family) {
   std::string text;
-  for (const dp::InterfaceAddress& own : options.addresses) {
+  for (const dp::InterfaceAddress& own : port) {
     if (family != 0 && own.address.family() != family) continue;
     if (!text.empty()) text += ", ";
     text += own.address.host() + "/" + std::to_string(own.prefix_length);
@@ -77,32 +70,49 @@ std::string list_addresses(const dp::DpdkOptions& options, int family) {
   return text;
 }
 
-bool has_family(const dp::DpdkOptions& options, int family) {
-  return std::any_of(options.addresses.begin(), options.addresses.end(),
+bool has_family(const std::vector<dp::InterfaceAddress>& port, int family) {
+  return std::any_of(port.begin(), port.end(),
                      [&](const dp::InterfaceAddress& own) { return own.address.family() == family; });
 }
 
-bool owned(const dp::DpdkOptions& options, const SocketAddress& address) {
-  return std::any_of(options.addresses.begin(), options.addresses.end(),
+}  // namespace
+
+std::string dpdk_off_link(const std::vector<dp::InterfaceAddress>& port, const SocketAddress& address,
+                          std::string_view what, std::string_view addresses) {
+  const int family = address.family();
+  if (!has_family(port, family)) {
+    return std::string(what) + " of a family the port has an address of (" + std::string(addresses) + " has no " +
+           family_name(family) + " address)";
+  }
+  if (dpdk_owns(port, address)) return std::string(what) + " other than the port's own addresses";
+  if (std::none_of(port.begin(), port.end(), [&](const dp::InterfaceAddress& own) { return on_link(own, address); })) {
+    return std::string(what) + " on-link of one of the port's " + family_name(family) + " addresses (" +
+           list_addresses(port, family) + ")";
+  }
+  return {};
+}
+
+bool dpdk_owns(const std::vector<dp::InterfaceAddress>& port, const SocketAddress& address) {
+  return std::any_of(port.begin(), port.end(),
                      [&](const dp::InterfaceAddress& own) { return same_host(own.address, address); });
 }
 
-// A neighbour or gateway: reached on the link of one of the port's addresses, and not one of them. Empty when
-// it is; else what was expected instead.
+namespace config_detail {
+namespace {
+
+constexpr std::string_view kTable = "dataplane.dpdk";
+constexpr std::string_view kAddressesWhat =
+    "an array of the port's addresses with prefix lengths like [\"198.18.0.1/24\", \"2001:db8::1/64\"]";
+constexpr std::string_view kMacWhat = "a unicast MAC address like \"02:00:00:00:00:02\"";
+
+std::string key_path(std::string_view key) { return join(std::string(kTable), key); }
+
+bool owned(const dp::DpdkOptions& options, const SocketAddress& address) {
+  return dpdk_owns(options.addresses, address);
+}
+
 std::string off_link(const SocketAddress& address, const dp::DpdkOptions& options, std::string_view what) {
-  const int family = address.family();
-  if (!has_family(options, family)) {
-    return std::string(what) + " of a family the port has an address of (" + key_path("addresses") + " has no " +
-           family_name(family) + " address)";
-  }
-  if (owned(options, address)) return std::string(what) + " other than the port's own addresses";
-  const bool reachable = std::any_of(options.addresses.begin(), options.addresses.end(),
-                                     [&](const dp::InterfaceAddress& own) { return on_link(own, address); });
-  if (!reachable) {
-    return std::string(what) + " on-link of one of the port's " + family_name(family) + " addresses (" +
-           list_addresses(options, family) + ")";
-  }
-  return {};
+  return dpdk_off_link(options.addresses, address, what, key_path("addresses"));
 }
 
 dp::InterfaceAddress read_interface_address(const toml::node& node, const std::string& path) {
@@ -270,16 +280,17 @@ void Loader::check_dpdk_address(const toml::node& node, const std::string& path,
   if (owned(dataplane.dpdk, host)) return;
   expected(node, path,
            std::string(allow_wildcard ? "a wildcard (\"0.0.0.0\", \"::\") or " : "") +
-               "one of the dpdk port's addresses (" + key_path("addresses") + ": " + list_addresses(dataplane.dpdk, 0) +
-               ")");
+               "one of the dpdk port's addresses (" + key_path("addresses") + ": " +
+               list_addresses(dataplane.dpdk.addresses, 0) + ")");
 }
 
 void Loader::check_dpdk_family(const toml::node& node, const std::string& path, const SocketAddress& host,
                                const DataplaneConfig& dataplane) const {
-  if (dataplane.backend != "dpdk" || has_family(dataplane.dpdk, host.family())) return;
+  if (dataplane.backend != "dpdk" || has_family(dataplane.dpdk.addresses, host.family())) return;
   expected(node, path,
            "an address of a family the dpdk port has an address of (" + key_path("addresses") + " has no " +
                family_name(host.family()) + " address)");
 }
 
-}  // namespace hubprobe::config_detail
+}  // namespace config_detail
+}  // namespace hubprobe

@@ -44,7 +44,8 @@ struct BackendTraits {
   PathTraits path;
 };
 
-/// The traits of the backend `name` of this build. A backend this build does not have honours nothing.
+/// The traits of the backend `name`: "kernel", "xdp", "dpdk" (the config knows it before the factory of a build
+/// has it). Any other name honours nothing.
 BackendTraits backend_traits(std::string_view name);
 
 }  // namespace hubprobe::dp

@@ -241,6 +241,15 @@ Result<SocketAddress> parse_unicast_host(std::string_view text);
 Result<int64_t> parse_duration(std::string_view text);
 /// The shortest exact form: "100ms", "2.5s", "1m", "1h30m" is "90m".
 std::string format_duration(int64_t ns);
+/// The rule for a gateway or static neighbour of the dpdk port ([dataplane.dpdk], and the --dpdk-* flags of
+/// `hubprobe`): of a family the port has an address of, on-link of one of them, and not one of them. Empty when
+/// `address` keeps it; else what was expected instead, e.g. "a gateway on-link of one of the port's IPv4
+/// addresses (198.18.0.1/24)". `what` names the address ("a gateway"), `addresses` where the port's come from.
+std::string dpdk_off_link(const std::vector<dp::InterfaceAddress>& port, const SocketAddress& address,
+                          std::string_view what, std::string_view addresses);
+/// True when `address` is one of the port's addresses (ports ignored).
+bool dpdk_owns(const std::vector<dp::InterfaceAddress>& port, const SocketAddress& address);
+
 /// DSCP as a number 0..63 or a PHB name (be, cs0..cs7, af11..af43, ef, va, le), any case.
 Result<int> parse_dscp(std::string_view text);
 
