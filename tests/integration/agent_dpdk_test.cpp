@@ -15,13 +15,19 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstddef>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "agent_support.h"
 #include "emulated_link.h"
+#include "fake_peer.h"
+#include "hubprobe/stamp_wire.h"
+#include "hubprobe_cli.h"
 
 namespace hubprobe::it::agent {
 namespace {
@@ -41,18 +47,24 @@ struct Vdev {
 };
 void PrintTo(const Vdev& vdev, std::ostream* out) { *out << vdev.name; }
 
+/// The testbed with the reflector side given to a DPDK port: its kernel keeps no address and no IPv6 there,
+/// and the sender's datagrams carry full UDP checksums.
+std::unique_ptr<Testbed> dpdk_testbed() {
+  auto bed = std::make_unique<Testbed>();
+  bed->sender().exec_checked({"ethtool", "-K", Testbed::kSenderIf, "tx", "off"});
+  bed->reflector().ip({"addr", "flush", "dev", Testbed::kReflectorIf});
+  bed->reflector().exec_checked(
+      {"sysctl", "-qw", std::string("net.ipv6.conf.") + Testbed::kReflectorIf + ".disable_ipv6=1"});
+  return bed;
+}
+
 class AgentDpdkTest : public ::testing::TestWithParam<Vdev> {
  protected:
   void SetUp() override {
     HUBPROBE_REQUIRE_NETNS();
     HUBPROBE_REQUIRE_HUBPROBED();
     HUBPROBE_REQUIRE(ethtool_missing_reason());
-    bed_ = std::make_unique<Testbed>();
-    bed_->sender().exec_checked({"ethtool", "-K", Testbed::kSenderIf, "tx", "off"});
-    // The DPDK port owns the reflector side's addresses: its kernel keeps none, and no IPv6 on the link.
-    bed_->reflector().ip({"addr", "flush", "dev", Testbed::kReflectorIf});
-    bed_->reflector().exec_checked(
-        {"sysctl", "-qw", std::string("net.ipv6.conf.") + Testbed::kReflectorIf + ".disable_ipv6=1"});
+    bed_ = dpdk_testbed();
   }
 
   std::string vdev() const { return std::string(GetParam().name) + "0,iface=" + Testbed::kReflectorIf; }
@@ -163,6 +175,93 @@ TEST_P(AgentDpdkTest, SigtermClosesThePortAndRemovesTheEalDirectory) {
 
 INSTANTIATE_TEST_SUITE_P(Vdevs, AgentDpdkTest, ::testing::Values(Vdev{"net_af_packet"}, Vdev{"net_af_xdp"}),
                          [](const auto& vdev) { return std::string(vdev.param.name); });
+
+// ---- `hubprobe reflect --backend dpdk` as an independent sender sees it ------------------------------
+
+class DpdkReflectTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    HUBPROBE_REQUIRE_NETNS();
+    HUBPROBE_REQUIRE_HUBPROBED();
+    HUBPROBE_REQUIRE(ethtool_missing_reason());
+    bed_ = dpdk_testbed();
+  }
+
+  /// Starts the reflector on an af_packet vdev and waits for its "reflecting STAMP on" lines.
+  std::unique_ptr<Process> start(const std::vector<std::string>& extra) {
+    std::vector<std::string> argv = {
+        hubprobe_binary(),     "reflect",
+        "--backend",           "dpdk",
+        "--dpdk-port",         std::string("net_af_packet0,iface=") + Testbed::kReflectorIf,
+        "--dpdk-address",      "198.18.0.2/24",
+        "--dpdk-address",      "2001:db8::2/64",
+        "--eal-arg=--no-huge", "--eal-arg=-m",
+        "--eal-arg=256",       "--eal-arg=--no-pci"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto process = std::make_unique<Process>(argv, bed_->reflector().name(), dir_.path(), "dpdk-reflect");
+    const bool ready = wait_until(
+        [&] { return !process->running() || process->stdout_text().find("reflecting STAMP on") != std::string::npos; },
+        Seconds(10), std::chrono::milliseconds(20));
+    EXPECT_TRUE(ready && process->running()) << process->describe();
+    return process;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Testbed> bed_;
+};
+
+TEST_F(DpdkReflectTest, ReflectionsAreWhatAnIndependentSenderExpects) {
+  using R = stamp_reflector_unauth;
+  auto reflector = start({"--stateful"});
+  for (const char* address : {Testbed::kReflectorV4, Testbed::kReflectorV6}) {
+    SCOPED_TRACE(address);
+    std::vector<std::vector<uint8_t>> requests;
+    for (uint32_t seq : {10u, 11u, 15u}) requests.push_back(build_test_packet(seq, 44, 0x0042));
+    requests.push_back(build_test_packet(16, 200, 0x0042));  // TWAMP-Light style zero padding
+    const auto replies = udp_exchange_many(bed_->sender(), address, 862, requests, Seconds(2));
+    ASSERT_EQ(replies.size(), requests.size());
+    for (size_t i = 0; i < replies.size(); ++i) {
+      ASSERT_EQ(replies[i].size(), requests[i].size()) << "reply " << i << "\n" << reflector->describe();
+      EXPECT_EQ(read_be32(replies[i], offsetof(R, sender_seq)), read_be32(requests[i], 0));
+      EXPECT_EQ(read_be32(replies[i], 0), i) << "stateful: the reflector numbers the session's packets";
+      EXPECT_EQ(std::memcmp(&replies[i][offsetof(R, sender_timestamp)], &requests[i][4], 8), 0);
+      EXPECT_EQ(std::memcmp(&replies[i][offsetof(R, ssid)], &requests[i][14], 2), 0);
+      EXPECT_EQ(replies[i][offsetof(R, sender_ttl)], 64) << "the TTL the request arrived with";
+    }
+  }
+  // RFC 8972: an unknown TLV comes back flagged U.
+  auto request = build_test_packet(3, 44);
+  const uint8_t unknown_tlv[] = {0x00, 200, 0x00, 0x04, 0xde, 0xad, 0xbe, 0xef};
+  request.insert(request.end(), std::begin(unknown_tlv), std::end(unknown_tlv));
+  const auto reply = udp_exchange(bed_->sender(), Testbed::kReflectorV4, 862, request, Seconds(2));
+  ASSERT_TRUE(reply.has_value());
+  ASSERT_EQ(reply->size(), request.size());
+  EXPECT_EQ((*reply)[44] & STAMP_TLV_FLAG_U, STAMP_TLV_FLAG_U);
+  // Hostile datagrams (short, garbage, oversized) do not stop it answering, and a 14-octet TWAMP-Light
+  // request is not answered with a larger reply.
+  send_datagrams(bed_->sender(), Testbed::kReflectorV4, 862,
+                 {std::vector<uint8_t>(1, 0xff), std::vector<uint8_t>(14, 0), std::vector<uint8_t>(1400, 0xa5)});
+  EXPECT_FALSE(udp_exchange(bed_->sender(), Testbed::kReflectorV4, 862, std::vector<uint8_t>(14, 0), Seconds(1)));
+  EXPECT_TRUE(udp_exchange(bed_->sender(), Testbed::kReflectorV4, 862, build_test_packet(99, 44), Seconds(2)));
+  const ExitInfo exit = reflector->stop(Seconds(5));
+  EXPECT_TRUE(exit.exited() && exit.exit_code() == 0) << reflector->describe();
+}
+
+TEST_F(DpdkReflectTest, PingOverTheDpdkBackendAgainstAKernelReflector) {
+  // The roles the other way round: the DPDK port pings the kernel's reflector in the other namespace.
+  Process kernel_reflector({hubprobe_binary(), "reflect", "--listen", std::string(Testbed::kSenderV4) + ":862"},
+                           bed_->sender().name(), dir_.path(), "kernel-reflect");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const CommandResult r =
+      bed_->reflector().exec({hubprobe_binary(), "ping", "--backend", "dpdk", "--dpdk-port",
+                              std::string("net_af_packet0,iface=") + Testbed::kReflectorIf, "--dpdk-address",
+                              "198.18.0.2/24", "--eal-arg=--no-huge", "--eal-arg=-m", "--eal-arg=256",
+                              "--eal-arg=--no-pci", "-c", "20", "-i", "0.01", "--json", Testbed::kSenderV4},
+                             Seconds(20));
+  ASSERT_TRUE(r.ok()) << r.describe();
+  const json report = json::parse(r.out);
+  EXPECT_GE(report["received"].get<int>(), 19) << report.dump(2);
+}
 
 }  // namespace
 }  // namespace hubprobe::it::agent
