@@ -4,7 +4,9 @@
 # two network namespaces, with the same probe count and rate, measures `ping`, `fping`,
 # `sockperf ping-pong --full-rtt`, `hubprobe ping` against a `hubprobe reflect` (socket reflector) and
 # `hubprobe ping` against the XDP reflector (`hubprobe reflect --backend xdp`, port 863 on the same veth),
-# unpinned as a real deployment runs; for both reflectors also their turnaround T3 - T2. Statistics are computed here, identically for every tool, from the per-probe values
+# and `hubprobe ping` against the DPDK reflector (`hubprobe reflect --backend dpdk` on a net_af_packet vdev, on
+# a second veth pair between the same namespaces whose reflector side the DPDK port owns, started only for its
+# turns so that its busy-polled core is not taken from the other tools), unpinned as a real deployment runs; for both reflectors also their turnaround T3 - T2. Statistics are computed here, identically for every tool, from the per-probe values
 # each tool prints (nearest-rank percentiles, population stddev; scripts/bench/stats.awk). Also the
 # client's CPU time and peak RSS and the reflector's CPU time. Prints a Markdown report and rewrites the
 # marked section of docs/benchmarks.md (between <!-- bench:begin --> and <!-- bench:end -->), including
@@ -112,6 +114,10 @@ if_a=hpba$tag
 if_b=hpbb$tag
 addr_a=198.18.0.1
 addr_b=198.18.0.2
+if_c=hpbc$tag
+if_d=hpbd$tag
+addr_c=198.18.1.1
+addr_d=198.18.1.2
 sockperf_port=11111
 declare -A server_pid=()
 
@@ -136,6 +142,10 @@ tb_veth_pair "$ns_a" "$if_a" "$addr_a/24" "$ns_b" "$if_b" "$addr_b/24"
 ip netns exec "$ns_a" ethtool -K "$if_a" tx off >/dev/null || die "ethtool -K $if_a tx off failed"
 # Resolve ARP both ways before anything is measured.
 ip netns exec "$ns_a" ping -n -c 1 -W 2 "$addr_b" >/dev/null || die "no ping reply over the veth pair"
+# The DPDK reflector's pair: the reflector side's kernel keeps no address (the DPDK port owns addr_d).
+tb_veth_pair "$ns_a" "$if_c" "$addr_c/24" "$ns_b" "$if_d" "$addr_d/24"
+ip -n "$ns_b" addr flush dev "$if_d"
+ip netns exec "$ns_a" ethtool -K "$if_c" tx off >/dev/null || die "ethtool -K $if_c tx off failed"
 
 # --- running one tool ---------------------------------------------------------------------------------
 declare -A cpu_ms=() rss_kb=() server_ns=() sent=() received=() rc_note=()
@@ -283,6 +293,22 @@ hubprobe_against() {
     >>"$work/$key.sources" || true
 }
 run_hubprobe() { hubprobe_against hubprobe "$1" "$addr_b"; }
+# The DPDK reflector runs for its turns only: a busy-polled lcore takes a CPU whatever the load.
+run_hubprobe_dpdk() {
+  local log=$work/hubprobe-dpdk-reflect.r$1.log tries=0
+  tb_spawn hubprobe_dpdk "$ns_b" "$log" "$bin" reflect --backend dpdk --dpdk-port "net_af_packet0,iface=$if_d" \
+    --dpdk-address "$addr_d/24" --eal-arg=--no-huge --eal-arg=-m --eal-arg=256 --eal-arg=--no-pci \
+    --eal-arg=--no-telemetry --listen "$addr_d:862"
+  server_pid[hubprobe_dpdk]=$TB_LAST_PID
+  until grep -q '^reflecting STAMP on' "$log"; do
+    kill -0 "${server_pid[hubprobe_dpdk]}" 2>/dev/null || { cat "$log" >&2; die "the DPDK reflector exited at start"; }
+    ((++tries < 200)) || die "the DPDK reflector did not start within 10 s"
+    sleep 0.05
+  done
+  hubprobe_against hubprobe_dpdk "$1" "$addr_d"
+  stop_server hubprobe_dpdk
+  dpdk_summary=$(grep -m 1 '^received ' "$log" || true)
+}
 run_hubprobe_xdp() { hubprobe_against hubprobe_xdp "$1" "$addr_b:$xdp_port"; }
 
 run_hubprobe_json() {
@@ -295,7 +321,8 @@ run_hubprobe_json() {
   add server_ns hubprobe_json $(($(server_cpu hubprobe) - cpu0))
 }
 
-tools=(ping fping sockperf hubprobe hubprobe_xdp)
+tools=(ping fping sockperf hubprobe hubprobe_xdp hubprobe_dpdk)
+dpdk_summary=
 measure_wrapper
 start_server sockperf "$sockperf_port" "$work/sockperf-server.log" sockperf server -i "$addr_b" -p "$sockperf_port"
 start_server hubprobe 862 "$work/hubprobe-reflect.log" "$bin" reflect --listen "$addr_b:862"
@@ -334,9 +361,10 @@ for tool in "${tools[@]}"; do
   touch "$work/$tool.samples"
   stat[$tool]=$(sort -g -k1,1 "$work/$tool.samples" | awk -f "$helpers/stats.awk")
 done
-touch "$work/hubprobe.turnaround" "$work/hubprobe_xdp.turnaround"
+touch "$work/hubprobe.turnaround" "$work/hubprobe_xdp.turnaround" "$work/hubprobe_dpdk.turnaround"
 stat[turnaround_socket]=$(sort -g -k1,1 "$work/hubprobe.turnaround" | awk -f "$helpers/stats.awk")
 stat[turnaround_xdp]=$(sort -g -k1,1 "$work/hubprobe_xdp.turnaround" | awk -f "$helpers/stats.awk")
+stat[turnaround_dpdk]=$(sort -g -k1,1 "$work/hubprobe_dpdk.turnaround" | awk -f "$helpers/stats.awk")
 if ((json_check)); then
   # hubprobe's own summary: "rtt_us":{"count":..,"max":..,...}, same definitions as stats.awk.
   stat[hubprobe_json]=$(tr -d '\n' <"$work/json/hubprobe.json" | grep -o '"rtt_us":{[^}]*}' | awk '{
@@ -366,9 +394,11 @@ declare -A name=(
   [sockperf]="\`sockperf ping-pong --full-rtt\` $(version_of sockperf)"
   [hubprobe]="\`hubprobe ping\` $(version_of hubprobe), per-reply lines"
   [hubprobe_xdp]="\`hubprobe ping\` against the XDP reflector, per-reply lines"
+  [hubprobe_dpdk]="\`hubprobe ping\` against the DPDK reflector (net_af_packet), per-reply lines"
   [hubprobe_json]="\`hubprobe ping -q --json\`, its own summary (separate run)"
   [turnaround_socket]="\`hubprobe reflect\` (socket, T3 read in user space + learnt send path)"
   [turnaround_xdp]="\`hubprobe reflect --backend xdp\` (T2 and T3 in the XDP program)"
+  [turnaround_dpdk]="\`hubprobe reflect --backend dpdk\` (T2 the TSC at RX burst, T3 the TSC read before the TX burst)"
 )
 rows=("${tools[@]}")
 ((json_check)) && rows+=(hubprobe_json)
@@ -408,6 +438,7 @@ report=$work/report.md
     case $t in
       ping | fping) refl="kernel echo" ;;
       hubprobe_xdp) refl="in XDP (below)" ;;
+      hubprobe_dpdk) refl="busy-polled core" ;;
       *) refl=$(per_probe_us "${server_ns[$t]:-}" 0.001 "$n_sent") ;;
     esac
     printf '| %s | %s/%s | %s | %s | %s | %s | %s | %s | %s | **%s** | %s | %s | %s |\n' "${name[$t]}" \
@@ -440,12 +471,15 @@ report=$work/report.md
   verdict "hubprobe against the XDP reflector: p99 ≤ ping p99" "$(field hubprobe_xdp 5)" "$(field ping 5)"
   verdict "hubprobe against the XDP reflector: stddev ≤ ping stddev" "$(field hubprobe_xdp 9)" "$(field ping 9)"
   verdict "XDP reflector turnaround (T3 - T2) p99 < 2 µs" "$(field turnaround_xdp 5)" "2.0"
+  verdict "hubprobe against the DPDK reflector: p99 ≤ ping p99" "$(field hubprobe_dpdk 5)" "$(field ping 5)"
+  verdict "hubprobe against the DPDK reflector: stddev ≤ ping stddev" "$(field hubprobe_dpdk 9)" "$(field ping 9)"
+  verdict "DPDK reflector turnaround (T3 - T2) p99 < 10 µs" "$(field turnaround_dpdk 5)" "10.0"
   echo
   echo "### Reflector turnaround (T3 − T2, as the replies report it)"
   echo
   echo "| reflector | replies | min | p50 | p90 | p99 | p99.9 | max |"
   echo "|---|---|---|---|---|---|---|---|"
-  for t in turnaround_socket turnaround_xdp; do
+  for t in turnaround_socket turnaround_xdp turnaround_dpdk; do
     printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "${name[$t]}" "$(field "$t" 1)" "$(us "$(field "$t" 2)")" \
       "$(us "$(field "$t" 3)")" "$(us "$(field "$t" 4)")" "$(us "$(field "$t" 5)")" "$(us "$(field "$t" 6)")" \
       "$(us "$(field "$t" 7)")"
@@ -471,6 +505,7 @@ report=$work/report.md
   fi
   echo "- \`hubprobe reflect\` (one process for the whole run, as \`sockperf server\`): ${reflector_summary:-no summary}"
   echo "- \`hubprobe reflect --backend xdp\`: ${xdp_summary:-no summary}"
+  echo "- \`hubprobe reflect --backend dpdk\` (last round): ${dpdk_summary:-no summary}"
 } >"$report"
 
 cat "$report"

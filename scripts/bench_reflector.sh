@@ -5,6 +5,8 @@
 # requests, a window of outstanding ones, sendmmsg/recvmmsg) saturates, in turns:
 #   - `hubprobe reflect` (the socket reflector), pinned to CPU 0;
 #   - `hubprobe reflect --backend xdp` (the XDP program answers in the kernel; its user-space process idles);
+#   - `hubprobe reflect --backend dpdk` on a net_af_xdp vdev (a busy-polled lcore on CPU 0), on a second veth
+#     pair between the same namespaces whose reflector side the DPDK port owns (198.18.1.2, no kernel address);
 # with the load generator pinned to CPU 1. Per reflector: replies per second; the host's CPU time per reply
 # (all CPUs, /proc/stat, busy = everything but idle and iowait), which counts the load generator's own
 # work alike for both; the reflector process's CPU per reply (socket); and the XDP program's own run time
@@ -43,8 +45,8 @@ note() { echo "bench_reflector: $*" >&2; }
 command -v bpftool >/dev/null || die "bpftool is missing: run scripts/setup.sh"
 (($(nproc) >= 2)) || die "needs two CPUs (the reflector and the load generator each on its own)"
 
-tag=$$ ns_a=hpbrf-$tag-a ns_b=hpbrf-$tag-b if_a=hpra$tag if_b=hprb$tag
-addr_a=198.18.0.1 addr_b=198.18.0.2
+tag=$$ ns_a=hpbrf-$tag-a ns_b=hpbrf-$tag-b if_a=hpra$tag if_b=hprb$tag if_c=hprc$tag if_d=hprd$tag
+addr_a=198.18.0.1 addr_b=198.18.0.2 addr_c=198.18.1.1 addr_d=198.18.1.2
 stats_before=$(sysctl -n kernel.bpf_stats_enabled)
 restore_stats() { sysctl -qw kernel.bpf_stats_enabled="$stats_before" || true; }
 work=
@@ -62,6 +64,13 @@ ip netns exec "$ns_a" ethtool -K "$if_a" tx off >/dev/null
 ip netns exec "$ns_b" sh -c "echo 1 > /sys/class/net/$if_b/queues/rx-0/rps_cpus"
 ip netns exec "$ns_a" sh -c "echo 2 > /sys/class/net/$if_a/queues/rx-0/rps_cpus"
 ip netns exec "$ns_a" ping -n -c 1 -W 2 "$addr_b" >/dev/null || die "no ping reply over the veth pair"
+# The second pair, for the DPDK reflector: its veth in ns_b has no address (the DPDK port owns addr_d and
+# answers ARP for it), receive processing on CPU 0 there and on CPU 1 on the generator's side, as above.
+tb_veth_pair "$ns_a" "$if_c" "$addr_c/24" "$ns_b" "$if_d" "$addr_d/24"
+ip -n "$ns_b" addr flush dev "$if_d"
+ip netns exec "$ns_a" ethtool -K "$if_c" tx off >/dev/null
+ip netns exec "$ns_b" sh -c "echo 1 > /sys/class/net/$if_d/queues/rx-0/rps_cpus"
+ip netns exec "$ns_a" sh -c "echo 2 > /sys/class/net/$if_c/queues/rx-0/rps_cpus"
 sysctl -qw kernel.bpf_stats_enabled=1
 
 busy_ns() { # busy time in ns from /proc/stat (USER_HZ ticks) of the line `cpu` (all CPUs) or `cpu0`
@@ -91,22 +100,28 @@ spin() {
     printf "%.0f\n", n / (t - t0) }'
 }
 declare -A replies=() host_ns=() cpu0_ns=() proc_ns=() prog_ns=() prog_cnt=() elapsed=() taken=()
-# one_round KEY PORT REFLECTOR-ARGS...: a reflector, a flood against it, the counters around the flood.
+# ready KEY PORT LOG: the reflector listens (a socket bound, or the DPDK reflector says so on its log).
+ready() {
+  if [[ $1 == dpdk ]]; then grep -q '^reflecting STAMP on' "$3"; else [[ -n $(ip netns exec "$ns_b" ss -Hunl "sport = :$2") ]]; fi
+}
+# one_round KEY ADDRESS PORT REFLECTOR-ARGS...: a reflector, a flood against it, the counters around the flood.
 one_round() {
-  local key=$1 port=$2
-  shift 2
-  tb_spawn "reflect-$key" "$ns_b" "$work/$key.log" taskset -c 0 "$bin" reflect "$@" --listen "$addr_b:$port"
+  local key=$1 address=$2 port=$3
+  shift 3
+  # The spinner's idle rate, before the reflector starts: a busy-polled one takes CPU 0 from its start.
+  local idle_rate
+  idle_rate=$(spin 2)
+  tb_spawn "reflect-$key" "$ns_b" "$work/$key.log" taskset -c 0 "$bin" reflect "$@" --listen "$address:$port"
   local pid=$TB_LAST_PID tries=0
-  until [[ -n $(ip netns exec "$ns_b" ss -Hunl "sport = :$port") ]]; do
+  until ready "$key" "$port" "$work/$key.log"; do
     ((++tries < 100)) || die "the $key reflector did not start: $(cat "$work/$key.log")"
     sleep 0.05
   done
-  local busy0 core0 proc0 prog0 busy1 core1 proc1 prog1 out idle_rate loaded_rate
-  idle_rate=$(spin 2)
+  local busy0 core0 proc0 prog0 busy1 core1 proc1 prog1 out loaded_rate
   busy0=$(busy_ns) core0=$(busy_ns cpu0) proc0=$(cpu_ns_of "$pid") prog0=$(xdp_prog_stats)
   spin "$seconds" >"$work/spin.out" &
   local spinner=$!
-  out=$(ip netns exec "$ns_a" taskset -c 1 "$flood" --target "$addr_b:$port" --seconds "$seconds" --window "$window")
+  out=$(ip netns exec "$ns_a" taskset -c 1 "$flood" --target "$address:$port" --seconds "$seconds" --window "$window")
   busy1=$(busy_ns) core1=$(busy_ns cpu0) proc1=$(cpu_ns_of "$pid") prog1=$(xdp_prog_stats)
   wait "$spinner"
   loaded_rate=$(<"$work/spin.out")
@@ -129,9 +144,12 @@ one_round() {
 read -r load_before _ < <(awk '{ print $1 "/" $2 "/" $3 }' /proc/loadavg)
 for ((r = 1; r <= rounds; r++)); do
   note "round $r/$rounds: socket reflector, ${seconds} s"
-  one_round socket 862
+  one_round socket "$addr_b" 862
   note "round $r/$rounds: XDP reflector, ${seconds} s"
-  one_round xdp 863 --backend xdp --xdp-mode generic -I "$if_b"
+  one_round xdp "$addr_b" 863 --backend xdp --xdp-mode generic -I "$if_b"
+  note "round $r/$rounds: DPDK reflector (net_af_xdp), ${seconds} s"
+  one_round dpdk "$addr_d" 862 --backend dpdk --dpdk-port "net_af_xdp0,iface=$if_d" --dpdk-address "$addr_d/24" \
+    --lcore 0 --eal-arg=--no-huge --eal-arg=-m --eal-arg=256 --eal-arg=--no-pci --eal-arg=--no-telemetry
 done
 read -r load_after _ < <(awk '{ print $1 "/" $2 "/" $3 }' /proc/loadavg)
 
@@ -154,8 +172,12 @@ report=$work/report.md
   echo
   echo "| reflector | replies/s | CPU 0 taken (spinner) | CPU 0 busy (/proc/stat) | replies per CPU-0 second | host CPU µs/reply (all CPUs) | reflector process CPU µs/reply | XDP program µs/packet |"
   echo "|---|---|---|---|---|---|---|---|"
-  for k in socket xdp; do
-    local_name=$([[ $k == socket ]] && echo "\`hubprobe reflect\` (socket)" || echo "\`hubprobe reflect --backend xdp\`")
+  for k in socket xdp dpdk; do
+    case $k in
+      socket) local_name="\`hubprobe reflect\` (socket)" ;;
+      xdp) local_name="\`hubprobe reflect --backend xdp\`" ;;
+      dpdk) local_name="\`hubprobe reflect --backend dpdk\` (net_af_xdp, lcore on CPU 0)" ;;
+    esac
     printf '| %s | %s | %s %% | %s %% | %s | %s | %s | %s |\n' "$local_name" "$(rate "$k")" "$(cpu0_pct "$k")" \
       "$(cpu0_stat_pct "$k")" "$(per_core "$k")" \
       "$(per "${host_ns[$k]}" "${replies[$k]}")" "$(per "${proc_ns[$k]}" "${replies[$k]}")" \
@@ -167,6 +189,13 @@ report=$work/report.md
   echo "XDP / socket, replies per second: ${ratio}× (the XDP run is bounded by the load generator's core when CPU 0"
   echo "is not busy); per second of the reflector's core (CPU 0): **${core_ratio}×** (target ≥ 5×:" \
     "$(awk -v r="$core_ratio" 'BEGIN { print (r >= 5) ? "PASS" : "FAIL" }'))."
+  echo
+  dpdk_socket=$(awk -v a="$(per_core dpdk)" -v b="$(per_core socket)" 'BEGIN { printf "%.1f", a / b }')
+  dpdk_xdp=$(awk -v a="$(per_core dpdk)" -v b="$(per_core xdp)" 'BEGIN { printf "%.2f", a / b }')
+  echo "DPDK (one busy-polled lcore: it takes all of CPU 0 whatever the load, so its replies per CPU-0 second"
+  echo "are its replies per second) / socket, per second of the reflector's core: **${dpdk_socket}×** (target ≥ 5×:" \
+    "$(awk -v r="$dpdk_socket" 'BEGIN { print (r >= 5) ? "PASS" : "FAIL" }')); DPDK / XDP: **${dpdk_xdp}×** (target ≥ 1:" \
+    "$(awk -v r="$dpdk_xdp" 'BEGIN { print (r >= 1) ? "PASS" : "FAIL" }'))."
 } >"$report"
 cat "$report"
 if ((write_doc)); then

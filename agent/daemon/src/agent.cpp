@@ -131,7 +131,7 @@ Result<void> Agent::open_ports(const AgentConfig& config, const Now& now) {
               dp::WaitKind::kBusyPoll;
   if (!one_loop_ && reflector_) {
     ReflectorService* running = reflector_.get();
-    reflector_thread_ = std::thread([this, running] { running->run(reflector_stop_); });
+    reflector_thread_ = std::thread([this, running] { (void)running->run(reflector_stop_); });
   }
   return {};
 }
@@ -193,7 +193,7 @@ Result<void> Agent::start_reflector(const ReflectorConfig& config) {
   backend_reflector_ = std::move(in_backend.value());
   if (one_loop_ || !probe_thread_.joinable()) return {};  // at start, open_ports() decides who runs it
   ReflectorService* running = reflector_.get();
-  reflector_thread_ = std::thread([this, running] { running->run(reflector_stop_); });
+  reflector_thread_ = std::thread([this, running] { (void)running->run(reflector_stop_); });
   return {};
 }
 

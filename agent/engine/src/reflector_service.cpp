@@ -193,15 +193,17 @@ dp::WaitKind ReflectorService::wait_kind() const {
   return loop_kind(kinds);
 }
 
-void ReflectorService::run(const std::atomic<bool>& stop) {
+Result<void> ReflectorService::run(const std::atomic<bool>& stop, int cpu) {
   clock_state_ = read_clock_state();
   housekeeping_at_ = mono_now();
   EngineLoopOptions options;
   options.wait = wait_kind();
   options.idle_pause_ns = 0;  // busy-polled: the RX stamp is taken when the loop polls, so it never pauses
+  if (options.wait == dp::WaitKind::kBusyPoll) options.cpu = cpu;
   EngineLoop loop({this}, options);
-  (void)loop.run(stop);  // fails only when asked to pin, which this loop is not
+  auto ran = loop.run(stop);
   publish_counters();
+  return ran;
 }
 
 ReflectorServiceCounters ReflectorService::counters() const {

@@ -58,7 +58,8 @@ class ReflectorService final : public LoopStep {
 
   /// Serves until `stop` becomes true (checked at least every 200 ms) on a loop of its own: an EngineLoop
   /// of the ports' kind (wait_kind()). Call from one thread.
-  void run(const std::atomic<bool>& stop);
+  /// Busy-polled ports: the loop pinned to `cpu` (-1 = not pinned); an error when it cannot be.
+  Result<void> run(const std::atomic<bool>& stop, int cpu = -1);
   /// The loop kind of the service's ports: kBusyPoll when any is busy-polled.
   dp::WaitKind wait_kind() const;
   /// One step at `now`: the once-a-second housekeeping when due, then poll_once(now.mono). Its deadline is
