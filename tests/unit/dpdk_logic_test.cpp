@@ -26,6 +26,8 @@ SocketAddress addr(const char* text, uint16_t port = 0) {
   return out;
 }
 
+std::array<uint8_t, 16> addr_bytes(const char* text) { return host_bytes(addr(text)); }
+
 dp::DpdkOptions options() {
   dp::DpdkOptions o;
   o.port = "net_ring0";
@@ -213,6 +215,38 @@ TEST(DpdkLink, NeighbourDiscoveryBothWays) {
   link.handle(parse_frame(back, link.station()), 10, out);
   EXPECT_EQ(link.counters().learnt, 1U);
   EXPECT_EQ(link.resolve(route, 20, out, length).value_or(Mac{}), kTheirs);
+}
+
+TEST(DpdkLink, AUnicastSolicitationWithoutItsOptionGetsNoLargerAnswer) {
+  LinkLayer link(kOurs, options());
+  std::vector<uint8_t> solicitation(128);
+  solicitation.resize(build_neighbour_solicitation(kTheirs, addr("2001:db8::2"), addr("2001:db8::1"), solicitation));
+  // Drop the source link-layer option (the last 8 octets), fix the lengths and the checksum, send it unicast.
+  solicitation.resize(solicitation.size() - 8);
+  std::memcpy(solicitation.data(), kOurs.data(), 6);
+  solicitation[14 + 4] = 0;
+  solicitation[14 + 5] = 24;
+  solicitation[14 + 24] = 0x20;  // to 2001:db8::1 itself
+  std::memcpy(solicitation.data() + 14 + 24, addr_bytes("2001:db8::1").data(), 16);
+  uint8_t* icmp = solicitation.data() + 14 + 40;
+  icmp[2] = icmp[3] = 0;
+  uint32_t sum = checksum_add(0, std::span<const uint8_t>(solicitation.data() + 14 + 8, 32));
+  sum += 24 + 58;
+  sum = checksum_add(sum, std::span<const uint8_t>(icmp, 24));
+  const uint16_t folded = checksum_fold(sum);
+  icmp[2] = static_cast<uint8_t>(folded >> 8);
+  icmp[3] = static_cast<uint8_t>(folded);
+  const Frame parsed = parse_frame(solicitation, link.station());
+  ASSERT_EQ(parsed.kind, FrameKind::kNeighbourSolicitation) << drop_name(parsed.drop);
+  EXPECT_FALSE(parsed.has_source_mac_option);
+  std::array<uint8_t, 128> out{};
+  const size_t length = link.handle(parsed, 0, out);
+  ASSERT_GT(length, 0U);
+  EXPECT_LE(length, solicitation.size());
+  const std::vector<SocketAddress> theirs{addr("2001:db8::2")};
+  const Frame advertisement = parse_frame(std::span(out.data(), length), Station{kTheirs, theirs});
+  ASSERT_EQ(advertisement.kind, FrameKind::kNeighbourAdvertisement) << drop_name(advertisement.drop);
+  EXPECT_FALSE(advertisement.has_target_mac);
 }
 
 TEST(DpdkLink, EchoRepliesAreTheRequestsSize) {

@@ -198,7 +198,8 @@ Frame parse_icmp6(Frame frame, std::span<const uint8_t> message) {
   if (type == kSolicitation) {
     frame.kind = FrameKind::kNeighbourSolicitation;
     Mac mac;
-    if (find_mac_option(options, kOptionSourceMac, mac)) frame.source_mac = mac;
+    frame.has_source_mac_option = find_mac_option(options, kOptionSourceMac, mac);
+    if (frame.has_source_mac_option) frame.source_mac = mac;
     return frame;
   }
   frame.kind = FrameKind::kNeighbourAdvertisement;
@@ -396,21 +397,25 @@ size_t put_arp(uint16_t op, const Mac& destination_mac, const Mac& sender_mac, c
   return kEthernet + kArp;
 }
 
-// An ND message: `type`, `flags` (byte 4), `target`, one link-layer option, from `source` to `destination`.
+// An ND message: `type`, `flags` (byte 4), `target`, and (`with_option`) our link-layer address option,
+// from `source` to `destination`.
 size_t put_nd(uint8_t type, uint8_t flags, const Mac& destination_mac, const Mac& own_mac, const SocketAddress& source,
-              const SocketAddress& destination, const SocketAddress& target, std::span<uint8_t> out) {
-  if (out.size() < kEthernet + kIpv6 + kNdMessage || !source.is_v6() || !destination.is_v6()) return 0;
+              const SocketAddress& destination, const SocketAddress& target, bool with_option, std::span<uint8_t> out) {
+  const size_t message = with_option ? kNdMessage : kNdMessage - 8;
+  if (out.size() < kEthernet + kIpv6 + message || !source.is_v6() || !destination.is_v6()) return 0;
   uint8_t* p = put_ethernet(out.data(), destination_mac, own_mac, kTypeIpv6);
-  p = put_ip(p, source, destination, kProtoIcmp6, kNdMessage, 0, 255);
-  std::memset(p, 0, kNdMessage);
+  p = put_ip(p, source, destination, kProtoIcmp6, message, 0, 255);
+  std::memset(p, 0, message);
   p[0] = type;
   p[4] = flags;
   std::memcpy(p + 8, host_bytes(target).data(), 16);
-  p[24] = type == kSolicitation ? kOptionSourceMac : kOptionTargetMac;
-  p[25] = 1;
-  std::memcpy(p + 26, own_mac.data(), 6);
-  put16(p + 2, upper_checksum(source, destination, kProtoIcmp6, std::span<const uint8_t>(p, kNdMessage)));
-  return kEthernet + kIpv6 + kNdMessage;
+  if (with_option) {
+    p[24] = type == kSolicitation ? kOptionSourceMac : kOptionTargetMac;
+    p[25] = 1;
+    std::memcpy(p + 26, own_mac.data(), 6);
+  }
+  put16(p + 2, upper_checksum(source, destination, kProtoIcmp6, std::span<const uint8_t>(p, message)));
+  return kEthernet + kIpv6 + message;
 }
 }  // namespace
 
@@ -427,7 +432,7 @@ size_t build_arp_reply(const Frame& request, const Mac& own_mac, std::span<uint8
 size_t build_neighbour_solicitation(const Mac& own_mac, const SocketAddress& own, const SocketAddress& target,
                                     std::span<uint8_t> out) {
   const SocketAddress group = solicited_node(target);
-  return put_nd(kSolicitation, 0, multicast_mac(group), own_mac, own, group, target, out);
+  return put_nd(kSolicitation, 0, multicast_mac(group), own_mac, own, group, target, true, out);
 }
 
 size_t build_neighbour_advertisement(const Frame& solicitation, const Mac& own_mac, std::span<uint8_t> out) {
@@ -435,8 +440,10 @@ size_t build_neighbour_advertisement(const Frame& solicitation, const Mac& own_m
   static const SocketAddress kUnspecified = SocketAddress::any(AF_INET6, 0);
   if (same_host(solicitation.source, kUnspecified)) return 0;  // duplicate address detection: not answered
   constexpr uint8_t kSolicitedOverride = 0x60;
+  // A solicitation without its sender's link-layer option is a unicast one, sent to our MAC: the answer
+  // leaves ours out too (RFC 4861 7.2.4 allows it), so it is never larger than what asked.
   return put_nd(kAdvertisement, kSolicitedOverride, solicitation.source_mac, own_mac, solicitation.target,
-                solicitation.source, solicitation.target, out);
+                solicitation.source, solicitation.target, solicitation.has_source_mac_option, out);
 }
 
 size_t build_echo_reply(const Frame& request, const Mac& own_mac, std::span<uint8_t> out) {

@@ -57,8 +57,9 @@ struct Frame {
   SocketAddress target;       ///< ARP/ND: the address asked about or advertised
   Mac target_mac{};           ///< ARP reply / NA: the target's link-layer address
   bool has_target_mac = false;
-  int ttl = -1;  ///< IPv4 TTL / IPv6 hop limit
-  int tos = -1;  ///< IPv4 TOS / IPv6 traffic class
+  bool has_source_mac_option = false;  ///< NS: it carried its sender's link-layer address option
+  int ttl = -1;                        ///< IPv4 TTL / IPv6 hop limit
+  int tos = -1;                        ///< IPv4 TOS / IPv6 traffic class
   const uint8_t* payload = nullptr;
   uint32_t payload_length = 0;
 };
@@ -101,7 +102,8 @@ size_t build_arp_reply(const Frame& request, const Mac& own_mac, std::span<uint8
 /// Neighbour solicitation from (own_mac, own) for `target`, to its solicited-node multicast address.
 size_t build_neighbour_solicitation(const Mac& own_mac, const SocketAddress& own, const SocketAddress& target,
                                     std::span<uint8_t> out);
-/// Solicited neighbour advertisement answering `solicitation` (for one of our addresses) from `own_mac`.
+/// Solicited neighbour advertisement answering `solicitation` (for one of our addresses) from `own_mac`,
+/// with our link-layer address option only when the solicitation carried its sender's (never larger).
 size_t build_neighbour_advertisement(const Frame& solicitation, const Mac& own_mac, std::span<uint8_t> out);
 /// Echo reply to `request` (kEchoRequest): the same size as the request.
 size_t build_echo_reply(const Frame& request, const Mac& own_mac, std::span<uint8_t> out);
