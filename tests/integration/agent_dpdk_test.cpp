@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -245,6 +246,52 @@ TEST_F(DpdkReflectTest, ReflectionsAreWhatAnIndependentSenderExpects) {
   EXPECT_TRUE(udp_exchange(bed_->sender(), Testbed::kReflectorV4, 862, build_test_packet(99, 44), Seconds(2)));
   const ExitInfo exit = reflector->stop(Seconds(5));
   EXPECT_TRUE(exit.exited() && exit.exit_code() == 0) << reflector->describe();
+}
+
+TEST_F(DpdkReflectTest, TwoReflectorsOnOneHostWithTheirOwnPrefixes) {
+  // A second veth pair between the namespaces, its reflector side also given to a DPDK port.
+  bed_->sender().ip({"link", "add", "hpw0", "type", "veth", "peer", "name", "hpw1", "netns", bed_->reflector().name()});
+  bed_->sender().ip({"addr", "add", "198.18.1.1/24", "dev", "hpw0"});
+  bed_->sender().ip({"link", "set", "hpw0", "up"});
+  bed_->reflector().ip({"link", "set", "hpw1", "up"});
+  bed_->sender().exec_checked({"ethtool", "-K", "hpw0", "tx", "off"});
+  auto first = start({});
+  Process second({hubprobe_binary(), "reflect", "--backend", "dpdk", "--dpdk-port", "net_af_packet1,iface=hpw1",
+                  "--dpdk-address", "198.18.1.2/24", "--eal-arg=--no-huge", "--eal-arg=-m", "--eal-arg=256",
+                  "--eal-arg=--no-pci"},
+                 bed_->reflector().name(), dir_.path(), "dpdk-reflect-2");
+  ASSERT_TRUE(wait_until([&] { return second.stdout_text().find("reflecting STAMP on") != std::string::npos; },
+                         Seconds(10), std::chrono::milliseconds(20)))
+      << second.describe();
+  EXPECT_TRUE(std::filesystem::exists("/var/run/dpdk/hubprobe-" + std::to_string(first->pid())));
+  EXPECT_TRUE(std::filesystem::exists("/var/run/dpdk/hubprobe-" + std::to_string(second.pid())));
+  EXPECT_TRUE(udp_exchange(bed_->sender(), Testbed::kReflectorV4, 862, build_test_packet(1, 44), Seconds(2)));
+  EXPECT_TRUE(udp_exchange(bed_->sender(), "198.18.1.2", 862, build_test_packet(2, 44), Seconds(2)));
+  EXPECT_TRUE(first->running() && second.running());
+}
+
+TEST_F(DpdkReflectTest, EalAndPortErrorsInPlainWords) {
+  const auto run = [&](const std::vector<std::string>& extra) {
+    std::vector<std::string> argv = {hubprobe_binary(), "reflect", "--backend", "dpdk", "--dpdk-address",
+                                     "198.18.0.2/24"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return bed_->reflector().exec(argv, Seconds(20));
+  };
+  const CommandResult missing = run({"--dpdk-port", "net_af_packet0,iface=hpnothere", "--eal-arg=--no-huge",
+                                     "--eal-arg=-m", "--eal-arg=256", "--eal-arg=--no-pci"});
+  EXPECT_EQ(missing.exit.exit_code(), 3) << missing.describe();
+  EXPECT_NE(missing.err.find("not found"), std::string::npos) << missing.describe();
+  EXPECT_NE(missing.err.find("does the vdev's interface exist"), std::string::npos) << missing.describe();
+  // Without --no-huge on a host without free hugepages, the message says how to run without them.
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  long value = -1;
+  while (meminfo >> key >> value && key != "HugePages_Free:") meminfo.ignore(256, '\n');
+  if (key == "HugePages_Free:" && value == 0) {
+    const CommandResult huge = run({"--dpdk-port", std::string("net_af_packet0,iface=") + Testbed::kReflectorIf});
+    EXPECT_EQ(huge.exit.exit_code(), 3) << huge.describe();
+    EXPECT_NE(huge.err.find("--no-huge"), std::string::npos) << huge.describe();
+  }
 }
 
 TEST_F(DpdkReflectTest, PingOverTheDpdkBackendAgainstAKernelReflector) {
