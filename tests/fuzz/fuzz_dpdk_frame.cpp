@@ -42,7 +42,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (length > 0) {
     // What we send is a well-formed frame: checksums hold when a peer parses it.
     const std::vector<SocketAddress> peer{parsed.source};
-    const dpdk::Frame back = dpdk::parse_frame(std::span(answer.data(), length), dpdk::Station{parsed.source_mac, peer});
+    const dpdk::Frame back =
+        dpdk::parse_frame(std::span(answer.data(), length), dpdk::Station{parsed.source_mac, peer});
     if (back.drop == dpdk::Drop::kBadChecksum || back.drop == dpdk::Drop::kBadIpHeader ||
         back.drop == dpdk::Drop::kTruncated) {
       std::abort();

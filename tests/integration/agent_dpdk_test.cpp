@@ -256,10 +256,10 @@ TEST_F(DpdkReflectTest, TwoReflectorsOnOneHostWithTheirOwnPrefixes) {
   bed_->reflector().ip({"link", "set", "hpw1", "up"});
   bed_->sender().exec_checked({"ethtool", "-K", "hpw0", "tx", "off"});
   auto first = start({});
-  Process second({hubprobe_binary(), "reflect", "--backend", "dpdk", "--dpdk-port", "net_af_packet1,iface=hpw1",
-                  "--dpdk-address", "198.18.1.2/24", "--eal-arg=--no-huge", "--eal-arg=-m", "--eal-arg=256",
-                  "--eal-arg=--no-pci"},
-                 bed_->reflector().name(), dir_.path(), "dpdk-reflect-2");
+  Process second(
+      {hubprobe_binary(), "reflect", "--backend", "dpdk", "--dpdk-port", "net_af_packet1,iface=hpw1", "--dpdk-address",
+       "198.18.1.2/24", "--eal-arg=--no-huge", "--eal-arg=-m", "--eal-arg=256", "--eal-arg=--no-pci"},
+      bed_->reflector().name(), dir_.path(), "dpdk-reflect-2");
   ASSERT_TRUE(wait_until([&] { return second.stdout_text().find("reflecting STAMP on") != std::string::npos; },
                          Seconds(10), std::chrono::milliseconds(20)))
       << second.describe();
@@ -272,8 +272,8 @@ TEST_F(DpdkReflectTest, TwoReflectorsOnOneHostWithTheirOwnPrefixes) {
 
 TEST_F(DpdkReflectTest, EalAndPortErrorsInPlainWords) {
   const auto run = [&](const std::vector<std::string>& extra) {
-    std::vector<std::string> argv = {hubprobe_binary(), "reflect", "--backend", "dpdk", "--dpdk-address",
-                                     "198.18.0.2/24"};
+    std::vector<std::string> argv = {hubprobe_binary(), "reflect",      "--backend", "dpdk",
+                                     "--dpdk-address",  "198.18.0.2/24"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     return bed_->reflector().exec(argv, Seconds(20));
   };

@@ -75,5 +75,43 @@ TEST(ReflectorServiceOverScriptedPort, PollOnceAnswersWithT2AndT3InThePortsClock
   EXPECT_EQ((*service)->counters().engine.reflected, 1u);
 }
 
+TEST(ReflectorServiceOverScriptedPort, TheClockDomainsErrorBoundIsInTheErrorEstimate) {
+  // A port clock known to within 50 ms only (a TSC long after its calibration, say).
+  test::ScriptedDataplane dataplane(dp::ScriptedClock(0, 50'000'000), kReflector);
+  ReflectorServiceOptions options;
+  options.listen = {kReflector};
+  options.read_clock = [] { return kClock; };  // the host clock synchronised to within 1 us
+  auto service = ReflectorService::open(dataplane, options);
+  ASSERT_TRUE(service.ok());
+  dp::ScriptedPort& port = *dataplane.ports[0];
+  stamp::SenderOptions sender_options;
+  sender_options.tx_timestamp_grace_ns = 0;
+  stamp::SessionSender sender(sender_options, kReflector);
+  std::array<uint8_t, 256> probe{};
+  auto request = sender.build_probe(probe, both(kBase), kClock);
+  ASSERT_TRUE(request.ok());
+  request->sent_at = {kBase, dp::TimestampSource::kUser};
+  sender.on_sent(*request);
+  dp::ScriptedPacket scripted;
+  scripted.data.assign(probe.begin(), probe.begin() + request->length);
+  scripted.source = kSender;
+  scripted.arrival = kBase + 10 * kUs;
+  port.deliver(std::move(scripted));
+  port.clock().set(kBase + 20 * kUs);
+  ASSERT_EQ((*service)->poll_once(kBase + 20 * kUs), 1u);
+  std::vector<dp::SentPacket> replies = port.take_sent();
+  ASSERT_EQ(replies.size(), 1u);
+  dp::RxPacket back;
+  back.data = replies[0].data.data();
+  back.capacity = back.length = static_cast<uint32_t>(replies[0].data.size());
+  back.source = kReflector;
+  back.rx = {kBase + 30 * kUs, dp::TimestampSource::kHardware};
+  sender.on_receive(back, both(kBase + 30 * kUs));
+  const auto events = sender.poll_events();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_GE(events[0].sample.reflector_error.seconds(), 0.050);
+  EXPECT_LT(events[0].sample.reflector_error.seconds(), 0.060);
+}
+
 }  // namespace
 }  // namespace hubprobe

@@ -15,7 +15,7 @@ constexpr size_t kMaxBuckets = 65536;
 ReflectorService::ReflectorService(ReflectorServiceOptions options)
     : options_(std::move(options)),
       engine_(options_.reflector),
-      clock_state_(read_clock_state()),
+      clock_state_(options_.read_clock()),
       housekeeping_at_(mono_now()) {
   buffers_.rx_data.resize(kBatch);
   buffers_.tx_data.resize(kBatch);
@@ -91,9 +91,11 @@ size_t ReflectorService::serve(dp::Port& port, MonoNs now) {
   const dp::ClockDomain& clock = *port.capabilities().clock;
   const stamp::SendPathEstimator::Estimate ahead = path.estimator.estimate();
   WallNs read = 0;
+  // The Error Estimate carries the conversion's own bound too (a TSC's calibration and drift since it).
   const auto read_t3 = [&] {
-    read = clock.to_wall(clock.now()).ns;
-    return stamp::T3Reading{Now{read + ahead.latency_ns, mono_now()}, ahead.residual_ns};
+    const dp::WallStamp wall = clock.to_wall(clock.now());
+    read = wall.ns;
+    return stamp::T3Reading{Now{read + ahead.latency_ns, mono_now()}, ahead.residual_ns + wall.error_ns};
   };
   size_t replies = 0;
   for (size_t i = 0; i < *received; ++i) {
@@ -140,7 +142,7 @@ void ReflectorService::drain_send_path(dp::Port& port, SendPath& path) {
 
 bool ReflectorService::housekeep(MonoNs now) {
   if (now - housekeeping_at_ <= kHousekeepingNs) return false;
-  clock_state_ = read_clock_state();
+  clock_state_ = options_.read_clock();
   engine_.expire_sessions(now);
   std::erase_if(buckets_, [&](const auto& entry) { return now - entry.second.updated > 10'000'000'000; });
   housekeeping_at_ = now;
@@ -194,7 +196,7 @@ dp::WaitKind ReflectorService::wait_kind() const {
 }
 
 Result<void> ReflectorService::run(const std::atomic<bool>& stop, int cpu) {
-  clock_state_ = read_clock_state();
+  clock_state_ = options_.read_clock();
   housekeeping_at_ = mono_now();
   EngineLoopOptions options;
   options.wait = wait_kind();

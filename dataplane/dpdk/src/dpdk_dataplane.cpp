@@ -39,6 +39,8 @@ constexpr size_t kMaxReplyMacs = 4096;
 std::mutex eal_mutex;
 bool eal_started = false;
 std::string eal_prefix;
+std::string eal_runtime_dir;  // where the EAL keeps its files for the prefix (/var/run/dpdk/PREFIX, or under
+                              // $RUNTIME_DIRECTORY when systemd gives one)
 bool eal_ended = false;
 bool eal_owned = false;  // started by start_eal() (else by the program around it)
 
@@ -105,6 +107,7 @@ Result<void> start_eal(const dp::DpdkOptions& options) {
   eal_started = true;
   eal_owned = true;
   eal_prefix = file_prefix(arguments);
+  eal_runtime_dir = rte_eal_get_runtime_dir();
   return {};
 }
 
@@ -115,9 +118,10 @@ void stop_eal() {
   rte_eal_cleanup();
   eal_started = false;
   eal_ended = true;
-  if (eal_prefix.rfind("hubprobe-", 0) == 0) {
+  const std::filesystem::path runtime(eal_runtime_dir);
+  if (eal_prefix.rfind("hubprobe-", 0) == 0 && runtime.filename() == eal_prefix) {
     std::error_code ignored;
-    std::filesystem::remove_all(std::filesystem::path("/var/run/dpdk") / eal_prefix, ignored);
+    std::filesystem::remove_all(eal_runtime_dir, ignored);
   }
 }
 

@@ -27,6 +27,8 @@ struct ReflectorServiceOptions {
   /// Sources answered; empty = every source.
   std::function<bool(const SocketAddress& source)> allow;
   uint32_t rate_limit_pps = 0;  ///< per source address (one-second token bucket); 0 = unlimited
+  /// The host clock's state for the Error Estimate, read at start and once a second (tests give their own).
+  std::function<ClockState()> read_clock = read_clock_state;
 };
 
 /// What one listening port learnt about its send path from the TX stamps of its replies
