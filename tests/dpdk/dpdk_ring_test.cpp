@@ -10,8 +10,10 @@
 #include <rte_ring.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -302,6 +304,92 @@ TEST_F(DpdkRingTest, CountsWhatItDropsByReason) {
   EXPECT_EQ(link_counter(Family::kDropped, "no_listener"), 1U);
   EXPECT_EQ(link_counter(Family::kDropped, "other_mac"), 1U);
   EXPECT_TRUE(collect().empty()) << "nothing is answered";
+}
+
+// Resident memory of this process, in KiB (VmRSS).
+long rss_kib() {
+  std::ifstream status("/proc/self/status");
+  std::string key;
+  long value = 0;
+  while (status >> key) {
+    if (key == "VmRSS:" && status >> value) return value;
+    status.ignore(256, '\n');
+  }
+  return 0;
+}
+
+// 200 000 requests from spoofed sources (every one a new stateful session) with a legitimate peer's
+// requests among them: the table stays at its bound, the evictions are counted, memory stays flat, and
+// the legitimate session (seen often, so never the least recently seen) keeps its own numbering.
+TEST_F(DpdkRingTest, ASpoofedFloodKeepsTheStatefulTableBoundedAndTheLegitimatePeerAnswered) {
+  ReflectorServiceOptions options;
+  options.listen = {addr("198.18.0.1", 862)};
+  options.reflector.stateful = true;
+  auto service = ReflectorService::open(*dataplane_, options);
+  ASSERT_TRUE(service) << service.error().message;
+  constexpr uint32_t kSpoofed = 200'000;
+  constexpr uint32_t kEvery = 500;  // a legitimate request after every kEvery spoofed ones
+  const std::vector<SocketAddress> peer{addr("198.18.0.2")};
+  std::vector<uint8_t> payload(44);
+  uint32_t legit_sent = 0, legit_answered = 0, legit_in_order = 0;
+  long rss_half = 0;
+  const auto legit_replies = [&] {
+    std::vector<std::vector<uint8_t>> frames;
+    for (auto batch = collect(); !batch.empty(); batch = collect()) {
+      frames.insert(frames.end(), batch.begin(), batch.end());
+    }
+    for (const auto& frame : frames) {
+      const Frame reply = parse_frame(frame, Station{kPeerMac, peer});
+      if (reply.kind != FrameKind::kUdp || reply.destination != addr("198.18.0.2", 40000)) continue;
+      const auto decoded = stamp::decode_reflected_packet(std::span(reply.payload, reply.payload_length),
+                                                          stamp::Mode::kUnauthenticated, nullptr);
+      if (!decoded.ok) continue;
+      if (decoded.parsed.packet.seq == legit_answered) ++legit_in_order;
+      ++legit_answered;
+    }
+  };
+  for (uint32_t i = 0; i < kSpoofed; ++i) {
+    stamp::TestPacket request;
+    request.seq = i;
+    ASSERT_TRUE(stamp::encode_test_packet(request, stamp::Mode::kUnauthenticated, nullptr, payload));
+    // Sources across 198.18.0.0/15 and a spread of ports: every request a session of its own.
+    const uint32_t host = 0xc6120000u + 16 + (i % 130'000);
+    char source[32];
+    std::snprintf(source, sizeof source, "%u.%u.%u.%u", host >> 24, (host >> 16) & 255, (host >> 8) & 255, host & 255);
+    inject(udp_to_port(source, static_cast<uint16_t>(1024 + i / 130'000), "198.18.0.1", 862, payload));
+    if (i % kEvery == 0) {
+      stamp::TestPacket legit;
+      legit.seq = legit_sent++;
+      ASSERT_TRUE(stamp::encode_test_packet(legit, stamp::Mode::kUnauthenticated, nullptr, payload));
+      inject(udp_to_port("198.18.0.2", 40000, "198.18.0.1", 862, payload));
+    }
+    if (i % 64 == 63) {
+      while ((*service)->step(read_now()).work > 0) {
+      }
+      legit_replies();
+    }
+    if (i == kSpoofed / 2) rss_half = rss_kib();
+  }
+  // Steps for a little over a second: the service publishes its counters once a second.
+  for (const MonoNs until = mono_now() + 1'200'000'000; mono_now() < until;) (*service)->step(read_now());
+  legit_replies();
+  const ReflectorServiceCounters counters = (*service)->counters();
+  EXPECT_LE(counters.engine.sessions_active, 65536U);
+  EXPECT_GE(counters.engine.sessions_evicted, kSpoofed - 65536U);
+  std::string link;
+  for (const auto& c : dataplane_->link_counters()) {
+    if (c.value != 0) link += " " + c.name + "=" + std::to_string(c.value);
+  }
+  EXPECT_EQ(legit_answered, legit_sent) << "every legitimate request answered; send errors " << counters.send_errors
+                                        << ", reflected " << counters.engine.reflected << ", link:" << link;
+  EXPECT_EQ(legit_in_order, legit_sent) << "its session kept its numbering: never evicted";
+  const long rss_end = rss_kib();
+  EXPECT_LT(rss_end - rss_half, 4096) << "memory grew from " << rss_half << " to " << rss_end << " KiB";
+  std::printf(
+      "[ measured ] %u spoofed sources: %lu sessions active, %lu evicted; RSS %ld KiB at half, %ld KiB "
+      "at the end; %u/%u legitimate replies in order\n",
+      kSpoofed, static_cast<unsigned long>(counters.engine.sessions_active),
+      static_cast<unsigned long>(counters.engine.sessions_evicted), rss_half, rss_end, legit_in_order, legit_sent);
 }
 
 TEST_F(DpdkRingTest, RefusesWhatAPortCannotBe) {

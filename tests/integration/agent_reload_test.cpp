@@ -12,9 +12,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <regex>
+#include <thread>
 
 #include "agent_support.h"
 
@@ -399,6 +402,65 @@ TEST_F(AgentReloadTest, NewPeerThatCannotStartRefusesTheWholeReload) {
   EXPECT_EQ(only_value(samples, "hubprobe_config_reloads_total", {{"result", "success"}}), 1);
   EXPECT_EQ(only_value(samples, "hubprobe_peers"), 3);
   EXPECT_GT(send_rate("b", Seconds(1.5)), 15) << "the 50 ms interval of the loaded file was not applied";
+}
+
+// 100 SIGHUPs in one second, the file alternating between good and broken versions (replaced by rename, as
+// an operator's tooling does), while /metrics is scraped without pause: the agent does not crash, every
+// scrape is a whole exposition with consistent values, and the last good file is what runs in the end.
+TEST_F(AgentReloadTest, AReloadStormWhileScrapedEndsOnTheLastGoodFile) {
+  json status;
+  ASSERT_TRUE(peers_up({"b", "c"}, Seconds(10), &status)) << status.dump(2);
+  AgentFile two = base_file();
+  AgentFile three = base_file();
+  three.peers.push_back({"d", "sh", "198.18.0.3", {"port = 863"}});
+  std::string broken = three.toml();
+  broken.replace(broken.find("interval = \"100ms\""), std::string("interval = \"100ms\"").size(), "interval = ");
+  const auto replace_file = [&](const std::string& text) {
+    const std::filesystem::path next = dir_.write_file("next.toml", text);
+    std::filesystem::rename(next, config_path_);
+  };
+
+  std::atomic<bool> storming{true};
+  std::atomic<int> scrapes{0}, torn{0};
+  std::string first_torn;
+  std::thread scraper([&] {
+    while (storming) {
+      try {
+        const auto samples = agent_->metrics();
+        const double peers = only_value(samples, "hubprobe_peers");
+        if (peers != 2 && peers != 3 && torn++ == 0) first_torn = "hubprobe_peers = " + std::to_string(peers);
+      } catch (const std::exception& e) {
+        if (torn++ == 0) first_torn = e.what();
+      }
+      ++scrapes;
+    }
+  });
+  // Odd steps good (two peers, then three), even steps broken; the last step (99) is the three-peer file.
+  const auto start = Clock::now();
+  for (int i = 0; i < 100; ++i) {
+    replace_file(i % 2 == 0 ? broken : (i % 4 == 1 ? two.toml() : three.toml()));
+    agent_->process().signal(SIGHUP);
+    std::this_thread::sleep_until(start + std::chrono::milliseconds(10 * (i + 1)));
+  }
+  const bool settled = wait_until(
+      [&] {
+        status = agent_->status();
+        return peer_of(status, "d") != nullptr && status["config"]["last_reload_ok"] == true;
+      },
+      Seconds(5), std::chrono::milliseconds(50));
+  storming = false;
+  scraper.join();
+  ASSERT_TRUE(agent_->process().running()) << agent_->describe();
+  EXPECT_TRUE(settled) << "the last good file (three peers) is not what runs\n" << status.dump(2);
+  EXPECT_EQ(torn, 0) << first_torn;
+  EXPECT_GT(scrapes, 20) << "the scraper hardly ran";
+  const int64_t ok = status["config"]["reloads_ok"].get<int64_t>();
+  const int64_t failed = status["config"]["reloads_failed"].get<int64_t>();
+  EXPECT_GE(ok, 1);
+  EXPECT_GE(failed, 1);
+  std::printf("[ measured ] 100 SIGHUPs in %.2f s: %lld reloads ok, %lld refused, %d scrapes, none torn\n",
+              seconds_since(start), static_cast<long long>(ok), static_cast<long long>(failed), scrapes.load());
+  expect_probing({"b", "c"}, Seconds(1), 6);
 }
 
 }  // namespace

@@ -32,7 +32,6 @@ constexpr uint16_t kBurst = 32;
 constexpr size_t kQueueDepth = 512;  // datagrams waiting per endpoint
 constexpr size_t kFrameRoom = 2048;  // a control frame's buffer
 constexpr uint16_t kEphemeralFirst = 49152;
-constexpr size_t kMaxReplyMacs = 4096;
 
 // --- EAL: once per process -------------------------------------------------------------------------------
 
@@ -180,6 +179,7 @@ struct Waiting {
   int ttl = -1;
   int tos = -1;
   int64_t tsc = 0;
+  Mac source_mac{};
 };
 
 /// A fixed ring of waiting datagrams (allocated once, when the endpoint opens).
@@ -219,9 +219,6 @@ struct DpdkDataplane::Device {
   TscClock clock;
   std::map<std::pair<int, uint16_t>, Endpoint*> endpoints;
   uint16_t next_ephemeral = kEphemeralFirst;
-  /// The MAC each request to a listening endpoint came from, keyed by source address: replies go back the
-  /// way the request came. Never used for what the port sends on its own (probes resolve their next hop).
-  std::map<std::pair<int, std::array<uint8_t, 16>>, Mac> reply_macs;
   std::array<std::atomic<uint64_t>, kDropCount> drops{};
   std::atomic<uint64_t> no_listener{0};
   std::atomic<uint64_t> queue_full{0};
@@ -237,7 +234,7 @@ struct DpdkDataplane::Device {
   void deliver(rte_mbuf* mbuf, const Frame& frame, int64_t tsc);
   void send_control(std::span<const uint8_t> frame);
   void publish_link();
-  std::optional<Mac> next_hop_mac(const Route& route, const SocketAddress& destination, bool listening);
+  std::optional<Mac> next_hop_mac(const Route& route);
   Result<uint16_t> allocate_port(int family);
 };
 
@@ -259,7 +256,6 @@ class Endpoint final : public dp::Port {
   bool accepts(const SocketAddress& destination) const {
     return same_host(local_, SocketAddress::any(local_.family(), 0)) || same_host(local_, destination);
   }
-  bool listening() const { return listening_; }
   bool enqueue(Waiting&& waiting) { return queue_.push(std::move(waiting)); }
 
   Result<size_t> send(std::span<dp::TxPacket> batch) override;
@@ -343,12 +339,8 @@ void DpdkDataplane::Device::deliver(rte_mbuf* mbuf, const Frame& frame, int64_t 
     rte_pktmbuf_free(mbuf);
     return;
   }
-  if (it->second->listening()) {
-    if (reply_macs.size() >= kMaxReplyMacs) reply_macs.clear();  // a flood of sources: start over, stay bounded
-    reply_macs[{frame.source.family(), host_bytes(frame.source)}] = frame.source_mac;
-  }
-  Waiting waiting{mbuf, frame.payload, frame.payload_length, frame.source, frame.destination, frame.ttl, frame.tos,
-                  tsc};
+  Waiting waiting{mbuf,      frame.payload, frame.payload_length, frame.source, frame.destination, frame.ttl,
+                  frame.tos, tsc,           frame.source_mac};
   if (!it->second->enqueue(std::move(waiting))) {
     queue_full.fetch_add(1, std::memory_order_relaxed);
     rte_pktmbuf_free(mbuf);
@@ -387,12 +379,7 @@ size_t DpdkDataplane::Device::pump() {
   return received;
 }
 
-std::optional<Mac> DpdkDataplane::Device::next_hop_mac(const Route& route, const SocketAddress& destination,
-                                                       bool listening) {
-  if (listening) {
-    const auto it = reply_macs.find({destination.family(), host_bytes(destination)});
-    if (it != reply_macs.end()) return it->second;
-  }
+std::optional<Mac> DpdkDataplane::Device::next_hop_mac(const Route& route) {
   size_t request = 0;
   auto mac = link->resolve(route, mono_now(), control, request);
   if (request != 0) {
@@ -413,12 +400,19 @@ Result<uint16_t> DpdkDataplane::Device::allocate_port(int family) {
 
 rte_mbuf* Endpoint::build(dp::TxPacket& packet) {
   const SocketAddress from = packet.source.valid() ? packet.source : local_address();
-  auto route = device_->link->route(packet.destination, from);
-  if (!route) {
-    packet.error = route.error().code;
-    return nullptr;
+  Route route{from, packet.destination};
+  std::optional<Mac> mac;
+  if (packet.link_destination.valid && device_->link->station().owns(from)) {
+    mac = packet.link_destination.octets;  // a reply: back to the MAC its request came from, no routing
+  } else {
+    auto routed = device_->link->route(packet.destination, from);
+    if (!routed) {
+      packet.error = routed.error().code;
+      return nullptr;
+    }
+    route = *routed;
+    mac = device_->next_hop_mac(route);
   }
-  auto mac = device_->next_hop_mac(*route, packet.destination, listening_);
   if (!mac) {
     device_->unresolved.fetch_add(1, std::memory_order_relaxed);
     packet.error = EHOSTUNREACH;
@@ -433,7 +427,7 @@ rte_mbuf* Endpoint::build(dp::TxPacket& packet) {
   UdpHeader header;
   header.source_mac = device_->link->mac();
   header.destination_mac = *mac;
-  header.source = route->source;
+  header.source = route.source;
   header.source.set_port(local_.port());
   header.destination = packet.destination;
   header.tos = packet.tos >= 0 ? packet.tos : tos_;
@@ -501,6 +495,7 @@ Result<size_t> Endpoint::receive(std::span<dp::RxPacket> batch) {
     packet.ttl = waiting->ttl;
     packet.tos = waiting->tos;
     packet.rx = {waiting->tsc, dp::TimestampSource::kTsc};
+    packet.link_source = {waiting->source_mac, true};
     ++counters_.rx_packets;
     if (packet.truncated) ++counters_.rx_truncated;
     rte_pktmbuf_free(waiting->mbuf);

@@ -80,6 +80,7 @@ bool SessionReflector::reflect_impl(const dp::RxPacket& request, std::span<uint8
   reply.length = static_cast<uint32_t>(bytes.size());
   reply.destination = request.source;
   reply.source = request.destination;
+  reply.link_destination = request.link_source;  // back to the MAC it came from (backends that build frames)
   reply.tos = request.tos;
   ++counters_.reflected;
   return true;
@@ -89,16 +90,18 @@ uint32_t SessionReflector::next_reflector_seq(const dp::RxPacket& request, uint1
   SessionKey key{request.source, request.destination, ssid};
   auto it = sessions_.find(key);
   if (it == sessions_.end()) {
-    if (sessions_.size() >= options_.max_sessions) {
-      // Table full: forget the session seen least recently. O(n), but only when the bound is hit.
-      auto oldest = sessions_.begin();
-      for (auto s = sessions_.begin(); s != sessions_.end(); ++s) {
-        if (s->second.last_seen < oldest->second.last_seen) oldest = s;
-      }
+    if (sessions_.size() >= options_.max_sessions && !recency_.empty()) {
+      // Table full: forget the session seen least recently (the back of recency_).
+      const SessionKey oldest = *recency_.back();
+      recency_.pop_back();
       sessions_.erase(oldest);
       ++counters_.sessions_evicted;
     }
     it = sessions_.emplace(key, Session{}).first;
+    recency_.push_front(&it->first);
+    it->second.recency = recency_.begin();
+  } else {
+    recency_.splice(recency_.begin(), recency_, it->second.recency);
   }
   it->second.last_seen = now;
   counters_.sessions_active = sessions_.size();
@@ -106,7 +109,13 @@ uint32_t SessionReflector::next_reflector_seq(const dp::RxPacket& request, uint1
 }
 
 void SessionReflector::expire_sessions(MonoNs now) {
-  std::erase_if(sessions_, [&](const auto& entry) { return now - entry.second.last_seen > options_.session_idle_ns; });
+  // The idle ones are at the back of recency_.
+  while (!recency_.empty()) {
+    const auto oldest = sessions_.find(*recency_.back());
+    if (oldest == sessions_.end() || now - oldest->second.last_seen <= options_.session_idle_ns) break;
+    sessions_.erase(oldest);
+    recency_.pop_back();
+  }
   counters_.sessions_active = sessions_.size();
 }
 

@@ -3,6 +3,7 @@
 // that say where they were taken. Pure data; the Port interface that moves them is hubprobe/dataplane.h.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 
@@ -24,6 +25,13 @@ const char* to_string(TimestampSource source);
 /// How many TimestampSource values there are (kHardware is the last), for tables indexed by source.
 inline constexpr size_t kTimestampSourceCount = static_cast<size_t>(TimestampSource::kHardware) + 1;
 
+/// An Ethernet address, for backends that build their frames themselves (dpdk); unset elsewhere.
+struct LinkAddress {
+  std::array<uint8_t, 6> octets{};
+  bool valid = false;
+  bool operator==(const LinkAddress&) const = default;
+};
+
 struct Timestamp {
   WallNs ns = 0;  ///< a reading of the port's clock (dataplane.h ClockDomain): wall time on realtime ports
   TimestampSource source = TimestampSource::kNone;
@@ -39,9 +47,10 @@ struct RxPacket {
   SocketAddress source;       ///< remote endpoint
   SocketAddress destination;  ///< local address the datagram was sent to (port = the port's)
   int ifindex = 0;
-  int ttl = -1;  ///< IPv4 TTL / IPv6 hop limit, -1 when unknown
-  int tos = -1;  ///< IPv4 TOS / IPv6 traffic class, -1 when unknown
-  Timestamp rx;  ///< receive time, as close to the wire as the backend can
+  int ttl = -1;             ///< IPv4 TTL / IPv6 hop limit, -1 when unknown
+  int tos = -1;             ///< IPv4 TOS / IPv6 traffic class, -1 when unknown
+  Timestamp rx;             ///< receive time, as close to the wire as the backend can
+  LinkAddress link_source;  ///< the frame's source MAC, where the backend reads frames (dpdk)
 };
 
 /// A datagram to send. The backend fills `tx_id` (to match a later TX timestamp), `sent_at` (user clock
@@ -52,6 +61,9 @@ struct TxPacket {
   SocketAddress destination;
   SocketAddress source;  ///< optional local address (a reflector answers from the address asked)
   int tos = -1;          ///< per-packet TOS/traffic class, -1 = the port's setting
+  /// The frame's destination MAC where the backend builds frames: a reply goes back the way its request
+  /// came. Unset = the backend resolves the next hop.
+  LinkAddress link_destination;
   uint32_t tx_id = 0;
   Timestamp sent_at;
   int error = 0;

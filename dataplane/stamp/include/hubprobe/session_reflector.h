@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <list>
 #include <memory>
 #include <optional>
 #include <span>
@@ -101,6 +102,7 @@ class SessionReflector {
   struct Session {
     uint32_t next_seq = 0;
     MonoNs last_seen = 0;
+    std::list<const SessionKey*>::iterator recency;  ///< its place in recency_
   };
 
   static T3Reading as_reading(const Now& now) { return T3Reading{now, 0}; }
@@ -111,6 +113,10 @@ class SessionReflector {
 
   ReflectorOptions options_;
   std::unordered_map<SessionKey, Session, SessionKeyHash> sessions_;
+  /// The sessions' keys (in their map nodes, which rehashing does not move), most recently seen first:
+  /// evicting the least recently seen is O(1), so a flood of new sources costs a constant time per request
+  /// once the table is full.
+  std::list<const SessionKey*> recency_;
   ReflectorCounters counters_;
 };
 
