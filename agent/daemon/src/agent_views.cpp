@@ -396,6 +396,9 @@ std::vector<MetricFamily> Agent::collect() const {
   const double generation = document_ ? static_cast<double>((*document_).value("generation", uint64_t{0})) : 0;
   f.gauge("hubprobe_preferences_generation", "Generation of the current preference document (0 = none yet).",
           agent_labels, generation);
+  f.counter("hubprobe_preferences_generation_errors_total",
+            "Documents not published because their generation could not be stored durably in state_dir.", agent_labels,
+            static_cast<double>(generation_errors_));
   {
     std::lock_guard sinks(sinks_mutex_);
     for (const auto& sink : sinks_) sink_families(f, config_.agent.hub, sink->status());
