@@ -12,9 +12,9 @@
 //      mesh is whole again;
 //   6. (a test of its own) etcd stopped for a minute and started again wiped: nothing lost.
 #include <gtest/gtest.h>
-#include <filesystem>
 #include <signal.h>
 #include <unistd.h>
+#include <filesystem>
 
 #include <set>
 

@@ -26,6 +26,8 @@
 
 #include <atomic>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <thread>
 
@@ -493,6 +495,72 @@ TEST_F(AgentPathsTest, PreferenceFollowsTheBetterPathAndReachesTheScheduler) {
   ASSERT_TRUE(wait_delivery([](const View& v) { return v.stale; }, Seconds(3))) << "no stale document on SIGTERM";
   EXPECT_TRUE(view_of(etcd_document()).stale);
   (void)status;
+}
+
+// What the process holds: resident memory (KiB) and open file descriptors.
+std::pair<long, size_t> footprint(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string key;
+  long rss = 0;
+  while (status >> key) {
+    if (key == "VmRSS:" && status >> rss) break;
+    status.ignore(256, '\n');
+  }
+  size_t fds = 0;
+  std::error_code ignored;
+  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ignored);
+       it != std::filesystem::directory_iterator(); ++it) {
+    ++fds;
+  }
+  return {rss, fds};
+}
+
+// Path a flapping for a minute (all lost for a second, then clean for a second, 30 times): the
+// preference leaves a at its first loss and stays on b (a never stays up through its hold-down), no
+// session or memory leaks, and once a is clean again it gets the preference back after the hold-down.
+TEST_F(AgentPathsTest, APathFlappingForAMinuteFollowsTheDampingAndLeaksNothing) {
+  start_agent();
+  ASSERT_TRUE(wait_delivery([](const View& v) { return v.preferred == "a" && v.state_of("b") == "ok"; }, Seconds(20)))
+      << agent_->describe();
+  const double switches_before = only_value(agent_->metrics(), "hubprobe_path_switches_total");
+  std::pair<long, size_t> early{0, 0};
+  const double flap_at = receiver_->now();
+  for (int cycle = 0; cycle < 30; ++cycle) {
+    set_link(1, "loss=100%");
+    sleep_for(Seconds(1));
+    set_link(1, "loss=0");
+    sleep_for(Seconds(1));
+    if (cycle == 4) early = footprint(agent_->pid());
+  }
+  const double flap_end = receiver_->now();
+  const auto late = footprint(agent_->pid());
+  const auto samples = agent_->metrics();
+  EXPECT_EQ(only_value(samples, "hubprobe_probe_sessions"), 2) << "sessions came or went";
+  const double switches = only_value(samples, "hubprobe_path_switches_total") - switches_before;
+  EXPECT_LE(switches, 2) << "the preference flapped with the path";
+  EXPECT_GE(switches, 1) << "the preference never left the flapping path";
+  // What the scheduler saw during the flap: b preferred from the first loss on, never a again.
+  std::string seen;
+  bool a_again = false, b_seen = false;
+  for (const auto& d : receiver_->deliveries()) {
+    if (d.at < flap_at + 3 || d.at > flap_end) continue;
+    const std::string preferred = view_of(d.document).preferred;
+    seen += " " + preferred;
+    b_seen = b_seen || preferred == "b";
+    a_again = a_again || (b_seen && preferred == "a");
+  }
+  EXPECT_TRUE(b_seen) << seen;
+  EXPECT_FALSE(a_again) << "a preferred again while it flapped:" << seen;
+  EXPECT_LT(late.first - early.first, 2048) << "RSS " << early.first << " -> " << late.first << " KiB";
+  EXPECT_EQ(late.second, early.second) << "file descriptors " << early.second << " -> " << late.second;
+  // Clean again: back on a after the hold-down (6 s) and switch_after (2 s), with slack.
+  const auto back = wait_delivery([](const View& v) { return v.preferred == "a"; }, Seconds(20));
+  ASSERT_TRUE(back) << receiver_->last()->document.dump();
+  EXPECT_GE(back->at - flap_end, 6.0 - 1.0) << "back on a before its hold-down";
+  std::printf(
+      "[ measured ] 30 flaps in %.0f s: %.0f switches, RSS %ld -> %ld KiB, fds %zu -> %zu; a preferred again "
+      "%.1f s after the last flap\n",
+      flap_end - flap_at, switches, early.first, late.first, early.second, late.second, back->at - flap_end);
 }
 
 }  // namespace
