@@ -21,6 +21,9 @@ packages=(
   # agent libraries
   prometheus-cpp-dev libtomlplusplus-dev libcurl4-openssl-dev nlohmann-json3-dev libssl-dev
   libcli11-dev libspdlog-dev libfmt-dev libsystemd-dev libcivetweb-dev
+  # the web configuration file of the metrics endpoint (TLS, basic auth) is YAML, as the exporters' is;
+  # libcrypt-dev (libxcrypt) checks its bcrypt password hashes
+  libyaml-cpp-dev libcrypt-dev
   # tests
   libgtest-dev libgmock-dev iproute2 nftables ethtool tcpdump procps curl jq
   # certificates for the mutual-TLS test of the HTTPS sink, and its HTTPS server

@@ -12,9 +12,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <sstream>
 
 #ifndef HUBPROBE_BINARY_DIR
@@ -102,7 +104,7 @@ bool wait_until(const std::function<bool()>& condition, Seconds timeout, Seconds
 // ---- HTTP ------------------------------------------------------------------------------------------
 
 HttpResult http_get(const Namespace& ns, const std::string& host, uint16_t port, const std::string& target,
-                    Seconds timeout) {
+                    Seconds timeout, const std::string& authorization) {
   HttpResult result;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -136,8 +138,9 @@ HttpResult http_get(const Namespace& ns, const std::string& host, uint16_t port,
       return result;
     }
   }
-  const std::string request =
-      "GET " + target + " HTTP/1.0\r\nHost: " + host + ":" + std::to_string(port) + "\r\nConnection: close\r\n\r\n";
+  const std::string request = "GET " + target + " HTTP/1.0\r\nHost: " + host + ":" + std::to_string(port) +
+                              (authorization.empty() ? "" : "\r\nAuthorization: " + authorization) +
+                              "\r\nConnection: close\r\n\r\n";
   size_t off = 0;
   while (off < request.size()) {
     ssize_t n = send(s.fd, request.data() + off, request.size() - off, MSG_NOSIGNAL);
@@ -186,6 +189,47 @@ HttpResult http_get(const Namespace& ns, const std::string& host, uint16_t port,
   result.ok = true;
   result.status = status;
   result.body = raw.substr(head_end + 4);
+  return result;
+}
+
+std::string basic_authorization(const std::string& user, const std::string& password) {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const std::string in = user + ":" + password;
+  std::string out;
+  for (size_t i = 0; i < in.size(); i += 3) {
+    const size_t n = std::min<size_t>(3, in.size() - i);
+    uint32_t v = static_cast<uint32_t>(static_cast<unsigned char>(in[i])) << 16;
+    if (n > 1) v |= static_cast<uint32_t>(static_cast<unsigned char>(in[i + 1])) << 8;
+    if (n > 2) v |= static_cast<uint32_t>(static_cast<unsigned char>(in[i + 2]));
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += n > 1 ? kAlphabet[(v >> 6) & 63] : '=';
+    out += n > 2 ? kAlphabet[v & 63] : '=';
+  }
+  return "Basic " + out;
+}
+
+HttpResult https_get(const Namespace& ns, const std::string& host, uint16_t port, const std::string& target,
+                     const HttpAccess& access, Seconds timeout) {
+  HttpResult result;
+  const std::string url = "https://" + host + ":" + std::to_string(port) + target;
+  const auto seconds = std::to_string(std::max<int64_t>(1, static_cast<int64_t>(std::ceil(timeout.count()))));
+  // The status on a line of its own after the body; no --fail, so a 401 is a response like any other.
+  std::vector<std::string> argv = {"curl",           "-sS",      "--max-time",  seconds, "-w",
+                                   "\n%{http_code}", "--cacert", access.ca_file};
+  if (!access.cert_file.empty()) argv.insert(argv.end(), {"--cert", access.cert_file, "--key", access.key_file});
+  if (!access.user.empty()) argv.insert(argv.end(), {"-u", access.user + ":" + access.password});
+  argv.push_back(url);
+  const CommandResult r = ns.exec(argv, timeout + Seconds(5));
+  const size_t last = r.out.rfind('\n');
+  if (!r.ok() || last == std::string::npos) {
+    result.error = "curl " + url + " in " + ns.name() + ": " + r.describe();
+    return result;
+  }
+  result.status = std::atoi(r.out.c_str() + last + 1);
+  result.body = r.out.substr(0, last);
+  result.ok = result.status > 0;
+  if (!result.ok) result.error = "curl " + url + " in " + ns.name() + ": no status\n" + r.describe();
   return result;
 }
 
@@ -274,7 +318,9 @@ std::string AgentFile::toml() const {
     for (const auto& line : p.extra) t << line << "\n";
     t << "\n";
   }
-  t << "[metrics]\nlisten = \"" << metrics_listen << "\"\n\n[logging]\nlevel = \"" << log_level << "\"\n";
+  t << "[metrics]\nlisten = \"" << metrics_listen << "\"\n";
+  if (!web_config_file.empty()) t << "web_config_file = \"" << web_config_file << "\"\n";
+  t << "\n[logging]\nlevel = \"" << log_level << "\"\n";
   if (!tail.empty()) t << "\n" << tail;
   return t.str();
 }
@@ -294,8 +340,8 @@ int line_of(const std::string& text, const std::string& prefix) {
 
 AgentProcess::AgentProcess(const Namespace& ns, const std::filesystem::path& config, const std::string& metrics_host,
                            uint16_t metrics_port, const std::filesystem::path& log_dir, const std::string& label,
-                           const std::vector<std::string>& env, bool wait_ready)
-    : ns_(ns), host_(metrics_host), port_(metrics_port) {
+                           const std::vector<std::string>& env, bool wait_ready, HttpAccess access)
+    : ns_(ns), host_(metrics_host), port_(metrics_port), access_(std::move(access)) {
   std::vector<std::string> argv;
   if (!env.empty()) {
     argv.push_back("env");
@@ -321,7 +367,9 @@ bool AgentProcess::wait_healthy(Seconds timeout) {
 }
 
 HttpResult AgentProcess::get(const std::string& target, Seconds timeout) const {
-  return http_get(ns_, host_, port_, target, timeout);
+  if (access_.tls()) return https_get(ns_, host_, port_, target, access_, timeout);
+  return http_get(ns_, host_, port_, target, timeout,
+                  access_.user.empty() ? std::string() : basic_authorization(access_.user, access_.password));
 }
 
 nlohmann::json AgentProcess::status() const {

@@ -68,8 +68,26 @@ int socket_in_netns(const Namespace& ns, int domain, int type);
 
 /// GET http://HOST:PORT/TARGET over IPv4 from inside `ns`: the socket is created in the namespace
 /// (setns there and straight back), so no process is forked. HTTP/1.0, the server closes the connection.
+/// `authorization`: the value of an Authorization header (none when empty).
 HttpResult http_get(const Namespace& ns, const std::string& host, uint16_t port, const std::string& target,
-                    Seconds timeout = Seconds(3));
+                    Seconds timeout = Seconds(3), const std::string& authorization = {});
+
+/// How the harness reaches a metrics endpoint secured by a web configuration file ([metrics]
+/// web_config_file): basic auth, and TLS (then through curl(1) in the namespace, with these files).
+struct HttpAccess {
+  std::string user;  ///< basic auth; none when empty
+  std::string password;
+  std::string ca_file;    ///< set: https, the server verified against this CA
+  std::string cert_file;  ///< a client certificate (and its key), when the server asks for one
+  std::string key_file;
+  bool tls() const { return !ca_file.empty(); }
+};
+/// "Basic base64(user:password)".
+std::string basic_authorization(const std::string& user, const std::string& password);
+
+/// GET https://HOST:PORT/TARGET with curl in `ns` (status and body; ok = curl read a response).
+HttpResult https_get(const Namespace& ns, const std::string& host, uint16_t port, const std::string& target,
+                     const HttpAccess& access, Seconds timeout = Seconds(3));
 
 // ---- Prometheus text format ------------------------------------------------------------------------
 
@@ -99,7 +117,8 @@ struct PeerEntry {
 struct AgentFile {
   std::string id;
   std::string hub;
-  std::string metrics_listen;  ///< "ADDR:PORT"
+  std::string metrics_listen;   ///< "ADDR:PORT"
+  std::string web_config_file;  ///< [metrics] web_config_file; none when empty
   std::string interval = "100ms";
   std::string timeout = "1s";
   int down_after = 3;
@@ -120,13 +139,15 @@ int line_of(const std::string& text, const std::string& prefix);
 
 /// `hubprobed -c CONFIG` in `ns`. The constructor returns once /healthz answers 200 on the metrics
 /// address (throws HarnessError with the agent's output if it exits first or takes longer than 10 s).
+/// An agent with a web configuration file: `access` says how to get through (credentials, TLS files);
+/// every request of the harness (get, status, metrics, the wait for /healthz) uses it.
 /// `env` entries ("NAME=value") are put in front through env(1), which execs: the PID stays the agent's.
 /// The destructor stops it (SIGTERM, SIGKILL after 2 s) and reaps it.
 class AgentProcess {
  public:
   AgentProcess(const Namespace& ns, const std::filesystem::path& config, const std::string& metrics_host,
                uint16_t metrics_port, const std::filesystem::path& log_dir, const std::string& label,
-               const std::vector<std::string>& env = {}, bool wait_ready = true);
+               const std::vector<std::string>& env = {}, bool wait_ready = true, HttpAccess access = {});
 
   Process& process() { return *process_; }
   pid_t pid() const { return process_->pid(); }
@@ -146,6 +167,7 @@ class AgentProcess {
   const Namespace& ns_;
   std::string host_;
   uint16_t port_;
+  HttpAccess access_;
   std::unique_ptr<Process> process_;
 };
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Checks the operator assets (docs/operations.md, "Prometheus rules and alerts" and "Grafana"):
-#   1. promtool check config  config/prometheus/prometheus.yml (and the rule file it names)
+#   1. promtool check config  config/prometheus/prometheus.yml (and the rule file it names), and
+#      config/prometheus/prometheus-tls.yml (the TLS and basic auth job; its files made empty in a
+#      scratch folder: promtool checks they exist)
 #   2. promtool check rules   config/prometheus/hubprobe.rules.yml
 #   3. promtool test rules    tests/operator/rules_test.yml
 #   4. config/grafana/hubprobe-dashboard.json is valid JSON, and every hubprobe_* metric the dashboard
@@ -14,6 +16,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root" || exit 2
 
 prom_config=config/prometheus/prometheus.yml
+prom_tls_config=config/prometheus/prometheus-tls.yml
 rules=config/prometheus/hubprobe.rules.yml
 rules_test=tests/operator/rules_test.yml
 dashboard=config/grafana/hubprobe-dashboard.json
@@ -27,7 +30,7 @@ step() { echo "== $*"; }
 for tool in promtool jq; do
     command -v "$tool" >/dev/null 2>&1 || { echo "FAIL: $tool not found (scripts/setup.sh installs it)" >&2; exit 1; }
 done
-for f in "$prom_config" "$rules" "$rules_test" "$dashboard" "$metrics_doc" "$exporter"; do
+for f in "$prom_config" "$prom_tls_config" "$rules" "$rules_test" "$dashboard" "$metrics_doc" "$exporter"; do
     [[ -f $f ]] || { echo "FAIL: $f is missing" >&2; exit 1; }
 done
 
@@ -35,6 +38,13 @@ step "promtool check config $prom_config"
 out="$(promtool check config "$prom_config" 2>&1)" || fail "promtool check config $prom_config:"$'\n'"$out"
 # The example must actually load the rules (a relative rule_files path resolves against its directory).
 grep -q 'SUCCESS: 1 rule files found' <<<"$out" || fail "$prom_config does not load exactly one rule file (rule_files must name hubprobe.rules.yml):"$'\n'"$out"
+
+step "promtool check config $prom_tls_config"
+scratch="$(mktemp -d)"
+sed "s#/etc/prometheus/hubprobe/#$scratch/#g" "$prom_tls_config" >"$scratch/prometheus.yml"
+touch "$scratch/ca.crt" "$scratch/prometheus.crt" "$scratch/prometheus.key" "$scratch/password"
+out="$(promtool check config "$scratch/prometheus.yml" 2>&1)" || fail "promtool check config $prom_tls_config:"$'\n'"$out"
+rm -rf "$scratch"
 
 step "promtool check rules $rules"
 out="$(promtool check rules "$rules" 2>&1)" || fail "promtool check rules $rules:"$'\n'"$out"

@@ -448,7 +448,7 @@ TEST(ConfigErrors, UnknownKeyInNestedTables) {
   EXPECT_EQ(parse_error(with_agent("[[reflector.auth]]\nsource = [\"198.18.0.0/15\"]\n")),
             R"(hubprobe.toml:6:1: reflector.auth[0].source: unknown key (did you mean "sources"?))");
   EXPECT_EQ(parse_error(with_agent("[metrics]\n\"listen address\" = 1\n")),
-            R"(hubprobe.toml:6:1: metrics."listen address": unknown key (expected one of: listen))");
+            R"(hubprobe.toml:6:1: metrics."listen address": unknown key (expected one of: listen web_config_file))");
 }
 
 TEST(ConfigErrors, OutOfRange) {

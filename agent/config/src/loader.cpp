@@ -337,13 +337,22 @@ void Loader::read_peers(const toml::table& root, AgentConfig& config) {
 void Loader::read_metrics(const toml::table& root, AgentConfig& config) {
   const toml::table* metrics = optional_table(root, "metrics", "metrics", "a table [metrics]");
   if (metrics == nullptr) return;
-  check_keys(*metrics, "metrics", {"listen"});
+  check_keys(*metrics, "metrics", {"listen", "web_config_file"});
   if (const toml::node* node = metrics->get("listen")) {
     // Debian 12's civetweb, which serves /metrics, is built without IPv6: an IPv4 address it is.
     constexpr std::string_view kWhat = "an IPv4 address and port like \"127.0.0.1:9862\"";
     auto listen = SocketAddress::parse(read_string(*node, "metrics.listen", kWhat), kDefaultMetricsPort);
     if (!listen || listen->port() == 0 || !listen->is_v4()) expected(*node, "metrics.listen", kWhat);
     config.metrics.listen = *listen;
+  }
+  if (const toml::node* node = metrics->get("web_config_file")) {
+    const std::string file = read_file_path(*node, "metrics.web_config_file",
+                                            "a readable web configuration file (YAML, as Prometheus "
+                                            "exporters read it)");
+    auto web = load_web_config(file);
+    // The web configuration's own FILE:LINE:COLUMN: KEY follows this file's.
+    if (!web) fail(node->source(), "metrics.web_config_file", web.error().message);
+    config.metrics.web = std::move(*web);
   }
 }
 

@@ -31,7 +31,7 @@ using hubprobe::AgentConfig;
 constexpr int kExitStartFailure = 1;
 
 hubprobe::Result<std::unique_ptr<hubprobe::HttpServer>> start_http(const AgentConfig& config, Agent& agent) {
-  auto server = hubprobe::HttpServer::start(config.metrics.listen, 4);
+  auto server = hubprobe::HttpServer::start(config.metrics.listen, 4, config.metrics.web);
   if (!server) return hubprobe::make_error("metrics: " + server.error().message, server.error().code);
   (*server)->set_log_sink([](const std::string& message) { spdlog::debug("http: {}", message); });
   (*server)->handle("/metrics", [&agent](const hubprobe::HttpRequest&) {
@@ -47,40 +47,78 @@ hubprobe::Result<std::unique_ptr<hubprobe::HttpServer>> start_http(const AgentCo
   return std::move(*server);
 }
 
+// "https://198.18.0.1:9862/metrics (basic auth)", for the log: never a user name or anything secret.
+std::string endpoint_url(const hubprobe::HttpServer& server) {
+  return std::string(server.tls() ? "https://" : "http://") + server.address().to_string() + "/metrics";
+}
+
+std::string endpoint_description(const hubprobe::HttpServer& server, const AgentConfig& config) {
+  std::string text = endpoint_url(server);
+  if (!config.metrics.web.basic_auth_users.empty()) text += " (basic auth)";
+  if (server.tls() && config.metrics.web.tls->client_auth != hubprobe::ClientAuth::kNoClientCert) {
+    text += std::string(" (client certificates: ") + hubprobe::to_string(config.metrics.web.tls->client_auth) + ")";
+  }
+  return text;
+}
+
 void set_log_level(const AgentConfig& config) {
   spdlog::set_level(spdlog::level::from_str(hubprobe::to_string(config.logging.level)));
 }
 
 // SIGHUP: read the file again and apply the difference; a bad file or a change that cannot be applied
-// leaves the running configuration as it is.
+// leaves the running configuration as it is. The metrics endpoint: a new listen address gets a new
+// server, started before the old one stops (a port in use refuses the reload); a new TLS setup on the same
+// address (files, contents, versions, client certificates, TLS on or off) restarts the server there, the
+// old one stopped first (the port is its); new basic_auth_users alone are swapped in while serving.
 void reload(const std::string& path, Agent& agent, std::unique_ptr<hubprobe::HttpServer>& http) {
   (void)hubprobe::systemd::notify_reloading();
-  auto next = hubprobe::load_config(path);
-  if (!next) {
-    spdlog::error("reload refused, keeping the running configuration: {}", next.error().message);
-    agent.record_reload(false, next.error().message);
+  const auto refuse = [&agent](const std::string& message) {
+    spdlog::error("reload refused, keeping the running configuration: {}", message);
+    agent.record_reload(false, message);
     (void)hubprobe::systemd::notify_ready();
-    return;
-  }
+  };
+  auto next = hubprobe::load_config(path);
+  if (!next) return refuse(next.error().message);
   const AgentConfig current = agent.config();
+  // No server (a restart in place failed and so did the way back): start one as for a new address.
+  const bool new_address = !http || !(next->metrics.listen == current.metrics.listen);
+  const bool new_tls = !(next->metrics.web.tls == current.metrics.web.tls);
   std::unique_ptr<hubprobe::HttpServer> new_http;
-  if (!(next->metrics == current.metrics)) {
+  bool restarted_in_place = false;
+  // Back to the running configuration's server after a restart in place, when the rest is refused.
+  const auto restore = [&] {
+    http.reset();
+    auto again = start_http(current, agent);
+    if (again) {
+      http = std::move(again.value());
+    } else {
+      spdlog::error("metrics endpoint down until the next successful reload: {}", again.error().message);
+    }
+  };
+  if (new_address) {
+    auto started = start_http(*next, agent);
+    if (!started) return refuse(started.error().message);
+    new_http = std::move(started.value());
+  } else if (new_tls) {
+    http.reset();
     auto started = start_http(*next, agent);
     if (!started) {
-      spdlog::error("reload refused, keeping the running configuration: {}", started.error().message);
-      agent.record_reload(false, started.error().message);
-      (void)hubprobe::systemd::notify_ready();
-      return;
+      restore();
+      return refuse(started.error().message);
     }
-    new_http = std::move(started.value());
+    http = std::move(started.value());
+    restarted_in_place = true;
   }
   if (auto applied = agent.reload(*next); !applied) {
-    spdlog::error("reload refused, keeping the running configuration: {}", applied.error().message);
-    agent.record_reload(false, applied.error().message);
-    (void)hubprobe::systemd::notify_ready();
-    return;
+    if (restarted_in_place) restore();
+    return refuse(applied.error().message);
   }
-  if (new_http) http = std::move(new_http);
+  if (new_http) {
+    http = std::move(new_http);
+  } else if (http && next->metrics.web.basic_auth_users != current.metrics.web.basic_auth_users) {
+    http->set_basic_auth_users(next->metrics.web.basic_auth_users);
+  }
+  if (new_address || new_tls) spdlog::info("metrics on {}", endpoint_url(*http));
   set_log_level(*next);
   agent.record_reload(true, "");
   (void)hubprobe::systemd::notify_ready();
@@ -151,9 +189,9 @@ int main(int argc, char** argv) {
   }
   std::unique_ptr<hubprobe::HttpServer> http = std::move(started_http.value());
   // The file read is named here; a bad or missing one is named by its one error line instead.
-  spdlog::info("hubprobed {} started: configuration {}, agent {} hub {}, {} peers, metrics on http://{}/metrics",
-               HUBPROBE_VERSION, config_path, config->agent.id, config->agent.hub, config->peers.size(),
-               http->address().to_string());
+  spdlog::info("hubprobed {} started: configuration {}, agent {} hub {}, {} peers, metrics on {}", HUBPROBE_VERSION,
+               config_path, config->agent.id, config->agent.hub, config->peers.size(),
+               endpoint_description(*http, *config));
   (void)hubprobe::systemd::notify_ready();
   (void)hubprobe::systemd::notify_status("running, " + std::to_string(config->peers.size()) + " peers");
 

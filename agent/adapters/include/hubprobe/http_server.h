@@ -2,17 +2,27 @@
 // The daemon's small HTTP server (/metrics, /healthz, /status) over civetweb: one listen address, GET
 // and HEAD only, handlers registered by exact path. Start-up failures (port in use, bad address) come
 // back as errors, never as output on stderr or an abort.
+//
+// With a web configuration (hubprobe/web_config.h) the listener speaks TLS only (its certificate, key,
+// versions and client certificate policy; a listener of its own over OpenSSL, civetweb serves plain HTTP
+// only), and every request, whatever its path, needs a user and
+// password of basic_auth_users: 401 with `WWW-Authenticate: Basic realm="hubprobe"` otherwise.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "hubprobe/net.h"
 #include "hubprobe/result.h"
+#include "hubprobe/web_config.h"
 
 struct mg_context;
 struct mg_connection;
@@ -50,8 +60,10 @@ class HttpServer {
   /// picks a free port: see port(). `threads` = civetweb worker threads (at least 1); each serves one
   /// connection at a time. Errors: "cannot listen on 127.0.0.1:9862: address already in use"
   /// (code EADDRINUSE), an unparsable address, an IPv6 address without IPv6 support.
-  static Result<std::unique_ptr<HttpServer>> start(const std::string& listen, int threads);
-  static Result<std::unique_ptr<HttpServer>> start(const SocketAddress& listen, int threads);
+  /// `web`: TLS and basic auth (default: neither). Its TLS part is fixed for the server's life; an error
+  /// configuring it is an error here (load_web_config has checked it, so it should not happen).
+  static Result<std::unique_ptr<HttpServer>> start(const std::string& listen, int threads, const WebConfig& web = {});
+  static Result<std::unique_ptr<HttpServer>> start(const SocketAddress& listen, int threads, const WebConfig& web = {});
 
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
@@ -64,6 +76,13 @@ class HttpServer {
 
   void set_log_sink(HttpLogSink sink);
 
+  /// Replaces basic_auth_users (user -> bcrypt hash; empty: no authentication) while serving: a reload
+  /// that changes only the users does not restart the listener.
+  void set_basic_auth_users(const std::map<std::string, std::string>& users);
+
+  /// True when the listener speaks TLS.
+  bool tls() const { return tls_.has_value(); }
+
   /// The port actually bound (the kernel's choice when started with port 0).
   uint16_t port() const { return port_; }
   /// The address actually bound, e.g. "127.0.0.1:41234".
@@ -75,13 +94,46 @@ class HttpServer {
   static int on_log(const mg_connection* conn, const char* message);
   int serve(mg_connection* conn);
   void log(const std::string& message);
+  /// True when `authorization` (the Authorization header, null when none) carries the user and password
+  /// of one of the users, or there are none.
+  bool authorized(const char* authorization);
+  struct Outcome {
+    HttpResponse response;
+    const char* allow = nullptr;  ///< the Allow header of a 405
+    bool challenge = false;       ///< a 401: send WWW-Authenticate
+  };
+  /// What any request gets, over civetweb or the TLS listener alike.
+  Outcome respond(const HttpRequest& request, const char* authorization);
+
+  // The TLS listener, over OpenSSL. Not civetweb's: Debian 12's civetweb 1.15 loads libssl with
+  // dlopen and looks up OpenSSL 1.1 names (SSL_get_peer_certificate) that OpenSSL 3 no longer exports,
+  // so its TLS cannot start (or crashes on the first connection). `threads` workers accept on one socket,
+  // each serving one connection at a time (HTTP/1.x, one request, then close).
+  Result<void> start_tls(const SocketAddress& listen, int threads);
+  void stop_tls();
+  void tls_worker();
+  void serve_tls(int fd, const std::string& remote);
+
+  struct Users {
+    std::map<std::string, std::string, std::less<>> hashes;  // user -> bcrypt hash
+    /// HMAC-SHA-256 under verified_key_ of "user:password" pairs bcrypt accepted: the next request of
+    /// the same pair costs no bcrypt round (cost 10 is ~50 ms of CPU, every scrape).
+    std::map<std::string, std::string, std::less<>> verified;
+  };
 
   mg_context* context_ = nullptr;
   SocketAddress address_;
   uint16_t port_ = 0;
-  std::mutex mutex_;  // guards handlers_ and log_sink_
+  std::optional<WebTlsConfig> tls_;
+  ssl_ctx_st* ssl_context_ = nullptr;  // the TLS listener's
+  int tls_fd_ = -1;
+  std::atomic<bool> tls_stopping_{false};
+  std::vector<std::thread> tls_workers_;
+  std::mutex mutex_;  // guards handlers_, log_sink_ and users_
   std::map<std::string, std::shared_ptr<const HttpHandler>, std::less<>> handlers_;
   std::shared_ptr<const HttpLogSink> log_sink_;
+  std::shared_ptr<Users> users_;  // null: no authentication
+  std::string verified_key_;      // random, for Users::verified
 };
 
 }  // namespace hubprobe

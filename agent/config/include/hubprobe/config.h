@@ -21,6 +21,7 @@
 #include "hubprobe/sink_config.h"
 #include "hubprobe/sla_config.h"
 #include "hubprobe/stamp.h"
+#include "hubprobe/web_config.h"
 
 namespace hubprobe {
 
@@ -152,7 +153,10 @@ struct PeerConfig {
 /// [metrics]
 struct MetricsConfig {
   SocketAddress listen = default_listen();  ///< /metrics, /healthz and /status
-  static SocketAddress default_listen();    ///< 127.0.0.1:9862
+  /// web_config_file, read at load time (hubprobe/web_config.h): TLS and basic auth. Default: none (plain
+  /// HTTP, no authentication).
+  WebConfig web;
+  static SocketAddress default_listen();  ///< 127.0.0.1:9862
   bool operator==(const MetricsConfig&) const = default;
 };
 
