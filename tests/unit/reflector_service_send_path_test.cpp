@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <chrono>
+#include <thread>
 
 #include "hubprobe/reflector_service.h"
 #include "hubprobe/session_sender.h"
@@ -25,6 +27,36 @@ struct Loopback {
     sender_port = std::move(dataplane->open_port(port_options).value());
   }
   SocketAddress reflector() const { return service->local_addresses().at(0); }
+
+  /// The kernel turns RX stamping on for the whole host a moment after a socket asks for it (and off a
+  /// moment after the last one closes: earlier tests of this process did): waits until a datagram from the
+  /// sender's port arrives stamped, on a port of its own.
+  void wait_for_rx_stamps() {
+    dp::PortOptions options;
+    options.local = *SocketAddress::parse("127.0.0.1:0", 0);
+    auto warm = std::move(dataplane->open_port(options).value());
+    const std::array<uint8_t, 44> payload{};
+    for (int attempt = 0; attempt < 200; ++attempt) {
+      dp::TxPacket packet;
+      packet.data = payload.data();
+      packet.length = payload.size();
+      packet.destination = warm->local_address();
+      (void)sender_port->send(std::span(&packet, 1));
+      std::array<uint8_t, 64> buffer{};
+      std::array<dp::RxPacket, 1> rx{};
+      rx[0].data = buffer.data();
+      rx[0].capacity = buffer.size();
+      for (int tries = 0; tries < 20; ++tries) {
+        auto received = warm->receive(rx);
+        if (received && *received == 1) {
+          if (rx[0].rx.valid()) return;
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
 
   /// One probe out, answered, and its reply back through `sender` (the kernel delivers on loopback
   /// before send() returns, so every step finds its datagram waiting).
@@ -54,6 +86,7 @@ struct Loopback {
 
 TEST(ReflectorServiceSendPath, RepliesAreMatchedToTheirTxStampsAndT3AddsTheLearntSendPath) {
   Loopback loopback;
+  loopback.wait_for_rx_stamps();
   stamp::SenderOptions options;
   options.tx_timestamp_grace_ns = 0;  // T1 is not under test: the send time will do
   stamp::SessionSender sender(options, loopback.reflector());

@@ -3,6 +3,8 @@
 // the config types, and the text parsers the CLI shares (durations, DSCP, hosts).
 #include "hubprobe/config.h"
 
+#include "file_text.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -130,34 +132,9 @@ Result<AgentConfig> parse_config(std::string_view text, const std::string& sourc
 }
 
 Result<AgentConfig> load_config(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return make_error(escape_controls(path + ": cannot open: " + std::strerror(errno)), errno);
-  struct stat info {};
-  if (::fstat(fd, &info) == 0 && S_ISDIR(info.st_mode)) {
-    ::close(fd);
-    return make_error(escape_controls(path + ": cannot read: is a directory"), EISDIR);
-  }
-  std::string text;
-  char buffer[1 << 16];
-  for (;;) {
-    const ssize_t got = ::read(fd, buffer, sizeof(buffer));
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) {
-      const int error = errno;
-      ::close(fd);
-      return make_error(escape_controls(path + ": cannot read: " + std::strerror(error)), error);
-    }
-    if (got == 0) break;
-    text.append(buffer, static_cast<size_t>(got));
-    if (text.size() > kMaxConfigOctets) {
-      ::close(fd);
-      return make_error(
-          escape_controls(path + ": cannot read: larger than " + std::to_string(kMaxConfigOctets >> 20) + " MiB"),
-          EFBIG);
-    }
-  }
-  ::close(fd);
-  return parse_config(text, path);
+  auto text = read_text_file(path, kMaxConfigOctets);
+  if (!text) return make_error(escape_controls(path + ": " + text.error().message), text.error().code);
+  return parse_config(*text, path);
 }
 
 Result<int64_t> parse_duration(std::string_view text) {

@@ -3,6 +3,8 @@
 // certificate, key and CA it names.
 #include "hubprobe/web_config.h"
 
+#include "file_text.h"
+
 #include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -72,35 +74,7 @@ std::string describe(const YAML::Node& node) {
   return "nothing";
 }
 
-// Reads a whole file (at most kMaxFileOctets); the error is "cannot open: reason" or "cannot read: reason".
-Result<std::string> read_file(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return make_error(std::string("cannot open: ") + std::strerror(errno), errno);
-  struct stat info {};
-  if (::fstat(fd, &info) == 0 && !S_ISREG(info.st_mode)) {
-    ::close(fd);
-    return make_error("cannot read: not a regular file", EINVAL);
-  }
-  std::string text;
-  char buffer[1 << 14];
-  for (;;) {
-    const ssize_t got = ::read(fd, buffer, sizeof(buffer));
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) {
-      const int error = errno;
-      ::close(fd);
-      return make_error(std::string("cannot read: ") + std::strerror(error), error);
-    }
-    if (got == 0) break;
-    text.append(buffer, static_cast<size_t>(got));
-    if (text.size() > kMaxFileOctets) {
-      ::close(fd);
-      return make_error("cannot read: larger than 1 MiB", EFBIG);
-    }
-  }
-  ::close(fd);
-  return text;
-}
+Result<std::string> read_file(const std::string& path) { return read_text_file(path, kMaxFileOctets); }
 
 // The keys of a mapping, checked: each known and written once. Keys exporter-toolkit has but this
 // subset does not are refused as such, so an operator knows the key is not a typo.
