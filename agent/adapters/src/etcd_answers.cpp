@@ -29,6 +29,14 @@ Result<int64_t> int64_member(const json& object, const char* name) {
   return make_error(std::string("member \"") + name + "\" is not an int64: " + it->dump());
 }
 
+// Keys and values: base64 strings; absent (or null) = empty, as etcd leaves empty values out.
+Result<std::string> base64_member(const json& object, const char* name) {
+  const auto it = object.find(name);
+  if (it == object.end() || it->is_null()) return std::string();
+  if (!it->is_string()) return make_error(std::string("member \"") + name + "\" is not a string: " + it->dump());
+  return base64_decode(it->get_ref<const std::string&>());
+}
+
 constexpr int kGrpcNotFound = 5;
 
 }  // namespace
@@ -87,7 +95,9 @@ Result<json> parse_answer(const std::string& endpoint, int status, const std::st
   if (status != 200 || answer.contains("error")) error = &answer;
   if (answer.contains("error") && answer["error"].is_object()) error = &answer["error"];
   if (error != nullptr) {
-    std::string message = error->value("message", std::string());
+    // Only a string is a message: anything else (a proxy's own JSON) falls back to the error or the body.
+    std::string message;
+    if (auto it = error->find("message"); it != error->end() && it->is_string()) message = it->get<std::string>();
     if (message.empty() && error->contains("error") && (*error)["error"].is_string()) {
       message = (*error)["error"].get<std::string>();
     }
@@ -125,8 +135,8 @@ Result<std::vector<EtcdKeyValue>> range_key_values(const json& answer, const std
   for (const auto& item : *kvs) {
     if (!item.is_object()) return make_error("etcd " + endpoint + ": range: an entry is not an object", EPROTO);
     EtcdKeyValue kv;
-    auto key = base64_decode(item.value("key", std::string()));
-    auto value = base64_decode(item.value("value", std::string()));
+    auto key = base64_member(item, "key");
+    auto value = base64_member(item, "value");
     auto lease = int64_member(item, "lease");
     auto revision = int64_member(item, "mod_revision");
     if (!key || !value || !lease || !revision) {
