@@ -42,17 +42,6 @@ for suite in hubprobe_unit_tests hubprobe_component_tests; do
 done
 
 step "fuzzing (${fuzz_seconds}s per target)"
-CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHUBPROBE_FUZZ=ON \
-  -DHUBPROBE_TESTS=ON >/dev/null
-for src in tests/fuzz/fuzz_*.cpp; do
-  name=$(basename "$src" .cpp)
-  cmake --build build-fuzz -j"$(nproc)" --target "$name"
-  corpus_seed="tests/fuzz/corpus/${name#fuzz_}"
-  corpus_work=$(mktemp -d)
-  [[ -d $corpus_seed ]] && cp -r "$corpus_seed"/. "$corpus_work"/
-  "build-fuzz/tests/fuzz/$name" -max_total_time="$fuzz_seconds" -print_final_stats=1 "$corpus_work" 2>&1 |
-    tail -n 3
-  rm -rf "$corpus_work"
-done
+scripts/fuzz.sh --seconds "$fuzz_seconds"
 
 step "all tests passed"

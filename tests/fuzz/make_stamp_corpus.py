@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
-"""Writes the seed corpus of fuzz_stamp_parse into tests/fuzz/corpus/stamp/.
+"""Writes the seed corpus of fuzz_stamp_parse into tests/fuzz/corpus/stamp_parse/.
 
 Packets follow RFC 8762 section 4 (with the RFC 8972 SSID); authenticated ones are signed with the
 fuzz target's fixed key (octets 0x00..0x1f), so the fuzzer starts from packets that pass the HMAC.
@@ -11,7 +11,7 @@ import pathlib
 import struct
 
 KEY = bytes(range(32))
-CORPUS = pathlib.Path(__file__).resolve().parent / "corpus" / "stamp"
+CORPUS = pathlib.Path(__file__).resolve().parent / "corpus" / "stamp_parse"
 
 
 def sender_unauth(seq, seconds, fraction, error_estimate, ssid):

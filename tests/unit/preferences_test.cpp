@@ -173,6 +173,24 @@ TEST(PreferenceValidation, ReadersAcceptAnyRfc3339Time) {
   }
 }
 
+// Found by tests/fuzz/fuzz_prefs.cpp (seed regression_timestamp_year_overflow): a year outside what
+// WallNs holds overflowed int64 (undefined behaviour) instead of being refused.
+TEST(PreferenceValidation, TimesBeyondWhatWallNsHoldsAreRefused) {
+  for (const char* time : {"9999-12-31T23:59:59Z", "0000-01-01T00:00:00Z", "1014-03-01T00:00:00Z",
+                           "2262-04-12T00:00:00Z", "1677-09-21T00:00:00Z"}) {
+    nlohmann::json doc = make_preference_document(gz_input());
+    doc["timestamp"] = time;
+    const auto refused = validate_preference_document(doc);
+    ASSERT_FALSE(refused) << time;
+    EXPECT_EQ(refused.error().message.rfind("timestamp: expected an RFC 3339 date-time", 0), 0u) << time;
+  }
+  for (const char* time : {"2262-04-10T23:59:59Z", "1677-09-22T00:00:00Z"}) {
+    nlohmann::json doc = make_preference_document(gz_input());
+    doc["timestamp"] = time;
+    EXPECT_TRUE(validate_preference_document(doc)) << time;
+  }
+}
+
 // ---- `hubprobe prefs` ----
 
 PreferenceDocumentInput agent(const std::string& id, const std::string& hub, uint64_t generation, WallNs timestamp) {
@@ -253,6 +271,18 @@ TEST(PreferencesTable, SeveralAgentsInAHubAndCellsWithoutAPreference) {
             "gz (gz-edge-01): generation 5, 2.0 s old\n"
             "gz (gz-edge-02): generation 9, 2.0 s in the future\n");
   EXPECT_EQ(render_preferences_table({}, kNow), "no valid preference documents\n");
+}
+
+// An integral float beyond 2^64 (valid: JSON Schema's integer) and a document dated 1700 (its age does not
+// fit in an int64 of nanoseconds) render without undefined behaviour (tests/fuzz/fuzz_prefs.cpp).
+TEST(PreferencesTable, HugeGenerationsAndOldDocumentsRender) {
+  nlohmann::json doc = make_preference_document(agent("gz-edge-01", "gz", 1, kNow));
+  doc["generation"] = 1e300;
+  doc["timestamp"] = "1700-01-01T00:00:00Z";
+  ASSERT_TRUE(validate_preference_document(doc));
+  const std::string table = render_preferences_table({doc}, kNow);
+  EXPECT_NE(table.find("gz (gz-edge-01): generation 18446744073709551615, "), std::string::npos) << table;
+  EXPECT_NE(table.find(" s old\n"), std::string::npos) << table;
 }
 
 // ---- the generation store ----

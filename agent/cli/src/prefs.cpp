@@ -14,6 +14,7 @@
 #include "hubprobe/cli_usage.h"
 #include "hubprobe/clock.h"
 #include "hubprobe/preferences.h"
+#include "hubprobe/prefs_documents.h"
 #include "hubprobe/sink_config.h"
 
 namespace hubprobe {
@@ -23,22 +24,6 @@ namespace {
 // Exit statuses beyond 0 (shown) and 2 (usage).
 constexpr int kNoDocument = 1;
 constexpr int kEtcdUnreachable = 3;
-
-struct PrefsSource {
-  std::vector<nlohmann::json> documents;
-  size_t valid = 0;
-};
-
-// Adds `text` (from `origin`, a key or a file) when it parses as JSON; says why on `err` when not.
-void add_document(PrefsSource& source, const std::string& origin, const std::string& text, std::ostream& err) {
-  nlohmann::json document = nlohmann::json::parse(text, nullptr, false);
-  if (document.is_discarded()) {
-    err << "hubprobe prefs: " << origin << ": not JSON\n";
-    return;
-  }
-  if (validate_preference_document(document)) ++source.valid;
-  source.documents.push_back(std::move(document));
-}
 
 // The client options for --etcd URL[,URL...]; the error is a usage error's message.
 Result<EtcdClient::Options> etcd_options(const std::string& endpoints, const EtcdClient::Options& tls) {
@@ -58,8 +43,8 @@ Result<EtcdClient::Options> etcd_options(const std::string& endpoints, const Etc
 
 // Every document under PREFIX/preferences/ of the etcd cluster; nullopt (after printing why) when etcd
 // cannot be read.
-std::optional<PrefsSource> read_etcd_preferences(const EtcdClient::Options& options, const std::string& prefix,
-                                                 std::ostream& err) {
+std::optional<PreferenceDocuments> read_etcd_preferences(const EtcdClient::Options& options, const std::string& prefix,
+                                                         std::ostream& err) {
   EtcdClient client(options);
   const std::string key_prefix = preferences_prefix(prefix);
   auto values = client.get_prefix(key_prefix);
@@ -67,8 +52,8 @@ std::optional<PrefsSource> read_etcd_preferences(const EtcdClient::Options& opti
     err << "hubprobe prefs: " << values.error().message << "\n";
     return std::nullopt;
   }
-  PrefsSource source;
-  for (const auto& kv : *values) add_document(source, kv.key, kv.value, err);
+  PreferenceDocuments source;
+  for (const auto& kv : *values) add_preference_document(source, kv.key, kv.value, err);
   if (values->empty()) err << "hubprobe prefs: no keys under " << key_prefix << "\n";
   return source;
 }
@@ -96,8 +81,8 @@ std::vector<std::filesystem::path> preference_files(const std::vector<std::strin
 }
 
 // One document per file.
-PrefsSource read_file_preferences(const std::vector<std::string>& paths, std::ostream& err) {
-  PrefsSource source;
+PreferenceDocuments read_file_preferences(const std::vector<std::string>& paths, std::ostream& err) {
+  PreferenceDocuments source;
   for (const auto& file : preference_files(paths, err)) {
     std::ifstream in(file, std::ios::binary);
     std::stringstream text;
@@ -106,7 +91,7 @@ PrefsSource read_file_preferences(const std::vector<std::string>& paths, std::os
       err << "hubprobe prefs: " << file.string() << ": cannot read: " << std::strerror(errno) << "\n";
       continue;
     }
-    add_document(source, file.string(), text.str(), err);
+    add_preference_document(source, file.string(), text.str(), err);
   }
   return source;
 }
@@ -116,7 +101,7 @@ PrefsSource read_file_preferences(const std::vector<std::string>& paths, std::os
 int prefs_command(const PrefsArgs& args, std::ostream& out, std::ostream& err) {
   if (args.etcd.empty() && args.files.empty())
     return usage_error(err, "prefs: give --etcd URL[,URL...] or --file PATH...");
-  PrefsSource found;
+  PreferenceDocuments found;
   if (!args.files.empty()) {
     found = read_file_preferences(args.files, err);
   } else {

@@ -105,7 +105,11 @@ std::optional<WallNs> parse_timestamp(const std::string& text) {
   utc.tm_sec = std::min(second, 59);  // a leap second counts as the second before it
   const time_t as_time = timegm(&utc);
   if (utc.tm_mday != day || utc.tm_mon != month - 1) return std::nullopt;  // 31 February and the like
-  return (static_cast<int64_t>(as_time) - offset_s) * 1'000'000'000 + nanos;
+  // Only what WallNs holds (1677-09-21 to 2262-04-11): a year such as 0000 or 9999 is refused, not wrapped.
+  const int64_t seconds = static_cast<int64_t>(as_time) - offset_s;
+  constexpr int64_t kMaxSeconds = std::numeric_limits<int64_t>::max() / 1'000'000'000 - 1;
+  if (seconds > kMaxSeconds || seconds < -kMaxSeconds) return std::nullopt;
+  return seconds * 1'000'000'000 + nanos;
 }
 
 nlohmann::json make_costs(const CandidateView& candidate) {
@@ -267,7 +271,10 @@ struct Row {
 };
 
 uint64_t generation_of(const nlohmann::json& value) {
-  return value.is_number_float() ? static_cast<uint64_t>(value.get<double>()) : value.get<uint64_t>();
+  if (!value.is_number_float()) return value.get<uint64_t>();
+  // An integral float (JSON Schema's integer) beyond 2^64 shows as the largest generation.
+  const double number = value.get<double>();
+  return number >= 18446744073709551616.0 ? std::numeric_limits<uint64_t>::max() : static_cast<uint64_t>(number);
 }
 
 std::string cell_text(const nlohmann::json& destination) {
@@ -296,7 +303,8 @@ std::string cell_text(const nlohmann::json& destination) {
 }
 
 std::string age_text(WallNs now, WallNs timestamp) {
-  const double seconds = static_cast<double>(now - timestamp) / 1e9;
+  // In double: two WallNs far apart (a document dated 1700) differ by more than an int64 holds.
+  const double seconds = (static_cast<double>(now) - static_cast<double>(timestamp)) / 1e9;
   if (seconds < -0.05) return fmt::format("{:.1f} s in the future", -seconds);
   return fmt::format("{:.1f} s old", std::max(seconds, 0.0));
 }
