@@ -119,8 +119,8 @@ void reflector_families(Families& f, const Labels& agent_labels, const Reflector
   f.gauge("hubprobe_reflector_sessions", "Stateful reflector sessions active.", agent_labels,
           static_cast<double>(r.engine.sessions_active));
   f.counter("hubprobe_reflector_sessions_evicted_total",
-            "Stateful sessions evicted, least recently seen first, because the table was full (65536).",
-            agent_labels, static_cast<double>(r.engine.sessions_evicted));
+            "Stateful sessions evicted, least recently seen first, because the table was full (65536).", agent_labels,
+            static_cast<double>(r.engine.sessions_evicted));
   for (const SendPathCounters& path : r.send_path) {
     const Labels listen = with(agent_labels, "listen", path.listen.to_string());
     f.gauge("hubprobe_reflector_send_path_seconds",
