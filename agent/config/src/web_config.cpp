@@ -82,7 +82,7 @@ void check_keys(const YAML::Node& map, const std::string& path, std::span<const 
                 std::span<const std::string_view> unsupported) {
   std::set<std::string> seen;
   for (auto it = map.begin(); it != map.end(); ++it) {
-    const YAML::Node& key = it->first;
+    const YAML::Node key = it->first;  // a copy: it-> is a proxy that lives only for this expression
     if (!key.IsScalar()) fail(key, path, "expected a key name, got " + describe(key));
     const std::string name = key.Scalar();
     const std::string key_path = path.empty() ? name : path + "." + name;
@@ -333,8 +333,8 @@ void read_users(const YAML::Node& table, WebConfig& config) {
   const std::string path = "basic_auth_users";
   std::set<std::string> seen;
   for (auto it = table.begin(); it != table.end(); ++it) {
-    const YAML::Node& name = it->first;
-    const YAML::Node& hash = it->second;
+    const YAML::Node name = it->first;  // copies: it-> is a proxy that lives only for one expression
+    const YAML::Node hash = it->second;
     if (!name.IsScalar() || name.Scalar().empty()) fail(name, path, "expected a user name, got " + describe(name));
     const std::string user = name.Scalar();
     const std::string key_path = path + "." + user;
