@@ -37,11 +37,6 @@ using nlohmann::json;
 
 constexpr uint16_t kDpdkMetrics = 9881, kKernelMetrics = 9882;
 
-double metric(const AgentProcess& agent, const std::string& name, const std::map<std::string, std::string>& labels) {
-  const double v = only_value(agent.metrics(), name, labels);
-  return std::isnan(v) ? 0 : v;
-}
-
 /// The vdev kinds the test runs the port on.
 struct Vdev {
   const char* name;  ///< net_af_packet, net_af_xdp
@@ -100,24 +95,6 @@ class AgentDpdkTest : public ::testing::TestWithParam<Vdev> {
     return std::make_unique<AgentProcess>(ns, config, "127.0.0.1", port, dir_.path(), name);
   }
 
-  static void expect_replies(const AgentProcess& agent, const std::vector<std::string>& names, double count) {
-    std::string seen;
-    const bool enough = wait_until(
-        [&] {
-          seen.clear();
-          const auto m = agent.metrics();
-          bool all = true;
-          for (const auto& name : names) {
-            const double v = only_value(m, "hubprobe_replies_received_total", {{"peer", name}});
-            seen += " " + name + "=" + std::to_string(v);
-            all = all && v >= count;
-          }
-          return all;
-        },
-        Seconds(10));
-    EXPECT_TRUE(enough) << "replies:" << seen << "\n" << agent.describe();
-  }
-
   TempDir dir_;
   std::unique_ptr<Testbed> bed_;
 };
@@ -125,33 +102,35 @@ class AgentDpdkTest : public ::testing::TestWithParam<Vdev> {
 TEST_P(AgentDpdkTest, DpdkAndKernelAgentsProbeEachOtherOverIpv4AndIpv6) {
   auto dpdk = start(bed_->reflector(), dpdk_file(), kDpdkMetrics, "dpdk");
   auto kernel = start(bed_->sender(), kernel_file(), kKernelMetrics, "kernel");
-  expect_replies(*kernel, {"d4", "d6"}, 20);
-  expect_replies(*dpdk, {"k4", "k6"}, 20);
+  EXPECT_TRUE(replies_at_least(*kernel, {"d4", "d6"}, 20, Seconds(10)));
+  EXPECT_TRUE(replies_at_least(*dpdk, {"k4", "k6"}, 20, Seconds(10)));
 
   const json status = dpdk->status();
   EXPECT_EQ(status["agent"]["backend"], "dpdk") << status.dump(2);
-  EXPECT_EQ(metric(*dpdk, "hubprobe_dataplane_attachment_info",
-                   {{"interface", std::string(GetParam().name) + "0"}, {"mode", "poll"}}),
+  EXPECT_EQ(metric_or_zero(*dpdk, "hubprobe_dataplane_attachment_info",
+                           {{"interface", std::string(GetParam().name) + "0"}, {"mode", "poll"}}),
             1);
   // The dpdk agent's reflector answered the kernel agent (the user-space reflector on the lcore loop).
-  EXPECT_GE(metric(*dpdk, "hubprobe_reflector_replies_total", {{"backend", "dpdk"}}), 40);
+  EXPECT_GE(metric_or_zero(*dpdk, "hubprobe_reflector_replies_total", {{"backend", "dpdk"}}), 40);
   // Its own probes: T4 from the TSC at RX burst, T1 from the TSC just before the TX burst.
   for (const char* peer : {"k4", "k6"}) {
-    const double replies = metric(*dpdk, "hubprobe_replies_received_total", {{"peer", peer}});
-    EXPECT_GE(metric(*dpdk, "hubprobe_timestamps_total", {{"peer", peer}, {"timestamp", "t4"}, {"source", "tsc"}}),
-              replies - 1)
+    const double replies = metric_or_zero(*dpdk, "hubprobe_replies_received_total", {{"peer", peer}});
+    EXPECT_GE(
+        metric_or_zero(*dpdk, "hubprobe_timestamps_total", {{"peer", peer}, {"timestamp", "t4"}, {"source", "tsc"}}),
+        replies - 1)
         << peer;
-    EXPECT_GE(metric(*dpdk, "hubprobe_timestamps_total", {{"peer", peer}, {"timestamp", "t1"}, {"source", "tsc"}}),
-              replies - 1)
+    EXPECT_GE(
+        metric_or_zero(*dpdk, "hubprobe_timestamps_total", {{"peer", peer}, {"timestamp", "t1"}, {"source", "tsc"}}),
+        replies - 1)
         << peer;
   }
   // The port did its own link layer: it learnt the kernel agent's MAC by asking (the kernel next door learnt
   // the port's from those requests).
   const auto link = [&](const char* kind) {
-    return metric(*dpdk, "hubprobe_dataplane_link_frames_total", {{"kind", kind}});
+    return metric_or_zero(*dpdk, "hubprobe_dataplane_link_frames_total", {{"kind", kind}});
   };
   EXPECT_GE(link("resolution_learnt"), 2) << "an IPv4 and an IPv6 neighbour";
-  EXPECT_EQ(metric(*dpdk, "hubprobe_dataplane_dropped_frames_total", {{"reason", "bad_checksum"}}), 0);
+  EXPECT_EQ(metric_or_zero(*dpdk, "hubprobe_dataplane_dropped_frames_total", {{"reason", "bad_checksum"}}), 0);
   const CommandResult neigh = bed_->sender().exec({"ip", "neigh", "show", "dev", Testbed::kSenderIf});
   EXPECT_NE(neigh.out.find(Testbed::kReflectorV4), std::string::npos) << neigh.out;
   // With the kernel's neighbour cache flushed, `ping` finds the port by ARP and ND, which it answers.

@@ -394,6 +394,32 @@ std::string AgentProcess::metrics_text() const {
 
 std::vector<Sample> AgentProcess::metrics() const { return parse_exposition(metrics_text()); }
 
+double metric_or_zero(const AgentProcess& agent, const std::string& name,
+                      const std::map<std::string, std::string>& labels) {
+  const double v = only_value(agent.metrics(), name, labels);
+  return std::isnan(v) ? 0 : v;
+}
+
+::testing::AssertionResult replies_at_least(const AgentProcess& agent, const std::vector<std::string>& names,
+                                            double count, Seconds timeout) {
+  std::string seen;
+  const bool enough = wait_until(
+      [&] {
+        seen.clear();
+        const auto m = agent.metrics();
+        bool all = true;
+        for (const auto& name : names) {
+          const double v = only_value(m, "hubprobe_replies_received_total", {{"peer", name}});
+          seen += " " + name + "=" + std::to_string(v);
+          all = all && v >= count;
+        }
+        return all;
+      },
+      timeout);
+  if (enough) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "replies:" << seen << "\n" << agent.describe();
+}
+
 json peer_of(const json& status, const std::string& name) {
   if (!status.contains("peers") || !status["peers"].is_array()) return nullptr;
   for (const auto& p : status["peers"]) {

@@ -104,6 +104,13 @@ std::vector<Sample> select(const std::vector<Sample>& samples, const std::string
 /// The value of the only sample matching (NaN when there is none or more than one).
 double only_value(const std::vector<Sample>& samples, const std::string& name,
                   const std::map<std::string, std::string>& labels = {});
+class AgentProcess;
+/// The value of `name` with `labels` on `agent`'s /metrics, 0 when absent (a counter not yet counting).
+double metric_or_zero(const AgentProcess& agent, const std::string& name,
+                      const std::map<std::string, std::string>& labels);
+/// Waits up to `timeout` until `agent` counts at least `count` replies from each peer in `names`.
+::testing::AssertionResult replies_at_least(const AgentProcess& agent, const std::vector<std::string>& names,
+                                            double count, Seconds timeout);
 
 // ---- configuration files ---------------------------------------------------------------------------
 
