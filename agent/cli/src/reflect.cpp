@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "hubprobe/reflect.h"
 
-#include <unistd.h>
-
 #include "hubprobe/dpdk_eal_args.h"
 
 #include <ostream>
@@ -112,9 +110,7 @@ int run_reflector(const ReflectOptions& options, std::ostream& out, std::ostream
   out.flush();
 
   // A busy-polled port's loop runs on its lcore, as the agent's does.
-  const int cpu = options.dataplane.backend == "dpdk"
-                      ? dpdk::loop_lcore(options.dataplane.dpdk, static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)))
-                      : -1;
+  const int cpu = options.dataplane.backend == "dpdk" ? dpdk::loop_lcore(options.dataplane.dpdk) : -1;
   if (auto ran = (*service)->run(stop, cpu); !ran) {
     err << "hubprobe reflect: " << ran.error().message << "\n";
     return 3;

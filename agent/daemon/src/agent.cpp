@@ -6,8 +6,6 @@
 #include "hubprobe/dpdk_eal_args.h"
 #include "hubprobe/probe_outcome.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -377,7 +375,7 @@ void Agent::probe_loop() {
     steps.push_back(&reflector);
     options.wait = dp::WaitKind::kBusyPoll;
     if (config_.dataplane.backend == "dpdk") {
-      options.cpu = dpdk::loop_lcore(config_.dataplane.dpdk, static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)));
+      options.cpu = dpdk::loop_lcore(config_.dataplane.dpdk);
       options.idle_pause_ns = int64_t{config_.dataplane.dpdk.idle_pause_us} * 1000;
     }
   }

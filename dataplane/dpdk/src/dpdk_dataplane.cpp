@@ -80,7 +80,7 @@ Result<void> start_eal(const dp::DpdkOptions& options) {
   std::lock_guard lock(eal_mutex);
   if (eal_ended) return make_error("dpdk: the EAL was ended in this process and cannot start again", EALREADY);
   if (eal_started) return {};
-  const auto arguments = eal_arguments(options, getpid(), static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)));
+  const auto arguments = eal_arguments(options, getpid(), online_cpus());
   if (!without_hugepages(arguments) && hugepages_free() == 0) {
     return make_error(
         "no free hugepages (HugePages_Free is 0 in /proc/meminfo): reserve some (echo 256 > "
@@ -145,7 +145,6 @@ class TscClock final : public dp::ClockDomain {
     slots_[next].update(read());
     current_.store(next, std::memory_order_release);
   }
-  const TscCalibration& calibration() const { return slots_[current_.load(std::memory_order_acquire)]; }
 
  private:
   static TscReading read() {
@@ -162,12 +161,6 @@ class TscClock final : public dp::ClockDomain {
   std::atomic<int> current_{0};
   int64_t refreshed_at_ = 0;
 };
-
-std::string mac_text(const Mac& mac) {
-  char text[18];
-  std::snprintf(text, sizeof text, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
-  return text;
-}
 
 /// A datagram waiting for its endpoint: the frame stays in its mbuf until handed out.
 struct Waiting {
@@ -584,8 +577,6 @@ Result<std::unique_ptr<DpdkDataplane>> DpdkDataplane::open(const dp::DpdkOptions
 DpdkDataplane::DpdkDataplane(std::shared_ptr<Device> device) : device_(std::move(device)) {}
 
 DpdkDataplane::~DpdkDataplane() = default;
-
-std::string DpdkDataplane::mac() const { return mac_text(device_->link->mac()); }
 
 std::vector<dp::Attachment> DpdkDataplane::attachments() const { return {{device_->port_name, "poll"}}; }
 

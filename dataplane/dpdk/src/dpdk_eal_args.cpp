@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "hubprobe/dpdk_eal_args.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 
 namespace hubprobe::dpdk {
@@ -19,6 +21,10 @@ bool has(const std::vector<std::string>& arguments, std::initializer_list<std::s
 }  // namespace
 
 int loop_lcore(const dp::DpdkOptions& options, int cpus) { return options.lcore >= 0 ? options.lcore : cpus - 1; }
+
+int online_cpus() { return static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)); }
+
+int loop_lcore(const dp::DpdkOptions& options) { return loop_lcore(options, online_cpus()); }
 
 std::vector<std::string> eal_arguments(const dp::DpdkOptions& options, int pid, int cpus) {
   std::vector<std::string> arguments{"hubprobe"};

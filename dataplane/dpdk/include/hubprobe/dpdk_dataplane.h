@@ -31,9 +31,6 @@ class DpdkDataplane final : public dp::Dataplane {
   /// device and fwmark mean nothing here (EINVAL); dscp applies to what it sends.
   Result<std::unique_ptr<dp::Port>> open_port(const dp::PortOptions& options) override;
 
-  /// The port's MAC as text (for logs and tests).
-  std::string mac() const;
-
   struct Device;
 
  private:
