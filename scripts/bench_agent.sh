@@ -42,6 +42,7 @@ usage: scripts/bench_agent.sh [--quick] [--peers N] [--interval-ms MS] [--warmup
                      rounds' windows, memory the largest (default 1)
   --scrapes K        /metrics scrapes per exporter and round, one every 0.5 s, after the window (default 20)
   --tools LIST       comma-separated subset of hubprobed,fping,smokeping (default all three)
+  --tick T           hubprobed's [agent] tick, e.g. 2ms (default "auto": a tenth of the interval)
   --quick            --duration 20 --warmup 5 --scrapes 10; prints the report only unless --doc is given
   --doc FILE         Markdown file whose bench-agent section is rewritten (default docs/benchmarks.md)
   --no-doc           only print the report
@@ -56,6 +57,7 @@ duration=
 rounds=1
 scrapes=
 tools_arg=hubprobed,fping,smokeping
+tick=auto
 doc=$top/docs/benchmarks.md
 doc_given=
 write_doc=
@@ -71,6 +73,7 @@ while (($#)); do
     --rounds) rounds=${2:?}; shift ;;
     --scrapes) scrapes=${2:?}; shift ;;
     --tools) tools_arg=${2:?}; shift ;;
+    --tick) tick=${2:?}; shift ;;
     --doc) doc=${2:?}; doc_given=1; shift ;;
     --no-doc) write_doc=0 ;;
     --raw) raw_dir=${2:?}; shift ;;
@@ -224,6 +227,7 @@ done
 [agent]
 id = "bench-agent"
 hub = "bench"
+tick = "$tick"
 
 [reflector]
 enabled = false
@@ -268,7 +272,7 @@ command_for() { # the argv of a tool, one per line
 }
 shown_command() { # how the report shows it
   case $1 in
-    hubprobed) echo "hubprobed -c hubprobed.toml  ($peers [[peer]], interval \"${interval_ms}ms\", [reflector] enabled = false)" ;;
+    hubprobed) echo "hubprobed -c hubprobed.toml  ($peers [[peer]], interval \"${interval_ms}ms\", tick \"$tick\", [reflector] enabled = false)" ;;
     fping) echo "fping -l -Q $fping_quiet_s -p $interval_ms -i $fping_gap_ms <$peers addresses>" ;;
     smokeping) echo "$(basename "$smokeping_bin") --config.file=smokeping.yml --privileged --web.listen-address=$smokeping_metrics  ($peers hosts, interval: ${interval_ms}ms, protocol: icmp)" ;;
   esac
@@ -455,6 +459,17 @@ scrape_stats() { # TOOL -> "n p50_ms max_ms size_kib" over the successful scrape
           printf "%d %.1f %.1f %.1f\n", n, v[int((n + 1) / 2)], v[n], size / 1024 }'
 }
 
+rtt_quantiles() { # FILE -> "p50 A, p90 B, p99 C, max D": per quantile, the median over the peers
+  awk 'match($0, /^hubprobe_rtt_window_seconds\{.*quantile="([0-9.]+)"/) {
+      q = $0; sub(/.*quantile="/, "", q); sub(/".*/, "", q); print q, $NF * 1e6 }' "$1" |
+    sort -k1,1 -k2,2g | awk '
+      { v[$1, ++n[$1]] = $2 }
+      END { split("0.5 0.9 0.99 1", qs, " "); split("p50 p90 p99 max", names, " "); out = ""
+            for (i = 1; i <= 4; i++) { q = qs[i]; if (!(q in n)) continue
+              out = out (out == "" ? "" : ", ") sprintf("%s %.1f", names[i], v[q, int((n[q] + 1) / 2)]) }
+            print (out == "" ? "none" : out) }'
+}
+
 report=$work/report.md
 {
   echo "_Measured $(date -u '+%Y-%m-%d %H:%M UTC') with \`sudo $command_line\`._"
@@ -504,6 +519,11 @@ report=$work/report.md
       "$(calc "printf \"%.2f\", ${refl_ns[hubprobed]} / 1e9 / ${win_s[hubprobed]} * 100") % of one core" \
       "(on-CPU time of its threads in hubprobed's windows); ${reflector_summary:-no summary}."
     echo
+    if [[ -s $work/hubprobed.metrics.last ]]; then
+      echo "hubprobed's RTT over its last window (hubprobe_rtt_window_seconds at the last scrape), the median over" \
+        "the peers of each quantile, in µs: $(rtt_quantiles "$work/hubprobed.metrics.last")."
+      echo
+    fi
   fi
   if has_tool smokeping && [[ -s $work/smokeping.metrics.last ]]; then
     echo "smokeping_prober's own counters at its last scrape (since its start):" \

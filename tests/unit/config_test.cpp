@@ -174,6 +174,7 @@ TEST(ConfigDefaults, ExampleFileShowsTheRealDefaults) {
   auto all = parse_config(uncommented, example);
   ASSERT_TRUE(all.ok()) << all.error().message;
   EXPECT_EQ(all->agent, loaded->agent);
+  EXPECT_EQ(all->tick_ns, loaded->tick_ns);
   EXPECT_EQ(all->dataplane, loaded->dataplane);
   EXPECT_EQ(all->reflector, loaded->reflector);
   EXPECT_EQ(all->peers, loaded->peers);
@@ -439,7 +440,7 @@ aaa = 2
 
 TEST(ConfigErrors, UnknownKeyInNestedTables) {
   EXPECT_EQ(parse_error(with_agent("[agent.extra]\n")),
-            R"(hubprobe.toml:5:8: agent.extra: unknown key (expected one of: id hub))");
+            R"(hubprobe.toml:5:8: agent.extra: unknown key (expected one of: id hub tick))");
   EXPECT_EQ(parse_error(with_agent("[dataplane.netmap]\n")),
             "hubprobe.toml:5:12: dataplane.netmap: unknown key (expected one of: backend kernel xdp dpdk)");
   EXPECT_EQ(
@@ -487,6 +488,19 @@ TEST(ConfigErrors, OutOfRange) {
   EXPECT_EQ(
       parse_error(with_agent("[metrics]\nlisten = \"[::1]:9862\"\n")),
       R"(hubprobe.toml:6:10: metrics.listen: expected an IPv4 address and port like "127.0.0.1:9862", got "[::1]:9862")");
+}
+
+TEST(ConfigAgent, TickIsAutoOrADuration) {
+  EXPECT_EQ(parse_ok(kMinimal).tick_ns, 0);  // auto
+  const std::string agent = "[agent]\nid = \"gz-edge-01\"\nhub = \"gz\"\n";
+  EXPECT_EQ(parse_ok(agent + "tick = \"auto\"\n").tick_ns, 0);
+  EXPECT_EQ(parse_ok(agent + "tick = \"5ms\"\n").tick_ns, 5 * kMillisecond);
+  EXPECT_EQ(parse_error(agent + "tick = \"500us\"\n"),
+            R"(hubprobe.toml:4:8: agent.tick: expected a duration from 1ms to 100ms, got "500us")");
+  EXPECT_EQ(parse_error(agent + "tick = \"1s\"\n"),
+            R"(hubprobe.toml:4:8: agent.tick: expected a duration from 1ms to 100ms, got "1s")");
+  EXPECT_EQ(
+      parse_error(agent + "tick = \"automatic\"\n").rfind("hubprobe.toml:4:8: agent.tick: expected a duration", 0), 0u);
 }
 
 TEST(ConfigErrors, BadDuration) {

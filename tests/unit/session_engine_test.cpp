@@ -166,6 +166,32 @@ TEST(SessionEngines, TimeoutThenLateReplyThenDuplicate) {
   EXPECT_EQ(h.sender.counters().duplicates, 1u);
 }
 
+TEST(SessionEngines, TheHistoryTellsLateRepliesFromStrangersOverItsLength) {
+  EXPECT_EQ(history_for(1000 * kMs, 1000 * kMs), 256u);   // the least
+  EXPECT_EQ(history_for(10 * kMs, 60'000 * kMs), 4096u);  // the most
+  for (const uint32_t history : {64u, 128u}) {
+    SenderOptions options;
+    options.timeout_ns = kMs;
+    options.history = history;
+    Harness h(options);
+    h.send(kBase);
+    auto reply = h.reflect(kBase + kMs / 4, kBase + kMs / 4, kBase + kMs / 2);
+    ASSERT_TRUE(reply);
+    std::vector<uint8_t> kept(h.reply.begin(), h.reply.begin() + reply->length);
+    reply->data = kept.data();
+    reply->capacity = static_cast<uint32_t>(kept.size());
+    for (int i = 1; i <= 64; ++i) {  // each lost in turn; seq 64 takes the slot of seq 0 in 64 entries
+      h.sender.advance(kBase + i * 10 * kMs);
+      h.send(kBase + i * 10 * kMs);
+    }
+    h.sender.advance(kBase + 700 * kMs);
+    EXPECT_EQ(h.sender.counters().lost, 65u);
+    h.sender.on_receive(*reply, both(kBase + 701 * kMs));
+    EXPECT_EQ(h.sender.counters().late, history == 64 ? 0u : 1u) << history;
+    EXPECT_EQ(h.sender.counters().unexpected, history == 64 ? 1u : 0u) << history;
+  }
+}
+
 TEST(SessionEngines, ForeignRepliesAreCountedAndDropped) {
   Harness h;
   const uint32_t tx_id = h.send(kBase);

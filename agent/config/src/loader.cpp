@@ -40,13 +40,16 @@ void Loader::read_agent(const toml::table& root, AgentConfig& config) {
   constexpr std::string_view kHubExample = "gz";
   const toml::table* agent = optional_table(root, "agent", "agent", "a table [agent] with id and hub");
   if (agent == nullptr) missing(root, "agent.id", "a name like \"gz-edge-01\"");
-  check_keys(*agent, "agent", {"id", "hub"});
+  check_keys(*agent, "agent", {"id", "hub", "tick"});
   const toml::node* id = agent->get("id");
   if (id == nullptr) missing(*agent, "agent.id", "a name like \"gz-edge-01\"");
   config.agent.id = read_name(*id, "agent.id", kIdExample);
   const toml::node* hub = agent->get("hub");
   if (hub == nullptr) missing(*agent, "agent.hub", "a hub name like \"gz\"");
   config.agent.hub = read_name(*hub, "agent.hub", kHubExample);
+  if (const toml::node* tick = agent->get("tick"); tick != nullptr && !(tick->value<std::string>() == "auto")) {
+    config.tick_ns = read_duration(*tick, "agent.tick", kMillisecond, 100 * kMillisecond);
+  }
 }
 
 void Loader::read_dataplane(const toml::table& root, AgentConfig& config) {

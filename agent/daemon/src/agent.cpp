@@ -14,9 +14,12 @@
 namespace hubprobe {
 
 namespace {
-// The probe thread's tick: replies and TX timestamps wait in the kernel (with their kernel timestamps)
-// until the next tick, so a coarse tick costs no precision and batches the system calls.
-constexpr int64_t kTickNs = 2'000'000;
+// The probe thread's tick ([agent] tick): replies and TX timestamps wait in the kernel (with their kernel
+// timestamps) until the next tick, and probes leave at the first tick at or after they are due, so a
+// coarse tick costs no precision and batches the system calls. "auto": a tenth of the shortest interval
+// (10 ms at the default 100 ms), within these bounds.
+constexpr int64_t kAutoTickMinNs = 2'000'000;
+constexpr int64_t kAutoTickMaxNs = 20'000'000;
 constexpr int64_t kMaxSleepNs = 100'000'000;
 constexpr int64_t kOncePerSecond = 1'000'000'000;
 
@@ -354,9 +357,14 @@ StepResult Agent::probe_step(const Now& now) {
     if (now.mono - counters_refreshed_at_ >= kOncePerSecond) refresh_sender_counters(now.mono);
   }
   last_tick_.store(now.mono, std::memory_order_relaxed);
-  // A tick at least every 100 ms, and at most every 2 ms (replies wait in the kernel until then).
-  result.next_deadline = std::clamp(result.next_deadline, now.mono + kTickNs, now.mono + kMaxSleepNs);
+  // A tick at least every 100 ms, and at most every tick (replies wait in the kernel until then).
+  result.next_deadline = std::clamp(result.next_deadline, now.mono + tick_ns(), now.mono + kMaxSleepNs);
   return result;
+}
+
+int64_t Agent::tick_ns() const {
+  if (config_.tick_ns > 0) return config_.tick_ns;
+  return std::clamp(engine_->shortest_interval() / 10, kAutoTickMinNs, kAutoTickMaxNs);
 }
 
 StepResult Agent::reflector_step(const Now& now) {

@@ -136,6 +136,7 @@ Result<void> ProbeEngine::add_session(const SessionSpec& spec, uint64_t phase_se
   options.ssid = ssid;
   options.packet_size = spec.packet_size;
   options.timeout_ns = spec.timeout_ns;
+  options.history = stamp::history_for(spec.interval_ns, spec.timeout_ns);
   // No TX stamps will come: T1 is the send time, and a reply need not wait for a stamp.
   if (!has_tx_timestamps(keys)) options.tx_timestamp_grace_ns = 0;
 
@@ -148,9 +149,59 @@ Result<void> ProbeEngine::add_session(const SessionSpec& spec, uint64_t phase_se
   session.next_send =
       now + static_cast<int64_t>(phase_seed % static_cast<uint64_t>(std::max<int64_t>(spec.interval_ns, 1)));
   for (const PortKey& key : keys) ports_.at(key).session_by_ssid[ssid] = spec.id;
-  sessions_.emplace(spec.id, std::move(session));
+  enroll(sessions_.emplace(spec.id, std::move(session)).first->second);
   return {};
 }
+
+void ProbeEngine::enroll(Session& session) {
+  session.serial = next_serial_++;
+  session.armed = kNotArmed;
+  session.touched = false;
+  by_serial_[session.serial] = &session;
+  ++intervals_[session.spec.interval_ns];
+  if (session.sending()) send_timers_.push({session.next_send, session.serial});
+  arm(session);
+}
+
+void ProbeEngine::unenroll(const Session& session) {
+  by_serial_.erase(session.serial);
+  if (auto it = intervals_.find(session.spec.interval_ns); it != intervals_.end() && --it->second == 0) {
+    intervals_.erase(it);
+  }
+}
+
+ProbeEngine::Session* ProbeEngine::live(uint64_t serial) {
+  auto it = by_serial_.find(serial);
+  return it == by_serial_.end() ? nullptr : it->second;
+}
+
+void ProbeEngine::arm(Session& session) {
+  const MonoNs deadline = session.sender->next_deadline();
+  if (deadline >= session.armed) return;
+  session.armed = deadline;
+  deadline_timers_.push({deadline, session.serial});
+}
+
+void ProbeEngine::touch(Session& session) {
+  if (session.touched) return;
+  session.touched = true;
+  touched_.push_back(session.serial);
+}
+
+void ProbeEngine::prune() {
+  while (!send_timers_.empty()) {
+    const Session* session = live(send_timers_.top().serial);
+    if (session != nullptr && session->sending() && session->next_send == send_timers_.top().at) break;
+    send_timers_.pop();
+  }
+  while (!deadline_timers_.empty()) {
+    const Session* session = live(deadline_timers_.top().serial);
+    if (session != nullptr && session->armed == deadline_timers_.top().at) break;
+    deadline_timers_.pop();
+  }
+}
+
+int64_t ProbeEngine::shortest_interval() const { return intervals_.empty() ? 0 : intervals_.begin()->first; }
 
 bool ProbeEngine::has_tx_timestamps(const std::vector<PortKey>& keys) const {
   return std::any_of(keys.begin(), keys.end(),
@@ -161,14 +212,18 @@ void ProbeEngine::remove_session(const std::string& id) {
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return;
   for (const PortKey& key : it->second.port_keys) release_port(key, it->second.sender->options().ssid, id);
+  unenroll(it->second);
   sessions_.erase(it);
+  prune();
 }
 
 std::optional<ProbeEngine::Session> ProbeEngine::detach(const std::string& id) {
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return std::nullopt;
+  unenroll(it->second);
   Session session = std::move(it->second);
   sessions_.erase(it);
+  prune();
   for (const PortKey& key : session.port_keys) release_port(key, session.sender->options().ssid, id);
   return session;
 }
@@ -183,7 +238,7 @@ Result<void> ProbeEngine::attach(Session session) {
   session.port_keys = std::move(*acquired);
   session.next_port %= session.port_keys.size();
   const std::string id = session.spec.id;
-  sessions_.emplace(id, std::move(session));
+  enroll(sessions_.emplace(id, std::move(session)).first->second);
   return {};
 }
 
@@ -231,6 +286,7 @@ const stamp::SessionSender* ProbeEngine::sender(const std::string& id) const {
 
 void ProbeEngine::stop_sending(const std::string& id) {
   if (auto it = sessions_.find(id); it != sessions_.end()) it->second.stopped = true;
+  prune();
 }
 
 bool ProbeEngine::finished(const std::string& id) const {
@@ -239,17 +295,12 @@ bool ProbeEngine::finished(const std::string& id) const {
 }
 
 MonoNs ProbeEngine::next_due() const {
-  MonoNs due = std::numeric_limits<MonoNs>::max();
-  for (const auto& [id, session] : sessions_) {
-    if (session.sending()) due = std::min(due, session.next_send);
-  }
-  return due;
+  return send_timers_.empty() ? std::numeric_limits<MonoNs>::max() : send_timers_.top().at;
 }
 
 MonoNs ProbeEngine::next_deadline() const {
-  MonoNs deadline = next_due();
-  for (const auto& [id, session] : sessions_) deadline = std::min(deadline, session.sender->next_deadline());
-  return deadline;
+  const MonoNs sender = deadline_timers_.empty() ? std::numeric_limits<MonoNs>::max() : deadline_timers_.top().at;
+  return std::min(next_due(), sender);
 }
 
 dp::WaitKind ProbeEngine::wait_kind() const {
@@ -297,7 +348,10 @@ size_t ProbeEngine::drain_tx_stamps(PortState& port) {
       auto session = sessions_.find(owner->second);
       port.session_by_tx_id.erase(owner);
       tx_stamps_[i].ts = dp::to_wall(clock, tx_stamps_[i].ts);
-      if (session != sessions_.end()) session->second.sender->on_tx_timestamp(tx_stamps_[i]);
+      if (session != sessions_.end()) {
+        session->second.sender->on_tx_timestamp(tx_stamps_[i]);
+        touch(session->second);
+      }
       ++matched;
     }
     if (n < tx_stamps_.size()) break;
@@ -321,6 +375,7 @@ size_t ProbeEngine::collect(PortState& port, const Now& now) {
         continue;
       }
       session->sender->on_receive(rx_[i], now);
+      touch(*session);
     }
     if (*received < rx_.size()) break;
   }
@@ -331,38 +386,72 @@ StepResult ProbeEngine::run_tick(const Now& now, const ClockState& clock, ProbeL
   ++counters_.ticks;
   StepResult result;
   for (auto& [key, port] : ports_) result.work += collect(port, now);
-
-  for (auto& [id, session] : sessions_) {
-    session.sender->advance(now.mono);
-    for (const auto& event : session.sender->poll_events()) listener.on_probe_event(id, event, now);
-  }
+  settle(now, listener);
   result.work += send_due(now, clock, listener);
   // TX stamps that never came (a dropped error-queue message) must not pile up.
   for (auto& [key, port] : ports_) {
     if (port.session_by_tx_id.size() > 4 * sessions_.size() + 1024) port.session_by_tx_id.clear();
   }
+  prune();
   result.next_deadline = next_deadline();
   return result;
 }
 
+void ProbeEngine::settle(const Now& now, ProbeListener& listener) {
+  while (!deadline_timers_.empty() && deadline_timers_.top().at <= now.mono) {
+    const Timer timer = deadline_timers_.top();
+    deadline_timers_.pop();
+    Session* session = live(timer.serial);
+    if (session == nullptr || session->armed != timer.at) continue;  // stale: a later entry counts
+    session->armed = kNotArmed;
+    touch(*session);
+  }
+  for (const uint64_t serial : touched_) {
+    Session* session = live(serial);
+    if (session == nullptr) continue;
+    session->touched = false;
+    session->sender->advance(now.mono);
+    events_.clear();
+    session->sender->take_events(events_);
+    const std::string id = session->spec.id;  // the listener may remove the session
+    for (const auto& event : events_) listener.on_probe_event(id, event, now);
+    if ((session = live(serial)) != nullptr) arm(*session);
+  }
+  touched_.clear();
+}
+
+bool ProbeEngine::queue_probe(Session& session, const Now& now, const ClockState& clock, ProbeListener& listener) {
+  auto probe = session.sender->build_probe(session.buffer, now, clock);
+  if (!probe) {
+    listener.on_build_failed(session.spec.id, probe.error());
+    return false;
+  }
+  probe->tos = session.spec.dscp >= 0 ? session.spec.dscp << 2 : -1;
+  PortState& port = ports_.at(session.port_keys[session.next_port]);
+  port.batch.push_back(*probe);
+  port.owners.push_back(&session);
+  session.next_send += session.spec.interval_ns;
+  // After a stall keep the rhythm rather than bursting to catch up.
+  if (session.next_send <= now.mono) session.next_send = now.mono + session.spec.interval_ns;
+  return true;
+}
+
 size_t ProbeEngine::send_due(const Now& now, const ClockState& clock, ProbeListener& listener) {
-  // One batch per port: one pass over the sessions puts each due probe in the batch of the port it
-  // leaves from (a session with a source-port set uses its ports in turn).
-  for (auto& [id, session] : sessions_) {
-    if (session.next_send > now.mono || !session.sending()) continue;
-    auto probe = session.sender->build_probe(session.buffer, now, clock);
-    if (!probe) {
-      listener.on_build_failed(id, probe.error());
+  // One batch per port: the sessions due (the top of send_timers_) put their probe in the batch of the
+  // port it leaves from (a session with a source-port set uses its ports in turn).
+  while (!send_timers_.empty() && send_timers_.top().at <= now.mono) {
+    const Timer timer = send_timers_.top();
+    send_timers_.pop();
+    Session* session = live(timer.serial);
+    if (session == nullptr || !session->sending() || session->next_send != timer.at) continue;
+    if (!queue_probe(*session, now, clock, listener)) {
+      retry_.push_back(timer);  // due again at the next tick
       continue;
     }
-    probe->tos = session.spec.dscp >= 0 ? session.spec.dscp << 2 : -1;
-    PortState& port = ports_.at(session.port_keys[session.next_port]);
-    port.batch.push_back(*probe);
-    port.owners.push_back(&session);
-    session.next_send += session.spec.interval_ns;
-    // After a stall keep the rhythm rather than bursting to catch up.
-    if (session.next_send <= now.mono) session.next_send = now.mono + session.spec.interval_ns;
+    if (session->sending()) send_timers_.push({session->next_send, timer.serial});
   }
+  for (const Timer& timer : retry_) send_timers_.push(timer);
+  retry_.clear();
   size_t left = 0;
   for (auto& [key, port] : ports_) {
     if (port.batch.empty()) continue;
@@ -377,11 +466,13 @@ size_t ProbeEngine::send_due(const Now& now, const ClockState& clock, ProbeListe
         packet.sent_at = dp::to_wall(*port.capabilities.clock, packet.sent_at);
         session.sender->on_sent(packet);
         if (port.capabilities.tx_timestamps()) port.session_by_tx_id[packet.tx_id] = session.spec.id;
+        arm(session);
         listener.on_probe_sent(session.spec.id, seq, now);
         ++left;
       } else {
         session.sender->on_send_failed();
         ++counters_.send_errors;
+        arm(session);
         listener.on_send_failed(session.spec.id, seq,
                                 sent ? make_error(std::strerror(packet.error), packet.error) : sent.error());
       }

@@ -2,6 +2,7 @@
 #include "hubprobe/session_sender.h"
 
 #include <algorithm>
+#include <bit>
 #include <limits>
 
 namespace hubprobe::stamp {
@@ -27,15 +28,27 @@ bool spans_clock_step(const dp::Timestamp& t1, const dp::Timestamp& t4, MonoNs b
   const int64_t mono_elapsed = received_at - built_at;
   return wall_elapsed < -kClockStepToleranceNs || wall_elapsed > mono_elapsed + kClockStepToleranceNs;
 }
+
+constexpr uint32_t kDefaultHistory = 1 << 12;
+constexpr uint32_t kMinHistory = 64;
+
+size_t history_size(uint32_t asked) {
+  return std::bit_ceil(std::max(asked == 0 ? kDefaultHistory : asked, kMinHistory));
+}
 }  // namespace
+
+uint32_t history_for(int64_t interval_ns, int64_t timeout_ns) {
+  const int64_t probes = 16 * (timeout_ns / std::max<int64_t>(interval_ns, 1) + 1);
+  return static_cast<uint32_t>(std::clamp<int64_t>(probes, 256, kDefaultHistory));
+}
 
 SessionSender::SessionSender(SenderOptions options, SocketAddress reflector)
     : options_(std::move(options)),
       reflector_(reflector),
       packet_size_(options_.packet_size != 0 ? options_.packet_size
                                              : static_cast<uint32_t>(base_length(options_.mode))),
-      history_seq_(kHistory, 0),
-      history_state_(kHistory, SeqState::kUnknown) {}
+      history_seq_(history_size(options_.history), 0),
+      history_state_(history_seq_.size(), SeqState::kUnknown) {}
 
 Result<dp::TxPacket> SessionSender::build_probe(std::span<uint8_t> buffer, const Now& now, const ClockState& clock) {
   if (buffer.size() < packet_size_) return make_error("probe buffer smaller than the packet size");
@@ -225,20 +238,30 @@ MonoNs SessionSender::next_deadline() const {
 
 std::vector<ProbeEvent> SessionSender::poll_events() {
   std::vector<ProbeEvent> out;
-  out.swap(events_);
-  // Replies are completed in arrival order, losses in table order: report in sequence order.
-  std::stable_sort(out.begin(), out.end(), [](const ProbeEvent& a, const ProbeEvent& b) { return a.seq < b.seq; });
+  take_events(out);
   return out;
 }
 
+size_t SessionSender::take_events(std::vector<ProbeEvent>& out) {
+  const size_t first = out.size();
+  out.insert(out.end(), events_.begin(), events_.end());
+  events_.clear();
+  // Replies are completed in arrival order, losses in table order: report in sequence order.
+  std::stable_sort(out.begin() + static_cast<std::ptrdiff_t>(first), out.end(),
+                   [](const ProbeEvent& a, const ProbeEvent& b) { return a.seq < b.seq; });
+  return out.size() - first;
+}
+
 void SessionSender::remember(uint32_t seq, SeqState state) {
-  history_seq_[seq % kHistory] = seq;
-  history_state_[seq % kHistory] = state;
+  const size_t slot = seq & (history_seq_.size() - 1);
+  history_seq_[slot] = seq;
+  history_state_[slot] = state;
 }
 
 SessionSender::SeqState SessionSender::recall(uint32_t seq) const {
-  if (history_seq_[seq % kHistory] != seq) return SeqState::kUnknown;
-  return history_state_[seq % kHistory];
+  const size_t slot = seq & (history_seq_.size() - 1);
+  if (history_seq_[slot] != seq) return SeqState::kUnknown;
+  return history_state_[slot];
 }
 
 }  // namespace hubprobe::stamp

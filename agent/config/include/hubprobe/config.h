@@ -184,6 +184,9 @@ struct SchedulerConfig {
 struct AgentConfig {
   std::string source;  ///< the file it came from (for messages)
   AgentIdentity agent;
+  /// [agent] tick: how often the probe thread wakes to send the probes due and read what arrived;
+  /// 0 = "auto" (a tenth of the shortest probe interval, 2 to 20 ms).
+  int64_t tick_ns = 0;
   DataplaneConfig dataplane;
   ReflectorConfig reflector;
   ProbeSettings probe;                  ///< the defaults, as written (size 0 = base packet)

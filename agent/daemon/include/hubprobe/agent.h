@@ -101,8 +101,10 @@ class Agent : private ProbeListener {
   Result<void> open_ports(const AgentConfig& config, const Now& now);
   /// The probe thread: an EngineLoop of probe_step(), and of reflector_step() with one_loop_.
   void probe_loop();
-  /// One tick of the probe engine (mutex_ held for it); its deadline kept 2 to 100 ms ahead.
+  /// One tick of the probe engine (mutex_ held for it); its deadline kept one tick to 100 ms ahead.
   StepResult probe_step(const Now& now);
+  /// The probe thread's tick: [agent] tick, or "auto" from the shortest probe interval. mutex_ held.
+  int64_t tick_ns() const;
   /// One step of the reflector, if one runs (mutex_ held for it).
   StepResult reflector_step(const Now& now);
   /// Opens the reflector's ports under mutex_; once the agent runs, starts the thread that serves them

@@ -3,15 +3,20 @@
 // It runs on a tick: every tick it sends the probes that are due, in one batch per port, and collects
 // the replies and TX timestamps that arrived since the last tick. Kernel timestamps make the tick
 // invisible in the measurement, and batching keeps the system-call rate low (docs/benchmarks.md: 100
-// peers at 10/s on a small share of one core). Due times and timeouts run on the monotonic clock; the
-// wall clock is only what goes into the probes. Not thread-safe: the agent serialises access.
+// peers at 10/s on a small share of one core). A tick touches only the sessions with work: those due to
+// send and those whose timeout comes are found in two timer heaps, those with a reply or TX stamp by the
+// port's lookup, so a tick costs what it does, not the number of sessions. Due times and timeouts run on
+// the monotonic clock; the wall clock is only what goes into the probes. Not thread-safe: the agent
+// serialises access.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
+#include <queue>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -115,8 +120,11 @@ class ProbeEngine {
   StepResult run_tick(const Now& now, const ClockState& clock, ProbeListener& listener);
   /// When the next probe is due (monotonic, for sleeping); far future when no session sends.
   MonoNs next_due() const;
-  /// The earliest of next_due() and every session's next timeout (SessionSender::next_deadline()).
+  /// The earliest of next_due() and every session's next timeout (SessionSender::next_deadline()); it may
+  /// be early (a deadline that moved later since), never late.
   MonoNs next_deadline() const;
+  /// The shortest probe interval of the sessions; 0 without sessions.
+  int64_t shortest_interval() const;
   /// The ports' descriptors, to sleep on between ticks (dp::Port::poll_fd: -1 for a busy-polled port).
   std::vector<int> poll_fds() const;
   /// The loop kind of the engine's ports: kBusyPoll when any is busy-polled; kPollFd without ports.
@@ -135,6 +143,15 @@ class ProbeEngine {
     auto operator<=>(const PortKey&) const = default;
   };
   struct Session;
+  static constexpr MonoNs kNotArmed = std::numeric_limits<MonoNs>::max();
+  /// An entry of a timer heap: when, and which session (by serial; a removed session's entries are
+  /// skipped when they come up).
+  struct Timer {
+    MonoNs at = 0;
+    uint64_t serial = 0;
+    bool operator>(const Timer& other) const { return at > other.at; }
+  };
+  using TimerHeap = std::priority_queue<Timer, std::vector<Timer>, std::greater<>>;
   struct PortState {
     std::unique_ptr<dp::Port> port;
     dp::PortCapabilities capabilities;  ///< the port's, read once it is open
@@ -153,6 +170,9 @@ class ProbeEngine {
     MonoNs next_send = 0;
     bool stopped = false;
     std::vector<uint8_t> buffer;
+    uint64_t serial = 0;       ///< names the session in the timer heaps (ids may come back)
+    MonoNs armed = kNotArmed;  ///< the sender timer in deadline_timers_ that counts; kNotArmed: none
+    bool touched = false;      ///< in touched_ this tick
 
     bool sending() const { return !stopped && (spec.count == 0 || sender->next_seq() < spec.count); }
   };
@@ -164,6 +184,21 @@ class ProbeEngine {
   bool has_tx_timestamps(const std::vector<PortKey>& keys) const;
   /// Sends the probes that are due; returns how many left.
   size_t send_due(const Now& now, const ClockState& clock, ProbeListener& listener);
+  /// Puts the session's due probes into its port's batch (false: the probe could not be built).
+  bool queue_probe(Session& session, const Now& now, const ClockState& clock, ProbeListener& listener);
+  /// Advances the sessions whose timer came and the ones touched this tick, and hands their events on.
+  void settle(const Now& now, ProbeListener& listener);
+  /// Marks a session that received something (a reply, a TX stamp) for settle().
+  void touch(Session& session);
+  /// Puts the session's sender deadline in the heap when it is earlier than the one there.
+  void arm(Session& session);
+  /// Gives a session that joins the engine (added, or put back) its serial and its timers.
+  void enroll(Session& session);
+  /// Takes a leaving session out of the timer heaps' reach and the interval count.
+  void unenroll(const Session& session);
+  Session* live(uint64_t serial);
+  /// Pops the heaps' entries of sessions that left or stopped sending, so next_due() is not early.
+  void prune();
   Session* session_for_reply(PortState& port, const dp::RxPacket& packet);
   /// The local addresses of a session: its source as given, or one per source port.
   static std::vector<SocketAddress> locals_of(const SessionSpec& spec);
@@ -184,7 +219,15 @@ class ProbeEngine {
 
   std::shared_ptr<dp::Dataplane> dataplane_;
   std::map<PortKey, PortState> ports_;
-  std::map<std::string, Session> sessions_;
+  std::map<std::string, Session> sessions_;  ///< map nodes stay put: the pointers below stay valid
+  std::unordered_map<uint64_t, Session*> by_serial_;
+  uint64_t next_serial_ = 1;
+  TimerHeap send_timers_;                ///< one entry per sending session: its next_send
+  TimerHeap deadline_timers_;            ///< a session's sender deadline (Session::armed), and stale entries
+  std::vector<uint64_t> touched_;        ///< serials of the sessions touch() marked this tick
+  std::map<int64_t, size_t> intervals_;  ///< sessions per probe interval, for shortest_interval()
+  std::vector<stamp::ProbeEvent> events_;
+  std::vector<Timer> retry_;  ///< probes that could not be built this tick, due again next tick
   EngineCounters counters_;
   // Scratch for one tick.
   std::vector<std::vector<uint8_t>> rx_buffers_;

@@ -32,7 +32,15 @@ struct SenderOptions {
   /// user-space send time instead (and says so in the sample). 0 = the port has no TX timestamps: a reply
   /// completes at once with the send time as T1, which is then no fallback (t1_user_fallback stays).
   int64_t tx_timestamp_grace_ns = 20'000'000;
+  /// Recent sequence numbers remembered to tell late and duplicate replies from strangers: rounded up to
+  /// a power of two, at least 64 (5 octets each). 0 = 4096 (20 KiB; at 10 probes/s a reply up to ~7
+  /// minutes late is still told from a stranger). history_for() sizes it to a session's probe rate.
+  uint32_t history = 0;
 };
+
+/// A history (SenderOptions::history) that remembers the probes of 16 timeouts, at least 256 and at most
+/// 4096 entries: 256 (1.3 KiB) at one probe a second with a 1 s timeout.
+uint32_t history_for(int64_t interval_ns, int64_t timeout_ns);
 
 /// One answered probe. T1 and T4 are local; T2 and T3 come from the reflector's clock.
 struct Sample {
@@ -109,6 +117,10 @@ class SessionSender {
   MonoNs next_deadline() const;
   /// Moves out what happened since the last call.
   std::vector<ProbeEvent> poll_events();
+  /// The same, appended to `out` (whose capacity the caller reuses); returns how many were appended.
+  size_t take_events(std::vector<ProbeEvent>& out);
+  /// True when take_events() would append something.
+  bool has_events() const { return !events_.empty(); }
 
   uint32_t next_seq() const { return next_seq_; }
   size_t in_flight() const { return in_flight_.size(); }
@@ -145,10 +157,8 @@ class SessionSender {
   std::optional<InFlight> pending_;                   ///< built but not yet reported sent
   std::unordered_map<uint32_t, InFlight> in_flight_;  ///< by seq
   std::unordered_map<uint32_t, uint32_t> seq_by_tx_id_;
-  // What happened to recent sequence numbers, to tell late and duplicate replies from strangers.
-  // 4096 entries (20 KiB): at 10 probes/s a reply up to ~7 minutes late is still told from a stranger.
-  // (64 Ki entries cost 320 KiB per session, 32 MB for 100 peers.)
-  static constexpr size_t kHistory = 1 << 12;
+  // What happened to recent sequence numbers (SenderOptions::history of them; indexed by seq modulo
+  // their number, a power of two), to tell late and duplicate replies from strangers.
   std::vector<uint32_t> history_seq_;
   std::vector<SeqState> history_state_;
   std::vector<ProbeEvent> events_;
