@@ -262,6 +262,45 @@ TEST_F(AgentReloadTest, AddedPeerIsProbed) {
   EXPECT_EQ(only_value(samples, "hubprobe_config_reloads_total", {{"result", "success"}}), 1);
 }
 
+// [metrics] rtt_buckets sets the buckets of hubprobe_rtt_seconds for the agent's life: a reload that
+// changes it is refused and says to restart.
+TEST_F(AgentReloadTest, RttBucketsChangeIsRefusedAndTheHistogramKeepsItsBuckets) {
+  json status;
+  ASSERT_TRUE(peers_up({"b", "c"}, Seconds(10), &status)) << status.dump(2);
+  const auto buckets_of_b = [&] {
+    return select(agent_->metrics(), "hubprobe_rtt_seconds_bucket", {{"peer", "b"}}).size();
+  };
+  EXPECT_EQ(buckets_of_b(), 140u) << "16 per doubling: 139 bounds and +Inf";
+  AgentFile f = base_file();
+  f.rtt_buckets = 4;
+  write(f.toml());
+  const json after = reload();
+  EXPECT_EQ(after["config"]["reloads_failed"], 1) << after.dump(2);
+  EXPECT_NE(after["config"]["last_reload_error"].get<std::string>().find(
+                "metrics.rtt_buckets changed: restart hubprobed to apply it"),
+            std::string::npos)
+      << after.dump(2);
+  EXPECT_EQ(buckets_of_b(), 140u);
+}
+
+// Fewer buckets per doubling, fewer series per peer (docs/metrics.md); 0: no histogram, the summaries stay.
+TEST_F(AgentReloadTest, RttBucketsSetTheSeriesPerPeer) {
+  for (const auto& [buckets, expected] : {std::pair{4, size_t{44}}, std::pair{0, size_t{0}}}) {
+    agent_.reset();
+    AgentFile f = base_file();
+    f.rtt_buckets = buckets;
+    write(f.toml());
+    agent_ = std::make_unique<AgentProcess>(mesh_->node(0), config_path_, "198.18.0.1", kMetricsPort, dir_.path(),
+                                            "hubprobed-" + std::to_string(buckets));
+    json status;
+    ASSERT_TRUE(peers_up({"b", "c"}, Seconds(10), &status)) << status.dump(2);
+    const auto samples = agent_->metrics();
+    EXPECT_EQ(select(samples, "hubprobe_rtt_seconds_bucket", {{"peer", "b"}}).size(), expected) << buckets;
+    EXPECT_EQ(select(samples, "hubprobe_rtt_seconds_count", {{"peer", "b"}}).size(), buckets == 0 ? 0u : 1u);
+    EXPECT_EQ(select(samples, "hubprobe_rtt_window_seconds", {{"peer", "b"}, {"quantile", "0.5"}}).size(), 1u);
+  }
+}
+
 TEST_F(AgentReloadTest, BrokenFileIsRefusedAndOldConfigKeepsRunning) {
   json status;
   ASSERT_TRUE(peers_up({"b", "c"}, Seconds(10), &status)) << status.dump(2);

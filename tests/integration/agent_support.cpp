@@ -320,6 +320,7 @@ std::string AgentFile::toml() const {
   }
   t << "[metrics]\nlisten = \"" << metrics_listen << "\"\n";
   if (!web_config_file.empty()) t << "web_config_file = \"" << web_config_file << "\"\n";
+  if (rtt_buckets >= 0) t << "rtt_buckets = " << rtt_buckets << "\n";
   t << "\n[logging]\nlevel = \"" << log_level << "\"\n";
   if (!tail.empty()) t << "\n" << tail;
   return t.str();

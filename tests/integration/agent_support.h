@@ -126,6 +126,7 @@ struct AgentFile {
   std::string hub;
   std::string metrics_listen;   ///< "ADDR:PORT"
   std::string web_config_file;  ///< [metrics] web_config_file; none when empty
+  int rtt_buckets = -1;         ///< [metrics] rtt_buckets; none when negative
   std::string interval = "100ms";
   std::string timeout = "1s";
   int down_after = 3;

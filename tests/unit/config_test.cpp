@@ -448,8 +448,9 @@ TEST(ConfigErrors, UnknownKeyInNestedTables) {
       R"(hubprobe.toml:6:1: dataplane.kernel.hardware_timestamp: unknown key (did you mean "hardware_timestamps"?))");
   EXPECT_EQ(parse_error(with_agent("[[reflector.auth]]\nsource = [\"198.18.0.0/15\"]\n")),
             R"(hubprobe.toml:6:1: reflector.auth[0].source: unknown key (did you mean "sources"?))");
-  EXPECT_EQ(parse_error(with_agent("[metrics]\n\"listen address\" = 1\n")),
-            R"(hubprobe.toml:6:1: metrics."listen address": unknown key (expected one of: listen web_config_file))");
+  EXPECT_EQ(
+      parse_error(with_agent("[metrics]\n\"listen address\" = 1\n")),
+      R"(hubprobe.toml:6:1: metrics."listen address": unknown key (expected one of: listen web_config_file rtt_buckets))");
 }
 
 TEST(ConfigErrors, OutOfRange) {
@@ -501,6 +502,20 @@ TEST(ConfigAgent, TickIsAutoOrADuration) {
             R"(hubprobe.toml:4:8: agent.tick: expected a duration from 1ms to 100ms, got "1s")");
   EXPECT_EQ(
       parse_error(agent + "tick = \"automatic\"\n").rfind("hubprobe.toml:4:8: agent.tick: expected a duration", 0), 0u);
+}
+
+TEST(ConfigMetrics, RttBucketsArePowersOfTwoUpTo16OrNone) {
+  EXPECT_EQ(parse_ok(kMinimal).metrics.rtt_buckets, 16u);
+  for (const uint32_t n : {0u, 1u, 2u, 4u, 8u, 16u}) {
+    EXPECT_EQ(parse_ok(with_agent("[metrics]\nrtt_buckets = " + std::to_string(n) + "\n")).metrics.rtt_buckets, n);
+  }
+  for (const char* bad : {"3", "32", "-1", "\"16\""}) {
+    EXPECT_EQ(parse_error(with_agent(std::string("[metrics]\nrtt_buckets = ") + bad + "\n")),
+              "hubprobe.toml:6:15: metrics.rtt_buckets: expected buckets per doubling: 16, 8, 4, 2, 1 or 0 (no "
+              "histogram), got " +
+                  std::string(bad))
+        << bad;
+  }
 }
 
 TEST(ConfigErrors, BadDuration) {

@@ -340,7 +340,7 @@ void Loader::read_peers(const toml::table& root, AgentConfig& config) {
 void Loader::read_metrics(const toml::table& root, AgentConfig& config) {
   const toml::table* metrics = optional_table(root, "metrics", "metrics", "a table [metrics]");
   if (metrics == nullptr) return;
-  check_keys(*metrics, "metrics", {"listen", "web_config_file"});
+  check_keys(*metrics, "metrics", {"listen", "web_config_file", "rtt_buckets"});
   if (const toml::node* node = metrics->get("listen")) {
     // Debian 12's civetweb, which serves /metrics, is built without IPv6: an IPv4 address it is.
     constexpr std::string_view kWhat = "an IPv4 address and port like \"127.0.0.1:9862\"";
@@ -356,6 +356,15 @@ void Loader::read_metrics(const toml::table& root, AgentConfig& config) {
     // The web configuration's own FILE:LINE:COLUMN: KEY follows this file's.
     if (!web) fail(node->source(), "metrics.web_config_file", web.error().message);
     config.metrics.web = std::move(*web);
+  }
+  if (const toml::node* node = metrics->get("rtt_buckets")) {
+    static constexpr uint32_t kChoices[] = {0, 1, 2, 4, 8, 16};
+    constexpr std::string_view kWhat = "buckets per doubling: 16, 8, 4, 2, 1 or 0 (no histogram)";
+    const int64_t n = read_integer(*node, "metrics.rtt_buckets", 0, 16, kWhat);
+    if (std::find(std::begin(kChoices), std::end(kChoices), n) == std::end(kChoices)) {
+      expected(*node, "metrics.rtt_buckets", kWhat);
+    }
+    config.metrics.rtt_buckets = static_cast<uint32_t>(n);
   }
 }
 

@@ -16,10 +16,13 @@ namespace hubprobe {
 namespace {
 // The probe thread's tick ([agent] tick): replies and TX timestamps wait in the kernel (with their kernel
 // timestamps) until the next tick, and probes leave at the first tick at or after they are due, so a
-// coarse tick costs no precision and batches the system calls. "auto": a tenth of the shortest interval
-// (10 ms at the default 100 ms), within these bounds.
+// coarse tick costs no precision and batches the system calls. Up to a point: a batch leaves back to
+// back, and its last probe queues behind the others on the way out (on a veth, behind the receive of each
+// of them: about 1 us apiece). "auto": a tenth of the shortest interval (10 ms at the default 100 ms), or
+// less where that would put more than kAutoBatch probes in a batch, within these bounds.
 constexpr int64_t kAutoTickMinNs = 2'000'000;
 constexpr int64_t kAutoTickMaxNs = 20'000'000;
+constexpr double kAutoBatch = 32;
 constexpr int64_t kMaxSleepNs = 100'000'000;
 constexpr int64_t kOncePerSecond = 1'000'000'000;
 
@@ -65,7 +68,17 @@ dp::ReflectorRole reflector_role(const ReflectorConfig& config) {
 }
 }  // namespace
 
-Agent::Agent(const AgentConfig& config) : config_(config), started_at_(wall_now()), started_mono_(mono_now()) {}
+namespace {
+// [metrics] rtt_buckets = 0 exports no histogram: its sessions still count into the smallest layout.
+std::shared_ptr<const ExportLayout> rtt_layout(const MetricsConfig& metrics) {
+  ExportBucketOptions options;
+  options.buckets_per_doubling = std::max<uint32_t>(metrics.rtt_buckets, 1);
+  return std::make_shared<const ExportLayout>(options);
+}
+}  // namespace
+
+Agent::Agent(const AgentConfig& config)
+    : config_(config), rtt_layout_(rtt_layout(config.metrics)), started_at_(wall_now()), started_mono_(mono_now()) {}
 
 Agent::~Agent() { stop(); }
 
@@ -87,8 +100,9 @@ SessionSpec Agent::session_spec(const PeerConfig& peer, const PathConfig& path) 
   return spec;
 }
 
-WindowOptions Agent::window_options(const PeerConfig& peer) {
+WindowOptions Agent::window_options(const PeerConfig& peer) const {
   WindowOptions options;
+  options.rtt_layout = rtt_layout_;
   options.window_ns = peer.probe.window_ns;
   options.peer_state.down_after_lost = peer.probe.down_after;
   return options;
@@ -257,7 +271,9 @@ void Agent::install_peer(const PeerConfig& peer) {
   PathSelector& selector = selector_for(peer);
   for (const PathConfig& path : peer.paths) {
     const std::string id = session_id(peer.name, path.name);
-    sessions_[id] = SessionRuntime{peer, path, std::make_unique<WindowedStats>(window_options(peer))};
+    SessionRuntime& runtime = sessions_[id];
+    runtime = SessionRuntime{peer, path, std::make_unique<WindowedStats>(window_options(peer))};
+    runtime_by_id_[id] = &runtime;
     selector.add_candidate(id, peer.name, path.name, peer.probe.interval_ns);
   }
   peers_changed_ = true;
@@ -269,6 +285,7 @@ std::map<std::string, Agent::SessionRuntime>::iterator Agent::uninstall_session(
     selector->second.remove_candidate(it->first);
   }
   peers_changed_ = true;
+  runtime_by_id_.erase(it->first);
   return sessions_.erase(it);
 }
 
@@ -317,14 +334,14 @@ void Agent::update_peer(const PeerConfig& peer, const Now& now) {
 }
 
 void Agent::on_probe_sent(const std::string& session_id, uint32_t seq, const Now& now) {
-  auto it = sessions_.find(session_id);
-  if (it != sessions_.end()) it->second.stats->on_sent(seq, now.mono);
+  auto it = runtime_by_id_.find(session_id);
+  if (it != runtime_by_id_.end()) it->second->stats->on_sent(seq, now.mono);
 }
 
 void Agent::on_probe_event(const std::string& session_id, const stamp::ProbeEvent& event, const Now& now) {
-  auto it = sessions_.find(session_id);
-  if (it == sessions_.end()) return;
-  SessionRuntime& session = it->second;
+  auto it = runtime_by_id_.find(session_id);
+  if (it == runtime_by_id_.end()) return;
+  SessionRuntime& session = *it->second;
   const PeerState before = session.stats->peer_state().state();
   auto selector = selectors_.find(session.peer.hub);
   record_probe_event(*session.stats, selector == selectors_.end() ? nullptr : &selector->second, session_id, event,
@@ -364,7 +381,11 @@ StepResult Agent::probe_step(const Now& now) {
 
 int64_t Agent::tick_ns() const {
   if (config_.tick_ns > 0) return config_.tick_ns;
-  return std::clamp(engine_->shortest_interval() / 10, kAutoTickMinNs, kAutoTickMaxNs);
+  int64_t tick = engine_->shortest_interval() / 10;
+  if (const double rate = engine_->probe_rate(); rate > 0) {
+    tick = std::min(tick, static_cast<int64_t>(kAutoBatch / rate * 1e9));
+  }
+  return std::clamp(tick, kAutoTickMinNs, kAutoTickMaxNs);
 }
 
 StepResult Agent::reflector_step(const Now& now) {
@@ -486,6 +507,11 @@ Result<void> Agent::reload(const AgentConfig& next) {
   }();
   if (diff.dataplane_changed) {
     return make_error("dataplane settings changed: restart hubprobed to apply them (the running configuration stays)");
+  }
+  if (next.metrics.rtt_buckets != config().metrics.rtt_buckets) {
+    return make_error(
+        "metrics.rtt_buckets changed: restart hubprobed to apply it (every histogram series changes; the running "
+        "configuration stays)");
   }
   // Whole or not at all: first what can be checked without changing anything, then the reflector, then the
   // peers (one change of the engine that undoes itself when it fails; the old reflector is then restored),

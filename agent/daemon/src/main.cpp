@@ -4,6 +4,7 @@
 //
 // Signals are taken synchronously (signalfd) in the main thread: SIGHUP reloads the configuration,
 // SIGTERM and SIGINT stop. The main thread also pings the systemd watchdog.
+#include <malloc.h>
 #include <poll.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -59,6 +60,16 @@ std::string endpoint_description(const hubprobe::HttpServer& server, const Agent
     text += std::string(" (client certificates: ") + hubprobe::to_string(config.metrics.web.tls->client_auth) + ")";
   }
   return text;
+}
+
+// Keeps the agent's memory at what it holds. One malloc arena for all threads: the default gives each
+// thread that allocates one of its own (civetweb's workers build the /metrics text), and each keeps its
+// high-water mark. A fixed mmap threshold: blocks of 256 KiB and more (the text of a scrape) are mapped
+// and unmapped, where glibc's default raises the threshold after the first such free and keeps them
+// in the heap from then on (docs/benchmarks.md, "Where hubprobed's memory goes").
+void tune_malloc() {
+  mallopt(M_ARENA_MAX, 1);
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 }
 
 void set_log_level(const AgentConfig& config) {
@@ -128,6 +139,7 @@ void reload(const std::string& path, Agent& agent, std::unique_ptr<hubprobe::Htt
 }  // namespace
 
 int main(int argc, char** argv) {
+  tune_malloc();
   CLI::App app{"hubprobed: the hubprobe agent (STAMP sender, reflector, Prometheus exporter)", "hubprobed"};
   app.set_version_flag("--version", std::string(HUBPROBE_VERSION));
   // The prefix this program is installed in decides the default (install_paths.h). The help text, which

@@ -91,7 +91,7 @@ Result<std::vector<ProbeEngine::PortKey>> ProbeEngine::acquire_ports(const Sessi
   for (const SocketAddress& local : locals_of(spec)) {
     auto key = acquire_port(spec, local);
     if (!key) {
-      for (const PortKey& acquired : keys) release_port(acquired, 0, spec.id);
+      for (const PortKey& acquired : keys) release_port(acquired, 0, 0);
       return key.error();
     }
     keys.push_back(*key);
@@ -99,14 +99,15 @@ Result<std::vector<ProbeEngine::PortKey>> ProbeEngine::acquire_ports(const Sessi
   return keys;
 }
 
-void ProbeEngine::release_port(const PortKey& key, uint16_t ssid, const std::string& id) {
+void ProbeEngine::release_port(const PortKey& key, uint16_t ssid, uint64_t serial) {
   auto port_it = ports_.find(key);
   if (port_it == ports_.end()) return;
   PortState& port = port_it->second;
-  if (auto owner = port.session_by_ssid.find(ssid); owner != port.session_by_ssid.end() && owner->second == id) {
+  if (auto owner = port.session_by_ssid.find(ssid); owner != port.session_by_ssid.end() && owner->second == serial) {
     port.session_by_ssid.erase(owner);
   }
-  std::erase_if(port.session_by_tx_id, [&](const auto& entry) { return entry.second == id; });
+  // Its entries in session_by_tx_id stay: they name a serial no live session has, and go when their stamp
+  // comes (or with the bound in run_tick()).
   if (--port.users == 0) ports_.erase(port_it);
 }
 
@@ -148,8 +149,9 @@ Result<void> ProbeEngine::add_session(const SessionSpec& spec, uint64_t phase_se
   // Spread first probes over the interval so peers are not probed in lock-step.
   session.next_send =
       now + static_cast<int64_t>(phase_seed % static_cast<uint64_t>(std::max<int64_t>(spec.interval_ns, 1)));
-  for (const PortKey& key : keys) ports_.at(key).session_by_ssid[ssid] = spec.id;
-  enroll(sessions_.emplace(spec.id, std::move(session)).first->second);
+  Session& added = sessions_.emplace(spec.id, std::move(session)).first->second;
+  enroll(added);
+  for (const PortKey& key : keys) ports_.at(key).session_by_ssid[ssid] = added.serial;
   return {};
 }
 
@@ -203,6 +205,12 @@ void ProbeEngine::prune() {
 
 int64_t ProbeEngine::shortest_interval() const { return intervals_.empty() ? 0 : intervals_.begin()->first; }
 
+double ProbeEngine::probe_rate() const {
+  double rate = 0;
+  for (const auto& [interval, sessions] : intervals_) rate += static_cast<double>(sessions) * 1e9 / interval;
+  return rate;
+}
+
 bool ProbeEngine::has_tx_timestamps(const std::vector<PortKey>& keys) const {
   return std::any_of(keys.begin(), keys.end(),
                      [&](const PortKey& key) { return ports_.at(key).capabilities.tx_timestamps(); });
@@ -211,7 +219,9 @@ bool ProbeEngine::has_tx_timestamps(const std::vector<PortKey>& keys) const {
 void ProbeEngine::remove_session(const std::string& id) {
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return;
-  for (const PortKey& key : it->second.port_keys) release_port(key, it->second.sender->options().ssid, id);
+  for (const PortKey& key : it->second.port_keys) {
+    release_port(key, it->second.sender->options().ssid, it->second.serial);
+  }
   unenroll(it->second);
   sessions_.erase(it);
   prune();
@@ -224,7 +234,7 @@ std::optional<ProbeEngine::Session> ProbeEngine::detach(const std::string& id) {
   Session session = std::move(it->second);
   sessions_.erase(it);
   prune();
-  for (const PortKey& key : session.port_keys) release_port(key, session.sender->options().ssid, id);
+  for (const PortKey& key : session.port_keys) release_port(key, session.sender->options().ssid, session.serial);
   return session;
 }
 
@@ -234,11 +244,12 @@ Result<void> ProbeEngine::attach(Session session) {
   // The SSID was free on these ports when the session left, and only sessions added since (and removed
   // again) could have taken it.
   const uint16_t ssid = session.sender->options().ssid;
-  for (const PortKey& key : *acquired) ports_.at(key).session_by_ssid[ssid] = session.spec.id;
   session.port_keys = std::move(*acquired);
   session.next_port %= session.port_keys.size();
   const std::string id = session.spec.id;
-  enroll(sessions_.emplace(id, std::move(session)).first->second);
+  Session& back = sessions_.emplace(id, std::move(session)).first->second;
+  enroll(back);
+  for (const PortKey& key : back.port_keys) ports_.at(key).session_by_ssid[ssid] = back.serial;
   return {};
 }
 
@@ -324,15 +335,15 @@ ProbeEngine::Session* ProbeEngine::session_for_reply(PortState& port, const dp::
     if (!ssid || *ssid == 0) return nullptr;
     auto it = port.session_by_ssid.find(*ssid);
     if (it == port.session_by_ssid.end()) return nullptr;
-    Session& session = sessions_.at(it->second);
-    if (session.spec.mode != mode || !(session.spec.target == packet.source)) return nullptr;
-    return &session;
+    Session* session = live(it->second);
+    if (session == nullptr || session->spec.mode != mode || !(session->spec.target == packet.source)) return nullptr;
+    return session;
   };
   if (Session* s = by_ssid(stamp::Mode::kUnauthenticated)) return s;
   if (Session* s = by_ssid(stamp::Mode::kAuthenticated)) return s;
-  for (auto& [ssid, id] : port.session_by_ssid) {
-    Session& session = sessions_.at(id);
-    if (session.spec.target == packet.source) return &session;
+  for (auto& [ssid, serial] : port.session_by_ssid) {
+    Session* session = live(serial);
+    if (session != nullptr && session->spec.target == packet.source) return session;
   }
   return nullptr;
 }
@@ -345,12 +356,12 @@ size_t ProbeEngine::drain_tx_stamps(PortState& port) {
     for (size_t i = 0; i < n; ++i) {
       auto owner = port.session_by_tx_id.find(tx_stamps_[i].tx_id);
       if (owner == port.session_by_tx_id.end()) continue;
-      auto session = sessions_.find(owner->second);
+      Session* session = live(owner->second);
       port.session_by_tx_id.erase(owner);
       tx_stamps_[i].ts = dp::to_wall(clock, tx_stamps_[i].ts);
-      if (session != sessions_.end()) {
-        session->second.sender->on_tx_timestamp(tx_stamps_[i]);
-        touch(session->second);
+      if (session != nullptr) {
+        session->sender->on_tx_timestamp(tx_stamps_[i]);
+        touch(*session);
       }
       ++matched;
     }
@@ -465,7 +476,7 @@ size_t ProbeEngine::send_due(const Now& now, const ClockState& clock, ProbeListe
       if (sent && packet.error == 0) {
         packet.sent_at = dp::to_wall(*port.capabilities.clock, packet.sent_at);
         session.sender->on_sent(packet);
-        if (port.capabilities.tx_timestamps()) port.session_by_tx_id[packet.tx_id] = session.spec.id;
+        if (port.capabilities.tx_timestamps()) port.session_by_tx_id[packet.tx_id] = session.serial;
         arm(session);
         listener.on_probe_sent(session.spec.id, seq, now);
         ++left;

@@ -92,10 +92,8 @@ PathSelector::PathSelector(PathSelector&&) noexcept = default;
 PathSelector& PathSelector::operator=(PathSelector&&) noexcept = default;
 
 PathSelector::Candidate* PathSelector::find(const std::string& id) {
-  for (auto& candidate : candidates_) {
-    if (candidate->view.id == id) return candidate.get();
-  }
-  return nullptr;
+  auto it = by_id_.find(id);
+  return it == by_id_.end() ? nullptr : it->second;
 }
 
 bool PathSelector::add_candidate(const std::string& id, const std::string& peer, const std::string& path,
@@ -106,11 +104,13 @@ bool PathSelector::add_candidate(const std::string& id, const std::string& peer,
   candidate->view.peer = peer;
   candidate->view.path = path;
   candidate->interval_ns = interval_ns;
+  by_id_.emplace(id, candidate.get());
   candidates_.push_back(std::move(candidate));
   return true;
 }
 
 void PathSelector::remove_candidate(const std::string& id) {
+  if (by_id_.erase(id) == 0) return;
   std::erase_if(candidates_, [&](const std::unique_ptr<Candidate>& c) { return c->view.id == id; });
 }
 

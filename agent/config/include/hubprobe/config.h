@@ -156,6 +156,9 @@ struct MetricsConfig {
   /// web_config_file, read at load time (hubprobe/web_config.h): TLS and basic auth. Default: none (plain
   /// HTTP, no authentication).
   WebConfig web;
+  /// Buckets per doubling of the hubprobe_rtt_seconds histogram in its fine range (0.5 to 128 ms): 16,
+  /// 8, 4, 2 or 1; 0 = no histogram (the windowed summaries stay). Fixed for the agent's life.
+  uint32_t rtt_buckets = 16;
   static SocketAddress default_listen();  ///< 127.0.0.1:9862
   bool operator==(const MetricsConfig&) const = default;
 };

@@ -29,6 +29,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "hubprobe/config.h"
@@ -140,7 +141,8 @@ class Agent : private ProbeListener {
   /// Applies a change of window, down_after or SLA class to a running peer's sessions (same_session holds).
   void update_peer(const PeerConfig& peer, const Now& now);
   static SessionSpec session_spec(const PeerConfig& peer, const PathConfig& path);
-  static WindowOptions window_options(const PeerConfig& peer);
+  /// A peer's statistics options; the RTT histogram's layout is the agent's ([metrics] rtt_buckets).
+  WindowOptions window_options(const PeerConfig& peer) const;
   PathSelector& selector_for(const PeerConfig& peer);
   /// Drops selectors of hubs without peers, and gives the others their hub's SLA class from config_.
   void prune_selectors();
@@ -173,6 +175,9 @@ class Agent : private ProbeListener {
   std::shared_ptr<dp::Dataplane> dataplane_;
   std::unique_ptr<ProbeEngine> engine_;
   std::map<std::string, SessionRuntime> sessions_;  ///< by session_id()
+  /// sessions_ by id, for the probe thread's lookups (one per probe sent and per event: thousands a second)
+  std::unordered_map<std::string, SessionRuntime*> runtime_by_id_;
+  std::shared_ptr<const ExportLayout> rtt_layout_;  ///< every session's, from [metrics] rtt_buckets
   std::map<std::string, PathSelector> selectors_;   ///< by destination hub
   ClockState clock_;
   // Times are wall clock (WallNs) where they are shown as points in time, monotonic (MonoNs) where they

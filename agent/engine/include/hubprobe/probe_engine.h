@@ -125,6 +125,8 @@ class ProbeEngine {
   MonoNs next_deadline() const;
   /// The shortest probe interval of the sessions; 0 without sessions.
   int64_t shortest_interval() const;
+  /// Probes per second of all sessions together (each at its interval).
+  double probe_rate() const;
   /// The ports' descriptors, to sleep on between ticks (dp::Port::poll_fd: -1 for a busy-polled port).
   std::vector<int> poll_fds() const;
   /// The loop kind of the engine's ports: kBusyPoll when any is busy-polled; kPollFd without ports.
@@ -154,9 +156,9 @@ class ProbeEngine {
   using TimerHeap = std::priority_queue<Timer, std::vector<Timer>, std::greater<>>;
   struct PortState {
     std::unique_ptr<dp::Port> port;
-    dp::PortCapabilities capabilities;  ///< the port's, read once it is open
-    std::unordered_map<uint16_t, std::string> session_by_ssid;
-    std::unordered_map<uint32_t, std::string> session_by_tx_id;
+    dp::PortCapabilities capabilities;                        ///< the port's, read once it is open
+    std::unordered_map<uint16_t, uint64_t> session_by_ssid;   ///< serials
+    std::unordered_map<uint32_t, uint64_t> session_by_tx_id;  ///< serials
     size_t users = 0;
     // Scratch of one tick: the probes due on this port and the sessions they belong to.
     std::vector<dp::TxPacket> batch;
@@ -209,7 +211,8 @@ class ProbeEngine {
   /// acquire_port() for every local address of `spec`: all of them, or none (the error).
   Result<std::vector<PortKey>> acquire_ports(const SessionSpec& spec);
   static dp::PortOptions port_options(const SessionSpec& spec, const SocketAddress& local);
-  void release_port(const PortKey& key, uint16_t ssid, const std::string& id);
+  /// Drops a user of the port: the session `serial` (0: none registered yet) and its SSID there.
+  void release_port(const PortKey& key, uint16_t ssid, uint64_t serial);
   /// Takes a session out (its ports released) without ending it, for replace_sessions().
   std::optional<Session> detach(const std::string& id);
   /// Puts a detached session back: its ports reopened (or shared), its SSID registered on them.

@@ -60,6 +60,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "hubprobe/clock.h"
@@ -159,6 +160,7 @@ class PathSelector {
 
   SlaClass sla_;
   std::vector<std::unique_ptr<Candidate>> candidates_;
+  std::unordered_map<std::string, Candidate*> by_id_;  ///< candidates_ by view.id: a hub may have thousands
   std::vector<CandidateView> ranked_;
   std::string preferred_;
   uint64_t switches_ = 0;
