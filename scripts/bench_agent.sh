@@ -44,6 +44,7 @@ usage: scripts/bench_agent.sh [--quick] [--peers N] [--interval-ms MS] [--warmup
   --scrapes K        /metrics scrapes per exporter and round, one every 0.5 s, after the window (default 20)
   --tools LIST       comma-separated subset of hubprobed,fping,smokeping (default all three)
   --tick T           hubprobed's [agent] tick, e.g. 2ms (default "auto": a tenth of the interval)
+  --rtt-buckets N    hubprobed's [metrics] rtt_buckets: 16 (default), 8, 4, 2, 1 or 0 (no histogram)
   --quick            --duration 20 --warmup 5 --scrapes 10; prints the report only unless --doc is given
   --doc FILE         Markdown file whose bench-agent section is rewritten (default docs/benchmarks.md)
   --no-doc           only print the report
@@ -59,6 +60,7 @@ rounds=1
 scrapes=
 tools_arg=hubprobed,fping,smokeping
 tick=auto
+rtt_buckets=16
 doc=$top/docs/benchmarks.md
 doc_given=
 write_doc=
@@ -75,6 +77,7 @@ while (($#)); do
     --scrapes) scrapes=${2:?}; shift ;;
     --tools) tools_arg=${2:?}; shift ;;
     --tick) tick=${2:?}; shift ;;
+    --rtt-buckets) rtt_buckets=${2:?}; shift ;;
     --doc) doc=${2:?}; doc_given=1; shift ;;
     --no-doc) write_doc=0 ;;
     --raw) raw_dir=${2:?}; shift ;;
@@ -245,6 +248,7 @@ interval = "${interval_ms}ms"
 
 [metrics]
 listen = "$agent_metrics"
+rtt_buckets = $rtt_buckets
 
 [logging]
 level = "warn"
@@ -280,7 +284,7 @@ command_for() { # the argv of a tool, one per line
 }
 shown_command() { # how the report shows it
   case $1 in
-    hubprobed) echo "hubprobed -c hubprobed.toml  ($peers [[peer]], interval \"${interval_ms}ms\", tick \"$tick\", [reflector] enabled = false)" ;;
+    hubprobed) echo "hubprobed -c hubprobed.toml  ($peers [[peer]], interval \"${interval_ms}ms\", tick \"$tick\", rtt_buckets $rtt_buckets, [reflector] enabled = false)" ;;
     fping) echo "fping -l -Q $fping_quiet_s -p $interval_ms -i $fping_gap_ms <$peers addresses>" ;;
     smokeping) echo "$(basename "$smokeping_bin") --config.file=smokeping.yml --privileged --web.listen-address=$smokeping_metrics  ($peers hosts, interval: ${interval_ms}ms, protocol: icmp)" ;;
   esac

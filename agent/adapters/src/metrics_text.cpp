@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "hubprobe/metrics_text.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 
@@ -95,13 +96,65 @@ const char* type_name(MetricType type) {
 
 }  // namespace
 
-std::string to_prometheus_text(const std::vector<prometheus::MetricFamily>& families) {
+void ExpositionWriter::family(const std::string& name, const std::string& help, MetricType type) {
+  if (index_.try_emplace(name, families_.size()).second) families_.push_back(Family{name, help, type, {}});
+}
+
+void ExpositionWriter::add(const std::string& name, const std::string& help, MetricType type,
+                           const ClientMetric& metric) {
+  family(name, help, type);
+  Family& family = families_[index_.at(name)];
+  std::string& out = family.lines;
+  const std::string labels = open_labels(metric.label);
+  switch (family.type) {
+    case MetricType::Counter: sample(out, family.name, "", labels, nullptr, "", metric.counter.value); break;
+    case MetricType::Gauge: sample(out, family.name, "", labels, nullptr, "", metric.gauge.value); break;
+    case MetricType::Summary:
+      for (const auto& q : metric.summary.quantile) {
+        sample(out, family.name, "", labels, "quantile", number_text(q.quantile), q.value);
+      }
+      sample(out, family.name, "_sum", labels, nullptr, "", metric.summary.sample_sum);
+      sample(out, family.name, "_count", labels, nullptr, "", static_cast<double>(metric.summary.sample_count));
+      break;
+    case MetricType::Histogram: histogram_lines(family, labels, metric); break;
+    default: sample(out, family.name, "", labels, nullptr, "", metric.untyped.value); break;
+  }
+}
+
+void ExpositionWriter::histogram_lines(Family& family, const std::string& labels, const ClientMetric& metric) {
+  const auto& buckets = metric.histogram.bucket;
+  if (bound_values_.size() != buckets.size() ||
+      !std::equal(buckets.begin(), buckets.end(), bound_values_.begin(),
+                  [](const auto& b, double v) { return b.upper_bound == v; })) {
+    bound_values_.clear();
+    bound_texts_.clear();
+    for (const auto& b : buckets) {
+      bound_values_.push_back(b.upper_bound);
+      bound_texts_.push_back(number_text(b.upper_bound));
+    }
+  }
+  std::string& out = family.lines;
+  for (size_t i = 0; i < buckets.size(); ++i) {
+    out += family.name;
+    out += "_bucket";
+    out += labels;
+    if (labels.size() > 1) out += ',';
+    out += "le=\"";
+    out += bound_texts_[i];
+    out += "\"} ";
+    append_number(out, buckets[i].cumulative_count);
+    out += '\n';
+  }
+  sample(out, family.name, "_sum", labels, nullptr, "", metric.histogram.sample_sum);
+  sample(out, family.name, "_count", labels, nullptr, "", static_cast<double>(metric.histogram.sample_count));
+}
+
+std::string ExpositionWriter::take() {
+  size_t size = 0;
+  for (const Family& family : families_) size += family.lines.size() + family.help.size() + 2 * family.name.size() + 32;
   std::string out;
-  out.reserve(1 << 20);
-  // Histogram bounds repeat for every peer: format each distinct bound once.
-  std::vector<std::string> bound_texts;
-  std::vector<double> bound_values;
-  for (const auto& family : families) {
+  out.reserve(size);
+  for (Family& family : families_) {
     out += "# HELP ";
     out += family.name;
     out += ' ';
@@ -111,50 +164,21 @@ std::string to_prometheus_text(const std::vector<prometheus::MetricFamily>& fami
     out += ' ';
     out += type_name(family.type);
     out += '\n';
-    for (const auto& metric : family.metric) {
-      const std::string labels = open_labels(metric.label);
-      switch (family.type) {
-        case MetricType::Counter: sample(out, family.name, "", labels, nullptr, "", metric.counter.value); break;
-        case MetricType::Gauge: sample(out, family.name, "", labels, nullptr, "", metric.gauge.value); break;
-        case MetricType::Summary:
-          for (const auto& q : metric.summary.quantile) {
-            sample(out, family.name, "", labels, "quantile", number_text(q.quantile), q.value);
-          }
-          sample(out, family.name, "_sum", labels, nullptr, "", metric.summary.sample_sum);
-          sample(out, family.name, "_count", labels, nullptr, "", static_cast<double>(metric.summary.sample_count));
-          break;
-        case MetricType::Histogram: {
-          const auto& buckets = metric.histogram.bucket;
-          if (bound_values.size() != buckets.size() ||
-              !std::equal(buckets.begin(), buckets.end(), bound_values.begin(),
-                          [](const auto& b, double v) { return b.upper_bound == v; })) {
-            bound_values.clear();
-            bound_texts.clear();
-            for (const auto& b : buckets) {
-              bound_values.push_back(b.upper_bound);
-              bound_texts.push_back(number_text(b.upper_bound));
-            }
-          }
-          for (size_t i = 0; i < buckets.size(); ++i) {
-            out += family.name;
-            out += "_bucket";
-            out += labels;
-            if (labels.size() > 1) out += ',';
-            out += "le=\"";
-            out += bound_texts[i];
-            out += "\"} ";
-            append_number(out, buckets[i].cumulative_count);
-            out += '\n';
-          }
-          sample(out, family.name, "_sum", labels, nullptr, "", metric.histogram.sample_sum);
-          sample(out, family.name, "_count", labels, nullptr, "", static_cast<double>(metric.histogram.sample_count));
-          break;
-        }
-        default: sample(out, family.name, "", labels, nullptr, "", metric.untyped.value); break;
-      }
-    }
+    out += family.lines;
+    std::string().swap(family.lines);  // freed as it is copied: the peak is the text, not twice it
   }
+  families_.clear();
+  index_.clear();
   return out;
+}
+
+std::string to_prometheus_text(const std::vector<prometheus::MetricFamily>& families) {
+  ExpositionWriter writer;
+  for (const auto& family : families) {
+    writer.family(family.name, family.help, family.type);
+    for (const auto& metric : family.metric) writer.add(family.name, family.help, family.type, metric);
+  }
+  return writer.take();
 }
 
 }  // namespace hubprobe

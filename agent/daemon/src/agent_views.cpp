@@ -15,36 +15,31 @@ namespace hubprobe {
 namespace {
 
 using prometheus::ClientMetric;
-using prometheus::MetricFamily;
 using prometheus::MetricType;
 using Labels = std::vector<ClientMetric::Label>;
 
+// The metrics of one scrape, written as text as they come (ExpositionWriter): no metric objects kept.
 class Families {
  public:
-  MetricFamily& family(const std::string& name, const std::string& help, MetricType type) {
-    auto it = index_.find(name);
-    if (it != index_.end()) return families_[it->second];
-    index_[name] = families_.size();
-    families_.push_back(MetricFamily{name, help, type, {}});
-    return families_.back();
+  void add(const std::string& name, const std::string& help, MetricType type, const ClientMetric& metric) {
+    writer_.add(name, help, type, metric);
   }
   void gauge(const std::string& name, const std::string& help, const Labels& labels, double value) {
     ClientMetric metric;
     metric.label = labels;
     metric.gauge.value = value;
-    family(name, help, MetricType::Gauge).metric.push_back(metric);
+    add(name, help, MetricType::Gauge, metric);
   }
   void counter(const std::string& name, const std::string& help, const Labels& labels, double value) {
     ClientMetric metric;
     metric.label = labels;
     metric.counter.value = value;
-    family(name, help, MetricType::Counter).metric.push_back(metric);
+    add(name, help, MetricType::Counter, metric);
   }
-  std::vector<MetricFamily> take() { return std::move(families_); }
+  std::string take() { return writer_.take(); }
 
  private:
-  std::map<std::string, size_t> index_;
-  std::vector<MetricFamily> families_;
+  ExpositionWriter writer_;
 };
 
 Labels with(Labels labels, const std::string& name, const std::string& value) {
@@ -66,7 +61,7 @@ void window_summary(Families& f, const std::string& name, const std::string& hel
   metric.summary.quantile = {{0, empty ? nan : d.min_s},      {0.5, empty ? nan : d.p50_s},
                              {0.9, empty ? nan : d.p90_s},    {0.99, empty ? nan : d.p99_s},
                              {0.999, empty ? nan : d.p999_s}, {1, empty ? nan : d.max_s}};
-  f.family(name, help, MetricType::Summary).metric.push_back(std::move(metric));
+  f.add(name, help, MetricType::Summary, metric);
 }
 
 double seconds(int64_t ns) { return static_cast<double>(ns) / 1e9; }
@@ -202,9 +197,8 @@ void rtt_histogram_family(Families& f, const Labels& labels, const ExportHistogr
   const auto& bounds = histogram.layout().bounds_s();
   for (size_t i = 0; i < bounds.size(); ++i) metric.histogram.bucket.push_back({cumulative[i], bounds[i]});
   metric.histogram.bucket.push_back({cumulative.back(), std::numeric_limits<double>::infinity()});
-  f.family("hubprobe_rtt_seconds", "Round-trip time (T4 - T1) - (T3 - T2) since the session started.",
-           MetricType::Histogram)
-      .metric.push_back(std::move(metric));
+  f.add("hubprobe_rtt_seconds", "Round-trip time (T4 - T1) - (T3 - T2) since the session started.",
+        MetricType::Histogram, metric);
 }
 
 // The windowed distributions, jitter, loss ratios and peer state of one session.
@@ -320,7 +314,7 @@ nlohmann::json sink_json(const SinkStatus& st) {
 
 }  // namespace
 
-std::vector<MetricFamily> Agent::collect() const {
+std::string Agent::metrics_text() const {
   Families f;
   std::unique_lock lock(mutex_);
   const Labels agent_labels = {{"hub", config_.agent.hub}};
@@ -434,8 +428,6 @@ std::vector<MetricFamily> Agent::collect() const {
   }
   return f.take();
 }
-
-std::string Agent::metrics_text() const { return to_prometheus_text(collect()); }
 
 nlohmann::json Agent::status() const {
   std::lock_guard lock(mutex_);

@@ -43,10 +43,6 @@
 #include "hubprobe/scheduler_sink.h"
 #include "hubprobe/window_stats.h"
 
-namespace prometheus {
-struct MetricFamily;
-}
-
 namespace hubprobe {
 
 class Agent : private ProbeListener {
@@ -71,9 +67,7 @@ class Agent : private ProbeListener {
   /// document is sent once more marked stale (docs/operations.md, shutdown), within about two seconds.
   void stop();
 
-  /// Prometheus metric families, computed now. Thread-safe.
-  std::vector<prometheus::MetricFamily> collect() const;
-  /// The Prometheus text exposition of collect().
+  /// The Prometheus text exposition of the agent's metrics, computed now. Thread-safe.
   std::string metrics_text() const;
   /// What `hubprobe status` shows. Thread-safe.
   nlohmann::json status() const;
