@@ -59,29 +59,30 @@ sys.exit(2 if errors else 0)
   return result;
 }
 
-#define EXPECT_VALID(document, file, definition)                  \
-  do {                                                            \
-    const SchemaCheck hp_check_ = check(document, file, definition); \
-    ASSERT_NE(hp_check_.status, 3) << hp_check_.output;           \
+#define EXPECT_VALID(document, file, definition)                              \
+  do {                                                                        \
+    const SchemaCheck hp_check_ = check(document, file, definition);          \
+    ASSERT_NE(hp_check_.status, 3) << hp_check_.output;                       \
     EXPECT_EQ(hp_check_.status, 0) << definition << ": " << hp_check_.output; \
   } while (0)
 
-#define EXPECT_INVALID(document, file, definition)                \
-  do {                                                            \
-    const SchemaCheck hp_check_ = check(document, file, definition); \
-    ASSERT_NE(hp_check_.status, 3) << hp_check_.output;           \
+#define EXPECT_INVALID(document, file, definition)                            \
+  do {                                                                        \
+    const SchemaCheck hp_check_ = check(document, file, definition);          \
+    ASSERT_NE(hp_check_.status, 3) << hp_check_.output;                       \
     EXPECT_EQ(hp_check_.status, 2) << definition << ": " << hp_check_.output; \
   } while (0)
 
 FleetState fleet() {
   FleetState state;
-  state.documents["gz-edge-01"] = costmap_document(
-      "gz-edge-01", "gz", 42,
-      {{"sg", {{"sg-edge-01", "uplink-a", PathState::kOk, 0.0031, true, 0.01, 0.0015},
-               {"sg-edge-01", "uplink-b", PathState::kDegraded, 0.0052}}},
-       {"bj", {{"bj-edge-01", "isp-a", PathState::kDown, 0}}}});
-  state.documents["sg-edge-01"] = costmap_document(
-      "sg-edge-01", "sg", 3, {{"gz", {{"gz-edge-01", "default", PathState::kOk, 0.0032, true}}}});
+  state.documents["gz-edge-01"] =
+      costmap_document("gz-edge-01", "gz", 42,
+                       {{"sg",
+                         {{"sg-edge-01", "uplink-a", PathState::kOk, 0.0031, true, 0.01, 0.0015},
+                          {"sg-edge-01", "uplink-b", PathState::kDegraded, 0.0052}}},
+                        {"bj", {{"bj-edge-01", "isp-a", PathState::kDown, 0}}}});
+  state.documents["sg-edge-01"] =
+      costmap_document("sg-edge-01", "sg", 3, {{"gz", {{"gz-edge-01", "default", PathState::kOk, 0.0032, true}}}});
   state.documents["bj-edge-01"] = costmap_document(
       "bj-edge-01", "bj", 9, {{"gz", {{"gz-edge-01", "default", PathState::kOk, 0.0201, true}}}}, true);
   state.documents["broken"] = "{";

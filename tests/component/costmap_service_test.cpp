@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <functional>
 #include <future>
 #include <map>
@@ -57,8 +58,8 @@ struct Reply {
 
 // One HTTP/1.1 request to 127.0.0.1:port (Connection: close); status 0 when it failed.
 Reply http(uint16_t port, const std::string& method, const std::string& path,
-           const std::map<std::string, std::string>& headers = {}, const std::string& body = {},
-           int timeout_ms = 5000, bool content_length = true) {
+           const std::map<std::string, std::string>& headers = {}, const std::string& body = {}, int timeout_ms = 5000,
+           bool content_length = true) {
   Reply reply;
   const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return reply;
@@ -127,9 +128,8 @@ class CostmapServiceTest : public ::testing::Test {
     options.threads = 8;
     options.retry_initial_ns = 50'000'000;
     options.retry_max_ns = 300'000'000;
-    auto service = Service::start(options, [](const std::string& message) {
-      std::fprintf(stderr, "[costmap] %s\n", message.c_str());
-    });
+    auto service = Service::start(
+        options, [](const std::string& message) { std::fprintf(stderr, "[costmap] %s\n", message.c_str()); });
     EXPECT_TRUE(service.ok()) << (service.ok() ? "" : service.error().message);
     if (!service.ok()) return nullptr;
     EXPECT_TRUE(eventually([&] { return (*service)->synced(); }, milliseconds(10000)));
@@ -141,8 +141,8 @@ class CostmapServiceTest : public ::testing::Test {
     ASSERT_TRUE(done.ok()) << done.error().message;
   }
 
-  void put_agent(const std::string& id, const std::string& hub, const std::string& document,
-                 const std::string& address, int64_t lease = 0) {
+  void put_agent(const std::string& id, const std::string& hub, const std::string& document, const std::string& address,
+                 int64_t lease = 0) {
     put("/hubprobe/agents/" + id, costmap_registration(id, hub, address), lease);
     put("/hubprobe/preferences/" + id, document, lease);
   }
@@ -152,10 +152,10 @@ class CostmapServiceTest : public ::testing::Test {
               costmap_document("gz-edge-01", "gz", 42,
                                {{"sg", {{"sg-edge-01", "uplink-a", PathState::kOk, gz_to_sg_s, true}}}}),
               "198.18.0.1");
-    put_agent("sg-edge-01", "sg",
-              costmap_document("sg-edge-01", "sg", 3,
-                               {{"gz", {{"gz-edge-01", "default", PathState::kOk, 0.0032, true}}}}),
-              "198.18.1.1");
+    put_agent(
+        "sg-edge-01", "sg",
+        costmap_document("sg-edge-01", "sg", 3, {{"gz", {{"gz-edge-01", "default", PathState::kOk, 0.0032, true}}}}),
+        "198.18.1.1");
   }
 
   // The delay-rt of from -> to in the service's cost map, NaN when absent or unreadable.
@@ -225,8 +225,9 @@ TEST_F(CostmapServiceTest, FilteredCostMapAndItsErrors) {
   ASSERT_TRUE(service);
   const uint16_t port = service->port();
   ASSERT_TRUE(eventually([&] { return delay(port, "gz", "sg") == 3100.0; }, kChangeBound));
-  const std::map<std::string, std::string> filter_type = {{"Content-Type", "application/alto-costmapfilter+json"},
-                                                          {"Accept", "application/alto-costmap+json,application/alto-error+json"}};
+  const std::map<std::string, std::string> filter_type = {
+      {"Content-Type", "application/alto-costmapfilter+json"},
+      {"Accept", "application/alto-costmap+json,application/alto-error+json"}};
 
   Reply reply = http(port, "POST", "/alto/costmap", filter_type,
                      R"({"cost-type": {"cost-mode": "numerical", "cost-metric": "delay-rt"},
@@ -250,8 +251,9 @@ TEST_F(CostmapServiceTest, FilteredCostMapAndItsErrors) {
   EXPECT_EQ(reply.status, 400);
   EXPECT_EQ(json::parse(reply.body)["meta"]["code"], "E_MISSING_FIELD");
 
-  reply = http(port, "POST", "/alto/costmap", filter_type,
-               R"({"cost-type": {"cost-mode": "numerical", "cost-metric": "delay-rt"}, "pids": {"srcs": 1, "dsts": []}})");
+  reply =
+      http(port, "POST", "/alto/costmap", filter_type,
+           R"({"cost-type": {"cost-mode": "numerical", "cost-metric": "delay-rt"}, "pids": {"srcs": 1, "dsts": []}})");
   EXPECT_EQ(reply.status, 400);
   EXPECT_EQ(json::parse(reply.body)["meta"]["code"], "E_INVALID_FIELD_TYPE");
 
@@ -353,9 +355,10 @@ TEST_F(CostmapServiceTest, AnAgentWhoseLeaseExpiredDisappears) {
   put_fleet();
   auto lease = client_->grant_lease(2);
   ASSERT_TRUE(lease.ok()) << lease.error().message;
-  put_agent("bj-edge-01", "bj",
-            costmap_document("bj-edge-01", "bj", 5, {{"gz", {{"gz-edge-01", "default", PathState::kOk, 0.0201, true}}}}),
-            "198.18.2.1", *lease);
+  put_agent(
+      "bj-edge-01", "bj",
+      costmap_document("bj-edge-01", "bj", 5, {{"gz", {{"gz-edge-01", "default", PathState::kOk, 0.0201, true}}}}),
+      "198.18.2.1", *lease);
   auto service = start_service();
   ASSERT_TRUE(service);
   const uint16_t port = service->port();

@@ -20,9 +20,9 @@ struct PathSpec {
   PathState state = PathState::kOk;
   double rtt_s = 0.020;
   bool preferred = false;
-  double lossrate = 0;           // 0..1
-  double delay_ow_s = kNaN;      // published only when given
-  bool eligible = true;          // for an ok path: the hold-down is over
+  double lossrate = 0;       // 0..1
+  double delay_ow_s = kNaN;  // published only when given
+  bool eligible = true;      // for an ok path: the hold-down is over
 };
 
 // A document of agent `id` in `hub`: per destination hub its candidates, ranked as given.

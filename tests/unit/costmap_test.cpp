@@ -19,15 +19,16 @@ using nlohmann::json;
 // gz has two agents (gz-edge-01 the better one toward sg), sg one; bj is a destination only.
 FleetState fleet() {
   FleetState state;
-  state.documents["gz-edge-01"] = costmap_document(
-      "gz-edge-01", "gz", 42,
-      {{"sg", {{"sg-edge-01", "uplink-a", PathState::kOk, 0.0031, true, 0.01, 0.0015},
-               {"sg-edge-01", "uplink-b", PathState::kDegraded, 0.0052}}},
-       {"bj", {{"bj-edge-01", "isp-a", PathState::kDown, 0}}}});
-  state.documents["gz-edge-02"] = costmap_document(
-      "gz-edge-02", "gz", 7, {{"sg", {{"sg-edge-01", "default", PathState::kOk, 0.0040, true}}}});
-  state.documents["sg-edge-01"] = costmap_document(
-      "sg-edge-01", "sg", 3, {{"gz", {{"gz-edge-01", "default", PathState::kOk, 0.0032, true}}}});
+  state.documents["gz-edge-01"] =
+      costmap_document("gz-edge-01", "gz", 42,
+                       {{"sg",
+                         {{"sg-edge-01", "uplink-a", PathState::kOk, 0.0031, true, 0.01, 0.0015},
+                          {"sg-edge-01", "uplink-b", PathState::kDegraded, 0.0052}}},
+                        {"bj", {{"bj-edge-01", "isp-a", PathState::kDown, 0}}}});
+  state.documents["gz-edge-02"] =
+      costmap_document("gz-edge-02", "gz", 7, {{"sg", {{"sg-edge-01", "default", PathState::kOk, 0.0040, true}}}});
+  state.documents["sg-edge-01"] =
+      costmap_document("sg-edge-01", "sg", 3, {{"gz", {{"gz-edge-01", "default", PathState::kOk, 0.0032, true}}}});
   state.registrations["gz-edge-01"] = costmap_registration("gz-edge-01", "gz", "198.18.0.1");
   state.registrations["gz-edge-02"] = costmap_registration("gz-edge-02", "gz", "2001:db8::2");
   state.registrations["sg-edge-01"] = costmap_registration("sg-edge-01", "sg", "198.18.1.1");
@@ -37,9 +38,9 @@ FleetState fleet() {
 json body(const Resource& resource) { return json::parse(resource.body); }
 
 TEST(CostmapNames, Rfc9439MetricsAndPidNames) {
-  for (const char* metric : {"delay-ow", "delay-rt", "delay-rt:p99", "delay-rt:p99.9", "delay-variation", "lossrate",
-                             "delay-ow:min", "delay-rt:median", "lossrate:cur", "hopcount", "delay-rt:p100",
-                             "delay-rt:p0", "bw-available:max"}) {
+  for (const char* metric :
+       {"delay-ow", "delay-rt", "delay-rt:p99", "delay-rt:p99.9", "delay-variation", "lossrate", "delay-ow:min",
+        "delay-rt:median", "lossrate:cur", "hopcount", "delay-rt:p100", "delay-rt:p0", "bw-available:max"}) {
     EXPECT_TRUE(is_rfc9439_metric(metric)) << metric;
   }
   for (const char* metric : {"", "delay-ow-error", "routingcost", "delay-rt:", "delay-rt:p101", "delay-rt:p99.",
@@ -76,8 +77,7 @@ TEST(CostmapCostMaps, OneMapPerRfc9439MetricInRfcUnits) {
   EXPECT_EQ(maps->metrics(),
             (std::vector<std::string>{"delay-ow", "delay-rt", "delay-rt:p99", "delay-variation", "lossrate"}));
   const json delay = maps->cost_map_json("delay-rt");
-  EXPECT_EQ(delay["meta"]["cost-type"],
-            json::parse(R"({"cost-mode": "numerical", "cost-metric": "delay-rt",
+  EXPECT_EQ(delay["meta"]["cost-type"], json::parse(R"({"cost-mode": "numerical", "cost-metric": "delay-rt",
                             "cost-context": {"cost-source": "estimation"}})"));
   EXPECT_EQ(delay["meta"]["dependent-vtags"], json::array({body(maps->network_map())["meta"]["vtag"]}));
   EXPECT_EQ(delay["meta"]["vtag"]["resource-id"], "costmap-delay-rt");
@@ -93,8 +93,7 @@ TEST(CostmapAggregation, TheBestEligiblePathOfTheHubsAgentsWithTheAgentsCounted)
   FleetState state = fleet();
   // gz-edge-01's preferred path to sg is in its hold-down (not eligible): gz-edge-02's 4.0 ms counts.
   state.documents["gz-edge-01"] = costmap_document(
-      "gz-edge-01", "gz", 43,
-      {{"sg", {{"sg-edge-01", "uplink-a", PathState::kOk, 0.0031, true, 0, kNaN, false}}}});
+      "gz-edge-01", "gz", 43, {{"sg", {{"sg-edge-01", "uplink-a", PathState::kOk, 0.0031, true, 0, kNaN, false}}}});
   auto maps = FleetMaps::build(state);
   EXPECT_EQ(maps->cost_map_json("delay-rt")["cost-map"]["gz"]["sg"], 4000.0);
   json cell = json::parse(maps->path_map(kNow).body)["path-map"]["gz"]["sg"];
@@ -108,8 +107,8 @@ TEST(CostmapAggregation, TheBestEligiblePathOfTheHubsAgentsWithTheAgentsCounted)
   EXPECT_EQ(cell["agents"][0]["preferred"]["eligible"], false);
 
   // A stale document (the agent stopped) counts for nothing; the path map still lists the agent.
-  state.documents["gz-edge-02"] =
-      costmap_document("gz-edge-02", "gz", 8, {{"sg", {{"sg-edge-01", "default", PathState::kOk, 0.0040, true}}}}, true);
+  state.documents["gz-edge-02"] = costmap_document(
+      "gz-edge-02", "gz", 8, {{"sg", {{"sg-edge-01", "default", PathState::kOk, 0.0040, true}}}}, true);
   maps = FleetMaps::build(state);
   EXPECT_FALSE(maps->cost_map_json("delay-rt")["cost-map"].contains("gz"));
   const json path_map = json::parse(maps->path_map(kNow).body);
@@ -151,8 +150,8 @@ TEST(CostmapVtags, ChangeExactlyWhenTheContentDoes) {
 
   // A new generation with the same costs: the cost maps and the network map stay, the path map moves.
   FleetState refreshed = base;
-  refreshed.documents["sg-edge-01"] = costmap_document(
-      "sg-edge-01", "sg", 4, {{"gz", {{"gz-edge-01", "default", PathState::kOk, 0.0032, true}}}});
+  refreshed.documents["sg-edge-01"] =
+      costmap_document("sg-edge-01", "sg", 4, {{"gz", {{"gz-edge-01", "default", PathState::kOk, 0.0032, true}}}});
   const auto c = FleetMaps::build(refreshed);
   EXPECT_EQ(c->network_map().etag, a->network_map().etag);
   for (const std::string& metric : a->metrics()) EXPECT_EQ(c->cost_map(metric)->etag, a->cost_map(metric)->etag);
@@ -160,8 +159,8 @@ TEST(CostmapVtags, ChangeExactlyWhenTheContentDoes) {
 
   // sg -> gz 1 ms slower: delay-rt (and p99, score) move; lossrate does not.
   FleetState slower = base;
-  slower.documents["sg-edge-01"] = costmap_document(
-      "sg-edge-01", "sg", 4, {{"gz", {{"gz-edge-01", "default", PathState::kOk, 0.0042, true}}}});
+  slower.documents["sg-edge-01"] =
+      costmap_document("sg-edge-01", "sg", 4, {{"gz", {{"gz-edge-01", "default", PathState::kOk, 0.0042, true}}}});
   const auto d = FleetMaps::build(slower);
   EXPECT_NE(d->cost_map("delay-rt")->etag, a->cost_map("delay-rt")->etag);
   EXPECT_EQ(d->cost_map("lossrate")->etag, a->cost_map("lossrate")->etag);
@@ -381,8 +380,8 @@ TEST(CostmapHeaders, IfNoneMatchAcceptAndPreferWait) {
   EXPECT_TRUE(accepts_media_type("", "application/alto-costmap+json"));
   EXPECT_TRUE(accepts_media_type("*/*", "application/alto-costmap+json"));
   EXPECT_TRUE(accepts_media_type("application/*", "application/alto-costmap+json"));
-  EXPECT_TRUE(accepts_media_type("application/alto-costmap+json,application/alto-error+json",
-                                 "application/alto-costmap+json"));
+  EXPECT_TRUE(
+      accepts_media_type("application/alto-costmap+json,application/alto-error+json", "application/alto-costmap+json"));
   EXPECT_TRUE(accepts_media_type("Application/ALTO-Costmap+JSON; q=0.5", "application/alto-costmap+json"));
   EXPECT_FALSE(accepts_media_type("application/alto-networkmap+json", "application/alto-costmap+json"));
   EXPECT_FALSE(accepts_media_type("application/alto-costmap+json;q=0", "application/alto-costmap+json"));

@@ -181,7 +181,8 @@ Result<void> EtcdClient::watch_prefix(const std::string& prefix, int64_t start_r
       continue;
     }
     if (*status != 200) {
-      failures += (failures.empty() ? "" : "; ") + endpoint + ": HTTP " + std::to_string(*status) + ": " + excerpt(pending);
+      failures +=
+          (failures.empty() ? "" : "; ") + endpoint + ": HTTP " + std::to_string(*status) + ": " + excerpt(pending);
       last_code = EPROTO;
       if (*status != 502 && *status != 503 && *status != 504) break;
       continue;

@@ -18,8 +18,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
-#include <charconv>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -424,8 +424,7 @@ int HttpServer::serve(mg_connection* conn) {
   return outcome.response.status;
 }
 
-HttpServer::Outcome HttpServer::respond(const HttpRequest& request, const char* authorization,
-                                        int64_t content_length) {
+HttpServer::Outcome HttpServer::respond(const HttpRequest& request, const char* authorization, int64_t content_length) {
   Outcome outcome;
   HttpResponse& response = outcome.response;
   if (!authorized(authorization)) {
@@ -662,7 +661,8 @@ void HttpServer::serve_tls(int fd, const std::string& remote) {
       if (got <= 0) break;
       request.body.append(buffer, static_cast<size_t>(got));
     }
-    if (request.body.size() > static_cast<size_t>(content_length)) request.body.resize(static_cast<size_t>(content_length));
+    if (request.body.size() > static_cast<size_t>(content_length))
+      request.body.resize(static_cast<size_t>(content_length));
   }
   if (valid) {
     outcome = respond(request, has_authorization ? authorization.c_str() : nullptr, content_length);

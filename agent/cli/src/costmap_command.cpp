@@ -24,6 +24,7 @@ constexpr int kCannotListen = 3;
 int costmap_command(const CostmapArgs& args, std::ostream& out, std::ostream& err, const std::atomic<bool>& stop) {
   costmap::ServiceOptions options;
   options.etcd = args.tls;
+  CostmapConfig settings;  // [costmap] of --config, or its defaults
   if (!args.config.empty()) {
     auto config = load_config(args.config);
     if (!config) {
@@ -36,6 +37,7 @@ int costmap_command(const CostmapArgs& args, std::ostream& out, std::ostream& er
       options.prefix = sink.prefix;
     }
     options.web = config->metrics.web;
+    settings = config->costmap;
   }
   if (!args.etcd.empty()) {
     options.etcd.endpoints.clear();
@@ -63,29 +65,28 @@ int costmap_command(const CostmapArgs& args, std::ostream& out, std::ostream& er
     }
     options.web = *web;
   }
-  if (args.base_path.empty() || args.base_path.front() != '/' || args.base_path.back() == '/') {
-    return usage_error(err, "costmap: --base-path: expected a path such as /alto, got \"" + args.base_path + "\"");
+  const std::string base_path = args.base_path.empty() ? settings.base_path : args.base_path;
+  if (base_path.size() < 2 || base_path.front() != '/' || base_path.back() == '/') {
+    return usage_error(err, "costmap: --base-path: expected a path such as /alto, got \"" + base_path + "\"");
   }
-  if (args.threads < 1 || args.threads > 1024) return usage_error(err, "costmap: --threads: expected 1..1024");
-  if (!(args.max_wait_s >= 0) || args.max_wait_s > 3600) {
-    return usage_error(err, "costmap: --max-wait: expected 0..3600 seconds");
-  }
-  options.listen = args.listen;
-  options.threads = args.threads;
-  options.layout.base_path = args.base_path;
-  options.layout.public_url = args.public_url;
-  options.max_wait_ns = static_cast<int64_t>(std::llround(args.max_wait_s * 1e9));
+  if (args.threads < 0 || args.threads > 1024) return usage_error(err, "costmap: --threads: expected 1..1024");
+  if (args.max_wait_s > 3600) return usage_error(err, "costmap: --max-wait: expected 0..3600 seconds");
+  options.listen = args.listen.empty() ? settings.listen.to_string() : args.listen;
+  options.threads = args.threads > 0 ? args.threads : settings.threads;
+  options.layout.base_path = base_path;
+  options.layout.public_url = args.public_url.empty() ? settings.public_url : args.public_url;
+  options.max_wait_ns =
+      args.max_wait_s >= 0 ? static_cast<int64_t>(std::llround(args.max_wait_s * 1e9)) : settings.max_wait_ns;
 
-  auto service = costmap::Service::start(options, [&err](const std::string& message) {
-    err << "hubprobe costmap: " << message << std::endl;
-  });
+  auto service = costmap::Service::start(
+      options, [&err](const std::string& message) { err << "hubprobe costmap: " << message << std::endl; });
   if (!service) {
     err << "hubprobe costmap: " << service.error().message << "\n";
     return kCannotListen;
   }
   out << "hubprobe costmap: serving " << options.layout.directory_path() << " on " << options.listen
-      << ((*service)->tls() ? " (TLS)" : "") << ", port " << (*service)->port() << ", etcd " << options.etcd.endpoints.front()
-      << " prefix " << options.prefix << std::endl;
+      << ((*service)->tls() ? " (TLS)" : "") << ", port " << (*service)->port() << ", etcd "
+      << options.etcd.endpoints.front() << " prefix " << options.prefix << std::endl;
   (void)systemd::notify_ready();
   const auto ping = systemd::watchdog_ping_period();
   auto next_ping = std::chrono::steady_clock::now();

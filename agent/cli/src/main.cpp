@@ -177,13 +177,14 @@ CLI::App* PrefsFlags::add_to(CLI::App& app) {
 }
 
 CLI::App* CostmapFlags::add_to(CLI::App& app) {
-  auto* costmap = app.add_subcommand("costmap", "serve the fleet's preferences from etcd as ALTO network and cost maps");
+  auto* costmap =
+      app.add_subcommand("costmap", "serve the fleet's preferences from etcd as ALTO network and cost maps");
   costmap->add_option("-c,--config", config,
                       "an agent's TOML file: etcd endpoints, prefix and TLS of its first [[scheduler.etcd]], and "
-                      "[metrics] web_config_file (flags win)");
+                      "[metrics] web_config_file and [costmap] (flags win)");
   costmap->add_option("--etcd", etcd, "etcd endpoints URL[,URL...], e.g. http://198.18.0.254:2379");
   costmap->add_option("--prefix", prefix, "key prefix of the agents' sinks (default /hubprobe)");
-  costmap->add_option("-l,--listen", listen, "ADDR:PORT to serve on (default " + listen + ")");
+  costmap->add_option("-l,--listen", listen, "ADDR:PORT to serve on (default 127.0.0.1:9863)");
   costmap->add_option("--web-config", web_config, "web-config.yml: TLS and basic auth, as for the agent's endpoints");
   costmap->add_option("--base-path", base_path, "the directory's path; every resource below it (default /alto)");
   costmap->add_option("--public-url", public_url,
@@ -191,7 +192,8 @@ CLI::App* CostmapFlags::add_to(CLI::App& app) {
                       "absolute");
   costmap->add_option("--threads", threads, "HTTP workers; a long poll holds one while it waits (default 16)")
       ->check(kUnsignedInteger);
-  costmap->add_option("--max-wait", max_wait_s, "the longest long poll (Prefer: wait=N) honoured, seconds (default 60)");
+  costmap->add_option("--max-wait", max_wait_s,
+                      "the longest long poll (Prefer: wait=N) honoured, seconds (default 60)");
   costmap->add_option("--ca-file", tls.ca_file, "verify https etcd endpoints with this CA bundle");
   costmap->add_option("--cert-file", tls.client_cert_file, "client certificate for https etcd endpoints (PEM)");
   costmap->add_option("--key-file", tls.client_key_file, "client key for https etcd endpoints (PEM)");

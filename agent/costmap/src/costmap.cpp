@@ -9,8 +9,8 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
-#include <cstdlib>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <set>
 
@@ -26,8 +26,7 @@ constexpr size_t kMaxMetricLength = 32;  // RFC 7285 section 10.6
 constexpr size_t kMaxPidLength = 64;     // RFC 7285 sections 10.1, 10.2
 
 bool is_operator(std::string_view op) {
-  if (op == "min" || op == "max" || op == "median" || op == "mean" || op == "cur" || op == "stddev" ||
-      op == "stdvar") {
+  if (op == "min" || op == "max" || op == "median" || op == "mean" || op == "cur" || op == "stddev" || op == "stdvar") {
     return true;
   }
   // pNN with an optional decimal part, 0..100 (RFC 9439 section 3.2).
@@ -41,7 +40,7 @@ bool is_operator(std::string_view op) {
     if (fraction.empty() || !std::all_of(fraction.begin(), fraction.end(), ::isdigit)) return false;
   }
   int value = 0;
-  std::from_chars(whole.data(), whole.data() + whole.size(), value);
+  (void)std::from_chars(whole.data(), whole.data() + whole.size(), value);
   return value < 100 || (value == 100 && (dot == std::string_view::npos ||
                                           number.substr(dot + 1).find_first_not_of('0') == std::string_view::npos));
 }
@@ -166,8 +165,8 @@ bool is_rfc9439_metric(std::string_view metric) {
   if (metric.empty() || metric.size() > kMaxMetricLength) return false;
   const size_t colon = metric.find(':');
   const std::string_view base = metric.substr(0, colon);
-  static constexpr std::string_view kBases[] = {"delay-ow",  "delay-rt", "delay-variation", "lossrate",    "hopcount",
-                                                "tput",      "bw-residual", "bw-available",  "bw-maxres"};
+  static constexpr std::string_view kBases[] = {"delay-ow", "delay-rt",    "delay-variation", "lossrate", "hopcount",
+                                                "tput",     "bw-residual", "bw-available",    "bw-maxres"};
   if (std::find(std::begin(kBases), std::end(kBases), base) == std::end(kBases)) return false;
   return colon == std::string_view::npos || is_operator(metric.substr(colon + 1));
 }
@@ -427,8 +426,7 @@ std::shared_ptr<const FleetMaps> FleetMaps::build(const FleetState& state, const
     json meta = {{"dependent-vtags", dependent}, {"cost-type", cost_type(metric)}};
     const std::string tag = content_tag({{"meta", meta}, {"cost-map", cost_map}});
     meta["vtag"] = vtag(cost_map_id(metric), tag);
-    maps->cost_maps_.emplace(metric,
-                             make_resource({{"meta", meta}, {"cost-map", cost_map}}, kCostMapMediaType, tag));
+    maps->cost_maps_.emplace(metric, make_resource({{"meta", meta}, {"cost-map", cost_map}}, kCostMapMediaType, tag));
   }
 
   // The path map (ages added when served).
@@ -520,7 +518,8 @@ Resource FleetMaps::path_map(WallNs now) const {
   for (auto& [from, row] : body["path-map"].items()) {
     for (auto& [to, cell] : row.items()) {
       for (json& entry : cell["agents"]) entry["age-s"] = age(entry["agent"].get<std::string>());
-      if (cell["preferred"].is_object()) cell["preferred"]["age-s"] = age(cell["preferred"]["agent"].get<std::string>());
+      if (cell["preferred"].is_object())
+        cell["preferred"]["age-s"] = age(cell["preferred"]["agent"].get<std::string>());
     }
   }
   return make_resource(std::move(body), kPathMapMediaType, path_map_["meta"]["vtag"]["tag"].get<std::string>(), true);
@@ -538,8 +537,8 @@ FilterAnswer FleetMaps::filter(std::string_view body) const {
   if (request.is_discarded() || !request.is_object()) {
     FilterAnswer answer = fail({"E_SYNTAX", {}, std::nullopt});
     json error = json::parse(answer.resource.body);
-    error["meta"]["syntax-error"] = request.is_discarded() ? "the request body is not JSON"
-                                                           : "the request body is not a JSON object";
+    error["meta"]["syntax-error"] =
+        request.is_discarded() ? "the request body is not JSON" : "the request body is not a JSON object";
     answer.resource.body = error.dump();
     return answer;
   }

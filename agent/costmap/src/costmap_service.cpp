@@ -31,8 +31,8 @@ Result<std::unique_ptr<Service>> Service::start(ServiceOptions options, ServiceL
   service->options_ = std::move(options);
   service->log_ = std::move(log);
   service->maps_ = FleetMaps::build({}, service->options_.layout);
-  auto server = HttpServer::start(service->options_.listen, std::max(service->options_.threads, 1),
-                                  service->options_.web);
+  auto server =
+      HttpServer::start(service->options_.listen, std::max(service->options_.threads, 1), service->options_.web);
   if (!server) return server.error();
   service->server_ = std::move(*server);
   service->server_->set_log_sink([raw = service.get()](const std::string& message) { raw->log(message); });
@@ -48,8 +48,10 @@ Service::~Service() {
     stop_ = true;
   }
   changed_.notify_all();
-  server_.reset();  // waits for the handlers (long polls see stop_ and answer)
+  // The watch first (it registers handlers on the server; it sees stop_ within about a second), then the
+  // server, which waits for running handlers (long polls see stop_ and answer at once).
   if (watcher_.joinable()) watcher_.join();
+  server_.reset();
 }
 
 std::shared_ptr<const FleetMaps> Service::maps() const {
@@ -107,8 +109,8 @@ HttpResponse Service::serve_get(const HttpRequest& request, const Pick& pick) {
   const std::string condition = request.header("if-none-match");
   bool matches = !condition.empty() && if_none_match(condition, resource->etag);
   // A long poll: the client has this version and is prepared to wait for the next one.
-  const int64_t wait_s = std::min<int64_t>(preferred_wait_seconds(request.header("prefer")),
-                                           options_.max_wait_ns / 1'000'000'000);
+  const int64_t wait_s =
+      std::min<int64_t>(preferred_wait_seconds(request.header("prefer")), options_.max_wait_ns / 1'000'000'000);
   if (matches && wait_s > 0) {
     const auto deadline = Clock::now() + std::chrono::seconds(wait_s);
     std::unique_lock lock(mutex_);

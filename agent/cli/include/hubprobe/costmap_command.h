@@ -13,15 +13,16 @@ namespace hubprobe {
 /// The flags of `hubprobe costmap` as given (agent/cli/src/main.cpp binds them). Flags win over --config.
 struct CostmapArgs {
   std::string config;  ///< an agent's TOML: etcd endpoints, prefix and TLS of its first [[scheduler.etcd]],
-                       ///< and [metrics] web_config_file
+                       ///< [metrics] web_config_file and the [costmap] table
   std::string etcd;    ///< endpoints URL[,URL...]
   std::string prefix;  ///< default /hubprobe
-  std::string listen = "127.0.0.1:9863";
+  // Empty (or negative) = not given: --config's [costmap] table, else its default.
+  std::string listen;      ///< default 127.0.0.1:9863
   std::string web_config;  ///< web-config.yml: TLS and basic auth
-  std::string base_path = "/alto";
+  std::string base_path;   ///< default /alto
   std::string public_url;  ///< makes the directory's URIs absolute
-  int threads = 16;
-  double max_wait_s = 60;
+  int threads = 0;         ///< default 16
+  double max_wait_s = -1;  ///< default 60
   EtcdClient::Options tls;  ///< CA and client certificate for https etcd endpoints
 };
 

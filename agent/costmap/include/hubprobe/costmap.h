@@ -137,7 +137,7 @@ class FleetMaps {
   // source hub -> destination hub -> RFC 9439 metric -> value of the chosen path
   std::map<std::string, std::map<std::string, std::map<std::string, double>>> cells_;
   std::vector<std::string> pids_;
-  nlohmann::json path_map_;                // without ages
+  nlohmann::json path_map_;                       // without ages
   std::map<std::string, WallNs> document_times_;  // agent id -> its document's timestamp
   std::vector<Ignored> ignored_;
 };

@@ -30,7 +30,7 @@ struct ServiceOptions {
   EtcdClient::Options etcd;          ///< endpoints, request timeout, TLS files
   std::string prefix = "/hubprobe";  ///< the agents' etcd sinks' prefix
   std::string listen = "127.0.0.1:9863";
-  WebConfig web;    ///< TLS and basic auth, as for the agent's endpoints
+  WebConfig web;     ///< TLS and basic auth, as for the agent's endpoints
   int threads = 16;  ///< HTTP workers; a long poll holds one while it waits
   ServiceLayout layout;
   int64_t max_wait_ns = 60'000'000'000;  ///< the longest long poll (Prefer: wait=N) honoured
