@@ -228,7 +228,7 @@ TEST(CostmapSchema, TheRfcExamplesValidateAndRoundTrip) {
       })"},
   };
   for (const Example& example : examples) {
-    const json parsed = json::parse(example.text);
+    json parsed = json::parse(example.text);
     EXPECT_VALID(parsed, "alto.schema.json", example.definition);
     EXPECT_EQ(json::parse(parsed.dump()), parsed) << example.definition;
     EXPECT_EQ(json::parse(parsed.dump(2)), parsed) << example.definition;

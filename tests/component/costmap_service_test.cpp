@@ -162,7 +162,7 @@ class CostmapServiceTest : public ::testing::Test {
   static double delay(uint16_t port, const std::string& from, const std::string& to) {
     const Reply reply = http(port, "GET", "/alto/costmap/delay-rt");
     if (reply.status != 200) return kNaN;
-    const json map = json::parse(reply.body, nullptr, false);
+    json map = json::parse(reply.body, nullptr, false);
     if (!map.is_object() || !map["cost-map"].contains(from) || !map["cost-map"][from].contains(to)) return kNaN;
     return map["cost-map"][from][to].get<double>();
   }
@@ -182,7 +182,7 @@ TEST_F(CostmapServiceTest, ServesTheAltoResourcesWithTheirMediaTypes) {
   EXPECT_EQ(directory.status, 200);
   EXPECT_EQ(directory.header("content-type"), "application/alto-directory+json");
   EXPECT_FALSE(directory.header("etag").empty());
-  const json ird = json::parse(directory.body);
+  json ird = json::parse(directory.body);
   EXPECT_EQ(ird["resources"]["costmap-delay-rt"]["uri"], "/alto/costmap/delay-rt");
 
   const Reply network = http(port, "GET", "/alto/networkmap");
@@ -368,9 +368,9 @@ TEST_F(CostmapServiceTest, AnAgentWhoseLeaseExpiredDisappears) {
   ASSERT_TRUE(eventually([&] { return std::isnan(delay(port, "bj", "gz")); }, kExpiryBound));
   RecordProperty("gone_after_ms",
                  std::to_string(std::chrono::duration_cast<milliseconds>(Clock::now() - expires).count()));
-  const json network = json::parse(http(port, "GET", "/alto/networkmap").body);
+  json network = json::parse(http(port, "GET", "/alto/networkmap").body);
   EXPECT_FALSE(network["network-map"].contains("bj"));
-  const json paths = json::parse(http(port, "GET", "/alto/pathmap").body);
+  json paths = json::parse(http(port, "GET", "/alto/pathmap").body);
   EXPECT_FALSE(paths["agents"].contains("bj-edge-01"));
   EXPECT_EQ(delay(port, "gz", "sg"), 3100.0) << "the others stay";
 }

@@ -91,14 +91,14 @@ discover_interval = "1s"
 
   // The generation of agent i's document in the path map, 0 when absent.
   uint64_t generation_in_path_map(size_t i) const {
-    const json map = costmap_get("/alto/pathmap");
+    json map = costmap_get("/alto/pathmap");
     if (!map.is_object() || !map["agents"].contains(agent_id(i))) return 0;
     return map["agents"][agent_id(i)].value("generation", uint64_t{0});
   }
 
   // Every pair of the three hubs has a delay-rt in the cost map (except `without` as source or destination).
   bool full_cost_map(const std::set<std::string>& hubs) const {
-    const json map = costmap_get("/alto/costmap/delay-rt");
+    json map = costmap_get("/alto/costmap/delay-rt");
     if (!map.is_object()) return false;
     for (const std::string& from : hubs) {
       for (const std::string& to : hubs) {
@@ -111,8 +111,8 @@ discover_interval = "1s"
 
   // The generation in etcd of agent i's document (through its /status), 0 when unknown.
   uint64_t generation_in_agent(size_t i) const {
-    const json status = agents_[i]->status();
-    const json& preferences = status["preferences"];
+    json status = agents_[i]->status();
+    json& preferences = status["preferences"];  // null when absent
     return preferences.is_object() ? preferences.value("generation", uint64_t{0}) : 0;
   }
 
@@ -127,7 +127,7 @@ TEST_F(AgentCostmapTest, TheMapsFollowTheAgentsTheirDeathAndAnEtcdRestart) {
   // 1. Every hub in the network map with its agent's address, every pair in the cost map.
   const std::set<std::string> all = {"gz", "sg", "sh"};
   ASSERT_TRUE(wait_until([&] { return full_cost_map(all); }, Seconds(30))) << costmap_->describe();
-  const json network = costmap_get("/alto/networkmap");
+  json network = costmap_get("/alto/networkmap");
   for (size_t i = 0; i < 3; ++i) {
     EXPECT_EQ(network["network-map"][kHubs[i]]["ipv4"], json::array({Mesh::address(i) + "/32"})) << network.dump();
   }
@@ -148,13 +148,13 @@ TEST_F(AgentCostmapTest, TheMapsFollowTheAgentsTheirDeathAndAnEtcdRestart) {
   const auto killed = Clock::now();
   ASSERT_TRUE(wait_until(
       [&] {
-        const json map = costmap_get("/alto/pathmap");
+        json map = costmap_get("/alto/pathmap");
         return map.is_object() && !map["agents"].contains(agent_id(2));
       },
       Seconds(3 + 0.5 + 3 + 2)));
   std::cout << "[ measured ] the killed agent left the maps " << seconds_since(killed) << " s after SIGKILL\n";
   EXPECT_GE(seconds_since(killed), 2.0) << "not before its lease could expire";
-  const json cost = costmap_get("/alto/costmap/delay-rt");
+  json cost = costmap_get("/alto/costmap/delay-rt");
   EXPECT_FALSE(cost["cost-map"].contains("sh")) << cost.dump();
 
   // 3. etcd killed and started again on the same data: the watch resumes, new generations arrive.

@@ -84,8 +84,8 @@ void Service::publish(const FleetState& state, int64_t revision) {
   // A cost map's path is registered the first time its metric appears; when it disappears, 404.
   for (const std::string& metric : added) {
     server_->handle(options_.layout.cost_map_path(metric), [this, metric](const HttpRequest& request) {
-      return serve_get(request, [metric](const FleetMaps& maps, WallNs) -> std::optional<Resource> {
-        const Resource* resource = maps.cost_map(metric);
+      return serve_get(request, [metric](const FleetMaps& current, WallNs) -> std::optional<Resource> {
+        const Resource* resource = current.cost_map(metric);
         if (resource == nullptr) return std::nullopt;
         return *resource;
       });

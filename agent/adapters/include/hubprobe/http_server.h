@@ -49,6 +49,11 @@ struct HttpRequest {
 };
 
 struct HttpResponse {
+  HttpResponse() = default;
+  // A constructor rather than aggregate initialization, so HttpResponse{status, type, body} stays short.
+  HttpResponse(int status_code, std::string type, std::string text,
+               std::vector<std::pair<std::string, std::string>> more_headers = {})
+      : status(status_code), content_type(std::move(type)), body(std::move(text)), headers(std::move(more_headers)) {}
   int status = 200;
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;

@@ -17,12 +17,12 @@ struct CostmapArgs {
   std::string etcd;    ///< endpoints URL[,URL...]
   std::string prefix;  ///< default /hubprobe
   // Empty (or negative) = not given: --config's [costmap] table, else its default.
-  std::string listen;      ///< default 127.0.0.1:9863
-  std::string web_config;  ///< web-config.yml: TLS and basic auth
-  std::string base_path;   ///< default /alto
-  std::string public_url;  ///< makes the directory's URIs absolute
-  int threads = 0;         ///< default 16
-  double max_wait_s = -1;  ///< default 60
+  std::string listen;       ///< default 127.0.0.1:9863
+  std::string web_config;   ///< web-config.yml: TLS and basic auth
+  std::string base_path;    ///< default /alto
+  std::string public_url;   ///< makes the directory's URIs absolute
+  int threads = 0;          ///< default 16
+  double max_wait_s = -1;   ///< default 60
   EtcdClient::Options tls;  ///< CA and client certificate for https etcd endpoints
 };
 
