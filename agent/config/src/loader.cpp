@@ -380,7 +380,9 @@ void Loader::read_costmap(const toml::table& root, AgentConfig& config) {
   if (const toml::node* node = costmap->get("public_url")) {
     constexpr std::string_view kWhat = "an http:// or https:// URL like \"https://alto.example.net\"";
     const std::string url(read_string(*node, "costmap.public_url", kWhat));
-    if ((url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) || url.find(' ') != std::string::npos) {
+    // "" is the default: no public URL, relative URIs.
+    if (!url.empty() &&
+        ((url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) || url.find(' ') != std::string::npos)) {
       expected(*node, "costmap.public_url", kWhat);
     }
     config.costmap.public_url = url;
