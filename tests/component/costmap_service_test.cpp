@@ -413,5 +413,42 @@ TEST_F(CostmapServiceTest, AWipedEtcdIsReadAgain) {
   ASSERT_TRUE(eventually([&] { return delay(port, "gz", "sg") == 7100.0; }, kChangeBound));
 }
 
+// The revision the watch would resume from was compacted while it was away: etcd says so, and the service
+// reads everything again (and misses nothing that changed meanwhile).
+TEST_F(CostmapServiceTest, ACompactedRevisionIsReadAgain) {
+  put_fleet();
+  ServiceOptions options;
+  options.etcd = client_options();
+  options.listen = "127.0.0.1:0";
+  options.threads = 4;
+  // A long first pause after the disconnect: etcd is back and compacted before the watch retries.
+  options.retry_initial_ns = 4'000'000'000;
+  options.retry_max_ns = 4'000'000'000;
+  auto started = Service::start(
+      options, [](const std::string& message) { std::fprintf(stderr, "[costmap] %s\n", message.c_str()); });
+  ASSERT_TRUE(started.ok()) << started.error().message;
+  auto service = std::move(*started);
+  const uint16_t port = service->port();
+  ASSERT_TRUE(eventually([&] { return delay(port, "gz", "sg") == 3100.0; }, milliseconds(10000)));
+  ASSERT_EQ(service->full_reads(), 1);
+
+  etcd_.kill();
+  const auto killed = Clock::now();
+  const std::string error = etcd_.start();
+  ASSERT_TRUE(error.empty()) << error;
+  for (int i = 0; i < 3; ++i) put_fleet(0.0081);
+  auto range = client_->get_prefix_with_revision("/hubprobe/");
+  ASSERT_TRUE(range.ok()) << range.error().message;
+  const Reply compacted = http(etcd_.client_port(), "POST", "/v3/kv/compaction", {{"Content-Type", "application/json"}},
+                               "{\"revision\": \"" + std::to_string(range->revision) + "\", \"physical\": true}");
+  ASSERT_EQ(compacted.status, 200) << compacted.body;
+  ASSERT_LT(Clock::now() - killed, milliseconds(3500)) << "etcd took too long to come back for this test's window";
+  ASSERT_TRUE(eventually([&] { return service->full_reads() == 2; }, milliseconds(15000)));
+  ASSERT_TRUE(eventually([&] { return delay(port, "gz", "sg") == 8100.0; }, kChangeBound));
+  // And the watch goes on from the new read.
+  put_fleet(0.0091);
+  EXPECT_TRUE(eventually([&] { return delay(port, "gz", "sg") == 9100.0; }, kChangeBound));
+}
+
 }  // namespace
 }  // namespace hubprobe::costmap

@@ -245,7 +245,7 @@ void Service::watch_loop() {
             return false;
           }
           if (message.created && !last_failure.empty()) {
-            log("watch resumed from revision " + std::to_string(revision + 1));
+            log("watch reconnected, from revision " + std::to_string(revision + 1));
             last_failure.clear();
           }
           backoff_ns = options_.retry_initial_ns;
