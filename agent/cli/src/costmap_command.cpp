@@ -10,6 +10,7 @@
 #include "hubprobe/cli_usage.h"
 #include "hubprobe/config.h"
 #include "hubprobe/costmap_service.h"
+#include "hubprobe/net.h"
 #include "hubprobe/systemd.h"
 #include "hubprobe/web_config.h"
 
@@ -72,6 +73,12 @@ int costmap_command(const CostmapArgs& args, std::ostream& out, std::ostream& er
   if (args.threads < 0 || args.threads > 1024) return usage_error(err, "costmap: --threads: expected 1..1024");
   if (args.max_wait_s > 3600) return usage_error(err, "costmap: --max-wait: expected 0..3600 seconds");
   options.listen = args.listen.empty() ? settings.listen.to_string() : args.listen;
+  if (auto listen = SocketAddress::parse(options.listen, 9863); !listen || !listen->is_v4()) {
+    return usage_error(
+        err, "costmap: --listen: expected an IPv4 address and port like 0.0.0.0:9863, got \"" + options.listen + "\"");
+  } else {
+    options.listen = listen->to_string();  // without a port: 9863
+  }
   options.threads = args.threads > 0 ? args.threads : settings.threads;
   options.layout.base_path = base_path;
   options.layout.public_url = args.public_url.empty() ? settings.public_url : args.public_url;

@@ -180,7 +180,7 @@ CLI::App* CostmapFlags::add_to(CLI::App& app) {
   auto* costmap =
       app.add_subcommand("costmap", "serve the fleet's preferences from etcd as ALTO network and cost maps");
   costmap->add_option("-c,--config", config,
-                      "an agent's TOML file: etcd endpoints, prefix and TLS of its first [[scheduler.etcd]], and "
+                      "an agent's TOML file: etcd endpoints, prefix and TLS of its first [[scheduler.etcd]], "
                       "[metrics] web_config_file and [costmap] (flags win)");
   costmap->add_option("--etcd", etcd, "etcd endpoints URL[,URL...], e.g. http://198.18.0.254:2379");
   costmap->add_option("--prefix", prefix, "key prefix of the agents' sinks (default /hubprobe)");
