@@ -105,6 +105,51 @@ TEST(EtcdAnswers, Base64AndRangeEnd) {
   EXPECT_EQ(prefix_range_end(std::string("\xff", 1)), std::string(1, '\0'));
 }
 
+// The /v3/watch stream's messages (hubprobe costmap's watch): the created message, PUT (the enum's zero, left
+// out by the gateway) and DELETE events, a compacted start revision, errors.
+TEST(EtcdAnswers, WatchMessages) {
+  auto created = watch_message(R"({"result":{"header":{"revision":"41"},"created":true}})", kEndpoint);
+  ASSERT_TRUE(created.ok()) << created.error().message;
+  EXPECT_TRUE(created->created);
+  EXPECT_EQ(created->header_revision, 41);
+  EXPECT_TRUE(created->events.empty());
+
+  auto events = watch_message(R"({"result":{"header":{"revision":"43"},"events":[)"
+                              R"({"kv":{"key":"L2EvMQ==","value":"b25l","mod_revision":"42","lease":"7"}},)"
+                              R"({"type":"DELETE","kv":{"key":"L2EvMg==","mod_revision":"43"}}]}})",
+                              kEndpoint);
+  ASSERT_TRUE(events.ok()) << events.error().message;
+  ASSERT_EQ(events->events.size(), 2u);
+  EXPECT_EQ(events->events[0].type, WatchEvent::Type::kPut);
+  EXPECT_EQ(events->events[0].kv.key, "/a/1");
+  EXPECT_EQ(events->events[0].kv.value, "one");
+  EXPECT_EQ(events->events[0].kv.lease, 7);
+  EXPECT_EQ(events->events[0].kv.mod_revision, 42);
+  EXPECT_EQ(events->events[1].type, WatchEvent::Type::kDelete);
+  EXPECT_EQ(events->events[1].kv.key, "/a/2");
+  EXPECT_EQ(events->events[1].kv.mod_revision, 43);
+
+  auto compacted = watch_message(
+      R"({"result":{"header":{"revision":"90"},"canceled":true,"compact_revision":"50","cancel_reason":"mvcc: required revision has been compacted"}})",
+      kEndpoint);
+  ASSERT_TRUE(compacted.ok());
+  EXPECT_TRUE(compacted->canceled);
+  EXPECT_EQ(compacted->compact_revision, 50);
+  EXPECT_EQ(compacted->cancel_reason, "mvcc: required revision has been compacted");
+
+  auto error =
+      watch_message(R"({"error":{"grpc_code":14,"http_code":503,"message":"etcdserver: no leader"}})", kEndpoint);
+  ASSERT_FALSE(error.ok());
+  EXPECT_EQ(error.error().message, "etcd " + std::string(kEndpoint) + ": watch: etcdserver: no leader");
+  for (const char* bad : {"not json", "[1]", R"({"result":{"events":{}}})", R"({"result":{"events":[{"type":"PUT"}]}})",
+                          R"({"result":{"events":[{"type":"TOUCH","kv":{}}]}})",
+                          R"({"result":{"events":[{"kv":{"key":7}}]}})", R"({"result":{"header":{"revision":[]}}})"}) {
+    EXPECT_FALSE(watch_message(bad, kEndpoint).ok()) << bad;
+  }
+  EXPECT_EQ(*header_revision(nlohmann::json::parse(R"({"header":{"revision":"12"},"kvs":[]})"), kEndpoint), 12);
+  EXPECT_EQ(*header_revision(nlohmann::json::parse("{}"), kEndpoint), 0);
+}
+
 TEST(PrefsDocuments, KeepsEveryJsonDocumentAndCountsTheValidOnes) {
   PreferenceDocuments found;
   std::ostringstream err;

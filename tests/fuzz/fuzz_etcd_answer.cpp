@@ -2,8 +2,8 @@
 // libFuzzer target for what the etcd v3 JSON gateway answers (etcd_answers.h, behind EtcdClient): the
 // input's first octet picks the HTTP status, the rest is the body. Any answer gives a value or an error
 // naming the endpoint, never a crash or an escaping exception, through every method's reader (lease
-// grant, keepalive, range). Also: base64 as the gateway carries keys and values round-trips any octets,
-// and a prefix's range end is greater than every key starting with the prefix.
+// grant, keepalive, range, a watch stream's line). Also: base64 as the gateway carries keys and values round-trips any
+// octets, and a prefix's range end is greater than every key starting with the prefix.
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -40,6 +40,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const auto kvs = etcd_gateway::range_key_values(*answer, kEndpoint);
     if (!kvs && (!names_endpoint(kvs.error()) || kvs.error().code != EPROTO)) abort();
   }
+
+  // A line of a watch stream (hubprobe costmap's watch): a message or an error naming the endpoint.
+  const auto message = etcd_gateway::watch_message(body, kEndpoint);
+  if (!message && (!names_endpoint(message.error()) || message.error().code != EPROTO)) abort();
 
   // Keys and values: any octets survive the gateway's base64; decoding any text never throws.
   const std::string encoded = etcd_gateway::base64_encode(body);

@@ -79,6 +79,13 @@ INSTANTIATE_TEST_SUITE_P(
         UsageCase{"reflect_key_file_missing", {"reflect", "--auth-key-file", "/nonexistent/hubprobe.key"}},
         UsageCase{"reflect_key_file_too_short", {"reflect", "--auth-key-file", "@SHORTKEY"}},
         UsageCase{"reflect_unknown_flag", {"reflect", "--no-such-flag"}},
+        UsageCase{"costmap_without_etcd", {"costmap"}},
+        UsageCase{"costmap_etcd_not_a_url", {"costmap", "--etcd", "198.18.0.254:2379"}},
+        UsageCase{"costmap_bad_listen", {"costmap", "--etcd", "http://198.18.0.254:2379", "--listen", "nowhere"}},
+        UsageCase{"costmap_bad_base_path", {"costmap", "--etcd", "http://198.18.0.254:2379", "--base-path", "alto/"}},
+        UsageCase{"costmap_threads_not_a_number",
+                  {"costmap", "--etcd", "http://198.18.0.254:2379", "--threads", "many"}},
+        UsageCase{"costmap_max_wait_too_long", {"costmap", "--etcd", "http://198.18.0.254:2379", "--max-wait", "7200"}},
         UsageCase{"unknown_subcommand", {"frobnicate"}}, UsageCase{"no_subcommand", {}}),
     [](const ::testing::TestParamInfo<UsageCase>& param_info) { return std::string(param_info.param.name); });
 

@@ -102,6 +102,24 @@ else
   fail "systemd-analyze is not installed (Debian package systemd)"
 fi
 
+# hubprobe costmap's unit (docs/costmap.md): the tree's hubprobe, the tree's configuration, verify clean.
+costmap_unit=$tree/lib/systemd/system/hubprobe-costmap.service
+step "$costmap_unit"
+if [[ ! -f $costmap_unit ]]; then
+  fail "$costmap_unit was not installed"
+else
+  grep -qx "ExecStart=$tree/bin/hubprobe costmap \$HUBPROBE_COSTMAP_ARGS" "$costmap_unit" ||
+    fail "$costmap_unit: ExecStart does not run $tree/bin/hubprobe costmap"
+  grep -qxF "Environment=\"HUBPROBE_COSTMAP_ARGS=--config $tree_config\"" "$costmap_unit" ||
+    fail "$costmap_unit: the default flags do not name $tree_config"
+  grep -qxF "EnvironmentFile=-$tree/etc/hubprobe/costmap.env" "$costmap_unit" ||
+    fail "$costmap_unit: EnvironmentFile= is not $tree/etc/hubprobe/costmap.env"
+  if command -v systemd-analyze >/dev/null; then
+    out=$(systemd-analyze verify "$costmap_unit" 2>&1) || fail "systemd-analyze verify $costmap_unit failed:"$'\n'"$out"
+    if grep -F hubprobe-costmap.service <<<"$out"; then fail "systemd-analyze verify has remarks on $costmap_unit"; fi
+  fi
+fi
+
 # ---- 2. the configured prefix, staged -----------------------------------------------------------------
 stage=$tmp/stage
 step "DESTDIR=$stage cmake --install $build (prefix $prefix)"

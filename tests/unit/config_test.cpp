@@ -180,6 +180,7 @@ TEST(ConfigDefaults, ExampleFileShowsTheRealDefaults) {
   EXPECT_EQ(all->peers, loaded->peers);
   EXPECT_EQ(all->metrics, loaded->metrics);
   EXPECT_EQ(all->logging, loaded->logging);
+  EXPECT_EQ(all->costmap, loaded->costmap);
   EXPECT_EQ(all->sla, loaded->sla);
   EXPECT_EQ(all->sla.at("default"), SlaClass{});
   EXPECT_EQ(all->scheduler, loaded->scheduler);
@@ -413,7 +414,7 @@ TEST(ConfigErrors, WrongType) {
 TEST(ConfigErrors, UnknownKeyAtTopLevel) {
   EXPECT_EQ(parse_error(with_agent("[telemetry]\nrtt_p99 = \"25ms\"\n")),
             "hubprobe.toml:5:2: telemetry: unknown key (expected one of: agent dataplane reflector probe peer path sla "
-            "scheduler metrics logging)");
+            "scheduler metrics logging costmap)");
   EXPECT_EQ(parse_error(with_agent("[reflectr]\n")),
             R"(hubprobe.toml:5:2: reflectr: unknown key (did you mean "reflector"?))");
 }

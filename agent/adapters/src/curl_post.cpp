@@ -150,4 +150,76 @@ Result<PostReply> Poster::post(const PostRequest& request, const std::atomic<int
   return make_error(lowercase_first(std::move(message)), static_cast<int>(os_errno));
 }
 
+namespace {
+
+struct StreamTarget {
+  const std::function<bool(std::string_view)>* on_data;
+  bool ended_by_reader = false;
+};
+
+size_t deliver_stream(char* data, size_t size, size_t count, void* target) {
+  auto* stream = static_cast<StreamTarget*>(target);
+  const size_t bytes = size * count;
+  if (!(*stream->on_data)(std::string_view(data, bytes))) {
+    stream->ended_by_reader = true;
+    return 0;
+  }
+  return bytes;
+}
+
+int check_stop(void* clientp, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return static_cast<const std::atomic<bool>*>(clientp)->load(std::memory_order_relaxed) ? 1 : 0;
+}
+
+}  // namespace
+
+Result<long> Poster::post_stream(const PostRequest& request, const std::function<bool(std::string_view)>& on_data,
+                                 const std::atomic<bool>& stop) {
+  CURL* curl = static_cast<CURL*>(curl_);
+  if (curl == nullptr) return make_error("cannot initialise libcurl");
+  curl_easy_reset(curl);
+  StreamTarget target{&on_data};
+  char error_buffer[CURL_ERROR_SIZE] = {0};
+  HeaderList headers;
+  for (const auto& header : request.headers) headers.add(header);
+  headers.add("Expect:");
+  curl_easy_setopt(curl, CURLOPT_URL, request.url.c_str());
+  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(curl, CURLOPT_POST, 1L);
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, request.body.data());
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers.list);
+  curl_easy_setopt(curl, CURLOPT_USERAGENT, "hubprobe/" HUBPROBE_VERSION);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_PROXY, "");
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, to_ms(request.connect_timeout_ns));
+  curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(curl, CURLOPT_TCP_KEEPIDLE, 10L);
+  curl_easy_setopt(curl, CURLOPT_TCP_KEEPINTVL, 5L);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &deliver_stream);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &target);
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_buffer);
+  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, &check_stop);
+  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, const_cast<std::atomic<bool>*>(&stop));
+  curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+  if (!tls_.ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, tls_.ca_file.c_str());
+  if (!tls_.client_cert_file.empty()) curl_easy_setopt(curl, CURLOPT_SSLCERT, tls_.client_cert_file.c_str());
+  if (!tls_.client_key_file.empty()) curl_easy_setopt(curl, CURLOPT_SSLKEY, tls_.client_key_file.c_str());
+
+  const CURLcode code = curl_easy_perform(curl);
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);
+  long status = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  if (code == CURLE_OK || (code == CURLE_WRITE_ERROR && target.ended_by_reader)) return status;
+  if (code == CURLE_ABORTED_BY_CALLBACK) return make_error("abandoned: stopping", ECANCELED);
+  long os_errno = 0;
+  curl_easy_getinfo(curl, CURLINFO_OS_ERRNO, &os_errno);
+  if (code == CURLE_COULDNT_CONNECT && os_errno != 0) {
+    return make_error(lowercase_first(std::strerror(static_cast<int>(os_errno))), static_cast<int>(os_errno));
+  }
+  std::string message = error_buffer[0] != '\0' ? std::string(error_buffer) : curl_easy_strerror(code);
+  return make_error(lowercase_first(std::move(message)), os_errno != 0 ? static_cast<int>(os_errno) : EIO);
+}
+
 }  // namespace hubprobe::detail

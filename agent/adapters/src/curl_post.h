@@ -5,7 +5,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "hubprobe/result.h"
@@ -49,6 +51,14 @@ class Poster {
   /// shortened to fit and it is abandoned (checked about once a second by libcurl) when the bound moves
   /// closer while it runs.
   Result<PostReply> post(const PostRequest& request, const std::atomic<int64_t>* abort_at_ns = nullptr);
+
+  /// A POST whose answer is a stream (etcd's watch): `on_data` gets the answer's octets as they arrive and
+  /// returns false to end the transfer. No overall timeout (request.timeout_ns is ignored), only the
+  /// connect timeout and TCP keepalives; `stop` (checked about once a second) abandons it. Returns the
+  /// HTTP status once the stream ends (the server closed it, or on_data ended it), or the transport error
+  /// (ECANCELED after `stop`).
+  Result<long> post_stream(const PostRequest& request, const std::function<bool(std::string_view)>& on_data,
+                           const std::atomic<bool>& stop);
 
  private:
   void* curl_ = nullptr;  // CURL*

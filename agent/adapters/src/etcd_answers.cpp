@@ -152,4 +152,79 @@ Result<std::vector<EtcdKeyValue>> range_key_values(const json& answer, const std
   return out;
 }
 
+Result<int64_t> header_revision(const json& answer, const std::string& endpoint) {
+  const auto header = answer.find("header");
+  if (header == answer.end()) return int64_t{0};
+  if (!header->is_object()) return make_error("etcd " + endpoint + ": \"header\" is not an object", EPROTO);
+  auto revision = int64_member(*header, "revision");
+  if (!revision) return make_error("etcd " + endpoint + ": header: " + revision.error().message, EPROTO);
+  return *revision;
+}
+
+Result<WatchMessage> watch_message(const std::string& line, const std::string& endpoint) {
+  const json message = json::parse(line, nullptr, false);
+  if (message.is_discarded() || !message.is_object()) {
+    return make_error("etcd " + endpoint + ": watch: not a JSON object: " + excerpt(line), EPROTO);
+  }
+  if (auto error = message.find("error"); error != message.end()) {
+    std::string text = excerpt(error->dump(-1, ' ', false, json::error_handler_t::replace));
+    if (error->is_object()) {
+      if (auto it = error->find("message"); it != error->end() && it->is_string()) text = it->get<std::string>();
+    }
+    return make_error("etcd " + endpoint + ": watch: " + text, EPROTO);
+  }
+  const auto result_it = message.find("result");
+  const json& result = result_it != message.end() ? *result_it : message;
+  if (!result.is_object()) return make_error("etcd " + endpoint + ": watch: \"result\" is not an object", EPROTO);
+  WatchMessage out;
+  auto revision = header_revision(result, endpoint);
+  if (!revision) return revision.error();
+  out.header_revision = *revision;
+  const auto flag = [&](const char* name) {
+    const auto it = result.find(name);
+    return it != result.end() && it->is_boolean() && it->get<bool>();
+  };
+  out.created = flag("created");
+  out.canceled = flag("canceled");
+  auto compact = int64_member(result, "compact_revision");
+  if (!compact) return make_error("etcd " + endpoint + ": watch: " + compact.error().message, EPROTO);
+  out.compact_revision = *compact;
+  if (auto it = result.find("cancel_reason"); it != result.end() && it->is_string()) {
+    out.cancel_reason = it->get<std::string>();
+  }
+  const auto events = result.find("events");
+  if (events == result.end()) return out;
+  if (!events->is_array()) return make_error("etcd " + endpoint + ": watch: \"events\" is not an array", EPROTO);
+  for (const json& item : *events) {
+    if (!item.is_object()) return make_error("etcd " + endpoint + ": watch: an event is not an object", EPROTO);
+    WatchEvent event;
+    // The event type is an enum whose zero (PUT) the gateway leaves out.
+    if (auto type = item.find("type"); type != item.end()) {
+      if (*type == "DELETE" || *type == 1) {
+        event.type = WatchEvent::Type::kDelete;
+      } else if (!(*type == "PUT" || *type == 0)) {
+        return make_error("etcd " + endpoint + ": watch: unknown event type " + excerpt(type->dump()), EPROTO);
+      }
+    }
+    const auto kv = item.find("kv");
+    if (kv == item.end() || !kv->is_object()) {
+      return make_error("etcd " + endpoint + ": watch: an event without \"kv\"", EPROTO);
+    }
+    auto key = base64_member(*kv, "key");
+    auto value = base64_member(*kv, "value");
+    auto lease = int64_member(*kv, "lease");
+    auto mod_revision = int64_member(*kv, "mod_revision");
+    if (!key || !value || !lease || !mod_revision) {
+      const Error& error = !key ? key.error() : !value ? value.error() : !lease ? lease.error() : mod_revision.error();
+      return make_error("etcd " + endpoint + ": watch: " + error.message, EPROTO);
+    }
+    event.kv.key = std::move(*key);
+    event.kv.value = std::move(*value);
+    event.kv.lease = *lease;
+    event.kv.mod_revision = *mod_revision;
+    out.events.push_back(std::move(event));
+  }
+  return out;
+}
+
 }  // namespace hubprobe::etcd_gateway

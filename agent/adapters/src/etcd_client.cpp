@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cerrno>
 #include <mutex>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 #include "curl_post.h"
@@ -108,6 +109,90 @@ Result<std::vector<EtcdClient::KeyValue>> EtcdClient::get_prefix(const std::stri
                                                  {"range_end", base64_encode(prefix_range_end(prefix))}});
   if (!answer) return answer.error();
   return etcd_gateway::range_key_values(*answer, endpoint());
+}
+
+Result<EtcdClient::Range> EtcdClient::get_prefix_with_revision(const std::string& prefix) {
+  auto answer = impl_->call("/v3/kv/range", json{{"key", base64_encode(prefix.empty() ? std::string(1, '\0') : prefix)},
+                                                 {"range_end", base64_encode(prefix_range_end(prefix))}});
+  if (!answer) return answer.error();
+  auto kvs = etcd_gateway::range_key_values(*answer, endpoint());
+  if (!kvs) return kvs.error();
+  auto revision = etcd_gateway::header_revision(*answer, endpoint());
+  if (!revision) return revision.error();
+  return Range{std::move(*kvs), *revision};
+}
+
+Result<void> EtcdClient::watch_prefix(const std::string& prefix, int64_t start_revision,
+                                      const std::function<bool(const etcd_gateway::WatchMessage&)>& on_message,
+                                      const std::atomic<bool>& stop) {
+  const auto& endpoints = impl_->options.endpoints;
+  if (endpoints.empty()) return make_error("etcd: no endpoints configured");
+  json create = {{"key", base64_encode(prefix.empty() ? std::string(1, '\0') : prefix)},
+                 {"range_end", base64_encode(prefix_range_end(prefix))}};
+  if (start_revision > 0) create["start_revision"] = std::to_string(start_revision);
+  const std::string body = json{{"create_request", create}}.dump();
+  detail::Poster poster(
+      detail::TlsFiles{impl_->options.ca_file, impl_->options.client_cert_file, impl_->options.client_key_file});
+  std::string failures;
+  int last_code = 0;
+  const size_t first = impl_->current.load();
+  for (size_t i = 0; i < endpoints.size() && !stop; ++i) {
+    const size_t index = (first + i) % endpoints.size();
+    const std::string& endpoint = endpoints[index];
+    detail::PostRequest request;
+    request.url = endpoint + "/v3/watch";
+    request.body = body;
+    request.headers = {"Content-Type: application/json"};
+    request.connect_timeout_ns = impl_->options.timeout_ns;
+    std::string pending;       // a line not yet complete
+    std::optional<Error> bad;  // a message that could not be read, or the reader's wish to end
+    bool answered = false;
+    bool ended_by_reader = false;
+    auto status = poster.post_stream(
+        request,
+        [&](std::string_view data) {
+          pending.append(data);
+          for (size_t end; (end = pending.find('\n')) != std::string::npos;) {
+            const std::string line = pending.substr(0, end);
+            pending.erase(0, end + 1);
+            if (line.find_first_not_of(" \r\t") == std::string::npos) continue;
+            auto message = etcd_gateway::watch_message(line, endpoint);
+            if (!message) {
+              bad = message.error();
+              return false;
+            }
+            answered = true;
+            if (!on_message(*message)) {
+              ended_by_reader = true;
+              return false;
+            }
+          }
+          return true;
+        },
+        stop);
+    if (answered) impl_->current.store(index);
+    if (ended_by_reader) return {};
+    if (bad) return *bad;
+    if (!status) {
+      if (status.error().code == ECANCELED) return status.error();
+      failures += (failures.empty() ? "" : "; ") + endpoint + ": " + status.error().message;
+      last_code = status.error().code;
+      if (answered) break;  // the stream was up and broke: the caller resumes from where it got
+      continue;
+    }
+    if (*status != 200) {
+      failures +=
+          (failures.empty() ? "" : "; ") + endpoint + ": HTTP " + std::to_string(*status) + ": " + excerpt(pending);
+      last_code = EPROTO;
+      if (*status != 502 && *status != 503 && *status != 504) break;
+      continue;
+    }
+    failures += (failures.empty() ? "" : "; ") + endpoint + ": the watch stream ended";
+    last_code = EPIPE;
+    break;
+  }
+  if (stop) return make_error("etcd watch: stopping", ECANCELED);
+  return make_error("etcd " + failures, last_code);
 }
 
 Result<void> EtcdClient::revoke(int64_t lease) {

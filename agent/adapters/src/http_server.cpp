@@ -15,9 +15,11 @@
 #include <unistd.h>
 #include <csignal>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -77,16 +79,28 @@ std::string http_date() {
 
 // The whole response in one piece. Not through civetweb's mg_response_header_* functions: the Debian
 // build formats their Date header with gmtime(), whose static buffer concurrent workers share.
+std::string header_text(std::string text) {
+  std::erase_if(text, [](char c) { return c == '\r' || c == '\n'; });
+  return text;
+}
+
 std::string format_response(const char* reason, const HttpResponse& response, bool with_body, const char* allow,
                             const char* authenticate) {
-  std::string content_type = response.content_type;
-  std::erase_if(content_type, [](char c) { return c == '\r' || c == '\n'; });
+  const bool not_modified = response.status == 304;  // no body, and nothing that describes one
   std::string message =
       "HTTP/1.1 " + std::to_string(response.status) + " " + (reason != nullptr ? reason : "") + "\r\n";
   message += "Date: " + http_date() + "\r\n";
-  message += "Content-Type: " + content_type + "\r\n";
-  message += "Content-Length: " + std::to_string(response.body.size()) + "\r\n";
-  message += "Cache-Control: no-store\r\n";
+  if (!not_modified) {
+    message += "Content-Type: " + header_text(response.content_type) + "\r\n";
+    message += "Content-Length: " + std::to_string(response.body.size()) + "\r\n";
+  }
+  bool cache_control = false;
+  for (const auto& [name, value] : response.headers) {
+    message += header_text(name) + ": " + header_text(value) + "\r\n";
+    cache_control = cache_control || strcasecmp(name.c_str(), "Cache-Control") == 0;
+  }
+  if (!cache_control) message += "Cache-Control: no-store\r\n";
+  if (not_modified) with_body = false;
   if (allow != nullptr) message += std::string("Allow: ") + allow + "\r\n";
   if (authenticate != nullptr) message += std::string("WWW-Authenticate: ") + authenticate + "\r\n";
   message += "Connection: close\r\n\r\n";  // keep-alive is off (see start())
@@ -95,6 +109,16 @@ std::string format_response(const char* reason, const HttpResponse& response, bo
 }
 
 constexpr const char* kChallenge = "Basic realm=\"hubprobe\"";
+
+// One request header into `headers` (lower-case names; repeated headers joined with ", ").
+void add_header(std::map<std::string, std::string>& headers, std::string name, std::string_view value) {
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); });
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+  auto [it, inserted] = headers.emplace(name, std::string(value));
+  if (!inserted) it->second += ", " + std::string(value);
+}
 
 HttpResponse plain(int status, std::string body) {
   return HttpResponse{status, "text/plain; charset=utf-8", std::move(body)};
@@ -265,9 +289,14 @@ HttpServer::~HttpServer() {
 }
 
 void HttpServer::handle(const std::string& path, HttpHandler handler) {
+  handle(path, std::move(handler), HttpMethods{});
+}
+
+void HttpServer::handle(const std::string& path, HttpHandler handler, HttpMethods methods) {
+  methods.max_body = std::min(methods.max_body, kMaxHttpRequestBody);
   std::lock_guard lock(mutex_);
   if (handler) {
-    handlers_[path] = std::make_shared<const HttpHandler>(std::move(handler));
+    handlers_[path] = std::make_shared<const Route>(Route{std::move(handler), methods});
   } else {
     handlers_.erase(path);
   }
@@ -372,7 +401,22 @@ int HttpServer::serve(mg_connection* conn) {
   request.path = info->local_uri != nullptr ? info->local_uri : "";
   request.query = info->query_string != nullptr ? info->query_string : "";
   request.remote_addr = info->remote_addr;
-  const Outcome outcome = respond(request, mg_get_header(conn, "Authorization"));
+  for (int i = 0; i < info->num_headers; ++i) {
+    if (info->http_headers[i].name == nullptr || info->http_headers[i].value == nullptr) continue;
+    add_header(request.headers, info->http_headers[i].name, info->http_headers[i].value);
+  }
+  const int64_t content_length = info->content_length;
+  if (content_length > 0 && static_cast<uint64_t>(content_length) <= kMaxHttpRequestBody) {
+    request.body.resize(static_cast<size_t>(content_length));
+    size_t got = 0;
+    while (got < request.body.size()) {
+      const int n = mg_read(conn, request.body.data() + got, request.body.size() - got);
+      if (n <= 0) break;
+      got += static_cast<size_t>(n);
+    }
+    request.body.resize(got);
+  }
+  const Outcome outcome = respond(request, mg_get_header(conn, "Authorization"), content_length);
   const std::string message =
       format_response(mg_get_response_code_text(conn, outcome.response.status), outcome.response,
                       request.method != "HEAD", outcome.allow, outcome.challenge ? kChallenge : nullptr);
@@ -380,7 +424,7 @@ int HttpServer::serve(mg_connection* conn) {
   return outcome.response.status;
 }
 
-HttpServer::Outcome HttpServer::respond(const HttpRequest& request, const char* authorization) {
+HttpServer::Outcome HttpServer::respond(const HttpRequest& request, const char* authorization, int64_t content_length) {
   Outcome outcome;
   HttpResponse& response = outcome.response;
   if (!authorized(authorization)) {
@@ -390,19 +434,29 @@ HttpServer::Outcome HttpServer::respond(const HttpRequest& request, const char* 
     outcome.challenge = true;
     return outcome;
   }
-  std::shared_ptr<const HttpHandler> handler;
+  std::shared_ptr<const Route> route;
   {
     std::lock_guard lock(mutex_);
-    if (auto it = handlers_.find(request.path); it != handlers_.end()) handler = it->second;
+    if (auto it = handlers_.find(request.path); it != handlers_.end()) route = it->second;
   }
-  if (!handler) {
+  const bool get = request.method == "GET" || request.method == "HEAD";
+  const bool post = request.method == "POST";
+  if (!route) {
     response = plain(404, "not found: " + request.path + "\n");
-  } else if (request.method != "GET" && request.method != "HEAD") {
-    response = plain(405, "method not allowed: " + request.method + " (GET or HEAD)\n");
-    outcome.allow = "GET, HEAD";
+  } else if (!(get && route->methods.get) && !(post && route->methods.post)) {
+    outcome.allow = route->methods.get && route->methods.post ? "GET, HEAD, POST"
+                    : route->methods.post                     ? "POST"
+                                                              : "GET, HEAD";
+    response = plain(405, "method not allowed: " + request.method + " (" + outcome.allow + ")\n");
+  } else if (post && content_length < 0) {
+    response = plain(411, "a POST needs a Content-Length\n");
+  } else if (post && static_cast<uint64_t>(content_length) > route->methods.max_body) {
+    response = plain(413, "request body larger than " + std::to_string(route->methods.max_body) + " octets\n");
+  } else if (post && request.body.size() != static_cast<size_t>(content_length)) {
+    response = plain(400, "request body shorter than its Content-Length\n");
   } else {
     try {
-      response = (*handler)(request);
+      response = route->handler(request);
     } catch (const std::exception& e) {
       response = plain(500, std::string("internal error: ") + e.what() + "\n");
     } catch (...) {
@@ -450,10 +504,15 @@ std::string url_decode(std::string_view text) {
 const char* reason_phrase(int status) {
   switch (status) {
     case 200: return "OK";
+    case 304: return "Not Modified";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
     default: return "";
@@ -561,6 +620,7 @@ void HttpServer::serve_tls(int fd, const std::string& remote) {
   request.remote_addr = remote;
   std::string authorization;
   bool has_authorization = false;
+  int64_t content_length = -1;
   Outcome outcome;
   bool valid = end != std::string::npos;
   if (valid) {
@@ -585,10 +645,27 @@ void HttpServer::serve_tls(int fd, const std::string& remote) {
         authorization = line.substr(start);
         has_authorization = true;
       }
+      add_header(request.headers, line.substr(0, colon), std::string_view(line).substr(colon + 1));
+    }
+    if (auto it = request.headers.find("content-length"); it != request.headers.end()) {
+      int64_t length = 0;
+      const auto [last, error] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), length);
+      valid = error == std::errc() && last == it->second.data() + it->second.size() && length >= 0;
+      content_length = length;
     }
   }
+  if (valid && content_length > 0 && static_cast<uint64_t>(content_length) <= kMaxHttpRequestBody) {
+    request.body = head.substr(end + 4);
+    while (request.body.size() < static_cast<size_t>(content_length)) {
+      const int got = SSL_read(ssl.get(), buffer, sizeof(buffer));
+      if (got <= 0) break;
+      request.body.append(buffer, static_cast<size_t>(got));
+    }
+    if (request.body.size() > static_cast<size_t>(content_length))
+      request.body.resize(static_cast<size_t>(content_length));
+  }
   if (valid) {
-    outcome = respond(request, has_authorization ? authorization.c_str() : nullptr);
+    outcome = respond(request, has_authorization ? authorization.c_str() : nullptr, content_length);
   } else {
     outcome.response = plain(400, "bad request\n");
   }

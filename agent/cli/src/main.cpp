@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// hubprobe: the command-line tool (ping, reflect, check-config, status, prefs). Here: the flags of each
+// hubprobe: the command-line tool (ping, reflect, check-config, status, prefs, costmap). Here: the flags of each
 // command (CLI11) and the dispatch; each command checks its flags and runs in its own file.
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -10,6 +10,7 @@
 
 #include "hubprobe/cli_usage.h"
 #include "hubprobe/config.h"
+#include "hubprobe/costmap_command.h"
 #include "hubprobe/install_paths.h"
 #include "hubprobe/ping.h"
 #include "hubprobe/prefs.h"
@@ -62,6 +63,9 @@ struct StatusFlags {
   CLI::App* add_to(CLI::App& app);
 };
 struct PrefsFlags : hubprobe::PrefsArgs {
+  CLI::App* add_to(CLI::App& app);
+};
+struct CostmapFlags : hubprobe::CostmapArgs {
   CLI::App* add_to(CLI::App& app);
 };
 
@@ -172,6 +176,30 @@ CLI::App* PrefsFlags::add_to(CLI::App& app) {
   return prefs;
 }
 
+CLI::App* CostmapFlags::add_to(CLI::App& app) {
+  auto* costmap =
+      app.add_subcommand("costmap", "serve the fleet's preferences from etcd as ALTO network and cost maps");
+  costmap->add_option("-c,--config", config,
+                      "an agent's TOML file: etcd endpoints, prefix and TLS of its first [[scheduler.etcd]], "
+                      "[metrics] web_config_file and [costmap] (flags win)");
+  costmap->add_option("--etcd", etcd, "etcd endpoints URL[,URL...], e.g. http://198.18.0.254:2379");
+  costmap->add_option("--prefix", prefix, "key prefix of the agents' sinks (default /hubprobe)");
+  costmap->add_option("-l,--listen", listen, "ADDR:PORT to serve on (default 127.0.0.1:9863)");
+  costmap->add_option("--web-config", web_config, "web-config.yml: TLS and basic auth, as for the agent's endpoints");
+  costmap->add_option("--base-path", base_path, "the directory's path; every resource below it (default /alto)");
+  costmap->add_option("--public-url", public_url,
+                      "scheme://host[:port] the clients use (behind a load balancer): makes the directory's URIs "
+                      "absolute");
+  costmap->add_option("--threads", threads, "HTTP workers; a long poll holds one while it waits (default 16)")
+      ->check(kUnsignedInteger);
+  costmap->add_option("--max-wait", max_wait_s,
+                      "the longest long poll (Prefer: wait=N) honoured, seconds (default 60)");
+  costmap->add_option("--ca-file", tls.ca_file, "verify https etcd endpoints with this CA bundle");
+  costmap->add_option("--cert-file", tls.client_cert_file, "client certificate for https etcd endpoints (PEM)");
+  costmap->add_option("--key-file", tls.client_key_file, "client key for https etcd endpoints (PEM)");
+  return costmap;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -183,11 +211,13 @@ int main(int argc, char** argv) {
   CheckConfigFlags check_flags;
   StatusFlags status_flags;
   PrefsFlags prefs_flags;
+  CostmapFlags costmap_flags;
   const CLI::App* ping = ping_flags.add_to(app);
   reflect_flags.add_to(app);
   const CLI::App* check = check_flags.add_to(app);
   const CLI::App* status = status_flags.add_to(app);
   const CLI::App* prefs = prefs_flags.add_to(app);
+  const CLI::App* costmap = costmap_flags.add_to(app);
 
   try {
     app.parse(argc, argv);
@@ -208,6 +238,7 @@ int main(int argc, char** argv) {
 
   install_signal_handlers();
   std::ios::sync_with_stdio(false);
+  if (*costmap) return hubprobe::costmap_command(costmap_flags, std::cout, std::cerr, g_stop);
   if (*ping) return hubprobe::ping_command(ping_flags, std::cout, std::cerr, g_stop);
   return hubprobe::reflect_command(reflect_flags, std::cout, std::cerr, g_stop);
 }

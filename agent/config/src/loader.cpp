@@ -14,7 +14,8 @@ namespace hubprobe::config_detail {
 
 AgentConfig Loader::load(const toml::table& root) {
   check_keys(root, "",
-             {"agent", "dataplane", "reflector", "probe", "peer", "path", "sla", "scheduler", "metrics", "logging"});
+             {"agent", "dataplane", "reflector", "probe", "peer", "path", "sla", "scheduler", "metrics", "logging",
+              "costmap"});
   AgentConfig config;
   read_agent(root, config);
   read_dataplane(root, config);
@@ -31,6 +32,7 @@ AgentConfig Loader::load(const toml::table& root) {
   check_sla_down_after(config);
   read_scheduler(root, config);
   read_metrics(root, config);
+  read_costmap(root, config);
   read_logging(root, config);
   return config;
 }
@@ -365,6 +367,43 @@ void Loader::read_metrics(const toml::table& root, AgentConfig& config) {
       expected(*node, "metrics.rtt_buckets", kWhat);
     }
     config.metrics.rtt_buckets = static_cast<uint32_t>(n);
+  }
+}
+
+void Loader::read_costmap(const toml::table& root, AgentConfig& config) {
+  const toml::table* costmap = optional_table(root, "costmap", "costmap", "a table [costmap]");
+  if (costmap == nullptr) return;
+  check_keys(*costmap, "costmap", {"listen", "base_path", "public_url", "threads", "max_wait"});
+  if (const toml::node* node = costmap->get("listen")) {
+    constexpr std::string_view kWhat = "an IPv4 address and port like \"0.0.0.0:9863\"";
+    auto listen = SocketAddress::parse(read_string(*node, "costmap.listen", kWhat), 9863);
+    if (!listen || listen->port() == 0 || !listen->is_v4()) expected(*node, "costmap.listen", kWhat);
+    config.costmap.listen = *listen;
+  }
+  if (const toml::node* node = costmap->get("base_path")) {
+    constexpr std::string_view kWhat = "a path like \"/alto\" (starting with '/', not ending with one)";
+    const std::string path(read_string(*node, "costmap.base_path", kWhat));
+    if (path.size() < 2 || path.front() != '/' || path.back() == '/' ||
+        path.find_first_of("?# ") != std::string::npos) {
+      expected(*node, "costmap.base_path", kWhat);
+    }
+    config.costmap.base_path = path;
+  }
+  if (const toml::node* node = costmap->get("public_url")) {
+    constexpr std::string_view kWhat = "an http:// or https:// URL like \"https://alto.example.net\"";
+    const std::string url(read_string(*node, "costmap.public_url", kWhat));
+    // "" is the default: no public URL, relative URIs.
+    if (!url.empty() &&
+        ((url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) || url.find(' ') != std::string::npos)) {
+      expected(*node, "costmap.public_url", kWhat);
+    }
+    config.costmap.public_url = url;
+  }
+  if (const toml::node* node = costmap->get("threads")) {
+    config.costmap.threads = static_cast<int>(read_integer(*node, "costmap.threads", 1, 1024, "an integer 1..1024"));
+  }
+  if (const toml::node* node = costmap->get("max_wait")) {
+    config.costmap.max_wait_ns = read_duration(*node, "costmap.max_wait", 0, 3600 * kSecond);
   }
 }
 

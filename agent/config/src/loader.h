@@ -74,6 +74,7 @@ class Loader {
   void read_peers(const toml::table& root, AgentConfig& config);
   void read_metrics(const toml::table& root, AgentConfig& config);
   void read_logging(const toml::table& root, AgentConfig& config);
+  void read_costmap(const toml::table& root, AgentConfig& config);
 
   std::filesystem::path base_directory_;
   dp::BackendTraits backend_;  ///< of [dataplane].backend: what [[path]] and [reflector] may ask for

@@ -37,29 +37,44 @@ json make_registration(const AgentConfig& config, const EtcdSinkConfig& sink) {
   return registration;
 }
 
-Result<PeerConfig> peer_from_registration(std::string_view id_from_key, std::string_view value,
-                                          const AgentConfig& config) {
+Result<Registration> parse_registration(std::string_view id_from_key, std::string_view value) {
   const json registration = json::parse(value, nullptr, false);
   if (registration.is_discarded() || !registration.is_object()) return make_error("not a JSON object");
+  Registration out;
   auto id = name_member(registration, "id");
   if (!id) return id.error();
   if (*id != id_from_key) return make_error("id \"" + *id + "\" differs from the key");
-  if (*id == config.agent.id) return make_error("this agent's own registration");
   auto hub = name_member(registration, "hub");
   if (!hub) return hub.error();
+  out.id = std::move(*id);
+  out.hub = std::move(*hub);
 
-  const auto address = registration.find("address");
-  if (address == registration.end()) return make_error("no \"address\" (the agent does not set advertise)");
-  if (!address->is_string()) return make_error("\"address\" is not a string: " + address->dump());
-  auto host = parse_unicast_host(address->get_ref<const std::string&>());
-  if (!host) return make_error("\"address\" is " + host.error().message);
+  std::optional<SocketAddress> host;
+  if (const auto address = registration.find("address"); address != registration.end()) {
+    if (!address->is_string()) return make_error("\"address\" is not a string: " + address->dump());
+    auto parsed = parse_unicast_host(address->get_ref<const std::string&>());
+    if (!parsed) return make_error("\"address\" is " + parsed.error().message);
+    host = *parsed;
+  }
   const auto port = registration.find("reflector_port");
   if (port == registration.end()) return make_error("no \"reflector_port\"");
   if (!port->is_number_integer() || port->get<int64_t>() < 1 || port->get<int64_t>() > 65535) {
     return make_error("\"reflector_port\" is not a port 1..65535: " + port->dump());
   }
-  SocketAddress target = *host;
-  target.set_port(static_cast<uint16_t>(port->get<int64_t>()));
+  if (host) {
+    host->set_port(static_cast<uint16_t>(port->get<int64_t>()));
+    out.address = *host;
+  }
+  return out;
+}
+
+Result<PeerConfig> peer_from_registration(std::string_view id_from_key, std::string_view value,
+                                          const AgentConfig& config) {
+  auto registration = parse_registration(id_from_key, value);
+  if (!registration) return registration.error();
+  if (registration->id == config.agent.id) return make_error("this agent's own registration");
+  if (!registration->address) return make_error("no \"address\" (the agent does not set advertise)");
+  const SocketAddress target = *registration->address;
 
   for (const EtcdSinkConfig& sink : config.scheduler.etcd) {
     if (!sink.advertise.empty() && sink.advertise == target.host() && config.reflector.port == target.port()) {
@@ -67,7 +82,7 @@ Result<PeerConfig> peer_from_registration(std::string_view id_from_key, std::str
     }
   }
   for (const PeerConfig& peer : config.peers) {
-    if (peer.name == *id) return make_error("a configured [[peer]] has this name (the file wins)");
+    if (peer.name == registration->id) return make_error("a configured [[peer]] has this name (the file wins)");
     if (peer.address == target) {
       return make_error("configured [[peer]] \"" + peer.name + "\" has the address " + target.to_string() +
                         " (the file wins)");
@@ -75,8 +90,8 @@ Result<PeerConfig> peer_from_registration(std::string_view id_from_key, std::str
   }
 
   PeerConfig peer;
-  peer.name = std::move(*id);
-  peer.hub = std::move(*hub);
+  peer.name = std::move(registration->id);
+  peer.hub = std::move(registration->hub);
   peer.address = target;
   peer.probe = config.probe;
   if (peer.probe.size == 0) peer.probe.size = static_cast<uint32_t>(stamp::base_length(peer.probe.mode()));

@@ -351,6 +351,8 @@ nlohmann::json make_preference_document(const PreferenceDocumentInput& input) {
   };
 }
 
+std::optional<WallNs> parse_document_time(const std::string& text) { return parse_timestamp(text); }
+
 Result<void> validate_preference_document(const nlohmann::json& document) {
   if (!document.is_object()) return member_error("document", "a JSON object", &document);
   const nlohmann::json* schema = find(document, "schema");

@@ -37,5 +37,26 @@ Result<int64_t> lease_grant_id(const nlohmann::json& answer, const std::string& 
 Result<int64_t> keep_alive_ttl(const nlohmann::json& answer, const std::string& endpoint);
 /// The keys and values of a /v3/kv/range answer (none when "kvs" is absent).
 Result<std::vector<EtcdKeyValue>> range_key_values(const nlohmann::json& answer, const std::string& endpoint);
+/// The store revision of an answer's "header" (0 when absent).
+Result<int64_t> header_revision(const nlohmann::json& answer, const std::string& endpoint);
+
+/// One event of a watch: a key put (created or changed) or deleted (also by its lease expiring).
+struct WatchEvent {
+  enum class Type : uint8_t { kPut, kDelete };
+  Type type = Type::kPut;
+  EtcdKeyValue kv;  ///< a delete carries the key and its mod_revision (the revision of the delete)
+};
+
+/// One message of a /v3/watch stream (a JSON object per line: {"result": {...}} or {"error": {...}}).
+struct WatchMessage {
+  int64_t header_revision = 0;
+  bool created = false;
+  bool canceled = false;
+  int64_t compact_revision = 0;  ///< > 0: the start revision was compacted away; read everything again
+  std::string cancel_reason;
+  std::vector<WatchEvent> events;
+};
+/// Reads one line of a watch stream. An {"error": ...} line is an error (EPROTO).
+Result<WatchMessage> watch_message(const std::string& line, const std::string& endpoint);
 
 }  // namespace hubprobe::etcd_gateway

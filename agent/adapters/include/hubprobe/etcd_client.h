@@ -2,12 +2,15 @@
 // A small etcd v3 client over its JSON gateway (libcurl).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "hubprobe/etcd_answers.h"
 #include "hubprobe/result.h"
 #include "hubprobe/sink_config.h"
 
@@ -38,6 +41,23 @@ class EtcdClient {
   Result<void> put(const std::string& key, const std::string& value, int64_t lease = 0);
   /// Every key starting with `prefix`.
   Result<std::vector<KeyValue>> get_prefix(const std::string& prefix);
+  /// The same, with the store revision the answer reflects (where a watch continues from).
+  struct Range {
+    std::vector<KeyValue> kvs;
+    int64_t revision = 0;
+  };
+  Result<Range> get_prefix_with_revision(const std::string& prefix);
+
+  /// Watches every key starting with `prefix` from `start_revision` (etcd's /v3/watch, a stream) and hands
+  /// each message to `on_message` (on this thread), until `stop` is set (checked about once a second; then
+  /// the result is ECANCELED), `on_message` returns false (success), or the stream ends or fails (an error
+  /// naming the endpoint: etcd went away, or canceled the watch). Tries the endpoints in order from the
+  /// one that answered last. Resuming after a failure is the caller's: start again from the last event's
+  /// mod_revision + 1; a message with compact_revision > 0 means that revision is gone (read the prefix
+  /// again). Not serialized with the other calls: it has a connection of its own.
+  Result<void> watch_prefix(const std::string& prefix, int64_t start_revision,
+                            const std::function<bool(const etcd_gateway::WatchMessage&)>& on_message,
+                            const std::atomic<bool>& stop);
   Result<void> revoke(int64_t lease);
   /// The endpoint that answered last (the first one before any answered).
   std::string endpoint() const;

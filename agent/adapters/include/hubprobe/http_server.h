@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// The daemon's small HTTP server (/metrics, /healthz, /status) over civetweb: one listen address, GET
-// and HEAD only, handlers registered by exact path. Start-up failures (port in use, bad address) come
+// The daemon's small HTTP server (/metrics, /healthz, /status; `hubprobe costmap`'s ALTO resources) over
+// civetweb: one listen address, GET and HEAD, and POST with a bounded body where a handler asks for it,
+// handlers registered by exact path. Start-up failures (port in use, bad address) come
 // back as errors, never as output on stderr or an abort.
 //
 // With a web configuration (hubprobe/web_config.h) the listener speaks TLS only (its certificate, key,
@@ -18,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "hubprobe/net.h"
@@ -30,17 +32,45 @@ struct mg_connection;
 namespace hubprobe {
 
 struct HttpRequest {
-  std::string method;       ///< "GET" or "HEAD" (others never reach a handler)
+  std::string method;       ///< "GET" or "HEAD", or "POST" for a handler that takes it (others never reach one)
   std::string path;         ///< decoded, without the query string, e.g. "/metrics"
   std::string query;        ///< raw query string without '?', empty when none
   std::string remote_addr;  ///< peer address as text, for logs
+  /// Request headers by lower-case name ("if-none-match", "accept", "content-type"); a repeated header's
+  /// values joined with ", " (RFC 9110 section 5.3).
+  std::map<std::string, std::string> headers;
+  std::string body;  ///< POST only: the whole body (at most the handler's max_body octets)
+
+  /// The header's value, empty when absent.
+  std::string header(const std::string& lower_case_name) const {
+    const auto it = headers.find(lower_case_name);
+    return it == headers.end() ? std::string() : it->second;
+  }
 };
 
 struct HttpResponse {
+  HttpResponse() = default;
+  // A constructor rather than aggregate initialization, so HttpResponse{status, type, body} stays short.
+  HttpResponse(int status_code, std::string type, std::string text,
+               std::vector<std::pair<std::string, std::string>> more_headers = {})
+      : status(status_code), content_type(std::move(type)), body(std::move(text)), headers(std::move(more_headers)) {}
   int status = 200;
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;
+  /// More headers ("ETag", "Vary", ...). A "Cache-Control" here replaces the default "no-store". A 304
+  /// goes out without body, Content-Type and Content-Length.
+  std::vector<std::pair<std::string, std::string>> headers;
 };
+
+/// What a handler accepts beyond GET and HEAD.
+struct HttpMethods {
+  bool get = true;    ///< GET and HEAD
+  bool post = false;  ///< POST with a Content-Length of at most max_body (413 beyond, 411 without)
+  size_t max_body = 64 * 1024;
+};
+
+/// The largest request body the server reads for any handler.
+inline constexpr size_t kMaxHttpRequestBody = 1 << 20;
 
 /// Handlers run on civetweb's worker threads, possibly several at once: they must be thread-safe.
 /// An exception escaping a handler becomes a 500 with its message.
@@ -73,6 +103,9 @@ class HttpServer {
   /// handler of the same path; an empty handler removes it. Other methods on a known path get 405 with
   /// "Allow: GET, HEAD"; unknown paths get 404.
   void handle(const std::string& path, HttpHandler handler);
+  /// The same with other methods: e.g. {.get = false, .post = true} for a POST-only resource (405 with
+  /// "Allow: POST" for the others). max_body is capped at kMaxHttpRequestBody.
+  void handle(const std::string& path, HttpHandler handler, HttpMethods methods);
 
   void set_log_sink(HttpLogSink sink);
 
@@ -102,8 +135,13 @@ class HttpServer {
     const char* allow = nullptr;  ///< the Allow header of a 405
     bool challenge = false;       ///< a 401: send WWW-Authenticate
   };
-  /// What any request gets, over civetweb or the TLS listener alike.
-  Outcome respond(const HttpRequest& request, const char* authorization);
+  struct Route {
+    HttpHandler handler;
+    HttpMethods methods;
+  };
+  /// What any request gets, over civetweb or the TLS listener alike. `content_length`: of the request
+  /// (-1 when it had none); the body was read only when it is at most kMaxHttpRequestBody.
+  Outcome respond(const HttpRequest& request, const char* authorization, int64_t content_length);
 
   // The TLS listener, over OpenSSL. Not civetweb's: Debian 12's civetweb 1.15 loads libssl with
   // dlopen and looks up OpenSSL 1.1 names (SSL_get_peer_certificate) that OpenSSL 3 no longer exports,
@@ -130,7 +168,7 @@ class HttpServer {
   std::atomic<bool> tls_stopping_{false};
   std::vector<std::thread> tls_workers_;
   std::mutex mutex_;  // guards handlers_, log_sink_ and users_
-  std::map<std::string, std::shared_ptr<const HttpHandler>, std::less<>> handlers_;
+  std::map<std::string, std::shared_ptr<const Route>, std::less<>> handlers_;
   std::shared_ptr<const HttpLogSink> log_sink_;
   std::shared_ptr<Users> users_;  // null: no authentication
   std::string verified_key_;      // random, for Users::verified

@@ -163,6 +163,18 @@ struct MetricsConfig {
   bool operator==(const MetricsConfig&) const = default;
 };
 
+/// [costmap]: `hubprobe costmap` (docs/costmap.md), when it reads this file with --config. The agent
+/// itself ignores the table.
+struct CostmapConfig {
+  SocketAddress listen = default_listen();  ///< where the ALTO resources are served
+  std::string base_path = "/alto";          ///< the directory's path; every resource below it
+  std::string public_url;                   ///< scheme://host[:port] of the clients; empty = relative URIs
+  int threads = 16;                         ///< HTTP workers (a long poll holds one)
+  int64_t max_wait_ns = 60 * kSecond;       ///< the longest long poll honoured
+  static SocketAddress default_listen();    ///< 127.0.0.1:9863
+  bool operator==(const CostmapConfig&) const = default;
+};
+
 enum class LogLevel : uint8_t { kTrace, kDebug, kInfo, kWarn, kError, kCritical, kOff };
 /// "trace", "debug", "info", "warn", "error", "critical", "off" (spdlog's names).
 const char* to_string(LogLevel level);
@@ -199,6 +211,7 @@ struct AgentConfig {
   SchedulerConfig scheduler;
   MetricsConfig metrics;
   LoggingConfig logging;
+  CostmapConfig costmap;
 
   const PeerConfig* find_peer(std::string_view name) const;
   bool operator==(const AgentConfig&) const = default;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,6 +20,19 @@ namespace hubprobe {
 /// The registration written under PREFIX/agents/AGENT_ID by an etcd sink with register = true:
 /// {"id", "hub", "metrics", "reflector_port"} and, when the sink has `advertise`, "address".
 nlohmann::json make_registration(const AgentConfig& config, const EtcdSinkConfig& sink);
+
+/// What a registration says about an agent, read without any agent's configuration (discovery and
+/// `hubprobe costmap` both read registrations through this).
+struct Registration {
+  std::string id, hub;
+  /// "address" with "reflector_port" as its port; absent when the agent does not set `advertise`.
+  std::optional<SocketAddress> address;
+};
+
+/// Reads a registration: a JSON object whose "id" (the key's last part, `id_from_key`) and "hub" are names
+/// as the file accepts them, "address" (optional) a numeric unicast address without a port, and
+/// "reflector_port" a port 1..65535. The error says which member is wrong.
+Result<Registration> parse_registration(std::string_view id_from_key, std::string_view value);
 
 /// One registration as a peer of `config`, or why it is not one. `id_from_key` is the last part of the
 /// key (PREFIX/agents/ID); the value is the registration's JSON.

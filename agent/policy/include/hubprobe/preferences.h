@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,10 @@ nlohmann::json make_preference_document(const PreferenceDocumentInput& input);
 /// Checks that `document` has the shape of a preference document of this schema version (the members
 /// `hubprobe prefs` and the tests rely on). Used when reading documents back from etcd or files.
 Result<void> validate_preference_document(const nlohmann::json& document);
+
+/// A document time (RFC 3339, as validate_preference_document accepts it) as wall time; nullopt when it is
+/// not one.
+std::optional<WallNs> parse_document_time(const std::string& text);
 
 /// `hubprobe prefs`: the fleet's documents as a hub-by-hub table. Rows: source agent's hub (and id when a
 /// hub has several agents), columns: destination hubs, cells: the preferred path and its delay-rt in ms
