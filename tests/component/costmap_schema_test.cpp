@@ -3,12 +3,10 @@
 // (docs/alto.schema.json) and hubprobe's own (docs/costmap-pathmap.schema.json), checked by Debian's
 // python3-jsonschema; and the RFCs' own examples: they validate, parse and round-trip.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-
-#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "../support/costmap_fixtures.h"
+#include "../support/json_schema_check.h"
 #include "hubprobe/costmap.h"
 
 namespace hubprobe::costmap {
@@ -16,47 +14,9 @@ namespace {
 
 using nlohmann::json;
 
-struct SchemaCheck {
-  int status = -1;  // 0 valid, 2 invalid, 3 validator missing
-  std::string output;
-};
-
 // `definition` of docs/alto.schema.json, or "" for the whole of `schema_file`.
 SchemaCheck check(const json& document, const std::string& schema_file, const std::string& definition) {
-  TempDir dir;
-  const std::string script = dir.path() + "/check.py";
-  const std::string doc = dir.path() + "/doc.json";
-  write_file(script, R"(import json, sys
-try:
-    import jsonschema
-except ImportError as error:
-    print("python3-jsonschema is missing (scripts/setup.sh installs it):", error)
-    sys.exit(3)
-with open(sys.argv[1]) as f:
-    schema = json.load(f)
-jsonschema.Draft202012Validator.check_schema(schema)
-if sys.argv[3]:
-    schema = {"$schema": schema["$schema"], "$defs": schema["$defs"], "$ref": "#/$defs/" + sys.argv[3]}
-with open(sys.argv[2]) as f:
-    document = json.load(f)
-errors = list(jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()).iter_errors(document))
-for error in errors:
-    print("/" + "/".join(str(p) for p in error.absolute_path) + ": " + error.message)
-sys.exit(2 if errors else 0)
-)");
-  write_file(doc, document.dump(2));
-  const std::string schema = std::string(HUBPROBE_SOURCE_DIR) + "/docs/" + schema_file;
-  const std::string command =
-      "/usr/bin/python3 '" + script + "' '" + schema + "' '" + doc + "' '" + definition + "' 2>&1";
-  SchemaCheck result;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buffer[512];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, n);
-  const int status = ::pclose(pipe);
-  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
+  return check_json_schema(document, schema_file, definition);
 }
 
 #define EXPECT_VALID(document, file, definition)                              \

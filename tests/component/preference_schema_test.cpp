@@ -3,10 +3,8 @@
 #include "hubprobe/preferences.h"
 
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <cstdio>
-
+#include "../support/json_schema_check.h"
 #include "../support/preference_fixtures.h"
 
 namespace hubprobe {
@@ -14,48 +12,8 @@ namespace {
 
 // ---- the JSON Schema, checked by a real validator (python3-jsonschema, installed by scripts/setup.sh) ----
 
-std::string schema_path() { return std::string(HUBPROBE_SOURCE_DIR) + "/docs/scheduler-api.schema.json"; }
-
-struct SchemaCheck {
-  int status = -1;  // 0 valid, 2 invalid, 3 validator missing; anything else: the check itself broke
-  std::string output;
-};
-
-// Debian's interpreter on purpose: python3-jsonschema is installed for it, whatever else is on PATH.
 SchemaCheck check_against_schema(const nlohmann::json& document) {
-  TempDir dir;
-  const std::string script = dir.path() + "/check.py";
-  const std::string doc = dir.path() + "/doc.json";
-  write_file(script, R"(import json, sys
-try:
-    import jsonschema
-except ImportError as error:
-    print("python3-jsonschema is missing (scripts/setup.sh installs it):", error)
-    sys.exit(3)
-with open(sys.argv[1]) as f:
-    schema = json.load(f)
-with open(sys.argv[2]) as f:
-    document = json.load(f)
-jsonschema.Draft202012Validator.check_schema(schema)
-errors = list(jsonschema.Draft202012Validator(schema).iter_errors(document))
-for error in errors:
-    print("/" + "/".join(str(p) for p in error.absolute_path) + ": " + error.message)
-sys.exit(2 if errors else 0)
-)");
-  write_file(doc, document.dump(2));
-  SchemaCheck check;
-  const std::string command = "/usr/bin/python3 '" + script + "' '" + schema_path() + "' '" + doc + "' 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) {
-    check.output = std::string("popen: ") + std::strerror(errno);
-    return check;
-  }
-  char buffer[512];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) check.output.append(buffer, n);
-  const int status = ::pclose(pipe);
-  check.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return check;
+  return check_json_schema(document, "scheduler-api.schema.json");
 }
 
 TEST(PreferenceSchema, AgentDocumentsValidate) {

@@ -64,6 +64,26 @@ struct HeaderList {
   }
 };
 
+// What every POST of a Poster sets: the request (URL, body, headers), who we are, no proxy from the
+// environment, no signals, where libcurl's error text goes, and the TLS files.
+void set_post(CURL* curl, const PostRequest& request, const TlsFiles& tls, HeaderList& headers, char* error_buffer) {
+  for (const auto& header : request.headers) headers.add(header);
+  headers.add("Expect:");  // no "100-continue" round trip for larger bodies
+  curl_easy_setopt(curl, CURLOPT_URL, request.url.c_str());
+  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(curl, CURLOPT_POST, 1L);
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, request.body.data());
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers.list);
+  curl_easy_setopt(curl, CURLOPT_USERAGENT, "hubprobe/" HUBPROBE_VERSION);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_PROXY, "");  // never a proxy from the environment
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_buffer);
+  if (!tls.ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, tls.ca_file.c_str());
+  if (!tls.client_cert_file.empty()) curl_easy_setopt(curl, CURLOPT_SSLCERT, tls.client_cert_file.c_str());
+  if (!tls.client_key_file.empty()) curl_easy_setopt(curl, CURLOPT_SSLKEY, tls.client_key_file.c_str());
+}
+
 }  // namespace
 
 int64_t steady_now_ns() {
@@ -97,25 +117,11 @@ Result<PostReply> Poster::post(const PostRequest& request, const std::atomic<int
   ReplyBody reply_body{&reply.body};
   char error_buffer[CURL_ERROR_SIZE] = {0};
   HeaderList headers;
-  for (const auto& header : request.headers) headers.add(header);
-  headers.add("Expect:");  // no "100-continue" round trip for larger bodies
-  curl_easy_setopt(curl, CURLOPT_URL, request.url.c_str());
-  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(curl, CURLOPT_POST, 1L);
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, request.body.data());
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers.list);
-  curl_easy_setopt(curl, CURLOPT_USERAGENT, "hubprobe/" HUBPROBE_VERSION);
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_PROXY, "");  // never a proxy from the environment
+  set_post(curl, request, tls_, headers, error_buffer);
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, to_ms(timeout_ns));
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, to_ms(connect_timeout_ns));
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &append_reply);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply_body);
-  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_buffer);
-  if (!tls_.ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, tls_.ca_file.c_str());
-  if (!tls_.client_cert_file.empty()) curl_easy_setopt(curl, CURLOPT_SSLCERT, tls_.client_cert_file.c_str());
-  if (!tls_.client_key_file.empty()) curl_easy_setopt(curl, CURLOPT_SSLKEY, tls_.client_key_file.c_str());
   if (abort_at_ns != nullptr) {
     curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, &check_abort);
     curl_easy_setopt(curl, CURLOPT_XFERINFODATA, const_cast<std::atomic<int64_t>*>(abort_at_ns));
@@ -181,30 +187,16 @@ Result<long> Poster::post_stream(const PostRequest& request, const std::function
   StreamTarget target{&on_data};
   char error_buffer[CURL_ERROR_SIZE] = {0};
   HeaderList headers;
-  for (const auto& header : request.headers) headers.add(header);
-  headers.add("Expect:");
-  curl_easy_setopt(curl, CURLOPT_URL, request.url.c_str());
-  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(curl, CURLOPT_POST, 1L);
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, request.body.data());
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers.list);
-  curl_easy_setopt(curl, CURLOPT_USERAGENT, "hubprobe/" HUBPROBE_VERSION);
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_PROXY, "");
+  set_post(curl, request, tls_, headers, error_buffer);
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, to_ms(request.connect_timeout_ns));
   curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(curl, CURLOPT_TCP_KEEPIDLE, 10L);
   curl_easy_setopt(curl, CURLOPT_TCP_KEEPINTVL, 5L);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &deliver_stream);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &target);
-  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_buffer);
   curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, &check_stop);
   curl_easy_setopt(curl, CURLOPT_XFERINFODATA, const_cast<std::atomic<bool>*>(&stop));
   curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-  if (!tls_.ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, tls_.ca_file.c_str());
-  if (!tls_.client_cert_file.empty()) curl_easy_setopt(curl, CURLOPT_SSLCERT, tls_.client_cert_file.c_str());
-  if (!tls_.client_key_file.empty()) curl_easy_setopt(curl, CURLOPT_SSLKEY, tls_.client_key_file.c_str());
 
   const CURLcode code = curl_easy_perform(curl);
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
