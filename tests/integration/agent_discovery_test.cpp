@@ -16,7 +16,9 @@
 #include <unistd.h>
 #include <filesystem>
 
+#include <map>
 #include <set>
+#include <thread>
 
 #include "agent_support.h"
 
@@ -237,6 +239,49 @@ TEST_F(AgentDiscoveryTest, AgentsFindEachOtherInEtcdAndDropTheDead) {
 // etcd stopped for a minute, then started again with its data directory wiped (a member rebuilt): the
 // agents keep probing the peers they found, count the failed polls, and once etcd is back register again
 // under new leases and republish, so that every agent finds every other one again.
+// The probe plan: with plan_per_hub = 2, gz probes 2 of the 6 agents registered in sg and 2 of the 6 in
+// sh (each hub: the real agent and 5 registrations of agents that do not run), and says how many it was
+// offered. The choice stays the same from poll to poll.
+TEST_F(AgentDiscoveryTest, TheProbePlanProbesKAgentsOfEachOtherHub) {
+  for (const char* hub : {"sg", "sh"}) {
+    for (int a = 1; a <= 5; ++a) {
+      const std::string id = std::string(hub) + "-ghost-0" + std::to_string(a);
+      const std::string address = "198.18.200." + std::to_string((hub[1] == 'g' ? 0 : 10) + a);
+      const json registration = {{"id", id}, {"hub", hub}, {"address", address}, {"reflector_port", 862}};
+      mesh_->core().exec_checked(
+          {"etcdctl", "--endpoints=http://198.18.0.254:2379", "put", "/hubprobe/agents/" + id, registration.dump()});
+    }
+  }
+  agents_[0].reset();
+  const auto config = dir_.write_file("agent-gz-plan.toml", config_text(0) + "plan_per_hub = 2\n");
+  agents_[0] = std::make_unique<AgentProcess>(mesh_->node(0), config, Mesh::address(0), kMetricsPort, dir_.path(),
+                                              "hubprobed-gz-plan");
+  const auto planned = [&] {
+    std::map<std::string, std::set<std::string>> by_hub;
+    const json status = agents_[0]->status();
+    for (const json& peer : status["peers"]) {
+      if (peer.value("source", "") == "etcd") by_hub[peer.value("hub", "")].insert(peer.value("name", ""));
+    }
+    return by_hub;
+  };
+  json status;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        status = agents_[0]->status();
+        return status["discovery"].is_object() && status["discovery"].value("candidates", 0) == 12;
+      },
+      Seconds(10)))
+      << status.dump(2);
+  const auto first = planned();
+  ASSERT_EQ(first.size(), 2u) << status.dump(2);
+  EXPECT_EQ(first.at("sg").size(), 2u) << status.dump(2);
+  EXPECT_EQ(first.at("sh").size(), 2u) << status.dump(2);
+  EXPECT_EQ(only_value(agents_[0]->metrics(), "hubprobe_discovery_candidates"), 12);
+  EXPECT_EQ(only_value(agents_[0]->metrics(), "hubprobe_peers_discovered"), 4);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // two more polls
+  EXPECT_EQ(planned(), first) << "the same registrations give the same plan";
+}
+
 TEST_F(AgentDiscoveryTest, EtcdStoppedForAMinuteAndWipedLosesNothing) {
   ASSERT_TRUE(all_up(Seconds(10)));
   const auto sent = [&](size_t i, size_t j) { return peer_count(agents_[i]->status(), agent_id(j), "sent"); };

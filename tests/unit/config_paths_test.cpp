@@ -354,6 +354,27 @@ discover = false
   EXPECT_FALSE(etcd.discover);
   EXPECT_EQ(etcd.advertise, "");
   EXPECT_EQ(etcd.discover_interval_ns, 5 * kSecond);
+  EXPECT_EQ(etcd.plan_per_hub, 0u) << "every agent found is probed";
+  EXPECT_EQ(etcd.plan_rotate_ns, 3600 * kSecond);
+}
+
+TEST(ConfigDiscovery, ProbePlan) {
+  const AgentConfig config = parse_ok(R"(
+[[scheduler.etcd]]
+endpoints = ["http://198.18.0.254:2379"]
+advertise = "198.18.0.1"
+discover = true
+plan_per_hub = 3
+plan_rotate = "10m"
+)");
+  EXPECT_EQ(config.scheduler.etcd[0].plan_per_hub, 3u);
+  EXPECT_EQ(config.scheduler.etcd[0].plan_rotate_ns, 600 * kSecond);
+  EXPECT_NE(parse_error("[[scheduler.etcd]]\nendpoints = [\"http://a:2379\"]\nplan_per_hub = -1\n")
+                .find("scheduler.etcd[0].plan_per_hub: expected agents per other hub to probe, 0 = all of them"),
+            std::string::npos);
+  EXPECT_NE(parse_error("[[scheduler.etcd]]\nendpoints = [\"http://a:2379\"]\nplan_rotate = \"10s\"\n")
+                .find("scheduler.etcd[0].plan_rotate: expected a duration from 1m to"),
+            std::string::npos);
 }
 
 TEST(ConfigDiscovery, RegisterDiscoverAndAdvertise) {

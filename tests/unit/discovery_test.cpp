@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -242,6 +245,115 @@ TEST(Discovery, DefaultPathsForFollowsHubsAndFamily) {
   EXPECT_EQ(names(default_paths_for(agent.paths, "sg", AF_INET)), std::vector<std::string>{"uplink-a"});
   EXPECT_EQ(names(default_paths_for(agent.paths, "sh", AF_INET6)), (std::vector<std::string>{"uplink-b", "v6-only"}));
   EXPECT_EQ(names(default_paths_for({}, "sh", AF_INET)), std::vector<std::string>{"default"});
+}
+
+// ---- the probe plan ----------------------------------------------------------------------------------
+
+namespace plan {
+
+// `hubs` hubs h0, h1, ... of `per_hub` agents each (h3-a0042, ...), as discover_peers() would give them.
+std::vector<PeerConfig> fleet(int hubs, int per_hub) {
+  std::vector<PeerConfig> peers;
+  for (int h = 0; h < hubs; ++h) {
+    for (int a = 0; a < per_hub; ++a) {
+      PeerConfig peer;
+      peer.hub = "h" + std::to_string(h);
+      peer.name = peer.hub + "-a" + std::to_string(a);
+      peers.push_back(peer);
+    }
+  }
+  return peers;
+}
+
+std::map<std::string, std::vector<std::string>> by_hub(const std::vector<PeerConfig>& peers) {
+  std::map<std::string, std::vector<std::string>> hubs;
+  for (const PeerConfig& p : peers) hubs[p.hub].push_back(p.name);
+  return hubs;
+}
+
+}  // namespace plan
+
+TEST(ProbePlan, KeepsTheOwnHubAndKAgentsOfEveryOtherHub) {
+  // 10 000 agents in 10 hubs, k = 3: this agent (h0-a0) probes the 999 others of its hub and 3 of each
+  // of the 9 other hubs: 1 026 sessions instead of 9 999.
+  std::vector<PeerConfig> all = plan::fleet(10, 1000);
+  all.erase(all.begin());  // discover_peers() leaves this agent's own registration out
+  const auto planned = plan_peers(all, "h0-a0", "h0", 3, 7);
+  EXPECT_EQ(planned.size(), 999u + 9u * 3u);
+  const auto hubs = plan::by_hub(planned);
+  EXPECT_EQ(hubs.at("h0").size(), 999u);
+  for (int h = 1; h < 10; ++h) EXPECT_EQ(hubs.at("h" + std::to_string(h)).size(), 3u) << h;
+  EXPECT_EQ(plan_peers(all, "h0-a0", "h0", 0, 7).size(), all.size()) << "per_hub 0: every peer";
+  EXPECT_EQ(plan_peers(plan::fleet(3, 2), "x", "h9", 5, 7).size(), 6u) << "hubs smaller than k: all of them";
+}
+
+TEST(ProbePlan, StableWhenAnUnchosenAgentComesOrGoes) {
+  const std::vector<PeerConfig> all = plan::fleet(4, 50);
+  const auto planned = plan::by_hub(plan_peers(all, "h0-a0", "h0", 3, 1));
+  // Take out an agent of h2 that was not chosen, and one that was.
+  const std::vector<std::string>& chosen = planned.at("h2");
+  auto unchosen = std::find_if(all.begin(), all.end(), [&](const PeerConfig& p) {
+    return p.hub == "h2" && std::find(chosen.begin(), chosen.end(), p.name) == chosen.end();
+  });
+  std::vector<PeerConfig> without_unchosen = all;
+  without_unchosen.erase(without_unchosen.begin() + (unchosen - all.begin()));
+  EXPECT_EQ(plan::by_hub(plan_peers(without_unchosen, "h0-a0", "h0", 3, 1)), planned);
+
+  std::vector<PeerConfig> without_chosen = all;
+  std::erase_if(without_chosen, [&](const PeerConfig& p) { return p.name == chosen.front(); });
+  const auto after = plan::by_hub(plan_peers(without_chosen, "h0-a0", "h0", 3, 1));
+  EXPECT_EQ(after.at("h1"), planned.at("h1")) << "other hubs keep their choice";
+  EXPECT_EQ(after.at("h3"), planned.at("h3"));
+  size_t kept = 0;
+  for (const auto& name : after.at("h2")) kept += std::count(chosen.begin(), chosen.end(), name);
+  EXPECT_EQ(kept, 2u) << "the two others stay, one newcomer takes the place";
+}
+
+TEST(ProbePlan, SpreadOverTheHubAndRotatedByEpoch) {
+  // Every agent of h0 plans h1 (1 000 agents, k = 3): each agent of h1 is probed by 3 on average; none
+  // by many more (the hash spreads), and none left out by most epochs.
+  const std::vector<PeerConfig> all = plan::fleet(2, 1000);
+  std::map<std::string, int> probed_by;
+  for (int a = 0; a < 1000; ++a) {
+    const std::string self = "h0-a" + std::to_string(a);
+    for (const PeerConfig& p : plan_peers(all, self, "h0", 3, 5)) {
+      if (p.hub == "h1") ++probed_by[p.name];
+    }
+  }
+  int most = 0;
+  int total = 0;
+  for (const auto& [name, n] : probed_by) {
+    most = std::max(most, n);
+    total += n;
+  }
+  EXPECT_EQ(total, 3000);
+  EXPECT_GT(probed_by.size(), 900u) << "about 95 % of h1 is probed by someone in one epoch (1 - e^-3)";
+  EXPECT_LE(most, 14) << "Poisson(3): more than 14 is a one-in-a-million draw";
+
+  // One agent over 50 epochs: a new draw each time, so it meets a large part of the other hub.
+  std::set<std::string> met;
+  size_t changed = 0;
+  std::vector<std::string> previous;
+  for (uint64_t epoch = 0; epoch < 50; ++epoch) {
+    const auto chosen = plan::by_hub(plan_peers(all, "h0-a0", "h0", 3, epoch))["h1"];
+    met.insert(chosen.begin(), chosen.end());
+    if (chosen != previous) ++changed;
+    previous = chosen;
+  }
+  EXPECT_GE(changed, 49u);
+  EXPECT_GT(met.size(), 120u) << "50 draws of 3 from 1 000 meet about 145";
+}
+
+TEST(ProbePlan, EpochsAreWholeRotationPeriodsOfWallTime) {
+  const int64_t hour = 3'600'000'000'000;
+  EXPECT_EQ(plan_epoch(0, hour), 0u);
+  EXPECT_EQ(plan_epoch(hour - 1, hour), 0u);
+  EXPECT_EQ(plan_epoch(hour, hour), 1u);
+  EXPECT_EQ(plan_epoch(1'795'602'660'123'000'000, hour), 498778u);  // 2026-11-25T10:31Z
+  EXPECT_EQ(plan_epoch(1'795'602'660'123'000'000, 0), 0u) << "no rotation";
+  EXPECT_NE(rendezvous_score("ab", "c", 1), rendezvous_score("a", "bc", 1));
+  EXPECT_NE(rendezvous_score("a", "b", 1), rendezvous_score("a", "b", 2));
+  EXPECT_EQ(rendezvous_score("gz-edge-01", "sg-edge-01", 9), rendezvous_score("gz-edge-01", "sg-edge-01", 9));
 }
 
 }  // namespace

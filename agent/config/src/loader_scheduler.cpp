@@ -28,7 +28,7 @@ constexpr std::array<std::string_view, 10> kHttpSinkKeys = {"name",
                                                             "ca_file",
                                                             "client_cert_file",
                                                             "client_key_file"};
-constexpr std::array<std::string_view, 14> kEtcdSinkKeys = {"name",
+constexpr std::array<std::string_view, 16> kEtcdSinkKeys = {"name",
                                                             "endpoints",
                                                             "prefix",
                                                             "ttl",
@@ -39,6 +39,8 @@ constexpr std::array<std::string_view, 14> kEtcdSinkKeys = {"name",
                                                             "advertise",
                                                             "discover",
                                                             "discover_interval",
+                                                            "plan_per_hub",
+                                                            "plan_rotate",
                                                             "ca_file",
                                                             "client_cert_file",
                                                             "client_key_file"};
@@ -143,6 +145,13 @@ void read_discovery(const toml::table& entry, const std::string& path, size_t in
   }
   if (const toml::node* node = entry.get("discover_interval")) {
     sink.discover_interval_ns = read_duration(*node, path + ".discover_interval", kSecond, kHour);
+  }
+  if (const toml::node* node = entry.get("plan_per_hub")) {
+    sink.plan_per_hub = static_cast<uint32_t>(
+        read_integer(*node, path + ".plan_per_hub", 0, 100000, "agents per other hub to probe, 0 = all of them"));
+  }
+  if (const toml::node* node = entry.get("plan_rotate")) {
+    sink.plan_rotate_ns = read_duration(*node, path + ".plan_rotate", 60 * kSecond, 7 * 24 * kHour);
   }
   // An agent that discovers its peers and registers itself is in a discovering fleet: without an address,
   // its registration would be ignored by every other agent.

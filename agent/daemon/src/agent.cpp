@@ -751,6 +751,13 @@ void Agent::discovery_loop(EtcdSinkConfig sink, std::shared_ptr<EtcdClient> clie
 void Agent::apply_discovered(const Now& now) {
   DiscoveredPeers wanted;
   if (registrations_) wanted = discover_peers(*registrations_, registrations_prefix_, config_);
+  discovery_candidates_ = wanted.peers.size();
+  const auto& etcd = config_.scheduler.etcd;
+  if (auto sink = std::find_if(etcd.begin(), etcd.end(), [](const EtcdSinkConfig& e) { return e.discover; });
+      sink != etcd.end()) {
+    wanted.peers = plan_peers(std::move(wanted.peers), config_.agent.id, config_.agent.hub, sink->plan_per_hub,
+                              plan_epoch(now.wall, sink->plan_rotate_ns));
+  }
   const std::vector<IgnoredRegistration> before = std::move(discovery_ignored_);
   discovery_ignored_ = std::move(wanted.ignored);
   std::map<std::string, PeerConfig> next;

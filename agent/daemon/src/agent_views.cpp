@@ -343,6 +343,9 @@ std::string Agent::metrics_text() const {
             with(agent_labels, "result", "success"), static_cast<double>(discovery_polls_ok_));
   f.counter("hubprobe_discovery_polls_total", "Polls of the etcd registrations (PREFIX/agents/), by result.",
             with(agent_labels, "result", "failure"), static_cast<double>(discovery_polls_failed_));
+  f.gauge("hubprobe_discovery_candidates",
+          "Peers the registrations in etcd offered at the last poll, before the probe plan chose among them.",
+          agent_labels, static_cast<double>(discovery_candidates_));
   f.gauge("hubprobe_discovery_ignored_registrations",
           "Registrations in etcd that the last poll did not turn into peers (malformed, no address, collisions).",
           agent_labels, static_cast<double>(discovery_ignored_.size()));
@@ -479,6 +482,7 @@ nlohmann::json Agent::status() const {
                         {"last_poll_at", seconds(discovery_last_poll_at_)},
                         {"last_success_at", seconds(discovery_last_success_at_)},
                         {"last_error", discovery_error_},
+                        {"candidates", discovery_candidates_},
                         {"peers", peers},
                         {"ignored", ignored}};
   } else {

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "hubprobe/discovery.h"
 
+#include <algorithm>
+#include <map>
 #include <unordered_set>
 
 namespace hubprobe {
@@ -129,6 +131,55 @@ DiscoveredPeers discover_peers(const std::vector<EtcdKeyValue>& registrations, c
     found.peers.push_back(std::move(*peer));
   }
   return found;
+}
+
+uint64_t rendezvous_score(std::string_view own_id, std::string_view peer_id, uint64_t epoch) {
+  uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a offset basis
+  const auto mix = [&h](uint8_t byte) {
+    h ^= byte;
+    h *= 0x100000001b3ULL;  // FNV prime
+  };
+  for (const char c : own_id) mix(static_cast<uint8_t>(c));
+  mix(0);  // "ab" + "c" and "a" + "bc" differ
+  for (const char c : peer_id) mix(static_cast<uint8_t>(c));
+  mix(0);
+  for (int i = 0; i < 8; ++i) mix(static_cast<uint8_t>(epoch >> (8 * i)));
+  // splitmix64's finaliser: FNV-1a alone leaves the high bits weak for short inputs.
+  h ^= h >> 30;
+  h *= 0xbf58476d1ce4e5b9ULL;
+  h ^= h >> 27;
+  h *= 0x94d049bb133111ebULL;
+  h ^= h >> 31;
+  return h;
+}
+
+uint64_t plan_epoch(WallNs now, int64_t rotate_ns) {
+  if (rotate_ns <= 0 || now < 0) return 0;
+  return static_cast<uint64_t>(now / rotate_ns);
+}
+
+std::vector<PeerConfig> plan_peers(std::vector<PeerConfig> discovered, std::string_view own_id,
+                                   std::string_view own_hub, uint32_t per_hub, uint64_t epoch) {
+  if (per_hub == 0) return discovered;
+  // Per other hub, its peers by score, best first; the first per_hub of each stay.
+  std::map<std::string, std::vector<std::pair<uint64_t, size_t>>> by_hub;
+  for (size_t i = 0; i < discovered.size(); ++i) {
+    if (discovered[i].hub == own_hub) continue;
+    by_hub[discovered[i].hub].push_back({rendezvous_score(own_id, discovered[i].name, epoch), i});
+  }
+  std::vector<bool> keep(discovered.size(), false);
+  for (size_t i = 0; i < discovered.size(); ++i) keep[i] = discovered[i].hub == own_hub;
+  for (auto& [hub, scored] : by_hub) {
+    const size_t n = std::min<size_t>(per_hub, scored.size());
+    std::partial_sort(scored.begin(), scored.begin() + static_cast<std::ptrdiff_t>(n), scored.end(),
+                      [](const auto& a, const auto& b) { return a.first > b.first; });
+    for (size_t j = 0; j < n; ++j) keep[scored[j].second] = true;
+  }
+  std::vector<PeerConfig> planned;
+  for (size_t i = 0; i < discovered.size(); ++i) {
+    if (keep[i]) planned.push_back(std::move(discovered[i]));
+  }
+  return planned;
 }
 
 }  // namespace hubprobe

@@ -46,8 +46,12 @@ struct EtcdSinkConfig {
   /// The numeric address other agents probe (written as "address" in the registration); empty = none, and
   /// discovering agents ignore the registration.
   std::string advertise;
-  bool discover = false;                                   ///< poll PREFIX/agents/ and probe the agents found there
-  int64_t discover_interval_ns = 5'000'000'000;            ///< between polls of PREFIX/agents/
+  bool discover = false;                         ///< poll PREFIX/agents/ and probe the agents found there
+  int64_t discover_interval_ns = 5'000'000'000;  ///< between polls of PREFIX/agents/
+  /// The probe plan (hubprobe/discovery.h, plan_peers): of every other hub, probe this many of the agents
+  /// found; 0 = every one. The agents of this agent's own hub are always probed.
+  uint32_t plan_per_hub = 0;
+  int64_t plan_rotate_ns = 3'600'000'000'000;              ///< the plan's choice changes every this long (wall clock)
   std::string ca_file, client_cert_file, client_key_file;  ///< https endpoints
   bool operator==(const EtcdSinkConfig&) const = default;
 };

@@ -209,6 +209,7 @@ class Agent : private ProbeListener {
   std::optional<std::vector<EtcdClient::KeyValue>> registrations_;
   std::string registrations_prefix_;  ///< the sink's prefix the registrations were read under
   std::vector<IgnoredRegistration> discovery_ignored_;
+  size_t discovery_candidates_ = 0;  ///< peers the registrations offered at the last poll, before the plan
   bool discovery_enabled_ = false;
   uint64_t discovery_polls_ok_ = 0;
   uint64_t discovery_polls_failed_ = 0;

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "hubprobe/clock.h"
 #include "hubprobe/config.h"
 #include "hubprobe/result.h"
 #include "hubprobe/sink_config.h"
@@ -47,6 +48,22 @@ Result<Registration> parse_registration(std::string_view id_from_key, std::strin
 /// agent's own id or advertised address; a name or address:port of a configured [[peer]] (the file wins).
 Result<PeerConfig> peer_from_registration(std::string_view id_from_key, std::string_view value,
                                           const AgentConfig& config);
+
+/// The probe plan. With `discover = true` every agent would probe every other: N² sessions for N agents.
+/// The plan keeps every peer of this agent's own hub and, of each other hub, the `per_hub` peers with the
+/// highest rendezvous score (rendezvous_score(own id, peer id, epoch)): the choice is stable while the
+/// registrations and the epoch stay (an agent coming or going moves only the choices it wins or loses),
+/// spread (each agent of a hub is picked by about as many agents as any other), and drawn afresh each
+/// epoch, so every pair is measured over time. An agent's sessions are O(hubs × per_hub + own hub), not
+/// O(N). per_hub = 0: every peer. Peers keep their order.
+std::vector<PeerConfig> plan_peers(std::vector<PeerConfig> discovered, std::string_view own_id,
+                                   std::string_view own_hub, uint32_t per_hub, uint64_t epoch);
+/// A 64-bit hash of the three, the same on every host and build (FNV-1a, then a finaliser that spreads
+/// every input bit over the result).
+uint64_t rendezvous_score(std::string_view own_id, std::string_view peer_id, uint64_t epoch);
+/// The plan's epoch at wall time `now`: whole `rotate_ns` periods since the Unix epoch, so agents agree on
+/// it within their clocks' error.
+uint64_t plan_epoch(WallNs now, int64_t rotate_ns);
 
 /// A registration that did not become a peer, and why (for /status and the log).
 struct IgnoredRegistration {
