@@ -61,29 +61,13 @@ Reply http(uint16_t port, const std::string& method, const std::string& path,
            const std::map<std::string, std::string>& headers = {}, const std::string& body = {}, int timeout_ms = 5000,
            bool content_length = true) {
   Reply reply;
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return reply;
-  timeval timeout{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = htons(port);
-  std::string answer;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) {
-    std::string request = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
-    for (const auto& [name, value] : headers) request += name + ": " + value + "\r\n";
-    if (content_length && (method == "POST" || !body.empty())) {
-      request += "Content-Length: " + std::to_string(body.size()) + "\r\n";
-    }
-    request += "\r\n" + body;
-    if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size())) {
-      char buffer[8192];
-      for (ssize_t n; (n = recv(fd, buffer, sizeof(buffer), 0)) > 0;) answer.append(buffer, static_cast<size_t>(n));
-    }
+  std::string request = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
+  for (const auto& [name, value] : headers) request += name + ": " + value + "\r\n";
+  if (content_length && (method == "POST" || !body.empty())) {
+    request += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   }
-  close(fd);
+  request += "\r\n" + body;
+  const std::string answer = test::loopback_http_exchange(port, request, timeout_ms);
   const size_t end = answer.find("\r\n\r\n");
   if (answer.rfind("HTTP/1.", 0) != 0 || end == std::string::npos) return reply;
   reply.status = std::stoi(answer.substr(9, 3));

@@ -69,8 +69,9 @@ inline uint16_t free_loopback_port() {
   return port;
 }
 
-/// One HTTP/1.0 GET to 127.0.0.1:port; the whole answer (status line, headers, body), empty on failure.
-inline std::string loopback_http_get(uint16_t port, const std::string& path, int timeout_ms = 1000) {
+/// Sends `request` (a whole HTTP request) to 127.0.0.1:port and reads until the server closes; the whole
+/// answer (status line, headers, body), empty on failure.
+inline std::string loopback_http_exchange(uint16_t port, const std::string& request, int timeout_ms = 1000) {
   const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return {};
   timeval timeout{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
@@ -82,14 +83,18 @@ inline std::string loopback_http_get(uint16_t port, const std::string& path, int
   address.sin_port = htons(port);
   std::string answer;
   if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) {
-    const std::string request = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
     if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size())) {
-      char buffer[4096];
+      char buffer[8192];
       for (ssize_t n; (n = recv(fd, buffer, sizeof(buffer), 0)) > 0;) answer.append(buffer, static_cast<size_t>(n));
     }
   }
   close(fd);
   return answer;
+}
+
+/// One HTTP/1.0 GET to 127.0.0.1:port; the whole answer (status line, headers, body), empty on failure.
+inline std::string loopback_http_get(uint16_t port, const std::string& path, int timeout_ms = 1000) {
+  return loopback_http_exchange(port, "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", timeout_ms);
 }
 
 /// A single-member etcd cluster. The constructor only prepares (temporary folder, ports); start() runs
