@@ -66,9 +66,7 @@ dp::ReflectorRole reflector_role(const ReflectorConfig& config) {
   role.authenticated = config.authenticated();
   return role;
 }
-}  // namespace
 
-namespace {
 // [metrics] rtt_buckets = 0 exports no histogram: its sessions still count into the smallest layout.
 std::shared_ptr<const ExportLayout> rtt_layout(const MetricsConfig& metrics) {
   ExportBucketOptions options;
@@ -534,9 +532,7 @@ Result<void> Agent::reload(const AgentConfig& next) {
   }
   // Discovered peers are not in the file and stay; they follow it: one whose address a new [[peer]] takes
   // leaves, and [probe] or [[path]] changes reach them. Without discovery in the new file, they all go.
-  const bool discovering = std::any_of(next.scheduler.etcd.begin(), next.scheduler.etcd.end(),
-                                       [](const EtcdSinkConfig& etcd) { return etcd.discover; });
-  if (!discovering) registrations_.reset();
+  if (next.scheduler.discovering_sink() == nullptr) registrations_.reset();
   apply_discovered(now);
   for (const PeerConfig& peer : next.peers) update_peer(peer, now);
   prune_selectors();
@@ -671,14 +667,13 @@ void Agent::publish_preferences(bool force, bool stale) {
 // ---- Discovery --------------------------------------------------------------------------------------
 
 void Agent::start_discovery(const SchedulerConfig& scheduler) {
-  const auto sink = std::find_if(scheduler.etcd.begin(), scheduler.etcd.end(),
-                                 [](const EtcdSinkConfig& etcd) { return etcd.discover; });
+  const EtcdSinkConfig* sink = scheduler.discovering_sink();
   {
     std::lock_guard lock(mutex_);
-    discovery_enabled_ = sink != scheduler.etcd.end();
+    discovery_enabled_ = sink != nullptr;
     if (discovery_enabled_) discovery_endpoint_ = sink->endpoints.front();
   }
-  if (sink == scheduler.etcd.end()) return;
+  if (sink == nullptr) return;
   auto client = std::make_shared<EtcdClient>(etcd_client_options(*sink));
   {
     std::lock_guard wait(discovery_wait_mutex_);
@@ -752,9 +747,7 @@ void Agent::apply_discovered(const Now& now) {
   DiscoveredPeers wanted;
   if (registrations_) wanted = discover_peers(*registrations_, registrations_prefix_, config_);
   discovery_candidates_ = wanted.peers.size();
-  const auto& etcd = config_.scheduler.etcd;
-  if (auto sink = std::find_if(etcd.begin(), etcd.end(), [](const EtcdSinkConfig& e) { return e.discover; });
-      sink != etcd.end()) {
+  if (const EtcdSinkConfig* sink = config_.scheduler.discovering_sink()) {
     wanted.peers = plan_peers(std::move(wanted.peers), config_.agent.id, config_.agent.hub, sink->plan_per_hub,
                               plan_epoch(now.wall, sink->plan_rotate_ns));
   }

@@ -190,17 +190,19 @@ void ProbeEngine::touch(Session& session) {
   touched_.push_back(session.serial);
 }
 
+ProbeEngine::Session* ProbeEngine::send_timer_owner(const Timer& timer) {
+  Session* session = live(timer.serial);
+  return session != nullptr && session->sending() && session->next_send == timer.at ? session : nullptr;
+}
+
+ProbeEngine::Session* ProbeEngine::deadline_timer_owner(const Timer& timer) {
+  Session* session = live(timer.serial);
+  return session != nullptr && session->armed == timer.at ? session : nullptr;
+}
+
 void ProbeEngine::prune() {
-  while (!send_timers_.empty()) {
-    const Session* session = live(send_timers_.top().serial);
-    if (session != nullptr && session->sending() && session->next_send == send_timers_.top().at) break;
-    send_timers_.pop();
-  }
-  while (!deadline_timers_.empty()) {
-    const Session* session = live(deadline_timers_.top().serial);
-    if (session != nullptr && session->armed == deadline_timers_.top().at) break;
-    deadline_timers_.pop();
-  }
+  while (!send_timers_.empty() && send_timer_owner(send_timers_.top()) == nullptr) send_timers_.pop();
+  while (!deadline_timers_.empty() && deadline_timer_owner(deadline_timers_.top()) == nullptr) deadline_timers_.pop();
 }
 
 int64_t ProbeEngine::shortest_interval() const { return intervals_.empty() ? 0 : intervals_.begin()->first; }
@@ -412,8 +414,8 @@ void ProbeEngine::settle(const Now& now, ProbeListener& listener) {
   while (!deadline_timers_.empty() && deadline_timers_.top().at <= now.mono) {
     const Timer timer = deadline_timers_.top();
     deadline_timers_.pop();
-    Session* session = live(timer.serial);
-    if (session == nullptr || session->armed != timer.at) continue;  // stale: a later entry counts
+    Session* session = deadline_timer_owner(timer);
+    if (session == nullptr) continue;
     session->armed = kNotArmed;
     touch(*session);
   }
@@ -453,8 +455,8 @@ size_t ProbeEngine::send_due(const Now& now, const ClockState& clock, ProbeListe
   while (!send_timers_.empty() && send_timers_.top().at <= now.mono) {
     const Timer timer = send_timers_.top();
     send_timers_.pop();
-    Session* session = live(timer.serial);
-    if (session == nullptr || !session->sending() || session->next_send != timer.at) continue;
+    Session* session = send_timer_owner(timer);
+    if (session == nullptr) continue;
     if (!queue_probe(*session, now, clock, listener)) {
       retry_.push_back(timer);  // due again at the next tick
       continue;

@@ -192,6 +192,13 @@ struct SchedulerConfig {
   std::vector<HttpSinkConfig> http;             ///< [[scheduler.http]]
   std::vector<EtcdSinkConfig> etcd;             ///< [[scheduler.etcd]]
   bool has_sinks() const { return !http.empty() || !etcd.empty(); }
+  /// The [[scheduler.etcd]] with discover = true (the loader allows one at most); null when none.
+  const EtcdSinkConfig* discovering_sink() const {
+    for (const EtcdSinkConfig& sink : etcd) {
+      if (sink.discover) return &sink;
+    }
+    return nullptr;
+  }
   bool operator==(const SchedulerConfig&) const = default;
 };
 

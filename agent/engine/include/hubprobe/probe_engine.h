@@ -199,6 +199,10 @@ class ProbeEngine {
   /// Takes a leaving session out of the timer heaps' reach and the interval count.
   void unenroll(const Session& session);
   Session* live(uint64_t serial);
+  /// The session a timer entry is for, while the entry counts; null for a stale one (the session left, or
+  /// stopped sending, or its next send / armed deadline moved: a later entry counts).
+  Session* send_timer_owner(const Timer& timer);
+  Session* deadline_timer_owner(const Timer& timer);
   /// Pops the heaps' entries of sessions that left or stopped sending, so next_due() is not early.
   void prune();
   Session* session_for_reply(PortState& port, const dp::RxPacket& packet);
