@@ -73,7 +73,7 @@ int costmap_command(const CostmapArgs& args, std::ostream& out, std::ostream& er
   if (args.threads < 0 || args.threads > 1024) return usage_error(err, "costmap: --threads: expected 1..1024");
   if (args.max_wait_s > 3600) return usage_error(err, "costmap: --max-wait: expected 0..3600 seconds");
   options.listen = args.listen.empty() ? settings.listen.to_string() : args.listen;
-  if (auto listen = SocketAddress::parse(options.listen, 9863); !listen || !listen->is_v4()) {
+  if (auto listen = SocketAddress::parse(options.listen, kDefaultCostmapPort); !listen || !listen->is_v4()) {
     return usage_error(
         err, "costmap: --listen: expected an IPv4 address and port like 0.0.0.0:9863, got \"" + options.listen + "\"");
   } else {

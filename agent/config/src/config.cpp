@@ -89,7 +89,7 @@ std::shared_ptr<const stamp::HmacKey> ReflectorConfig::key_for(const SocketAddre
 }
 
 SocketAddress MetricsConfig::default_listen() { return SocketAddress::parse("127.0.0.1", kDefaultMetricsPort).value(); }
-SocketAddress CostmapConfig::default_listen() { return SocketAddress::parse("127.0.0.1", 9863).value(); }
+SocketAddress CostmapConfig::default_listen() { return SocketAddress::parse("127.0.0.1", kDefaultCostmapPort).value(); }
 
 const char* to_string(LogLevel level) {
   switch (level) {

@@ -339,16 +339,24 @@ void Loader::read_peers(const toml::table& root, AgentConfig& config) {
   }
 }
 
+namespace {
+// An HTTP listen address: IPv4 (Debian 12's civetweb, which serves hubprobe's endpoints, is built without
+// IPv6) and a port, `default_port` when the text has none. `what` is the example the error shows.
+SocketAddress read_listen(const toml::node& node, const std::string& path, uint16_t default_port,
+                          std::string_view what) {
+  auto listen = SocketAddress::parse(read_string(node, path, what), default_port);
+  if (!listen || listen->port() == 0 || !listen->is_v4()) expected(node, path, what);
+  return *listen;
+}
+}  // namespace
+
 void Loader::read_metrics(const toml::table& root, AgentConfig& config) {
   const toml::table* metrics = optional_table(root, "metrics", "metrics", "a table [metrics]");
   if (metrics == nullptr) return;
   check_keys(*metrics, "metrics", {"listen", "web_config_file", "rtt_buckets"});
   if (const toml::node* node = metrics->get("listen")) {
-    // Debian 12's civetweb, which serves /metrics, is built without IPv6: an IPv4 address it is.
-    constexpr std::string_view kWhat = "an IPv4 address and port like \"127.0.0.1:9862\"";
-    auto listen = SocketAddress::parse(read_string(*node, "metrics.listen", kWhat), kDefaultMetricsPort);
-    if (!listen || listen->port() == 0 || !listen->is_v4()) expected(*node, "metrics.listen", kWhat);
-    config.metrics.listen = *listen;
+    config.metrics.listen =
+        read_listen(*node, "metrics.listen", kDefaultMetricsPort, "an IPv4 address and port like \"127.0.0.1:9862\"");
   }
   if (const toml::node* node = metrics->get("web_config_file")) {
     const std::string file = read_file_path(*node, "metrics.web_config_file",
@@ -375,10 +383,8 @@ void Loader::read_costmap(const toml::table& root, AgentConfig& config) {
   if (costmap == nullptr) return;
   check_keys(*costmap, "costmap", {"listen", "base_path", "public_url", "threads", "max_wait"});
   if (const toml::node* node = costmap->get("listen")) {
-    constexpr std::string_view kWhat = "an IPv4 address and port like \"0.0.0.0:9863\"";
-    auto listen = SocketAddress::parse(read_string(*node, "costmap.listen", kWhat), 9863);
-    if (!listen || listen->port() == 0 || !listen->is_v4()) expected(*node, "costmap.listen", kWhat);
-    config.costmap.listen = *listen;
+    config.costmap.listen =
+        read_listen(*node, "costmap.listen", kDefaultCostmapPort, "an IPv4 address and port like \"0.0.0.0:9863\"");
   }
   if (const toml::node* node = costmap->get("base_path")) {
     constexpr std::string_view kWhat = "a path like \"/alto\" (starting with '/', not ending with one)";

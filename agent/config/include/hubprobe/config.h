@@ -30,6 +30,7 @@ namespace hubprobe {
 /// restart on it (RestartPreventExitStatus=78).
 constexpr int kExitConfigError = 78;
 
+constexpr uint16_t kDefaultCostmapPort = 9863;  ///< `hubprobe costmap`'s, next to the agents' metrics port
 constexpr uint16_t kDefaultMetricsPort = 9862;  ///< "9" + the STAMP port (kDefaultStampPort, stamp.h)
 
 constexpr int64_t kMillisecond = 1'000'000;
